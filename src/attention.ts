@@ -1,0 +1,36 @@
+/**
+ * The one-call API: plan a method's block mask from Q and K, then run it on a backend.
+ *
+ *   const { output, plan } = await sparseAttention(q, k, v, { method: 'xattention', causal: true });
+ */
+import type { AttentionBackend } from './backends/backend.js';
+import { cpuBackend } from './backends/cpu/index.js';
+import type { AttentionOptions } from './core/attention-shape.js';
+import type { Phase } from './core/stats.js';
+import type { HeadTensor } from './core/tensor.js';
+import { createSparseMethod } from './methods/index.js';
+import type { BlockPlan, SparseAttentionMethod } from './methods/method.js';
+
+export interface SparseAttentionOptions extends AttentionOptions {
+  /** A registered method name (default 'dense') or a constructed method. */
+  method?: string | SparseAttentionMethod;
+  /** Settings for a method given by name. */
+  settings?: Record<string, unknown>;
+  /** Default: the CPU reference backend. */
+  backend?: AttentionBackend;
+  phase?: Phase;
+}
+
+export interface SparseAttentionResult {
+  output: HeadTensor;
+  plan: BlockPlan;
+}
+
+export async function sparseAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: SparseAttentionOptions = {}): Promise<SparseAttentionResult> {
+  const method = typeof opts.method === 'object' ? opts.method : createSparseMethod(opts.method ?? 'dense', opts.settings ?? {});
+  const planOpts = { causal: opts.causal, scale: opts.scale, phase: opts.phase };
+  if (method.attention) return method.attention(q, k, v, planOpts);
+  const plan = method.planBlockMask(q, k, planOpts);
+  const output = await (opts.backend ?? cpuBackend).blockSparseAttention(q, k, v, plan.mask, { causal: opts.causal, scale: opts.scale });
+  return { output, plan };
+}

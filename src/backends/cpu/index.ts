@@ -1,0 +1,13 @@
+import type { AttentionBackend } from '../backend.js';
+import { flashAttention } from './flash-attention.js';
+
+/** The CPU reference backend: the flash loop over kept blocks, in f32/f64. */
+export const cpuBackend: AttentionBackend = {
+  name: 'cpu',
+  async blockSparseAttention(q, k, v, mask, opts) {
+    return flashAttention(q, k, v, { ...opts, mask });
+  },
+};
+
+export { flashAttention, type FlashAttentionOptions } from './flash-attention.js';
+export { naiveAttention, naiveBlockSparseAttention, type NaiveAttentionOptions } from './naive-attention.js';

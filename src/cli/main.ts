@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+/** `sparse-attn`: the command-line face of the library. */
+import { SparseAttentionError } from '../core/errors.js';
+import type { Command } from './command.js';
+import { demoCommand } from './commands/demo.js';
+import { methodsCommand } from './commands/methods.js';
+
+const COMMANDS: readonly Command[] = [methodsCommand, demoCommand];
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'usage: sparse-attn <command> [options]',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'sparse-attn <command> --help   shows a command\'s options',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 1;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    console.error(`sparse-attn: unknown command "${name}"\n\n${help()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    // Bad input is the user's to fix: print the message alone. Anything else is our bug: keep the stack.
+    if (err instanceof SparseAttentionError || (err instanceof Error && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+      console.error(`sparse-attn ${name}: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,33 @@
+/**
+ * Token-level rules applied inside kept blocks. A block mask alone can only keep or drop whole
+ * br×bc tiles; methods whose pattern is finer than a tile (tri-shape's sink + window) add a rule
+ * that every kernel evaluates per (query, key) pair. Rules are plain data so GPU kernels can
+ * implement them from their parameters; `tokenRuleVisible` is the reference evaluation.
+ */
+export interface TriShapeTokenRule {
+  kind: 'trishape';
+  /** Keys j < sinkTokens are visible to every query. */
+  sinkTokens: number;
+  /** Keys with p - localWindow < j <= p are visible to the query at key position p. */
+  localWindow: number;
+  /** Query rows i >= Lq - lastDenseQueries see every (causal) key. */
+  lastDenseQueries: number;
+}
+
+export type TokenRule = TriShapeTokenRule;
+
+/**
+ * @param qi query index within the call (0..Lq-1)
+ * @param kj key index (0..Lk-1)
+ * @param queryLength Lq, @param queryOffset Lk - Lq (query i sits at key position queryOffset + i)
+ */
+export function tokenRuleVisible(rule: TokenRule, qi: number, kj: number, queryLength: number, queryOffset: number): boolean {
+  switch (rule.kind) {
+    case 'trishape': {
+      if (qi >= queryLength - rule.lastDenseQueries) return true;
+      if (kj < rule.sinkTokens) return true;
+      const p = queryOffset + qi;
+      return kj > p - rule.localWindow && kj <= p;
+    }
+  }
+}

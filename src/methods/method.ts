@@ -1,0 +1,67 @@
+/**
+ * The contract every sparse-attention method meets (after ModelOpt's `SparseAttentionMethod`),
+ * plus what our kernels need on top: a block mask planned from Q and K without the L×L scores.
+ *
+ *   calculateSparsity(scores) → { mask, stats }   token mask [B, H, Lq, Lk] (1 = keep) on given scores
+ *   applySparsity(scores, mask?) → scores          masked entries set to -Infinity
+ *   getThresholdInfo()                             what decides the mask (static / dynamic / none)
+ *   planBlockMask(q, k, opts) → BlockPlan          the block mask a kernel runs, and its statistics
+ */
+import type { AttentionOptions } from '../core/attention-shape.js';
+import type { BlockMask } from '../core/block-mask.js';
+import type { Scores } from '../core/scores.js';
+import type { Phase, SparsityStats } from '../core/stats.js';
+import type { HeadTensor } from '../core/tensor.js';
+
+export interface ThresholdInfo {
+  type: 'static' | 'dynamic' | 'dynamic_calibrated' | 'none';
+  value?: number | { prefill: number; decode: number };
+  scaleFactor?: number;
+  [key: string]: unknown;
+}
+
+export interface PlanOptions extends AttentionOptions {
+  /** Defaults to the phase implied by the query length (decode when Lq = 1). */
+  phase?: Phase;
+}
+
+export interface BlockPlan {
+  mask: BlockMask;
+  stats: SparsityStats;
+  /** Per-block importance when the method estimates one, [B, H, nQB, nKB] (XAttention block sums, SLA pooled scores). */
+  blockScores?: Float32Array;
+}
+
+export interface SparsityResult {
+  /** [B, H, Lq, Lk], 1 = keep. */
+  mask: Uint8Array;
+  stats: SparsityStats;
+}
+
+export interface SparseAttentionMethod {
+  readonly name: string;
+  readonly version: string;
+  calculateSparsity(scores: Scores): SparsityResult;
+  applySparsity(scores: Scores, mask?: Uint8Array): Scores;
+  getThresholdInfo(): ThresholdInfo;
+  planBlockMask(q: HeadTensor, k: HeadTensor, opts: PlanOptions): BlockPlan;
+  /**
+   * Methods whose output is not block-sparse softmax attention alone (SLA adds a linear part)
+   * compute it here; others leave it undefined and run through a backend's block-sparse kernel.
+   */
+  attention?(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): { output: HeadTensor; plan: BlockPlan };
+}
+
+/** A method class as the registry holds it: constructed from its (validated) settings. */
+export interface SparseMethodClass {
+  new (settings?: Record<string, unknown>): SparseAttentionMethod;
+  /** One line for `sparse-attn methods`. */
+  readonly description: string;
+}
+
+/** `applySparsity` from `calculateSparsity`, shared by every method. */
+export function maskScores(scores: Scores, mask: Uint8Array): Scores {
+  const data = new Float32Array(scores.data);
+  for (let i = 0; i < data.length; i++) if (!mask[i]) data[i] = -Infinity;
+  return { ...scores, data };
+}
