@@ -1,4 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import {
   ATTRIBUTE_DEFAULTS,
@@ -303,4 +308,31 @@ describe('glob semantics (fnmatch over the whole module name)', () => {
   for (const [pattern, name, want] of cases) {
     it(`${JSON.stringify(pattern)} ${want ? 'matches' : 'does not match'} ${JSON.stringify(name)}`, () => assert.equal(globMatches(pattern, name), want));
   }
+});
+
+describe('sparse-attn config', () => {
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'config', ...args], { encoding: 'utf8' });
+
+  it('prints how modules resolve, and every bad field of a bad file with exit code 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sparse-config-'));
+    try {
+      const good = join(dir, 'good.json');
+      writeFileSync(good, JSON.stringify({ sparse_cfg: { '*self_attn': { method: 'dense', br: 64 }, '*.layers.0.*': { enable: false }, default: { enable: false } } }));
+      const ok = run(good, '--module', 'model.layers.0.self_attn', '--module', 'model.layers.1.self_attn', '--json');
+      assert.equal(ok.status, 0, ok.stderr);
+      const rows = JSON.parse(ok.stdout) as { module: string; enable: boolean; matchedBy: string; settings: object }[];
+      assert.deepEqual(rows.map((r) => [r.module, r.enable, r.matchedBy]), [['model.layers.0.self_attn', false, '"*.layers.0.*"'], ['model.layers.1.self_attn', true, '"*self_attn"']]);
+      assert.deepEqual(rows[1].settings, { br: 64 });
+      const bad = join(dir, 'bad.json');
+      writeFileSync(bad, JSON.stringify({ sparse_cfg: { '*': { br: 0, threshold: { prefill: 2, decode: 1e-4 } } } }));
+      const err = run(bad);
+      assert.equal(err.status, 2);
+      assert.match(err.stderr, /invalid sparse attention config \(2 problems\):\n {2}sparse_cfg\["\*"\]\.threshold\.prefill must be a number in \(0, 1\], got 2\n {2}sparse_cfg\["\*"\]\.br must be an integer >= 1, got 0/);
+      const defaults = run('--defaults', 'flash_skip_softmax');
+      assert.deepEqual(JSON.parse(defaults.stdout), FLASH_SKIP_SOFTMAX_CONFIG_DEFAULT);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
