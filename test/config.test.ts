@@ -96,6 +96,11 @@ describe('config JSON', () => {
     }
   });
 
+  it('keeps any pattern text as a key, "__proto__" included', () => {
+    const text = '{"sparse_cfg":{"__proto__":{"br":4},"default":{}},"export_format":null}';
+    assert.equal(JSON.stringify(saveSparseAttentionConfig(loadSparseAttentionConfig(text))), text);
+  });
+
   it('our defaults are the seed defaults, with backend "cpu" for ModelOpt\'s "pytorch"', () => {
     assert.deepStrictEqual(SPARSE_ATTENTION_CONFIG_DEFAULT, JSON.parse(SEED_SPARSE_ATTENTION));
     const seed = JSON.parse(SEED_FLASH_SKIP_SOFTMAX);
@@ -268,6 +273,9 @@ describe('config resolution', () => {
     assert.throws(() => resolveModuleConfig(cfg, 'm.attn', { registry }),
       /sparse_cfg\["\*attn"\]\.method must be a registered sparse method; registered: dense \(v1\), flash_skip_softmax \(v1\), xattention \(v1\), got "flash_skipsoftmax"/);
     assert.equal(resolveModuleConfig(cfg, 'm.off', { registry }).enable, false);
+    const implicit = loadSparseAttentionConfig({ sparse_cfg: { default: {} } });
+    assert.throws(() => resolveModuleConfig(implicit, 'm', { registry: new MethodRegistry() }),
+      /sparse_cfg\["default"\]\.method \(left out, so the default\) must be a registered sparse method; registered: \(none\), got "flash_skip_softmax"/);
     assert.throws(() => resolveModuleConfig(cfg, ''), /moduleName must be a non-empty module name, got ""/);
   });
 

@@ -38,16 +38,17 @@ export function loadSparseAttentionConfig(jsonOrObject: string | SparseAttention
 
 /** The JSON form (a plain object; JSON.stringify it to write). Predicate entries cannot be saved. */
 export function saveSparseAttentionConfig(cfg: SparseAttentionConfig): SparseAttentionConfigJson {
-  const sparse_cfg: Record<string, SparseAttentionAttributeInput> = {};
+  const entries: [string, SparseAttentionAttributeInput][] = [];
   for (const { pattern, config } of cfg.sparse_cfg) {
     if (typeof pattern !== 'string') {
       throw new InvalidArgumentError(`sparse_cfg[${patternLabel(pattern)}]`, pattern,
         'a glob pattern string to be saved as JSON (a predicate function has no JSON form: replace it with a pattern, or remove the entry before saving)');
     }
     checkJsonValue(['sparse_cfg', pattern], config);
-    sparse_cfg[pattern] = cloneJsonLike(config) as SparseAttentionAttributeInput;
+    entries.push([pattern, cloneJsonLike(config) as SparseAttentionAttributeInput]);
   }
-  return { sparse_cfg, export_format: cfg.export_format };
+  // fromEntries defines own properties, so even a "__proto__" pattern stays a key.
+  return { sparse_cfg: Object.fromEntries(entries), export_format: cfg.export_format };
 }
 
 /** Method settings may be anything in memory; only JSON values can be written. */

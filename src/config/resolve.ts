@@ -57,7 +57,10 @@ export function resolveModuleConfig(cfg: SparseAttentionConfig, moduleName: stri
   if (!entry) return { module: moduleName, enable: false, matchedBy: null, attributes: null, settings: {} };
   const attributes = fillAttributeDefaults(entry.config);
   const matchedBy = patternLabel(entry.pattern);
-  if (attributes.enable) requireRegistered(opts.registry ?? sparseMethods, attributes.method, `sparse_cfg[${matchedBy}].method`);
+  if (attributes.enable) {
+    const where = `sparse_cfg[${matchedBy}].method${entry.config.method === undefined ? ' (left out, so the default)' : ''}`;
+    requireRegistered(opts.registry ?? sparseMethods, attributes.method, where);
+  }
   return { module: moduleName, enable: attributes.enable, matchedBy, attributes, settings: methodSettings(entry.config) };
 }
 
