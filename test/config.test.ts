@@ -164,6 +164,7 @@ describe('config validation: one clear message per bad field', () => {
     ['calibration unknown field', entry({ calibration: { sample: 4 } }), 'sparse_cfg["*attention*"].calibration.sample must be absent (allowed fields: target_sparse_ratio, samples, max_seqlen, threshold_trials), got 4'],
     ['entry not an object', { sparse_cfg: { 'model.*': 3 } }, 'sparse_cfg["model.*"] must be an object of attributes (method, enable, threshold, br, bc, backend, is_causal, calibration, method settings), got 3'],
     ['empty pattern', { sparse_cfg: { '': {} } }, 'sparse_cfg[""] must be a key that is a non-empty glob pattern string or a predicate function, got ""'],
+    ['sparse_cfg null', { sparse_cfg: null }, 'sparse_cfg must be an object mapping glob patterns to attribute objects (or a Map / entry list), got null'],
     ['sparse_cfg', { sparse_cfg: '*attention*' }, 'sparse_cfg must be an object mapping glob patterns to attribute objects (or a Map / entry list), got "*attention*"'],
     ['export_format', { export_format: 5 }, 'export_format must be a string or null, got 5'],
     ['unknown top-level field', { sparse_cfg: {}, calibration: {} }, 'calibration must be absent (allowed fields: sparse_cfg, export_format), got {}'],

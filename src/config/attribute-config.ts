@@ -64,7 +64,7 @@ export interface SparseAttentionAttributeConfig {
   [extra: string]: unknown;
 }
 
-export const DEFAULT_THRESHOLD_TRIALS: readonly number[] = [1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 3e-1, 5e-1, 7e-1];
+export const DEFAULT_THRESHOLD_TRIALS: readonly number[] = Object.freeze([1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 3e-1, 5e-1, 7e-1]);
 
 /** ModelOpt's defaults (seed 002), with our backend name. */
 export const ATTRIBUTE_DEFAULTS: Readonly<Omit<SparseAttentionAttributeConfig, 'calibration'> & { calibration: null }> = Object.freeze({
@@ -80,10 +80,10 @@ export const ATTRIBUTE_DEFAULTS: Readonly<Omit<SparseAttentionAttributeConfig, '
 
 /** ModelOpt's CalibrationConfig defaults for the fields the spec names. */
 export const CALIBRATION_DEFAULTS: Readonly<CalibrationConfig> = Object.freeze({
-  target_sparse_ratio: { prefill: 0.5, decode: 0.5 },
+  target_sparse_ratio: Object.freeze({ prefill: 0.5, decode: 0.5 }),
   samples: 24,
   max_seqlen: 32768,
-  threshold_trials: [...DEFAULT_THRESHOLD_TRIALS],
+  threshold_trials: DEFAULT_THRESHOLD_TRIALS as number[],
 });
 
 // ---- schemas: each field's zod message is the "expected" half of its error message -------------

@@ -102,7 +102,7 @@ export function sparseAttentionConfig(input: SparseAttentionConfigInput = {}, de
   }
   const exportFormat = input.export_format === undefined ? defaults.export_format : input.export_format;
   if (exportFormat !== null && typeof exportFormat !== 'string') issues.push(makeIssue(['export_format'], exportFormat, 'a string or null'));
-  const entries = rawEntries(input.sparse_cfg ?? defaults.sparse_cfg, issues);
+  const entries = rawEntries(input.sparse_cfg === undefined ? defaults.sparse_cfg : input.sparse_cfg, issues);
   const seen = new Set<SparseCfgPattern>();
   const out: SparseCfgEntry[] = [];
   for (const [key, config] of entries) {
