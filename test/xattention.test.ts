@@ -88,7 +88,7 @@ describe('xattention golden masks (OpenVINO CPU unit test: Q = 1, K[t, c] = (t +
 describe('xattention stripe estimation = naive full-matrix estimation', () => {
   const cases = [
     { name: 'causal MHA', H: 2, Hkv: 2, Lq: 100, Lk: 100, B: 16, S: 4, causal: true, tau: 0.8 },
-    { name: 'causal GQA 2:1, q shorter than k', H: 4, Hkv: 2, Lq: 37, Lk: 90, B: 8, S: 2, causal: true, tau: 0.9 },
+    { name: 'causal GQA 2:1, q shorter than k, BLHD', H: 4, Hkv: 2, Lq: 37, Lk: 90, B: 8, S: 2, causal: true, tau: 0.9, layout: 'BLHD' as const },
     { name: 'non-causal GQA 2:1', H: 2, Hkv: 1, Lq: 50, Lk: 70, B: 16, S: 8, causal: false, tau: 0.8 },
     { name: 'lengths not multiples of S or B', H: 1, Hkv: 1, Lq: 45, Lk: 45, B: 12, S: 3, causal: true, tau: 0.7 },
     { name: 'Lk - Lq not a block multiple', H: 2, Hkv: 1, Lq: 10, Lk: 16, B: 8, S: 2, causal: true, tau: 0.5 },
@@ -97,7 +97,7 @@ describe('xattention stripe estimation = naive full-matrix estimation', () => {
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const { q, k } = structuredQKV({ batch: 2, heads: c.H, kvHeads: c.Hkv, length: c.Lk, queryLength: c.Lq, headDim: 8, seed: 3 });
+      const { q, k } = structuredQKV({ batch: 2, heads: c.H, kvHeads: c.Hkv, length: c.Lk, queryLength: c.Lq, headDim: 8, seed: 3, layout: c.layout });
       const got = estimateXAttention(q, k, { threshold: c.tau, blockSize: c.B, stride: c.S }, { causal: c.causal });
       const want = naiveEstimate(q, k, c.tau, c.B, c.S, c.causal);
       assertClose(got.blockScores, want.W, TOL.f32, 'block sums W');
