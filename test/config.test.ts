@@ -24,6 +24,8 @@ import {
 } from '../src/config/index.js';
 import { DenseMethod } from '../src/methods/dense.js';
 import { MethodRegistry } from '../src/methods/registry.js';
+import { TRI_SHAPE_DEFAULTS } from '../src/methods/tri-shape.js';
+import { XATTENTION_DEFAULTS, XAttentionMethod } from '../src/methods/xattention.js';
 
 // Seed 002, verbatim: ModelOpt's default JSON for FlashSkipSoftmaxConfig, SparseAttentionConfig and
 // SparseAttentionAttributeConfig.
@@ -280,16 +282,36 @@ describe('config resolution', () => {
     assert.throws(() => resolveModuleConfig(cfg, ''), /moduleName must be a non-empty module name, got ""/);
   });
 
-  it('passes method-specific fields and filled calibration to the method, not method/enable/backend', () => {
-    const cfg = loadSparseAttentionConfig(entry({ method: 'flash_skip_softmax', backend: 'webgpu', threshold: 1e-2, collect_stats: true, calibration: { target_sparse_ratio: { decode: 0.3 }, samples: 4 } }));
+  it('passes method-specific fields and filled calibration to the method, not method/enable/backend/is_causal', () => {
+    const cfg = loadSparseAttentionConfig(entry({ method: 'flash_skip_softmax', backend: 'webgpu', is_causal: false, threshold: 1e-2, collect_stats: true, calibration: { target_sparse_ratio: { decode: 0.3 }, samples: 4 } }));
     const r = resolveModuleConfig(cfg, 'x.attention', { registry });
     const calibration = { ...CALIBRATION_DEFAULTS, target_sparse_ratio: { prefill: 0.5, decode: 0.3 }, samples: 4 };
     assert.deepStrictEqual(r.settings, { threshold: 1e-2, collect_stats: true, calibration });
     assert.deepStrictEqual(r.attributes!.calibration, calibration);
+    assert.equal(r.attributes!.is_causal, false);
     const method = createModuleMethod(r, { registry });
     assert.ok(method instanceof RecordingMethod);
     assert.deepStrictEqual(method.settings, r.settings);
     assert.deepStrictEqual(CALIBRATION_DEFAULTS.threshold_trials, [1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 3e-1, 5e-1, 7e-1]);
+  });
+});
+
+describe('config → built-in methods', () => {
+  it('builds the registered methods with the entry\'s settings, and their own errors surface', () => {
+    const cfg = loadSparseAttentionConfig({ sparse_cfg: {
+      '*.layers.0.*': { method: 'tri_shape', sinkTokens: 4, localWindow: 32, is_causal: true },
+      '*.layers.1.*': { method: 'xattention', threshold: 0.9, stride: 16, backend: 'cpu' },
+      '*.layers.2.*': { method: 'xattention', br: 64 },
+      default: { enable: false },
+    } });
+    const tri = createModuleMethod(resolveModuleConfig(cfg, 'model.layers.0.attn'));
+    assert.equal(tri?.name, 'tri_shape');
+    assert.deepEqual({ ...(tri as unknown as { settings: object }).settings }, { ...TRI_SHAPE_DEFAULTS, sinkTokens: 4, localWindow: 32 });
+    const xa = createModuleMethod(resolveModuleConfig(cfg, 'model.layers.1.attn'));
+    assert.ok(xa instanceof XAttentionMethod);
+    assert.deepEqual({ ...xa.settings }, { ...XATTENTION_DEFAULTS, threshold: 0.9, stride: 16 });
+    assert.throws(() => createModuleMethod(resolveModuleConfig(cfg, 'model.layers.2.attn')), /xattention setting must be one of .*, got "br"/);
+    assert.equal(createModuleMethod(resolveModuleConfig(cfg, 'model.layers.3.attn')), null);
   });
 });
 

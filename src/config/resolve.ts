@@ -11,8 +11,9 @@
  * with the attribute defaults; a config that names no module should not sparsify anything.)
  *
  * The method of an enabled module must be registered; its settings are the entry's own fields less
- * `method`, `enable` and `backend` (which the runner uses), so each method applies its own defaults
- * to what the entry leaves out (ModelOpt's numbers are flash_skip_softmax's, not XAttention's).
+ * `method`, `enable`, `backend` and `is_causal` (the runner's: causality is a per-call option here),
+ * so each method applies its own defaults to what the entry leaves out (ModelOpt's numbers are
+ * flash_skip_softmax's, not XAttention's) and rejects settings it does not know.
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { sparseMethods } from '../methods/index.js';
@@ -29,7 +30,7 @@ export interface ResolvedModuleConfig {
   matchedBy: string | null;
   /** The deciding entry over the attribute defaults; null when no entry matched. */
   attributes: SparseAttentionAttributeConfig | null;
-  /** For the method's constructor: the entry's fields less method/enable/backend, calibration filled. */
+  /** For the method's constructor: the entry's fields less method/enable/backend/is_causal, calibration filled. */
   settings: Record<string, unknown>;
 }
 
@@ -38,7 +39,7 @@ export interface ResolveOptions {
   registry?: MethodRegistry;
 }
 
-const MODULE_LEVEL_FIELDS = new Set(['method', 'enable', 'backend']);
+const MODULE_LEVEL_FIELDS = new Set(['method', 'enable', 'backend', 'is_causal']);
 
 function matches(entry: SparseCfgEntry, moduleName: string): boolean {
   return typeof entry.pattern === 'string' ? compileGlob(entry.pattern)(moduleName) : entry.pattern(moduleName) === true;
