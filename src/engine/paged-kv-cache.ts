@@ -51,6 +51,14 @@ export class BlockAllocator {
   }
 }
 
+export interface GatheredKv {
+  /** [1, Hkv, n, D] f32 */
+  k: HeadTensor;
+  v: HeadTensor;
+  /** Position in the sequence of each gathered token, ascending. */
+  positions: Int32Array;
+}
+
 export interface PagedKvCacheShape {
   numLayers: number;
   numBlocks: number;
@@ -159,11 +167,15 @@ export class PagedKvCache {
    * contiguous [1, Hkv, n, D] tensors, n = tokens of those blocks below `length` (the sequence's
    * written length, so the last block may be partial). Also returns each gathered token's position.
    */
-  gather(layer: number, seqId: number, logicalBlocks: readonly number[], length: number): { k: HeadTensor; v: HeadTensor; positions: Int32Array } {
+  gather(layer: number, seqId: number, logicalBlocks: readonly number[], length: number): GatheredKv {
+    return this.gatherBlocks(layer, this.tables.get(seqId) ?? [], logicalBlocks, length);
+  }
+
+  /** As `gather`, from an explicit block table (logical → physical), the way a kernel reads the cache. */
+  gatherBlocks(layer: number, table: readonly number[], logicalBlocks: readonly number[], length: number): GatheredKv {
     requireInteger('layer', layer, 0, this.numLayers - 1);
-    const table = this.tables.get(seqId) ?? [];
     if (length > table.length * this.blockSize) {
-      throw new InvalidArgumentError('length', length, `at most the ${table.length * this.blockSize} token slots of sequence ${seqId}`);
+      throw new InvalidArgumentError('length', length, `at most the ${table.length * this.blockSize} token slots of the block table`);
     }
     const positions: number[] = [];
     let prev = -1;
