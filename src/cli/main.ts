@@ -4,8 +4,9 @@ import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
 import { demoCommand } from './commands/demo.js';
 import { methodsCommand } from './commands/methods.js';
+import { prefillCommand } from './commands/prefill.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand];
+const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, prefillCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
