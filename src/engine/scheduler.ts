@@ -163,7 +163,8 @@ export class Scheduler {
 
   private schedulePrompts(out: StepSchedule): void {
     for (const s of this.sequences) {
-      if (this.isDecoding(s) || s.processed >= s.known || out.chunks.some((c) => c.seqId === s.id)) continue;
+      // A sequence preempted in this step waits for the next one (OpenVINO marks it waiting too).
+      if (this.isDecoding(s) || s.processed >= s.known || out.preempted.includes(s.id) || out.chunks.some((c) => c.seqId === s.id)) continue;
       const budget = this.config.maxNumBatchedTokens - out.totalTokens;
       if (budget <= 0) return;
       const slots = this.cache.capacity(s.id) - s.processed + this.cache.freeBlocks * this.cache.blockSize;
