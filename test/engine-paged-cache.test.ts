@@ -64,6 +64,11 @@ describe('PagedKvCache', () => {
     assert.deepEqual([...g.positions], [0, 1, 2, 3, 8, 9, 10, 11, 12, 13]);
     assert.deepEqual([...g.k.row(0, 0, 4)], [80, 81, 82]);
     assert.throws(() => cache.gather(0, 7, [2, 1], 14), /logicalBlocks must be strictly ascending/);
+    const view = cache.blockViews(0, 7, 2);
+    assert.equal(view.k.length, 4 * 3);
+    assert.deepEqual([...view.k.subarray(3, 6)], [90, 91, 92], 'slot 1 of logical block 2 is token 9');
+    view.k[0] = -1; // a view, not a copy
+    assert.equal(cache.gather(0, 7, [2], 14).k.row(0, 0, 0)[0], -1);
   });
 });
 

@@ -200,6 +200,19 @@ export class PagedKvCache {
     return { k, v, positions: Int32Array.from(positions) };
   }
 
+  /**
+   * Views (no copy) of one logical block of a sequence in a layer's storage, [Hkv, blockSize, D]
+   * each: what a kernel reading the cache in place sees. Slots past the written length hold stale data.
+   */
+  blockViews(layer: number, seqId: number, logicalBlock: number): { k: Float32Array; v: Float32Array } {
+    requireInteger('layer', layer, 0, this.numLayers - 1);
+    const table = this.tables.get(seqId) ?? [];
+    requireInteger('logicalBlock', logicalBlock, 0, table.length - 1);
+    const o = this.slotOffset(table[logicalBlock], 0, 0);
+    const n = this.kvHeads * this.blockSize * this.headDim;
+    return { k: this.keys[layer].subarray(o, o + n), v: this.values[layer].subarray(o, o + n) };
+  }
+
   /** Element offset of (physical block, kv head, slot, 0) in a layer's storage. */
   slotOffset(block: number, head: number, slot: number): number {
     return ((block * this.kvHeads + head) * this.blockSize + slot) * this.headDim;
