@@ -2,6 +2,7 @@
 /** `sparse-attn`: the command-line face of the library. */
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
+import { benchCommand } from './commands/bench.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { methodsCommand } from './commands/methods.js';
@@ -13,6 +14,7 @@ const COMMANDS: readonly Command[] = [
   demoCommand,
   configCommand,
   prefillCommand,
+  benchCommand,
 ];
 
 function help(): string {

@@ -1,0 +1,133 @@
+/**
+ * Benchmark cases: a shape, a dtype, a method with its settings and an input kind. A case knows
+ * its FLOPs and its minimum bytes (the napkin math printed beside every timing), and the small
+ * twin it is validated on before it is timed. Test shapes double as benchmark cases: the smoke
+ * sweep is what the harness test runs.
+ *
+ * FLOP rule (shared with bench/peers/sdpa.py so TFLOP/s compare across tools):
+ *   dense   4·B·H·Lq·Lk·D, halved when causal (QKᵀ and PV, 2 FLOPs per multiply-add)
+ *   sparse  dense FLOPs × (visible token pairs in kept blocks / visible token pairs in all blocks)
+ * so the dense mask gives exactly the dense figure and a mask keeping half the visible pairs half.
+ */
+import type { BlockMask } from '../core/block-mask.js';
+import { InvalidArgumentError, requireInteger } from '../core/errors.js';
+import { structuredQKV } from '../core/structured-inputs.js';
+import { type DType, HeadTensor } from '../core/tensor.js';
+
+export type InputKind = 'structured' | 'random';
+
+export interface BenchCase {
+  method: string;
+  settings: Record<string, unknown>;
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  queryLength: number;
+  keyLength: number;
+  headDim: number;
+  dtype: DType;
+  causal: boolean;
+  input: InputKind;
+  seed: number;
+}
+
+export type CaseSpec = Partial<BenchCase> & Pick<BenchCase, 'method' | 'heads' | 'headDim' | 'queryLength'>;
+
+/** Fills defaults (B=1, MHA, self-attention, f16, causal, structured, seed 1) and checks the shape. */
+export function benchCase(spec: CaseSpec): BenchCase {
+  const c: BenchCase = {
+    settings: {}, batch: 1, kvHeads: spec.heads, keyLength: spec.queryLength, dtype: 'f16', causal: true, input: 'structured', seed: 1,
+    ...spec,
+  };
+  requireInteger('batch', c.batch, 1);
+  requireInteger('heads', c.heads, 1);
+  requireInteger('kvHeads', c.kvHeads, 1);
+  requireInteger('queryLength', c.queryLength, 1);
+  requireInteger('keyLength', c.keyLength, 1);
+  requireInteger('headDim', c.headDim, 8);
+  if (c.heads % c.kvHeads !== 0) throw new InvalidArgumentError('kvHeads', c.kvHeads, `a divisor of heads (${c.heads})`);
+  if (c.causal && c.queryLength > c.keyLength) throw new InvalidArgumentError('queryLength', c.queryLength, `at most keyLength (${c.keyLength}) when causal`);
+  if (c.dtype !== 'f16' && c.dtype !== 'f32') throw new InvalidArgumentError('dtype', c.dtype, '"f16" or "f32"');
+  if (c.input !== 'structured' && c.input !== 'random') throw new InvalidArgumentError('input', c.input, '"structured" or "random"');
+  return c;
+}
+
+/** A stable, readable name: `xattention{tau:0.9} B1 H32/8 L4096 D128 f16 causal structured`. */
+export function caseName(c: BenchCase): string {
+  const s = Object.keys(c.settings).length ? JSON.stringify(c.settings).replace(/"/g, '') : '';
+  const L = c.queryLength === c.keyLength ? `L${c.queryLength}` : `Lq${c.queryLength} Lk${c.keyLength}`;
+  const h = c.kvHeads === c.heads ? `H${c.heads}` : `H${c.heads}/${c.kvHeads}`;
+  return `${c.method}${s} B${c.batch} ${h} ${L} D${c.headDim} ${c.dtype} ${c.causal ? 'causal' : 'non-causal'} ${c.input}`;
+}
+
+/** What two cases share when one is the other's dense baseline: everything but the method. */
+export function shapeKey(c: BenchCase): string {
+  return JSON.stringify([c.batch, c.heads, c.kvHeads, c.queryLength, c.keyLength, c.headDim, c.dtype, c.causal, c.input, c.seed]);
+}
+
+export function denseFlops(c: BenchCase): number {
+  const full = 4 * c.batch * c.heads * c.queryLength * c.keyLength * c.headDim;
+  return c.causal ? full / 2 : full;
+}
+
+/** Query i may see key j when causal iff j <= (Lk - Lq) + i; counts such pairs in a block (or all of them). */
+function visiblePairs(mask: BlockMask, qb: number, kb: number): number {
+  const i0 = qb * mask.blockRows;
+  const i1 = Math.min(i0 + mask.blockRows, mask.queryLength);
+  const j0 = kb * mask.blockCols;
+  const j1 = Math.min(j0 + mask.blockCols, mask.keyLength);
+  if (!mask.causal) return (i1 - i0) * (j1 - j0);
+  let n = 0;
+  for (let i = i0; i < i1; i++) n += Math.max(0, Math.min(j1, mask.queryOffset + i + 1) - j0);
+  return n;
+}
+
+/** Fraction of visible (causally valid) token pairs that the mask's kept blocks cover. */
+export function keptPairFraction(mask: BlockMask): number {
+  let all = 0;
+  for (let qb = 0; qb < mask.numQueryBlocks; qb++) for (let kb = 0; kb < mask.numKeyBlocks; kb++) all += visiblePairs(mask, qb, kb);
+  all *= mask.batch * mask.heads;
+  let kept = 0;
+  for (let r = 0; r < mask.rowPtr.length - 1; r++) {
+    const qb = r % mask.numQueryBlocks;
+    for (let i = mask.rowPtr[r]; i < mask.rowPtr[r + 1]; i++) kept += visiblePairs(mask, qb, mask.colIdx[i]);
+  }
+  return all === 0 ? 0 : kept / all;
+}
+
+export function sparseFlops(c: BenchCase, mask: BlockMask): number {
+  return denseFlops(c) * keptPairFraction(mask);
+}
+
+/** Napkin minimum: Q, K, V read once and O written once (the mask and any re-reads excluded). */
+export function minBytes(c: BenchCase): number {
+  const el = c.dtype === 'f16' ? 2 : 4;
+  return el * c.batch * c.headDim * (2 * c.heads * c.queryLength + 2 * c.kvHeads * c.keyLength);
+}
+
+/** Seeded inputs for a case: structured (sink, band, retrieval: sparsity is real) or unit normal. */
+export function caseInputs(c: BenchCase): { q: HeadTensor; k: HeadTensor; v: HeadTensor } {
+  let qkv: { q: HeadTensor; k: HeadTensor; v: HeadTensor };
+  if (c.input === 'structured') {
+    qkv = structuredQKV({ batch: c.batch, heads: c.heads, kvHeads: c.kvHeads, length: c.keyLength, queryLength: c.queryLength, headDim: c.headDim, seed: c.seed });
+  } else {
+    const kv = { batch: c.batch, heads: c.kvHeads, length: c.keyLength, headDim: c.headDim };
+    qkv = {
+      q: HeadTensor.randn({ batch: c.batch, heads: c.heads, length: c.queryLength, headDim: c.headDim }, c.seed),
+      k: HeadTensor.randn(kv, c.seed + 1),
+      v: HeadTensor.randn(kv, c.seed + 2),
+    };
+  }
+  return { q: qkv.q.toDType(c.dtype), k: qkv.k.toDType(c.dtype), v: qkv.v.toDType(c.dtype) };
+}
+
+/**
+ * The small twin a case is validated on: same method, settings, dtype, causality, input kind and
+ * GQA ratio, at a length that is not a multiple of any block (197) and at most 4 query heads.
+ */
+export function validationTwin(c: BenchCase, length = 197): BenchCase {
+  const group = c.heads / c.kvHeads;
+  const heads = Math.max(group, Math.min(c.heads, 4));
+  const L = Math.min(length, c.keyLength);
+  return { ...c, batch: 1, heads, kvHeads: heads / group, keyLength: L, queryLength: Math.min(c.queryLength, L) };
+}

@@ -1,0 +1,233 @@
+/**
+ * The attention benchmark harness: for each case, validate on its small twin against the CPU
+ * oracle (dense attention with the block mask expanded to tokens), then plan the full-size mask
+ * (estimation time), then time the kernel, then derive TFLOP/s, GB/s and the speedup over our
+ * dense kernel on the same shape. A case whose validation fails is never timed.
+ *
+ * Targets are pluggable: a BenchTarget wraps an AttentionBackend and may offer GPU timing
+ * (`timeBlockSparse`, from timestamp queries); without it the harness fences with the wall clock
+ * around the awaited call. The CPU target is the reference; a GPU backend becomes a target by
+ * adding one row to BENCH_TARGETS (bench-targets.ts).
+ */
+import type { AttentionOptions } from '../core/attention-shape.js';
+import type { BlockMask } from '../core/block-mask.js';
+import type { HeadTensor } from '../core/tensor.js';
+import type { AttentionBackend } from '../backends/backend.js';
+import { naiveBlockSparseAttention } from '../backends/cpu/naive-attention.js';
+import { createSparseMethod, sparseMethods } from '../methods/index.js';
+import type { PlanOptions, SparseAttentionMethod } from '../methods/method.js';
+import { type BenchCase, caseInputs, caseName, denseFlops, keptPairFraction, minBytes, shapeKey, sparseFlops, validationTwin } from './cases.js';
+
+export interface DeviceInfo {
+  /** GPU or CPU model. */
+  name: string;
+  backend: string;
+  adapter?: string;
+  features?: string[];
+  [key: string]: unknown;
+}
+
+export interface BenchTarget {
+  readonly name: string;
+  readonly backend: AttentionBackend;
+  describe(): Promise<DeviceInfo>;
+  /** A reason when the target cannot run a case (too slow, beyond device limits); undefined when it can. */
+  supports?(c: BenchCase): string | undefined;
+  /** GPU ms of each of `iterations` calls on resident inputs (timestamp queries). Omitted: fenced wall clock. */
+  timeBlockSparse?(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<number[]>;
+  /** For methods that compute their own output (SLA's linear part): the target's implementation. */
+  methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<HeadTensor>;
+  dispose?(): void | Promise<void>;
+}
+
+export interface TimingOptions {
+  warmup: number;
+  minIters: number;
+  maxIters: number;
+  /** Keep timing while the timed calls have taken less than this. */
+  targetMs: number;
+}
+
+export const DEFAULT_TIMING: TimingOptions = { warmup: 2, minIters: 3, maxIters: 20, targetMs: 300 };
+
+/** |a - e| <= atol + rtol·|e| per element, the rule of test/helpers/compare.ts TOL (src cannot import tests). */
+export const VALIDATION_TOL = { f32: { atol: 1e-5, rtol: 1e-4 }, f16: { atol: 2e-3, rtol: 1e-2 } } as const;
+
+export interface Validation {
+  shape: { heads: number; kvHeads: number; length: number };
+  maxAbsError: number;
+  /** Normalised MSE, Σ(a-e)² / Σe² (ggml's figure). */
+  nmse: number;
+  outside: number;
+  tolerance: { atol: number; rtol: number };
+  passed: boolean;
+  oracle: string;
+}
+
+export interface BenchRecord {
+  name: string;
+  case: BenchCase;
+  target: string;
+  status: 'ok' | 'skipped' | 'invalid';
+  reason?: string;
+  validation?: Validation;
+  /** Kept / causally valid blocks. */
+  density?: number;
+  keptPairFraction?: number;
+  estimationMs?: number;
+  ms?: number;
+  minMs?: number;
+  iters?: number;
+  timing?: 'timestamp-query' | 'wall-clock';
+  flops?: number;
+  denseFlops?: number;
+  /** Work done (sparse FLOPs) per second. */
+  tflops?: number;
+  /** Dense-equivalent rate: what a dense kernel would need to match this time. */
+  denseEquivalentTflops?: number;
+  bytes?: number;
+  gbps?: number;
+  speedupOverDense?: number | null;
+}
+
+export function compareOutputs(actual: Float32Array, expected: Float32Array, tol: { atol: number; rtol: number }): Omit<Validation, 'shape' | 'oracle'> {
+  let maxAbs = 0;
+  let num = 0;
+  let den = 0;
+  let outside = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = actual[i] - expected[i];
+    const ad = Math.abs(d);
+    if (!(ad <= tol.atol + tol.rtol * Math.abs(expected[i]))) outside++;
+    if (!(ad <= maxAbs)) maxAbs = Number.isNaN(ad) ? Infinity : ad;
+    num += d * d;
+    den += expected[i] * expected[i];
+  }
+  const nmse = den === 0 ? (num === 0 ? 0 : Infinity) : num / den;
+  return { maxAbsError: maxAbs, nmse: Number.isNaN(nmse) ? Infinity : nmse, outside, tolerance: tol, passed: outside === 0 && actual.length === expected.length };
+}
+
+/** The small twin through the target, against the CPU oracle on identical (rounded) inputs. */
+export async function validateCase(target: BenchTarget, c: BenchCase): Promise<Validation | string> {
+  const twin = validationTwin(c);
+  const { q, k, v } = caseInputs(twin);
+  const method = createSparseMethod(c.method, c.settings);
+  const opts = { causal: c.causal };
+  let actual: HeadTensor;
+  let expected: HeadTensor;
+  let oracle: string;
+  if (method.attention) {
+    if (!target.methodAttention) return `${c.method} computes its own output (not block-sparse softmax alone); target "${target.name}" has no methodAttention hook`;
+    actual = await target.methodAttention(method, q, k, v, opts);
+    expected = method.attention(q, k, v, opts).output;
+    oracle = `${c.method}.attention on the CPU`;
+  } else {
+    const { mask } = method.planBlockMask(q, k, opts);
+    actual = await target.backend.blockSparseAttention(q, k, v, mask, opts);
+    expected = naiveBlockSparseAttention(q, k, v, mask, opts);
+    oracle = 'naive attention with the block mask expanded to tokens';
+  }
+  const cmp = compareOutputs(actual.toLayout('BHLD').toFloat32Array(), expected.toLayout('BHLD').toFloat32Array(), VALIDATION_TOL[c.dtype]);
+  return { shape: { heads: twin.heads, kvHeads: twin.kvHeads, length: twin.keyLength }, ...cmp, oracle };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Wall-clock timing of an awaited call: warm-up, then at least minIters, more while under targetMs. */
+export async function wallClock(call: () => Promise<unknown>, t: TimingOptions): Promise<number[]> {
+  for (let i = 0; i < t.warmup; i++) await call();
+  const times: number[] = [];
+  let spent = 0;
+  while (times.length < t.minIters || (times.length < t.maxIters && spent < t.targetMs)) {
+    const t0 = performance.now();
+    await call();
+    const dt = performance.now() - t0;
+    times.push(dt);
+    spent += dt;
+  }
+  return times;
+}
+
+/** Plans the full-size mask and times the kernel; validation has already passed. */
+async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions): Promise<Partial<BenchRecord>> {
+  const { q, k, v } = caseInputs(c);
+  const method = createSparseMethod(c.method, c.settings);
+  const opts = { causal: c.causal };
+  const t0 = performance.now();
+  const plan = method.planBlockMask(q, k, opts);
+  const estimationMs = performance.now() - t0;
+  let times: number[];
+  let source: BenchRecord['timing'] = 'wall-clock';
+  if (method.attention) {
+    times = await wallClock(() => target.methodAttention!(method, q, k, v, opts), timing);
+  } else if (target.timeBlockSparse) {
+    for (let i = 0; i < timing.warmup; i++) await target.backend.blockSparseAttention(q, k, v, plan.mask, opts);
+    times = await target.timeBlockSparse(q, k, v, plan.mask, opts, Math.max(timing.minIters, 1));
+    source = 'timestamp-query';
+  } else {
+    times = await wallClock(() => target.backend.blockSparseAttention(q, k, v, plan.mask, opts), timing);
+  }
+  const ms = median(times);
+  const flops = sparseFlops(c, plan.mask);
+  const dense = denseFlops(c);
+  const bytes = minBytes(c);
+  return {
+    density: plan.mask.density, keptPairFraction: keptPairFraction(plan.mask), estimationMs, ms, minMs: Math.min(...times), iters: times.length, timing: source,
+    flops, denseFlops: dense, tflops: flops / (ms * 1e9), denseEquivalentTflops: dense / (ms * 1e9), bytes, gbps: bytes / (ms * 1e6),
+  };
+}
+
+export interface RunOptions {
+  timing?: TimingOptions;
+  /** Called before each case (progress line). */
+  onCase?: (c: BenchCase, index: number, total: number) => void;
+}
+
+/** Validate-then-time every case; speedups over the dense case of the same shape are filled in at the end. */
+export async function runBench(target: BenchTarget, cases: readonly BenchCase[], o: RunOptions = {}): Promise<BenchRecord[]> {
+  const timing = o.timing ?? DEFAULT_TIMING;
+  const records: BenchRecord[] = [];
+  for (const [i, c] of cases.entries()) {
+    o.onCase?.(c, i, cases.length);
+    const base: BenchRecord = { name: caseName(c), case: c, target: target.name, status: 'skipped' };
+    records.push(base);
+    if (!sparseMethods.has(c.method)) {
+      base.reason = `method "${c.method}" is not registered in this build`;
+      continue;
+    }
+    const unsupported = target.supports?.(c);
+    if (unsupported) {
+      base.reason = unsupported;
+      continue;
+    }
+    const validation = await validateCase(target, c);
+    if (typeof validation === 'string') {
+      base.reason = validation;
+      continue;
+    }
+    base.validation = validation;
+    if (!validation.passed) {
+      base.status = 'invalid';
+      base.reason = `validation failed: ${validation.outside} values outside tolerance, max abs error ${validation.maxAbsError.toExponential(2)}`;
+      continue;
+    }
+    Object.assign(base, await timeCase(target, c, timing), { status: 'ok' });
+  }
+  fillSpeedups(records);
+  return records;
+}
+
+/** speedupOverDense = ms of the dense case with the same shape, dtype, causality and input / ms of this one. */
+export function fillSpeedups(records: BenchRecord[]): void {
+  const dense = new Map<string, number>();
+  for (const r of records) if (r.status === 'ok' && r.case.method === 'dense' && r.ms) dense.set(`${r.target}|${shapeKey(r.case)}`, r.ms);
+  for (const r of records) {
+    if (r.status !== 'ok' || !r.ms) continue;
+    const d = dense.get(`${r.target}|${shapeKey(r.case)}`);
+    r.speedupOverDense = d === undefined ? null : d / r.ms;
+  }
+}

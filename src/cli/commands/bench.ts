@@ -1,0 +1,109 @@
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { caseName } from '../../bench/cases.js';
+import { DEFAULT_TIMING, runBench, type TimingOptions } from '../../bench/harness.js';
+import { buildReport, formatPeerRows, formatRecords, loadPeerFiles } from '../../bench/report.js';
+import { SWEEPS } from '../../bench/sweeps.js';
+import { BENCH_TARGETS, benchTarget } from '../../bench/targets.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import type { Command } from '../command.js';
+
+const list = (name: string, v: string | undefined) => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
+
+function intList(name: string, v: string | undefined): number[] | undefined {
+  return list(name, v)?.map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--${name}`, s, 'a comma-separated list of positive integers');
+    return n;
+  });
+}
+
+function int(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`--${name}`, v, `an integer >= ${min}`);
+  return n;
+}
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'validate then time attention kernels over a sweep; JSON with TFLOP/s, density, speedups, peers',
+  usage: `sparse-attn bench [options]
+
+Runs a sweep of cases (shape, dtype, method + settings, input kind). Each case is first validated
+on a small twin (length 197, <= 4 heads, same GQA ratio) against dense attention with the block
+mask expanded to tokens; only a case that passes is timed. Reports density (kept / valid blocks),
+mask estimation ms, kernel ms, TFLOP/s (sparse FLOPs = dense x kept fraction of visible pairs;
+dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense on the same shape.
+  --sweep NAME        ${Object.keys(SWEEPS).join(' | ')} (default smoke)
+  --lengths L,...     override the sweep's lengths
+  --heads N           query heads
+  --kv-heads N,...    KV heads per case group (GQA when < heads)
+  --head-dim N
+  --dtype f16|f32
+  --inputs K,...      structured,random
+  --methods M,...     keep only these methods
+  --backend NAME      ${Object.keys(BENCH_TARGETS).join(' | ')} (default cpu)
+  --peers F,...       peer JSON files (bench/peers/) to merge: kept whole, and listed beside our records
+  --warmup N  --min-iters N  --max-iters N  --target-ms N   timing loop (defaults ${DEFAULT_TIMING.warmup}/${DEFAULT_TIMING.minIters}/${DEFAULT_TIMING.maxIters}/${DEFAULT_TIMING.targetMs})
+  --out FILE          write the JSON report there
+  --json              print the JSON report instead of tables`,
+  async run(argv) {
+    const { values: v } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        sweep: { type: 'string', default: 'smoke' },
+        lengths: { type: 'string' },
+        heads: { type: 'string' },
+        'kv-heads': { type: 'string' },
+        'head-dim': { type: 'string' },
+        dtype: { type: 'string' },
+        inputs: { type: 'string' },
+        methods: { type: 'string' },
+        backend: { type: 'string', default: 'cpu' },
+        peers: { type: 'string' },
+        warmup: { type: 'string', default: String(DEFAULT_TIMING.warmup) },
+        'min-iters': { type: 'string', default: String(DEFAULT_TIMING.minIters) },
+        'max-iters': { type: 'string', default: String(DEFAULT_TIMING.maxIters) },
+        'target-ms': { type: 'string', default: String(DEFAULT_TIMING.targetMs) },
+        out: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+    });
+    const sweep = SWEEPS[v.sweep];
+    if (!sweep) throw new InvalidArgumentError('--sweep', v.sweep, `one of ${Object.keys(SWEEPS).join(', ')}`);
+    if (v.dtype !== undefined && v.dtype !== 'f16' && v.dtype !== 'f32') throw new InvalidArgumentError('--dtype', v.dtype, '"f16" or "f32"');
+    const inputs = list('inputs', v.inputs);
+    for (const k of inputs ?? []) if (k !== 'structured' && k !== 'random') throw new InvalidArgumentError('--inputs', k, '"structured" or "random"');
+    const cases = sweep({
+      lengths: intList('lengths', v.lengths), heads: v.heads === undefined ? undefined : int('heads', v.heads, 1),
+      kvHeads: intList('kv-heads', v['kv-heads']), headDim: v['head-dim'] === undefined ? undefined : int('head-dim', v['head-dim'], 8),
+      dtype: v.dtype as 'f16' | 'f32' | undefined, inputs: inputs as ('structured' | 'random')[] | undefined, methods: list('methods', v.methods),
+    });
+    const timing: TimingOptions = {
+      warmup: int('warmup', v.warmup, 0), minIters: int('min-iters', v['min-iters'], 1),
+      maxIters: int('max-iters', v['max-iters'], 1), targetMs: int('target-ms', v['target-ms'], 0),
+    };
+    const peers = loadPeerFiles(list('peers', v.peers) ?? []);
+    const target = await benchTarget(v.backend);
+    try {
+      const device = await target.describe();
+      if (!v.json) console.error(`bench: ${cases.length} cases on ${target.name} (${device.name})`);
+      const records = await runBench(target, cases, {
+        timing,
+        onCase: (c, i, n) => !v.json && process.stderr.write(`  [${i + 1}/${n}] ${caseName(c)}\n`),
+      });
+      const report = buildReport(device, timing, records, peers);
+      if (v.out) writeFileSync(v.out, JSON.stringify(report, null, 2));
+      if (v.json) {
+        console.log(JSON.stringify(report, null, 2));
+      } else {
+        console.log(formatRecords(report.records));
+        if (report.peerRows.length) console.log(`\npeers\n${formatPeerRows(report.peerRows)}`);
+      }
+      return report.records.some((r) => r.status === 'invalid') ? 1 : 0;
+    } finally {
+      await target.dispose?.();
+    }
+  },
+};
