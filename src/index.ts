@@ -39,3 +39,14 @@ export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type Seque
 export { cpuPagedBackend, naivePagedAttention, type PagedAttentionBackend, type PagedAttentionInput } from './engine/paged-attention.js';
 export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelShape } from './engine/synthetic-model.js';
 export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';
+// Benchmarks: case lists with FLOPs/bytes and the validate-then-time harness (browser-safe; the node-only
+// targets table and JSON report with peers live in src/bench/targets.ts and report.ts, used by the CLI).
+export {
+  benchCase, caseName, caseInputs, denseFlops, sparseFlops, keptPairFraction, minBytes, validationTwin,
+  type BenchCase, type CaseSpec, type InputKind,
+} from './bench/cases.js';
+export {
+  runBench, validateCase, compareOutputs, fillSpeedups, DEFAULT_TIMING, VALIDATION_TOL,
+  type BenchTarget, type BenchRecord, type DeviceInfo, type TimingOptions, type Validation,
+} from './bench/harness.js';
+export { SWEEPS, issue8Sweep, smokeSweep, issue8Methods, type SweepOptions } from './bench/sweeps.js';
