@@ -13,6 +13,7 @@
  *   kernelMs the sum of the EP's GPU kernel durations per run, from ORT's profiler, which on the
  *            WebGPU EP reads timestamp queries around every dispatch. This is the figure to
  *            compare with SDPA's CUDA-event time.
+ * `--ep cpu` runs the same model on ORT's CPU kernels: a check of the hand-encoded model anywhere.
  * Needs: `npm ci --onnxruntime-node-install=skip` in this folder, and the project's dist/ built.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,6 +38,8 @@ const { values: a } = parseArgs({
     // Time a case whose validation failed (the record keeps passed: false); for diagnosis only.
     'time-unvalidated': { type: 'boolean', default: false },
     'f32-if-no-f16': { type: 'boolean', default: false },
+    // 'cpu' checks the hand-encoded model on ORT's own CPU kernels (any machine, no GPU).
+    ep: { type: 'string', default: 'webgpu' },
   },
 });
 const ints = (s) => s.split(',').filter(Boolean).map((x) => {
@@ -53,10 +56,10 @@ const flops = (L, heads, causal) => (4 * heads * L * L * D) / (causal ? 2 : 1);
 
 function sessionOptions(profilePrefix) {
   return {
-    executionProviders: ['webgpu'],
+    executionProviders: [a.ep],
     graphOptimizationLevel: 'disabled',
     // Fail instead of silently running the node on the CPU EP.
-    extra: { session: { disable_cpu_ep_fallback: '1' } },
+    ...(a.ep === 'cpu' ? {} : { extra: { session: { disable_cpu_ep_fallback: '1' } } }),
     ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
   };
 }
@@ -235,7 +238,7 @@ while (queue.length > 0) {
 }
 
 const report = {
-  peer: 'onnxruntime-node WebGPU EP',
+  peer: a.ep === 'webgpu' ? 'onnxruntime-node WebGPU EP' : `onnxruntime-node ${a.ep} EP`,
   onnxruntimeVersion: ort.env.versions?.common ?? null,
   date: new Date().toISOString(),
   flopRule: '4·B·H·Lq·Lk·D, halved when causal',
