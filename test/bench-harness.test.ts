@@ -120,6 +120,22 @@ describe('bench harness on the CPU target', () => {
     assert.equal(r.iters, 3);
   });
 
+  it('uses the target\'s own mask planning for the full-size case, and times it as estimation', async () => {
+    let planned = 0;
+    const planner: BenchTarget = {
+      ...cpuTarget,
+      name: 'gpu-planner',
+      async planBlockMask(method, q, k, opts) {
+        planned++;
+        await new Promise((r) => setTimeout(r, 20));
+        return method.planBlockMask(q, k, opts);
+      },
+    };
+    const [r] = await runBench(planner, smokeSweep({ lengths: [40], kvHeads: [4], methods: ['dense'] }).slice(0, 1), { timing: FAST });
+    assert.equal(planned, 1, 'validation plans on the CPU; only the full-size case goes through the hook');
+    assert.ok(r.estimationMs! >= 15, `estimation ${r.estimationMs} ms includes the hook's time`);
+  });
+
   it('compareOutputs reports NaN as an infinite error, never a pass', () => {
     const r = compareOutputs(Float32Array.of(1, NaN), Float32Array.of(1, 2), { atol: 1e-3, rtol: 0 });
     assert.equal(r.passed, false);

@@ -15,7 +15,7 @@ import type { HeadTensor } from '../core/tensor.js';
 import type { AttentionBackend } from '../backends/backend.js';
 import { naiveBlockSparseAttention } from '../backends/cpu/naive-attention.js';
 import { createSparseMethod, sparseMethods } from '../methods/index.js';
-import type { PlanOptions, SparseAttentionMethod } from '../methods/method.js';
+import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';
 import { type BenchCase, caseInputs, caseName, denseFlops, keptPairFraction, minBytes, shapeKey, sparseFlops, validationTwin } from './cases.js';
 
 export interface DeviceInfo {
@@ -35,6 +35,11 @@ export interface BenchTarget {
   supports?(c: BenchCase): string | undefined;
   /** GPU ms of each of `iterations` calls on resident inputs (timestamp queries). Omitted: fenced wall clock. */
   timeBlockSparse?(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<number[]>;
+  /**
+   * The target's own mask planning (a GPU estimation kernel); omitted: the method's CPU
+   * planBlockMask. Its time is the record's estimationMs.
+   */
+  planBlockMask?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<BlockPlan>;
   /** For methods that compute their own output (SLA's linear part): the target's implementation. */
   methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<HeadTensor>;
   dispose?(): void | Promise<void>;
@@ -153,12 +158,12 @@ export async function wallClock(call: () => Promise<unknown>, t: TimingOptions):
 }
 
 /** Plans the full-size mask and times the kernel; validation has already passed. */
-async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions): Promise<Partial<BenchRecord>> {
-  const { q, k, v } = caseInputs(c);
+async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions, inputs: Inputs): Promise<Partial<BenchRecord>> {
+  const { q, k, v } = inputs.get(c);
   const method = createSparseMethod(c.method, c.settings);
   const opts = { causal: c.causal };
   const t0 = performance.now();
-  const plan = method.planBlockMask(q, k, opts);
+  const plan = target.planBlockMask ? await target.planBlockMask(method, q, k, opts) : method.planBlockMask(q, k, opts);
   const estimationMs = performance.now() - t0;
   let times: number[];
   let source: BenchRecord['timing'] = 'wall-clock';
@@ -181,6 +186,21 @@ async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions
   };
 }
 
+/** Full-size inputs of the last shape: consecutive cases of a sweep differ only in the method. */
+class Inputs {
+  private key = '';
+  private qkv?: ReturnType<typeof caseInputs>;
+
+  get(c: BenchCase): ReturnType<typeof caseInputs> {
+    if (!this.qkv || this.key !== shapeKey(c)) {
+      this.qkv = undefined; // let the previous shape's tensors go before building the next
+      this.qkv = caseInputs(c);
+      this.key = shapeKey(c);
+    }
+    return this.qkv;
+  }
+}
+
 export interface RunOptions {
   timing?: TimingOptions;
   /** Called before each case (progress line). */
@@ -191,6 +211,7 @@ export interface RunOptions {
 export async function runBench(target: BenchTarget, cases: readonly BenchCase[], o: RunOptions = {}): Promise<BenchRecord[]> {
   const timing = o.timing ?? DEFAULT_TIMING;
   const records: BenchRecord[] = [];
+  const inputs = new Inputs();
   for (const [i, c] of cases.entries()) {
     o.onCase?.(c, i, cases.length);
     const base: BenchRecord = { name: caseName(c), case: c, target: target.name, status: 'skipped' };
@@ -215,7 +236,7 @@ export async function runBench(target: BenchTarget, cases: readonly BenchCase[],
       base.reason = `validation failed: ${validation.outside} values outside tolerance, max abs error ${validation.maxAbsError.toExponential(2)}`;
       continue;
     }
-    Object.assign(base, await timeCase(target, c, timing), { status: 'ok' });
+    Object.assign(base, await timeCase(target, c, timing, inputs), { status: 'ok' });
   }
   fillSpeedups(records);
   return records;
