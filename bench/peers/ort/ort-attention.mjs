@@ -40,6 +40,7 @@ const { values: a } = parseArgs({
     'f32-if-no-f16': { type: 'boolean', default: false },
     // 'cpu' checks the hand-encoded model on ORT's own CPU kernels (any machine, no GPU).
     ep: { type: 'string', default: 'webgpu' },
+    'warmup-length': { type: 'string', default: '0' },
   },
 });
 const ints = (s) => s.split(',').filter(Boolean).map((x) => {
@@ -143,7 +144,16 @@ async function timeShape(cfg, L) {
   const session = await ort.InferenceSession.create(model, sessionOptions(join(dir, 'p')));
   const feeds = timingFeeds(L, cfg.kvHeads, cfg.dtype, cfg.op);
   try {
-    await session.run(feeds); // warm-up: pipeline compilation, buffer pools
+    // Warm-up (pipeline compilation, buffer pools) in an unprofiled session: the EP's program cache
+    // is per device, so the timed session finds compiled pipelines and its profile holds only timed
+    // runs. Shapes are uniforms, so a short warm-up (--warmup-length) warms the same pipelines.
+    const wl = Number(a['warmup-length']);
+    const warm = await ort.InferenceSession.create(model, sessionOptions());
+    try {
+      await warm.run(wl > 0 && wl < L ? timingFeeds(wl, cfg.kvHeads, cfg.dtype, cfg.op) : feeds);
+    } finally {
+      await warm.release();
+    }
     const walls = [];
     const t0 = performance.now();
     const minRuns = Number(a['min-runs']);
@@ -155,13 +165,12 @@ async function timeShape(cfg, L) {
     session.endProfiling();
     const file = readdirSync(dir).map((f) => join(dir, f)).find((f) => f.endsWith('.json'));
     const ev = file ? kernelEvents(file) : [];
-    const runs = walls.length + 1;
+    const runs = walls.length;
     let kernelMs = null;
     let attentionKernelMs = null;
     const kernels = {};
     if (ev.length > 0 && ev.length % runs === 0) {
-      const perRun = ev.length / runs;
-      for (const e of ev.slice(perRun)) { // drop the warm-up run
+      for (const e of ev) {
         const name = e.name.split('&').slice(-1)[0]; // "<node>&<op>&<program>" -> program
         kernels[name] = (kernels[name] ?? 0) + e.dur / 1000 / walls.length;
       }
