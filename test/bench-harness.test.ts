@@ -97,6 +97,12 @@ describe('bench harness on the CPU target', () => {
     assert.match(b.reason!, /beyond the CPU reference's reach/);
   });
 
+  it('skips the cases left once the time budget is spent', async () => {
+    const cases = smokeSweep({ lengths: [40], kvHeads: [4], methods: ['dense'] });
+    const records = await runBench(cpuTarget, cases, { timing: FAST, budgetMs: 0 });
+    assert.ok(records.every((r) => r.status === 'skipped' && /time budget of 0 s spent/.test(r.reason!)));
+  });
+
   it('never times a kernel that fails validation (a backend that ignores the mask)', async () => {
     let calls = 0;
     const ignoresMask: BenchTarget = {

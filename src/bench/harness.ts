@@ -203,6 +203,8 @@ class Inputs {
 
 export interface RunOptions {
   timing?: TimingOptions;
+  /** Wall-clock budget for the whole run (device time is scarce): later cases are skipped, with that reason. */
+  budgetMs?: number;
   /** Called before each case (progress line). */
   onCase?: (c: BenchCase, index: number, total: number) => void;
 }
@@ -212,10 +214,15 @@ export async function runBench(target: BenchTarget, cases: readonly BenchCase[],
   const timing = o.timing ?? DEFAULT_TIMING;
   const records: BenchRecord[] = [];
   const inputs = new Inputs();
+  const started = performance.now();
   for (const [i, c] of cases.entries()) {
     o.onCase?.(c, i, cases.length);
     const base: BenchRecord = { name: caseName(c), case: c, target: target.name, status: 'skipped' };
     records.push(base);
+    if (o.budgetMs !== undefined && performance.now() - started > o.budgetMs) {
+      base.reason = `time budget of ${(o.budgetMs / 1000).toFixed(0)} s spent`;
+      continue;
+    }
     if (!sparseMethods.has(c.method)) {
       base.reason = `method "${c.method}" is not registered in this build`;
       continue;

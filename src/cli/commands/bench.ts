@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { caseName } from '../../bench/cases.js';
+import { caseName, denseFlops } from '../../bench/cases.js';
 import { DEFAULT_TIMING, runBench, type TimingOptions } from '../../bench/harness.js';
 import { buildReport, formatPeerRows, formatRecords, loadPeerFiles } from '../../bench/report.js';
 import { SWEEPS } from '../../bench/sweeps.js';
@@ -45,6 +45,8 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
   --backend NAME      ${Object.keys(BENCH_TARGETS).join(' | ')} (default cpu)
   --peers F,...       peer JSON files (bench/peers/) to merge: kept whole, and listed beside our records
   --warmup N  --min-iters N  --max-iters N  --target-ms N   timing loop (defaults ${DEFAULT_TIMING.warmup}/${DEFAULT_TIMING.minIters}/${DEFAULT_TIMING.maxIters}/${DEFAULT_TIMING.targetMs})
+  --budget-s N        skip the cases left after N seconds (reported, with that reason)
+  --dry-run           list the cases (with dense GFLOP) and exit
   --out FILE          write the JSON report there
   --json              print the JSON report instead of tables`,
   async run(argv) {
@@ -66,6 +68,8 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
         'min-iters': { type: 'string', default: String(DEFAULT_TIMING.minIters) },
         'max-iters': { type: 'string', default: String(DEFAULT_TIMING.maxIters) },
         'target-ms': { type: 'string', default: String(DEFAULT_TIMING.targetMs) },
+        'budget-s': { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
         out: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
@@ -84,6 +88,11 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
       warmup: int('warmup', v.warmup, 0), minIters: int('min-iters', v['min-iters'], 1),
       maxIters: int('max-iters', v['max-iters'], 1), targetMs: int('target-ms', v['target-ms'], 0),
     };
+    if (v['dry-run']) {
+      for (const c of cases) console.log(`${caseName(c)}  ${(denseFlops(c) / 1e9).toFixed(1)} GFLOP dense`);
+      return 0;
+    }
+    const budgetMs = v['budget-s'] === undefined ? undefined : int('budget-s', v['budget-s'], 1) * 1000;
     const peers = loadPeerFiles(list('peers', v.peers) ?? []);
     const target = await benchTarget(v.backend);
     try {
@@ -91,6 +100,7 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
       if (!v.json) console.error(`bench: ${cases.length} cases on ${target.name} (${device.name})`);
       const records = await runBench(target, cases, {
         timing,
+        budgetMs,
         onCase: (c, i, n) => !v.json && process.stderr.write(`  [${i + 1}/${n}] ${caseName(c)}\n`),
       });
       const report = buildReport(device, timing, records, peers);
