@@ -219,7 +219,7 @@ export async function runBench(target: BenchTarget, cases: readonly BenchCase[],
     o.onCase?.(c, i, cases.length);
     const base: BenchRecord = { name: caseName(c), case: c, target: target.name, status: 'skipped' };
     records.push(base);
-    if (o.budgetMs !== undefined && performance.now() - started > o.budgetMs) {
+    if (o.budgetMs !== undefined && performance.now() - started >= o.budgetMs) {
       base.reason = `time budget of ${(o.budgetMs / 1000).toFixed(0)} s spent`;
       continue;
     }
