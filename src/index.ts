@@ -47,6 +47,6 @@ export {
 } from './bench/cases.js';
 export {
   runBench, validateCase, compareOutputs, fillSpeedups, DEFAULT_TIMING, VALIDATION_TOL,
-  type BenchTarget, type BenchRecord, type DeviceInfo, type TimingOptions, type Validation,
+  type BenchTarget, type BenchRecord, type DeviceInfo, type TimingOptions, type TimingSource, type Validation,
 } from './bench/harness.js';
 export { SWEEPS, issue8Sweep, smokeSweep, issue8Methods, type SweepOptions } from './bench/sweeps.js';

@@ -119,7 +119,7 @@ describe('bench harness on the CPU target', () => {
   });
 
   it('uses the target\'s GPU timing hook when it has one', async () => {
-    const timed: BenchTarget = { ...cpuTarget, name: 'fake-gpu', async timeBlockSparse(_q, _k, _v, _m, _o, n) { return Array(n).fill(4); } };
+    const timed: BenchTarget = { ...cpuTarget, name: 'fake-gpu', async timeBlockSparse(_q, _k, _v, _m, _o, n) { return { ms: Array(n).fill(4), source: 'timestamp-query' as const }; } };
     const [r] = await runBench(timed, smokeSweep({ lengths: [40], kvHeads: [4], methods: ['dense'] }).slice(0, 1), { timing: { ...FAST, minIters: 3 } });
     assert.equal(r.timing, 'timestamp-query');
     assert.equal(r.ms, 4);

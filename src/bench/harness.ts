@@ -33,8 +33,13 @@ export interface BenchTarget {
   describe(): Promise<DeviceInfo>;
   /** A reason when the target cannot run a case (too slow, beyond device limits); undefined when it can. */
   supports?(c: BenchCase): string | undefined;
-  /** GPU ms of each of `iterations` calls on resident inputs (timestamp queries). Omitted: fenced wall clock. */
-  timeBlockSparse?(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<number[]>;
+  /**
+   * ms of each of `iterations` calls on inputs already on the device, and how they were taken:
+   * 'timestamp-query' (GPU timestamps around the dispatch) or 'gpu-fence' (submit, then await the
+   * queue: wall clock of GPU work alone, no upload or readback). Omitted: the harness fences the
+   * wall clock around the awaited blockSparseAttention call ('wall-clock', transfers included).
+   */
+  timeBlockSparse?(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; source: TimingSource }>;
   /**
    * The target's own mask planning (a GPU estimation kernel); omitted: the method's CPU
    * planBlockMask. Its time is the record's estimationMs.
@@ -44,6 +49,8 @@ export interface BenchTarget {
   methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<HeadTensor>;
   dispose?(): void | Promise<void>;
 }
+
+export type TimingSource = 'timestamp-query' | 'gpu-fence' | 'wall-clock';
 
 export interface TimingOptions {
   warmup: number;
@@ -83,7 +90,7 @@ export interface BenchRecord {
   ms?: number;
   minMs?: number;
   iters?: number;
-  timing?: 'timestamp-query' | 'wall-clock';
+  timing?: TimingSource;
   flops?: number;
   denseFlops?: number;
   /** Work done (sparse FLOPs) per second. */
@@ -166,13 +173,12 @@ async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions
   const plan = target.planBlockMask ? await target.planBlockMask(method, q, k, opts) : method.planBlockMask(q, k, opts);
   const estimationMs = performance.now() - t0;
   let times: number[];
-  let source: BenchRecord['timing'] = 'wall-clock';
+  let source: TimingSource = 'wall-clock';
   if (method.attention) {
     times = await wallClock(() => target.methodAttention!(method, q, k, v, opts), timing);
   } else if (target.timeBlockSparse) {
     for (let i = 0; i < timing.warmup; i++) await target.backend.blockSparseAttention(q, k, v, plan.mask, opts);
-    times = await target.timeBlockSparse(q, k, v, plan.mask, opts, Math.max(timing.minIters, 1));
-    source = 'timestamp-query';
+    ({ ms: times, source } = await target.timeBlockSparse(q, k, v, plan.mask, opts, Math.max(timing.minIters, 1)));
   } else {
     times = await wallClock(() => target.backend.blockSparseAttention(q, k, v, plan.mask, opts), timing);
   }
