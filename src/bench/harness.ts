@@ -38,6 +38,7 @@ export interface BenchTarget {
    * 'timestamp-query' (GPU timestamps around the dispatch) or 'gpu-fence' (submit, then await the
    * queue: wall clock of GPU work alone, no upload or readback). Omitted: the harness fences the
    * wall clock around the awaited blockSparseAttention call ('wall-clock', transfers included).
+   * The hook does its own warm-up (the harness's would upload and read back the inputs each time).
    */
   timeBlockSparse?(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; source: TimingSource }>;
   /**
@@ -177,7 +178,6 @@ async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions
   if (method.attention) {
     times = await wallClock(() => target.methodAttention!(method, q, k, v, opts), timing);
   } else if (target.timeBlockSparse) {
-    for (let i = 0; i < timing.warmup; i++) await target.backend.blockSparseAttention(q, k, v, plan.mask, opts);
     ({ ms: times, source } = await target.timeBlockSparse(q, k, v, plan.mask, opts, Math.max(timing.minIters, 1)));
   } else {
     times = await wallClock(() => target.backend.blockSparseAttention(q, k, v, plan.mask, opts), timing);
