@@ -42,11 +42,11 @@ export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from
 // Benchmarks: case lists with FLOPs/bytes and the validate-then-time harness (browser-safe; the node-only
 // targets table and JSON report with peers live in src/bench/targets.ts and report.ts, used by the CLI).
 export {
-  benchCase, caseName, caseInputs, denseFlops, sparseFlops, keptPairFraction, minBytes, validationTwin,
+  benchCase, caseName, caseInputs, cpuPlanFlops, denseFlops, sparseFlops, keptPairFraction, minBytes, validationTwin,
   type BenchCase, type CaseSpec, type InputKind,
 } from './bench/cases.js';
 export {
-  runBench, validateCase, compareOutputs, fillSpeedups, DEFAULT_TIMING, VALIDATION_TOL,
+  runBench, validateCase, compareOutputs, fillSpeedups, CPU_PLAN_MAX_FLOPS, DEFAULT_TIMING, VALIDATION_TOL,
   type BenchTarget, type BenchRecord, type DeviceInfo, type TimingOptions, type TimingSource, type Validation,
 } from './bench/harness.js';
 export { SWEEPS, issue8Sweep, smokeSweep, issue8Methods, type SweepOptions } from './bench/sweeps.js';

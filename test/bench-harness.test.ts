@@ -97,6 +97,14 @@ describe('bench harness on the CPU target', () => {
     assert.match(b.reason!, /beyond the CPU reference's reach/);
   });
 
+  it('skips a long XAttention case when the mask would be planned on the CPU', async () => {
+    const fastKernel: BenchTarget = { ...cpuTarget, name: 'fast', supports: () => undefined };
+    const c = benchCase({ method: 'xattention', settings: { stride: 8 }, heads: 32, headDim: 128, queryLength: 32768 });
+    const [r] = await runBench(fastKernel, [c], { timing: FAST });
+    assert.equal(r.status, 'skipped');
+    assert.match(r.reason!, /planning the xattention mask on the CPU is ~\d+ GFLOP; target "fast" has no planBlockMask hook/);
+  });
+
   it('skips the cases left once the time budget is spent', async () => {
     const cases = smokeSweep({ lengths: [40], kvHeads: [4], methods: ['dense'] });
     const records = await runBench(cpuTarget, cases, { timing: FAST, budgetMs: 0 });

@@ -131,3 +131,16 @@ export function validationTwin(c: BenchCase, length = 197): BenchCase {
   const L = Math.min(length, c.keyLength);
   return { ...c, batch: 1, heads, kvHeads: heads / group, keyLength: L, queryLength: Math.min(c.queryLength, L) };
 }
+
+/**
+ * Rough FLOPs of planning the case's mask with the method's CPU planBlockMask: what decides whether
+ * a long-context run must plan on the target instead. XAttention scores Q·K on antidiagonals
+ * (QKᵀ / stride); flash-skip-softmax computes every QKᵀ tile; dense and tri-shape are static
+ * patterns, SLA pools blocks first (both negligible).
+ */
+export function cpuPlanFlops(c: BenchCase): number {
+  const qk = denseFlops(c) / 2;
+  if (c.method === 'xattention') return qk / Number(c.settings.stride ?? 8);
+  if (c.method === 'flash_skip_softmax') return qk;
+  return 0;
+}

@@ -16,7 +16,7 @@ import type { AttentionBackend } from '../backends/backend.js';
 import { naiveBlockSparseAttention } from '../backends/cpu/naive-attention.js';
 import { createSparseMethod, sparseMethods } from '../methods/index.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';
-import { type BenchCase, caseInputs, caseName, denseFlops, keptPairFraction, minBytes, shapeKey, sparseFlops, validationTwin } from './cases.js';
+import { type BenchCase, caseInputs, caseName, cpuPlanFlops, denseFlops, keptPairFraction, minBytes, shapeKey, sparseFlops, validationTwin } from './cases.js';
 
 export interface DeviceInfo {
   /** GPU or CPU model. */
@@ -60,6 +60,9 @@ export interface TimingOptions {
   /** Keep timing while the timed calls have taken less than this. */
   targetMs: number;
 }
+
+/** Above this, planning a mask in JS (~1 GFLOP/s) takes minutes: such a case needs the target's planBlockMask. */
+export const CPU_PLAN_MAX_FLOPS = 2e10;
 
 export const DEFAULT_TIMING: TimingOptions = { warmup: 2, minIters: 3, maxIters: 20, targetMs: 300 };
 
@@ -236,6 +239,11 @@ export async function runBench(target: BenchTarget, cases: readonly BenchCase[],
     const unsupported = target.supports?.(c);
     if (unsupported) {
       base.reason = unsupported;
+      continue;
+    }
+    const planFlops = cpuPlanFlops(c);
+    if (!target.planBlockMask && planFlops > CPU_PLAN_MAX_FLOPS) {
+      base.reason = `planning the ${c.method} mask on the CPU is ~${(planFlops / 1e9).toFixed(0)} GFLOP; target "${target.name}" has no planBlockMask hook`;
       continue;
     }
     const validation = await validateCase(target, c);
