@@ -16,3 +16,11 @@ export { DenseMethod } from './methods/dense.js';
 export type { AttentionBackend, BackendName } from './backends/backend.js';
 export { cpuBackend, flashAttention, naiveAttention, naiveBlockSparseAttention } from './backends/cpu/index.js';
 export { sparseAttention, type SparseAttentionOptions, type SparseAttentionResult } from './attention.js';
+
+// SLA and SageSLA (sparse-linear attention)
+export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla.js';
+export { SageSlaMethod, sageQuantize, quantizeInt8PerBlock, int8Logits, SAGE_SLA_HEAD_DIMS, type SageOperands } from './methods/sage-sla.js';
+export { getBlockMap, slaTopk, selectTopBlocks, blockMapToMask, selectedBlocks, meanPool, sequenceMean, type SlaBlockMap } from './methods/sla-block-map.js';
+export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
+export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
+export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';
