@@ -16,11 +16,21 @@ export { DenseMethod } from './methods/dense.js';
 export type { AttentionBackend, BackendName } from './backends/backend.js';
 export { cpuBackend, flashAttention, naiveAttention, naiveBlockSparseAttention } from './backends/cpu/index.js';
 export { sparseAttention, type SparseAttentionOptions, type SparseAttentionResult } from './attention.js';
+// Tri-shape and XAttention (methods-tx)
+export { TriShapeMethod, TRI_SHAPE_DEFAULTS, triShapeSettings, triShapeTokenRule, triShapeBlockMask, triShapeIsDense, type TriShapeSettings } from './methods/tri-shape.js';
+export { XAttentionMethod, XATTENTION_DEFAULTS, xattentionSettings, type XAttentionSettings } from './methods/xattention.js';
+export {
+  estimateXAttention, estimateXAttentionChunk, checkXAttentionParams, selectBlocks as selectXAttentionBlocks,
+  type XAttentionParams, type XAttentionEstimate,
+} from './methods/xattention-estimate.js';
 
 // SLA and SageSLA (sparse-linear attention)
 export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla.js';
 export { SageSlaMethod, sageQuantize, quantizeInt8PerBlock, int8Logits, SAGE_SLA_HEAD_DIMS, type SageOperands } from './methods/sage-sla.js';
-export { getBlockMap, slaTopk, selectTopBlocks, blockMapToMask, selectedBlocks, meanPool, sequenceMean, type SlaBlockMap } from './methods/sla-block-map.js';
+export {
+  getBlockMap, slaTopk, selectTopBlocks as slaSelectTopBlocks, blockMapToMask as slaBlockMapToMask, selectedBlocks as slaSelectedBlocks,
+  meanPool as slaMeanPool, sequenceMean as slaSequenceMean, type SlaBlockMap,
+} from './methods/sla-block-map.js';
 export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
 export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
 export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';
