@@ -271,6 +271,25 @@ describe('SLA attention', () => {
     assert.ok(nonCausal.some((x, i) => x !== byDefault[i]), 'causal: false at the call must override the setting');
   });
 
+  it('a causal row whose selected blocks all lie in its future gets zeros, not NaN; NaN input is named', () => {
+    // One query block of 8 rows, two key blocks of 4; key block 1 matches the queries, so topk = 1
+    // picks it and rows 0..3 (which only see key block 0) have no visible selected key.
+    const shape = { batch: 1, heads: 1, length: 8, headDim: 4 };
+    const q = HeadTensor.fromFunction(shape, (_b, _h, _l, d) => (d === 0 ? 1 : 0));
+    const k = HeadTensor.fromFunction(shape, (_b, _h, l, d) => (d === 0 ? (l >= 4 ? 5 : -5) : 0.1 * l));
+    const v = HeadTensor.randn(shape, 3);
+    const m = new SlaMethod({ BLKQ: 8, BLKK: 4, topkRatio: 0.5, proj: 'identity' });
+    const map = m.blockMap(q, k, { causal: true });
+    assert.deepEqual(Array.from(map.lut), [1]);
+    const out = m.attention(q, k, v, { causal: true }).output.toFloat32Array();
+    assert.ok(out.every(Number.isFinite));
+    // Rows 0..3: Os = 0, so O is the linear part alone over their past keys (all in block 0).
+    const ol = naiveLinearPart(q, k, v, map, 'softmax', true).toFloat32Array();
+    assertClose(out.subarray(0, 16), ol.subarray(0, 16), TOL.f32, 'rows without sparse keys');
+    (q.data as Float32Array)[5] = NaN;
+    assert.throws(() => m.attention(q, k, v, {}), /q\[0, 0, 1, 1\].*must be a finite number, got NaN/);
+  });
+
   it('runs through the registry and sparseAttention; rejects bad settings with clear messages', async () => {
     assert.ok(sparseMethods.has('sla', 'v1'));
     const s = SHAPES[0];
