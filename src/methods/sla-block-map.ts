@@ -24,6 +24,7 @@
 import { describeAttention } from '../core/attention-shape.js';
 import { blockCausallyValid, BlockMask, type BlockMaskDims } from '../core/block-mask.js';
 import { InvalidArgumentError, requireInteger } from '../core/errors.js';
+import type { Scores } from '../core/scores.js';
 import type { HeadTensor } from '../core/tensor.js';
 
 export interface SlaBlockMap {
@@ -176,4 +177,29 @@ export function meanPool(t: HeadTensor, blk: number, mean: Float32Array | null):
       }
     }
   return out;
+}
+
+/**
+ * Mean of each BLKQ × BLKK tile of a score matrix over its entries that are not -Infinity,
+ * [B, H, nQB, nKB]; -Infinity for a tile with none (causally invalid, or masked before).
+ */
+export function tileMeans(scores: Scores, BLKQ: number, BLKK: number): Float32Array {
+  const Lq = scores.queryLength;
+  const Lk = scores.keyLength;
+  const nQB = Math.ceil(Lq / BLKQ);
+  const nKB = Math.ceil(Lk / BLKK);
+  const pooled = new Float32Array(scores.batch * scores.heads * nQB * nKB).fill(-Infinity);
+  for (let bh = 0; bh < scores.batch * scores.heads; bh++)
+    for (let qb = 0; qb < nQB; qb++)
+      for (let kb = 0; kb < nKB; kb++) {
+        let sum = 0;
+        let n = 0;
+        for (let i = qb * BLKQ; i < Math.min((qb + 1) * BLKQ, Lq); i++)
+          for (let j = kb * BLKK; j < Math.min((kb + 1) * BLKK, Lk); j++) {
+            const s = scores.data[(bh * Lq + i) * Lk + j];
+            if (s !== -Infinity) (sum += s), n++;
+          }
+        if (n > 0) pooled[(bh * nQB + qb) * nKB + kb] = sum / n;
+      }
+  return pooled;
 }

@@ -20,7 +20,7 @@ import { checkScores, type Scores } from '../core/scores.js';
 import { phaseOf, statsFromMask } from '../core/stats.js';
 import { HeadTensor } from '../core/tensor.js';
 import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from './method.js';
-import { blockMapToMask, checkTopkRatio, getBlockMap, selectTopBlocks, type SlaBlockMap, slaTopk } from './sla-block-map.js';
+import { blockMapToMask, checkTopkRatio, getBlockMap, selectTopBlocks, type SlaBlockMap, slaTopk, tileMeans } from './sla-block-map.js';
 import { FEATURE_MAPS, type FeatureMap, type LinearBlocks, slaLinearPart } from './sla-linear-part.js';
 import { addProjection, checkProjectionSize, loadProjectionFile, parseProjection, projectionIsZero, type SlaProjection } from './sla-projection.js';
 import { floatLogits, slaSparsePart } from './sla-sparse-part.js';
@@ -103,19 +103,7 @@ export class SlaMethod implements SparseAttentionMethod {
     const Lk = scores.keyLength;
     const nQB = Math.ceil(Lq / BLKQ);
     const nKB = Math.ceil(Lk / BLKK);
-    const pooled = new Float32Array(scores.batch * scores.heads * nQB * nKB).fill(-Infinity);
-    for (let bh = 0; bh < scores.batch * scores.heads; bh++)
-      for (let qb = 0; qb < nQB; qb++)
-        for (let kb = 0; kb < nKB; kb++) {
-          let sum = 0;
-          let n = 0;
-          for (let i = qb * BLKQ; i < Math.min((qb + 1) * BLKQ, Lq); i++)
-            for (let j = kb * BLKK; j < Math.min((kb + 1) * BLKK, Lk); j++) {
-              const s = scores.data[(bh * Lq + i) * Lk + j];
-              if (s !== -Infinity) (sum += s), n++;
-            }
-          if (n > 0) pooled[(bh * nQB + qb) * nKB + kb] = sum / n;
-        }
+    const pooled = tileMeans(scores, BLKQ, BLKK);
     const dims = { batch: scores.batch, heads: scores.heads, queryLength: Lq, keyLength: Lk, blockRows: BLKQ, blockCols: BLKK, causal: false };
     const map = selectTopBlocks(dims, pooled, slaTopk(this.settings.topkRatio, nKB), (r, _qb, kb) => pooled[r * nKB + kb] !== -Infinity);
     const mask = new Uint8Array(scores.data.length);
