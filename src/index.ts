@@ -39,6 +39,17 @@ export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type Seque
 export { cpuPagedBackend, naivePagedAttention, type PagedAttentionBackend, type PagedAttentionInput } from './engine/paged-attention.js';
 export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelShape } from './engine/synthetic-model.js';
 export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';
+
+// SLA and SageSLA (sparse-linear attention)
+export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla.js';
+export { SageSlaMethod, sageQuantize, quantizeInt8PerBlock, int8Logits, SAGE_SLA_HEAD_DIMS, type SageOperands } from './methods/sage-sla.js';
+export {
+  getBlockMap, slaTopk, selectTopBlocks as slaSelectTopBlocks, blockMapToMask as slaBlockMapToMask, selectedBlocks as slaSelectedBlocks,
+  meanPool as slaMeanPool, sequenceMean as slaSequenceMean, type SlaBlockMap,
+} from './methods/sla-block-map.js';
+export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
+export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
+export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';
 // Benchmarks: case lists with FLOPs/bytes and the validate-then-time harness (browser-safe; the node-only
 // targets table and JSON report with peers live in src/bench/targets.ts and report.ts, used by the CLI).
 export {
