@@ -8,9 +8,15 @@ out=${OUT:-/tmp/peers-out}; mkdir -p "$out"
 date -u
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 python3 -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())' 2>&1
-# SDPA_ARGS="" skips SDPA; ORT_ARGS="" skips ORT; ORT_ARGS2 is an optional second ORT sweep.
+# SDPA_ARGS="" skips SDPA; ORT_ARGS="" skips ORT; ORT_ARGS2 is an optional second ORT sweep;
+# OURS_ARGS runs our harness first (node dist/bench/attention.js $OURS_ARGS).
 sdpa_args=${SDPA_ARGS-"--lengths 4096,8192,16384,32768,65536,131072 --non-causal-lengths 4096,16384,65536 --budget-s 100"}
 ort_args=${ORT_ARGS-"--lengths 4096,8192,16384,32768,65536 --non-causal-lengths 4096,16384 --budget-s 95"}
+if [ -n "${OURS_ARGS:-}" ]; then
+  bash .gpu-kit/gpu.sh node dist/bench/attention.js $OURS_ARGS --out "$out/attention.json" 2>&1 \
+    | grep -v 'artificially reduced' | tee "$out/attention.log"
+  echo "ours done at $(date -u +%T)"
+fi
 if [ -n "$sdpa_args" ]; then
   python3 bench/peers/sdpa.py $sdpa_args --out "$out/sdpa.json" 2>&1 | tee "$out/sdpa.log"
   echo "sdpa done at $(date -u +%T)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages what the GPU machine needs for bench/peers/run-h100.sh into DEST (a git-ignored folder of
 # the checkout the device tool sends, e.g. /work/main/.devrun/peers): the GPU kit (.gpu-kit, made by
-# ../shared/gpu/make-kit.sh), dist/src, the peer scripts, and onnxruntime-node for linux-x64 only
+# ../shared/gpu/make-kit.sh), dist/src and dist/bench, the peer scripts, and onnxruntime-node for linux-x64 only
 # (xz: the full package is 290 MB, the linux-x64 library 45 MB, compressed about 13 MB).
 # Usage, from the project root after `npm ci`, `(cd bench/peers/ort && npm ci --onnxruntime-node-install=skip)`:
 #   bash bench/peers/stage-h100.sh /work/main/.devrun/peers
@@ -11,7 +11,7 @@ dest=${1:?usage: stage-h100.sh DEST}
 [ -d bench/peers/ort/node_modules/onnxruntime-node ] || { echo "run npm ci --onnxruntime-node-install=skip in bench/peers/ort first" >&2; exit 2; }
 rm -rf "$dest"; mkdir -p "$dest/dist" "$dest/bench/peers/ort"
 cp -r .gpu-kit "$dest/"
-cp -r dist/src "$dest/dist/"
+cp -r dist/src dist/bench "$dest/dist/"
 cp package.json "$dest/"
 cp bench/peers/sdpa.py bench/peers/run-h100.sh "$dest/bench/peers/"
 cp bench/peers/ort/*.mjs bench/peers/ort/package.json "$dest/bench/peers/ort/"
