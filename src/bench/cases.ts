@@ -76,10 +76,16 @@ function visiblePairs(mask: BlockMask, qb: number, kb: number): number {
   const i1 = Math.min(i0 + mask.blockRows, mask.queryLength);
   const j0 = kb * mask.blockCols;
   const j1 = Math.min(j0 + mask.blockCols, mask.keyLength);
-  if (!mask.causal) return (i1 - i0) * (j1 - j0);
-  let n = 0;
-  for (let i = i0; i < i1; i++) n += Math.max(0, Math.min(j1, mask.queryOffset + i + 1) - j0);
-  return n;
+  const w = j1 - j0;
+  if (!mask.causal) return (i1 - i0) * w;
+  // Row i sees clamp(a + i, 0, w) keys of the block, a = queryOffset + 1 - j0; closed form, since
+  // a 128K mask has millions of blocks: rows below the ramp see none, rows past it all w.
+  const a = mask.queryOffset + 1 - j0;
+  const lo = Math.max(i0, 1 - a);
+  const hi = Math.min(i1 - 1, w - a - 1);
+  const ramp = hi >= lo ? ((hi - lo + 1) * (2 * a + lo + hi)) / 2 : 0;
+  const fullRows = Math.max(0, i1 - Math.max(i0, w - a));
+  return ramp + w * fullRows;
 }
 
 /** Fraction of visible (causally valid) token pairs that the mask's kept blocks cover. */
