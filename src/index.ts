@@ -16,3 +16,7 @@ export { DenseMethod } from './methods/dense.js';
 export type { AttentionBackend, BackendName } from './backends/backend.js';
 export { cpuBackend, flashAttention, naiveAttention, naiveBlockSparseAttention } from './backends/cpu/index.js';
 export { sparseAttention, type SparseAttentionOptions, type SparseAttentionResult } from './attention.js';
+// WebGPU backend and backend selection (the npm `webgpu` package itself is imported only on first device use)
+export { createBackend, resolveBackend, BACKEND_CHOICES, type BackendChoice } from './backends/index.js';
+export { gatherPagedKv } from './backends/cpu/paged-kv.js';
+export * from './backends/webgpu/index.js';
