@@ -103,6 +103,48 @@ export const attentionProgram: KernelProgram<AttentionSpec, AttentionParamName, 
   },
 };
 
+/**
+ * The variant hooks, one WGSL snippet per spec value; a Record over the spec's union type, so a
+ * new value does not compile until it has its hook.
+ */
+const KV_HOOK: Record<AttentionSpec['kv'], string> = {
+  strided: `// Hook kv: element offset of key/value row j of (batch b, KV head kh).
+fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + b * P.kStrideB + kh * P.kStrideH + j * P.kStrideL; }
+fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + b * P.vStrideB + kh * P.vStrideH + j * P.vStrideL; }`,
+  paged: `// Hook kv: element offset of key/value row j of (sequence b, KV head kh) through the block table.
+fn kvPage(b: u32, j: u32) -> u32 { return u32(blockTable[b * P.tableStride + j / P.pageSize]); }
+fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + kvPage(b, j) * P.kStrideB + kh * P.kStrideH + (j % P.pageSize) * P.kStrideL; }
+fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + kvPage(b, j) * P.vStrideB + kh * P.vStrideH + (j % P.pageSize) * P.vStrideL; }`,
+};
+
+const TOKEN_RULE_HOOK: Record<AttentionSpec['tokenRule'], string> = {
+  none: `// Hook tokenRule: every key of a kept block (causality is tested apart).
+fn tokenVisible(i: u32, j: u32) -> bool { return true; }`,
+  trishape: `// Hook tokenRule: tri-shape (core/token-rule.ts) inside kept blocks; causality is tested apart.
+fn tokenVisible(i: u32, j: u32) -> bool {
+  if (i + P.lastDenseQueries >= P.queryLength) { return true; }  // i >= Lq - lastDenseQueries
+  if (j < P.sinkTokens) { return true; }
+  let p = P.queryOffset + i;
+  return j <= p && j + P.localWindow > p;                           // p - window < j <= p
+}`,
+};
+
+const BLOCK_LIST_HOOK: Record<AttentionSpec['blocks'], string> = {
+  all: `// Hook blocks: one entry covering every key (dense); the causal limit clips it.
+fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> { return vec2<u32>(0u, 1u); }
+fn blockKeys(n: u32) -> vec2<u32> { return vec2<u32>(0u, P.keyLength); }`,
+  csr: `// Hook blocks: entries [rowPtr[row], rowPtr[row + 1]) of colIdx for this (b, h, query block);
+// entry n covers keys [colIdx[n]·bc, min((colIdx[n] + 1)·bc, Lk)).
+fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> {
+  let row = (b * P.heads + h) * P.numQueryBlocks + qb;
+  return vec2<u32>(u32(rowPtr[row]), u32(rowPtr[row + 1u]));
+}
+fn blockKeys(n: u32) -> vec2<u32> {
+  let j0 = u32(colIdx[n]) * P.blockCols;
+  return vec2<u32>(j0, min(j0 + P.blockCols, P.keyLength));
+}`,
+};
+
 function attentionWgsl(spec: AttentionSpec, header: string): string {
   const T = spec.dtype;
   const csr = spec.blocks === 'csr';
@@ -135,32 +177,9 @@ fn loadQ4(e: u32) -> vec4<f32> { return vec4<f32>(f32(q[e]), f32(q[e + 1u]), f32
 fn loadK4(e: u32) -> vec4<f32> { return vec4<f32>(f32(k[e]), f32(k[e + 1u]), f32(k[e + 2u]), f32(k[e + 3u])); }
 fn loadV4(e: u32) -> vec4<f32> { return vec4<f32>(f32(v[e]), f32(v[e + 1u]), f32(v[e + 2u]), f32(v[e + 3u])); }
 
-// Hook kv: element offset of key/value row j of (batch b, KV head kh).
-${paged ? `fn kvPage(b: u32, j: u32) -> u32 { return u32(blockTable[b * P.tableStride + j / P.pageSize]); }
-fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + kvPage(b, j) * P.kStrideB + kh * P.kStrideH + (j % P.pageSize) * P.kStrideL; }
-fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + kvPage(b, j) * P.vStrideB + kh * P.vStrideH + (j % P.pageSize) * P.vStrideL; }`
-    : `fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + b * P.kStrideB + kh * P.kStrideH + j * P.kStrideL; }
-fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + b * P.vStrideB + kh * P.vStrideH + j * P.vStrideL; }`}
-
-// Hook tokenRule: whether query i may see key j inside a kept block (causality is tested apart).
-fn tokenVisible(i: u32, j: u32) -> bool {
-${spec.tokenRule === 'trishape' ? `  if (i + P.lastDenseQueries >= P.queryLength) { return true; }  // i >= Lq - lastDenseQueries
-  if (j < P.sinkTokens) { return true; }
-  let p = P.queryOffset + i;
-  return j <= p && j + P.localWindow > p;                           // p - window < j <= p`
-    : '  return true;'}
-}
-
-// Hook blocks: the workgroup's list of key ranges, [first, end) entries, and entry n's keys [j0, j1).
-fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> {
-${csr ? `  let row = (b * P.heads + h) * P.numQueryBlocks + qb;
-  return vec2<u32>(u32(rowPtr[row]), u32(rowPtr[row + 1u]));` : '  return vec2<u32>(0u, 1u);'}
-}
-fn blockKeys(n: u32) -> vec2<u32> {
-${csr ? `  let j0 = u32(colIdx[n]) * P.blockCols;
-  return vec2<u32>(j0, min(j0 + P.blockCols, P.keyLength));` : '  return vec2<u32>(0u, P.keyLength);'}
-}
-
+${KV_HOOK[spec.kv]}
+${TOKEN_RULE_HOOK[spec.tokenRule]}
+${BLOCK_LIST_HOOK[spec.blocks]}
 // Cooperative load of keys [t0, t0 + cols) of (b, kh) into kTile/vTile; rows past cols are zero.
 fn loadTile(b: u32, kh: u32, t0: u32, cols: u32, lid: u32) {
   for (var e = lid; e < TILE_KEYS * D4; e += WORKGROUP_SIZE) {
