@@ -14,7 +14,7 @@
  * up to 64 rows of one mask query block); one thread per query row i. Per visited key tile:
  *   kTile [TILE_KEYS, HEAD_DIM/4] vec4<f32>, vTile [TILE_KEYS, VALUE_DIM/4] vec4<f32> in workgroup
  *   memory (TILE_KEYS·(HEAD_DIM+VALUE_DIM)·4 bytes ≤ 16 KiB, the WebGPU default limit), loaded by
- *   all threads; each thread keeps q[HEAD_DIM] (pre-scaled by scale·log2 e, so exp2 gives e^x),
+ *   all threads; each thread keeps q[HEAD_DIM] (in the I/O dtype; scores are scaled by scale·log2 e so exp2 gives e^x),
  *   acc[VALUE_DIM], the running max m and sum l in registers:
  *     m' = max(m, max_c s_c);  acc = acc·2^(m-m') + Σ_c 2^(s_c-m') v_c;  l = l·2^(m-m') + Σ_c 2^(s_c-m')
  * Queries shorter than keys are right-aligned (query i sits at key position queryOffset + i).
@@ -207,13 +207,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // Keys past the causal diagonal of the workgroup's last row are never loaded.
   let keyLimit = select(P.keyLength, min(P.keyLength, P.queryOffset + rowsEnd), P.causal != 0u);
 
-  var qv: array<vec4<f32>, D4>;
+  // f16 I/O keeps q as f16 (exact: it was stored so) to free registers for acc; f32 keeps f32.
+  var qv: array<vec4<${T}>, D4>;
   var acc: array<vec4<f32>, DV4>;
   var m = MASKED;
   var l = 0.0;
   if (rowActive) {
     let qRow = P.qOffset + b * P.qStrideB + h * P.qStrideH + i * P.qStrideL;
-    for (var d = 0u; d < ${dLoop}; d++) { qv[d] = loadQ4(qRow + d * 4u) * P.scaleLog2e; }
+    for (var d = 0u; d < ${dLoop}; d++) { qv[d] = vec4<${T}>(loadQ4(qRow + d * 4u)); }
   }
 
   let list = blockListRange(b, h, qb);
@@ -229,7 +230,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           let j = t0 + c;
           if ((P.causal == 0u || j <= keyPos) && tokenVisible(i, j)) {
             var x = 0.0;
-            for (var d = 0u; d < ${dLoop}; d++) { x += dot(qv[d], kTile[c * D4 + d]); }
+            for (var d = 0u; d < ${dLoop}; d++) { x += dot(vec4<f32>(qv[d]), kTile[c * D4 + d]); }
+            x *= P.scaleLog2e;
             // Online softmax one key at a time; the rescale runs only when the max grows.
             if (x > m) {
               let rescale = exp2(m - x);
