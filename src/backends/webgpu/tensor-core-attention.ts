@@ -56,9 +56,22 @@ export function tensorCoreSupports(call: Omit<TensorCoreCall, 'q' | 'k' | 'v' | 
 export class TensorCoreAttention {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly empty: GPUBuffer;
+  private readonly layout: GPUPipelineLayout;
+  private readonly bindLayout: GPUBindGroupLayout;
 
   constructor(readonly device: GPUDevice, readonly subgroups: 4 | 8 = 4) {
     this.empty = device.createBuffer({ label: 'tc-attention-empty', size: 16, usage: GPUBufferUsage.STORAGE });
+    // Explicit layout: 'auto' would drop the block-list bindings from dense variants.
+    const ro = { type: 'read-only-storage' } as const;
+    this.bindLayout = device.createBindGroupLayout({
+      label: 'tc-attention-bindings',
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+        ...[1, 2, 3, 5, 6].map((binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: ro })),
+        { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
+      ],
+    });
+    this.layout = device.createPipelineLayout({ label: 'tc-attention-layout', bindGroupLayouts: [this.bindLayout] });
   }
 
   pipeline(spec: TensorCoreAttentionSpec): GPUComputePipeline {
@@ -68,7 +81,7 @@ export class TensorCoreAttention {
       const code = tensorCoreAttentionWgsl(spec);
       if (process.env.SPARSE_ATTN_PRINT_WGSL) console.error(`// ${label}\n${code}`);
       const module = this.device.createShaderModule({ label, code });
-      p = this.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      p = this.device.createComputePipeline({ label, layout: this.layout, compute: { module, entryPoint: 'main' } });
       this.pipelines.set(label, p);
     }
     return p;
@@ -100,7 +113,7 @@ export class TensorCoreAttention {
     this.device.queue.writeBuffer(uniform, 0, words);
     const bindGroup = this.device.createBindGroup({
       label: `${pipeline.label}-bind`,
-      layout: pipeline.getBindGroupLayout(0),
+      layout: this.bindLayout,
       entries: [
         { binding: 0, resource: { buffer: uniform } },
         { binding: 1, resource: { buffer: call.q.buffer } },

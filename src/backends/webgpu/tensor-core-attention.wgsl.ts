@@ -133,7 +133,7 @@ fn main(@builtin(workgroup_id) wg: vec3u,
   let qbRow = (b * P.heads + h) * P.numQueryBlocks + rowBase / max(P.blockRows, 1u);
 
   // Q slices stay in registers for the whole call (named, not an array, so nothing spills).
-${seq(DT, (t) => `  let q${t} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Q, qBase + ${t * 16}u, false, P.qStrideL);`)}
+${seq(DT, (t) => `  let q${t} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Q, qBase + ${t * 16}u, P.qStrideL);`)}
 
   // This lane's share of the subgroup's 16×BC tile: row lane/2, columns [side·BC/2, +BC/2).
   let row = lane / 2u;
@@ -152,8 +152,8 @@ ${seq(DT, (d) => `    var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
       for (var c = 0u; c < CT; c++) {
         var s = subgroup_matrix_result<f32, 16, 16>();
         let kRow = kBase + (j0 + c * 16u) * P.kStrideL;
-${seq(DT, (d) => `        s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&K, kRow + ${d * 16}u, true, P.kStrideL), s);`)}
-        subgroupMatrixStore(&sTile, sg * 16u * BC + c * 16u, s, false, BC);
+${seq(DT, (d) => `        s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&K, kRow + ${d * 16}u, P.kStrideL), s);`)}
+        subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + c * 16u, s, BC);
       }
       workgroupBarrier();
       if (phase == 0u) {
@@ -182,15 +182,15 @@ ${seq(DT, (d) => `        s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMa
         }
         workgroupBarrier();
         for (var c = 0u; c < CT; c++) {
-          let pm = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pTile, sg * 16u * BC + c * 16u, false, BC);
+          let pm = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&pTile, sg * 16u * BC + c * 16u, BC);
           let vRow = vBase + (j0 + c * 16u) * P.vStrideL;
-${seq(DT, (d) => `          o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&V, vRow + ${d * 16}u, false, P.vStrideL), o${d});`)}
+${seq(DT, (d) => `          o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&V, vRow + ${d * 16}u, P.vStrideL), o${d});`)}
         }
       }
     }
     if (phase == 1u) {
       let oBase = P.oOffset + b * P.oStrideB + h * P.oStrideH + (rowBase + sg * 16u) * P.oStrideL;
-${seq(DT, (d) => `      subgroupMatrixStore(&O, oBase + ${d * 16}u, o${d}, false, P.oStrideL);`)}
+${seq(DT, (d) => `      subgroupMatrixStore<row_major>(&O, oBase + ${d * 16}u, o${d}, P.oStrideL);`)}
     }
   }
 }
