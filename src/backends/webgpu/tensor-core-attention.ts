@@ -53,13 +53,22 @@ export function tensorCoreSupports(call: Omit<TensorCoreCall, 'q' | 'k' | 'v' | 
   return null;
 }
 
+/** Staged tiles are read as vec4<u32>: K and V rows must start on 8-element boundaries. */
+function stagingSupports(call: TensorCoreCall): string | null {
+  for (const [name, t] of [['k', call.k], ['v', call.v]] as const) {
+    if (t.offset % 8 || t.strideB % 8 || t.strideH % 8 || t.strideL % 8) return `${name} offset/strides are not multiples of 8 elements (staged tiles read 16-byte vectors)`;
+  }
+  return null;
+}
+
 export class TensorCoreAttention {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly empty: GPUBuffer;
   private readonly layout: GPUPipelineLayout;
   private readonly bindLayout: GPUBindGroupLayout;
 
-  constructor(readonly device: GPUDevice, readonly subgroups: 4 | 8 = 4) {
+  constructor(readonly device: GPUDevice, readonly subgroups: 4 | 8 = 4, readonly stage = false) {
+    if (stage && subgroups !== 4) throw new Error('tensor-core attention: staged K/V tiles fit workgroup memory only with 4 subgroups');
     this.empty = device.createBuffer({ label: 'tc-attention-empty', size: 16, usage: GPUBufferUsage.STORAGE });
     // Explicit layout: 'auto' would drop the block-list bindings from dense variants.
     const ro = { type: 'read-only-storage' } as const;
@@ -89,9 +98,9 @@ export class TensorCoreAttention {
 
   /** Encodes one call into `encoder` (no submit), so benchmarks can batch repetitions. */
   encode(encoder: GPUCommandEncoder, call: TensorCoreCall): void {
-    const reason = tensorCoreSupports(call, this.subgroups);
+    const reason = tensorCoreSupports(call, this.subgroups) ?? (this.stage ? stagingSupports(call) : null);
     if (reason) throw new Error(`tensor-core attention: ${reason}`);
-    const spec: TensorCoreAttentionSpec = { headDim: call.headDim as 64 | 128, causal: call.causal, sparse: !!call.mask, subgroups: this.subgroups };
+    const spec: TensorCoreAttentionSpec = { headDim: call.headDim as 64 | 128, causal: call.causal, sparse: !!call.mask, subgroups: this.subgroups, stage: this.stage };
     const pipeline = this.pipeline(spec);
     const words = new ArrayBuffer(TC_PARAM_FIELDS.length * 4);
     const u = new Uint32Array(words);

@@ -25,6 +25,11 @@ export interface TensorCoreAttentionSpec {
   sparse: boolean;
   /** Subgroups per workgroup (each owns 16 query rows). */
   subgroups: 4 | 8;
+  /**
+   * Stage each K and V tile in workgroup memory once for all subgroups (vec4 loads, padded rows)
+   * instead of every subgroup reading it from global memory. Needs 16-byte aligned rows.
+   */
+  stage: boolean;
 }
 
 export const TC_KEY_TILE = 64;
@@ -41,7 +46,7 @@ export const TC_PARAM_FIELDS = [
 ] as const;
 
 export function tensorCoreAttentionLabel(spec: TensorCoreAttentionSpec): string {
-  return `tc-attention-d${spec.headDim}-${spec.causal ? 'causal' : 'full'}-${spec.sparse ? 'sparse' : 'dense'}-sg${spec.subgroups}`;
+  return `tc-attention-d${spec.headDim}-${spec.causal ? 'causal' : 'full'}-${spec.sparse ? 'sparse' : 'dense'}-sg${spec.subgroups}${spec.stage ? '-staged' : ''}`;
 }
 
 /** One generated line per index: unrolled code, so subgroup matrices live in named registers. */
@@ -55,6 +60,24 @@ export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec): string {
   const SG = spec.subgroups;
   const BC = TC_KEY_TILE;
   const CT = BC / 16;
+  const KVS = D + 8; // padded row stride of the staged tile: rows start in different banks
+  const kvType = spec.stage ? 'array<vec4<u32>>' : 'array<f16>';
+  // Where the subgroup-matrix loads of K and V read from, per 16-key slice c and 16-wide slice d.
+  const kSrc = (d: number) => spec.stage ? `&kv, c * 16u * ${KVS}u + ${d * 16}u, ${KVS}u` : `&K, kRow + ${d * 16}u, P.kStrideL`;
+  const vSrc = (d: number) => spec.stage ? `&kv, c * 16u * ${KVS}u + ${d * 16}u, ${KVS}u` : `&V, vRow + ${d * 16}u, P.vStrideL`;
+  const stageFn = (name: string, buf: string, stride: string) => `
+fn ${name}(base: u32, j0: u32, lid: u32) {
+  for (var i = lid; i < BC * D / 8u; i += SG * 32u) {
+    let r = i / (D / 8u);
+    let c8 = i % (D / 8u);
+    let v = ${buf}[(base + (j0 + r) * ${stride}) / 8u + c8];
+    let o = r * ${KVS}u + c8 * 8u;
+    let a = bitcast<vec2<f16>>(v.x); let b = bitcast<vec2<f16>>(v.y);
+    let c = bitcast<vec2<f16>>(v.z); let d = bitcast<vec2<f16>>(v.w);
+    kv[o] = a.x; kv[o + 1u] = a.y; kv[o + 2u] = b.x; kv[o + 3u] = b.y;
+    kv[o + 4u] = c.x; kv[o + 5u] = c.y; kv[o + 6u] = d.x; kv[o + 7u] = d.y;
+  }
+}`;
   return /* wgsl */ `
 enable f16;
 enable subgroups;
@@ -74,8 +97,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f16>;
-@group(0) @binding(2) var<storage, read> K: array<f16>;
-@group(0) @binding(3) var<storage, read> V: array<f16>;
+@group(0) @binding(2) var<storage, read> K: ${kvType};
+@group(0) @binding(3) var<storage, read> V: ${kvType};
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<storage, read> rowPtr: array<u32>;
 @group(0) @binding(6) var<storage, read> colIdx: array<u32>;
@@ -92,8 +115,10 @@ const SPARSE: bool = ${spec.sparse};
 // Per subgroup: 16 rows × BC scores (f32) and probabilities (f16).  [SG][16][BC]
 var<workgroup> sTile: array<f32, ${SG * 16 * BC}>;
 var<workgroup> pTile: array<f16, ${SG * 16 * BC}>;
-
-struct Range { first: u32, count: u32 }
+${spec.stage ? `// The current K (then V) tile, shared by all subgroups.  [BC][D + 8]
+var<workgroup> kv: array<f16, ${BC * KVS}>;
+${stageFn('stageK', 'K', 'P.kStrideL')}
+${stageFn('stageV', 'V', 'P.vStrideL')}` : ''}
 
 // Key tiles visited for this workgroup: every tile up to the causal limit, or the tiles of the
 // kept blocks. Workgroup-uniform, so every subgroup runs the same loop (barriers stay legal).
@@ -122,7 +147,8 @@ fn tileStart(t: u32, qb: u32) -> u32 {
 @compute @workgroup_size(${SG * 32})
 fn main(@builtin(workgroup_id) wg: vec3u,
         @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {
+        @builtin(subgroup_invocation_id) lane: u32,
+        @builtin(local_invocation_index) lid: u32) {
   let b = wg.z;
   let h = wg.y;
   let kvh = h / P.group;
@@ -149,10 +175,12 @@ ${seq(DT, (d) => `    var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
     for (var t = 0u; t < nTiles; t++) {
       let j0 = tileStart(t, qbRow);
       workgroupBarrier(); // the previous tile's scratch has been read
+${spec.stage ? `      stageK(kBase, j0, lid);
+      workgroupBarrier();` : ''}
       for (var c = 0u; c < CT; c++) {
         var s = subgroup_matrix_result<f32, 16, 16>();
         let kRow = kBase + (j0 + c * 16u) * P.kStrideL;
-${seq(DT, (d) => `        s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&K, kRow + ${d * 16}u, P.kStrideL), s);`)}
+${seq(DT, (d) => `        s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${kSrc(d)}), s);`)}
         subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + c * 16u, s, BC);
       }
       workgroupBarrier();
@@ -180,11 +208,12 @@ ${seq(DT, (d) => `        s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMa
           if (!CAUSAL || j <= qPos) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m) * inv; }
           pTile[scratch + c] = f16(p);
         }
+${spec.stage ? '        stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' : ''}
         workgroupBarrier();
         for (var c = 0u; c < CT; c++) {
           let pm = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&pTile, sg * 16u * BC + c * 16u, BC);
           let vRow = vBase + (j0 + c * 16u) * P.vStrideL;
-${seq(DT, (d) => `          o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&V, vRow + ${d * 16}u, P.vStrideL), o${d});`)}
+${seq(DT, (d) => `          o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(${vSrc(d)}), o${d});`)}
         }
       }
     }
