@@ -2,10 +2,20 @@
 /** `sparse-attn`: the command-line face of the library. */
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
+import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
+import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
+import { prefillCommand } from './commands/prefill.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand];
+// One command per line, so branches that add commands merge without conflicts.
+const COMMANDS: readonly Command[] = [
+  methodsCommand,
+  demoCommand,
+  configCommand,
+  prefillCommand,
+  deviceCommand,
+];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
