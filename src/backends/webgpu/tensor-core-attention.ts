@@ -1,152 +1,120 @@
-/**
- * Dispatch of the tensor-core (subgroup-matrix) attention kernel: pipelines cached per spec,
- * shapes and strides in one uniform, Q/K/V read in place. See tensor-core-attention.wgsl.ts for
- * what the kernel computes and its tile shapes.
- */
 /// <reference types="@webgpu/types" />
-import type { BlockMask } from '../../core/block-mask.js';
-import {
-  TC_KEY_TILE, TC_PARAM_FIELDS, TC_ROWS_PER_SUBGROUP, type TensorCoreAttentionSpec,
-  tensorCoreAttentionLabel, tensorCoreAttentionWgsl,
-} from './tensor-core-attention.wgsl.js';
+/**
+ * The tensor-core attention kernel as a KernelProgram (see program.ts), and when the dispatcher
+ * may use it. What it computes and its tiles: tensor-core-attention.wgsl.ts. It serves f16 Q/K/V
+ * on adapters with an f16→f32 16×16×16 subgroup-matrix configuration; everything else (f32, token
+ * rules, paged KV, awkward lengths) stays on the portable skeleton in attention-program.ts.
+ */
+import { UnsupportedError } from '../../core/errors.js';
+import type { AttentionDispatchOptions, AttentionViews } from './attention-dispatch.js';
+import type { GpuTensorView } from './buffers.js';
+import { hasTensorCores } from './device.js';
+import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
+import { TC_KEY_TILE, TC_ROWS_PER_SUBGROUP, type TensorCoreAttentionSpec, tensorCoreAttentionWgsl } from './tensor-core-attention.wgsl.js';
 
-export interface TensorView {
-  buffer: GPUBuffer;
-  /** Element offset of (0, 0, 0, 0) and element strides of batch, head, position. */
-  offset: number;
-  strideB: number;
-  strideH: number;
-  strideL: number;
-}
+export const tensorCoreParams = new ParamsLayout([
+  ['qLen', 'u32'], ['kLen', 'u32'], ['heads', 'u32'], ['group', 'u32'],
+  ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'], ['qStrideL', 'u32'],
+  ['kOffset', 'u32'], ['kStrideB', 'u32'], ['kStrideH', 'u32'], ['kStrideL', 'u32'],
+  ['vOffset', 'u32'], ['vStrideB', 'u32'], ['vStrideH', 'u32'], ['vStrideL', 'u32'],
+  ['oOffset', 'u32'], ['oStrideB', 'u32'], ['oStrideH', 'u32'], ['oStrideL', 'u32'],
+  ['scaleLog2', 'f32'], ['numQueryBlocks', 'u32'], ['blockRows', 'u32'], ['blockCols', 'u32'],
+] as const);
 
-export interface TensorCoreCall {
-  batch: number;
-  heads: number;
-  kvHeads: number;
+type TcParam = (typeof tensorCoreParams.fields)[number][0];
+
+export interface TensorCoreShape {
   queryLength: number;
   keyLength: number;
-  headDim: number;
-  causal: boolean;
-  scale: number;
-  q: TensorView;
-  k: TensorView;
-  v: TensorView;
-  out: TensorView;
-  /** Block list on the GPU (rowPtr, colIdx as u32) when sparse. */
-  mask?: { rowPtr: GPUBuffer; colIdx: GPUBuffer; numQueryBlocks: number; blockRows: number; blockCols: number };
+  workgroupsX: number;
+  heads: number;
+  batch: number;
 }
 
-/** Whether the adapter has an f16 → f32 16×16×16 subgroup-matrix configuration. */
-export function hasTensorCores(adapterInfo: GPUAdapterInfo | undefined): boolean {
-  const configs = (adapterInfo as unknown as { subgroupMatrixConfigs?: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] })?.subgroupMatrixConfigs ?? [];
-  return configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16);
+/** Workgroup memory of a variant: score and probability scratch, plus the staged K/V tile. */
+function workgroupBytes(spec: TensorCoreAttentionSpec): number {
+  const scratch = spec.subgroups * 16 * TC_KEY_TILE * (4 + 2);
+  return scratch + (spec.stage ? TC_KEY_TILE * (spec.headDim + 8) * 2 : 0);
 }
 
-/** Why the kernel cannot take a call, or null when it can. */
-export function tensorCoreSupports(call: Omit<TensorCoreCall, 'q' | 'k' | 'v' | 'out'>, subgroups: number): string | null {
-  const rows = TC_ROWS_PER_SUBGROUP * subgroups;
-  if (call.headDim !== 64 && call.headDim !== 128) return `head dim ${call.headDim} is not 64 or 128`;
-  if (call.queryLength % rows !== 0) return `query length ${call.queryLength} is not a multiple of ${rows}`;
-  if (call.keyLength % TC_KEY_TILE !== 0) return `key length ${call.keyLength} is not a multiple of ${TC_KEY_TILE}`;
-  if (call.mask && call.mask.blockRows % rows !== 0) return `mask block rows ${call.mask.blockRows} is not a multiple of ${rows}`;
-  if (call.mask && call.mask.blockCols % TC_KEY_TILE !== 0) return `mask block cols ${call.mask.blockCols} is not a multiple of ${TC_KEY_TILE}`;
-  return null;
-}
-
-/** Staged tiles are read as vec4<u32>: K and V rows must start on 8-element boundaries. */
-function stagingSupports(call: TensorCoreCall): string | null {
-  for (const [name, t] of [['k', call.k], ['v', call.v]] as const) {
-    if (t.offset % 8 || t.strideB % 8 || t.strideH % 8 || t.strideL % 8) return `${name} offset/strides are not multiples of 8 elements (staged tiles read 16-byte vectors)`;
-  }
-  return null;
-}
-
-export class TensorCoreAttention {
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
-  private readonly empty: GPUBuffer;
-  private readonly layout: GPUPipelineLayout;
-  private readonly bindLayout: GPUBindGroupLayout;
-
-  constructor(readonly device: GPUDevice, readonly subgroups: 4 | 8 = 4, readonly stage = false) {
-    if (stage && subgroups !== 4) throw new Error('tensor-core attention: staged K/V tiles fit workgroup memory only with 4 subgroups');
-    this.empty = device.createBuffer({ label: 'tc-attention-empty', size: 16, usage: GPUBufferUsage.STORAGE });
-    // Explicit layout: 'auto' would drop the block-list bindings from dense variants.
-    const ro = { type: 'read-only-storage' } as const;
-    this.bindLayout = device.createBindGroupLayout({
-      label: 'tc-attention-bindings',
-      entries: [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-        ...[1, 2, 3, 5, 6].map((binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: ro })),
-        { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-      ],
-    });
-    this.layout = device.createPipelineLayout({ label: 'tc-attention-layout', bindGroupLayouts: [this.bindLayout] });
-  }
-
-  pipeline(spec: TensorCoreAttentionSpec): GPUComputePipeline {
-    const label = tensorCoreAttentionLabel(spec);
-    let p = this.pipelines.get(label);
-    if (!p) {
-      const code = tensorCoreAttentionWgsl(spec);
-      if (process.env.SPARSE_ATTN_PRINT_WGSL) console.error(`// ${label}\n${code}`);
-      const module = this.device.createShaderModule({ label, code });
-      p = this.device.createComputePipeline({ label, layout: this.layout, compute: { module, entryPoint: 'main' } });
-      this.pipelines.set(label, p);
+export const tensorCoreAttentionProgram: KernelProgram<TensorCoreAttentionSpec, TcParam, TensorCoreShape> = {
+  name: 'tc-attention',
+  params: tensorCoreParams,
+  bindings(spec) {
+    const b = [
+      { name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' },
+      { name: 'v', kind: 'read-only-storage' }, { name: 'o', kind: 'storage' },
+    ] as const;
+    return spec.blocks === 'csr' ? [...b, { name: 'rowPtr', kind: 'read-only-storage' }, { name: 'colIdx', kind: 'read-only-storage' }] : b;
+  },
+  constants: (spec) => ({ d: spec.headDim, sg: spec.subgroups, bc: TC_KEY_TILE, causal: spec.causal }),
+  workgroupSize: (spec) => spec.subgroups * 32,
+  wgsl: tensorCoreAttentionWgsl,
+  supports(spec, shape, limits) {
+    const rows = TC_ROWS_PER_SUBGROUP * spec.subgroups;
+    if (shape.queryLength % rows !== 0) return `query length ${shape.queryLength} is not a multiple of ${rows}`;
+    if (shape.keyLength % TC_KEY_TILE !== 0) return `key length ${shape.keyLength} is not a multiple of ${TC_KEY_TILE}`;
+    const bytes = workgroupBytes(spec);
+    if (bytes > limits.maxComputeWorkgroupStorageSize) return `needs ${bytes} B of workgroup memory, device has ${limits.maxComputeWorkgroupStorageSize}`;
+    for (const [axis, n] of [['query tiles', shape.workgroupsX], ['heads', shape.heads], ['batch', shape.batch]] as const) {
+      if (n > limits.maxComputeWorkgroupsPerDimension) return `${axis} = ${n} workgroups exceeds maxComputeWorkgroupsPerDimension`;
     }
-    return p;
-  }
+    return null;
+  },
+};
 
-  /** Encodes one call into `encoder` (no submit), so benchmarks can batch repetitions. */
-  encode(encoder: GPUCommandEncoder, call: TensorCoreCall): void {
-    const reason = tensorCoreSupports(call, this.subgroups) ?? (this.stage ? stagingSupports(call) : null);
-    if (reason) throw new Error(`tensor-core attention: ${reason}`);
-    const spec: TensorCoreAttentionSpec = { headDim: call.headDim as 64 | 128, causal: call.causal, sparse: !!call.mask, subgroups: this.subgroups, stage: this.stage };
-    const pipeline = this.pipeline(spec);
-    const words = new ArrayBuffer(TC_PARAM_FIELDS.length * 4);
-    const u = new Uint32Array(words);
-    const f = new Float32Array(words);
-    const values: Record<(typeof TC_PARAM_FIELDS)[number], number> = {
-      qLen: call.queryLength, kLen: call.keyLength, heads: call.heads, group: call.heads / call.kvHeads,
-      qOffset: call.q.offset, qStrideB: call.q.strideB, qStrideH: call.q.strideH, qStrideL: call.q.strideL,
-      kOffset: call.k.offset, kStrideB: call.k.strideB, kStrideH: call.k.strideH, kStrideL: call.k.strideL,
-      vOffset: call.v.offset, vStrideB: call.v.strideB, vStrideH: call.v.strideH, vStrideL: call.v.strideL,
-      oOffset: call.out.offset, oStrideB: call.out.strideB, oStrideH: call.out.strideH, oStrideL: call.out.strideL,
-      scaleLog2: call.scale * Math.LOG2E,
-      numQueryBlocks: call.mask?.numQueryBlocks ?? 1, blockRows: call.mask?.blockRows ?? 1, blockCols: call.mask?.blockCols ?? TC_KEY_TILE,
-    };
-    TC_PARAM_FIELDS.forEach((name, i) => {
-      if (name === 'scaleLog2') f[i] = values[name];
-      else u[i] = values[name];
-    });
-    const uniform = this.device.createBuffer({ label: `${pipeline.label}-params`, size: words.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    this.device.queue.writeBuffer(uniform, 0, words);
-    const bindGroup = this.device.createBindGroup({
-      label: `${pipeline.label}-bind`,
-      layout: this.bindLayout,
-      entries: [
-        { binding: 0, resource: { buffer: uniform } },
-        { binding: 1, resource: { buffer: call.q.buffer } },
-        { binding: 2, resource: { buffer: call.k.buffer } },
-        { binding: 3, resource: { buffer: call.v.buffer } },
-        { binding: 4, resource: { buffer: call.out.buffer } },
-        { binding: 5, resource: { buffer: call.mask?.rowPtr ?? this.empty } },
-        { binding: 6, resource: { buffer: call.mask?.colIdx ?? this.empty } },
-      ],
-    });
-    const pass = encoder.beginComputePass({ label: pipeline.label });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(call.queryLength / (TC_ROWS_PER_SUBGROUP * this.subgroups), call.heads, call.batch);
-    pass.end();
-  }
+export interface TensorCoreOptions {
+  subgroups?: 4 | 8;
+  /** Stage K/V tiles in workgroup memory (default: on when the views allow it). */
+  stage?: boolean;
 }
 
-/** Uploads a BlockMask's CSR lists for the kernel. */
-export function uploadBlockMask(device: GPUDevice, mask: BlockMask): { rowPtr: GPUBuffer; colIdx: GPUBuffer } {
-  const up = (label: string, data: Int32Array) => {
-    const buffer = device.createBuffer({ label, size: Math.max(16, data.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-    if (data.byteLength) device.queue.writeBuffer(buffer, 0, new Uint32Array(data.buffer, data.byteOffset, data.length));
-    return buffer;
+/**
+ * The spec this call would run with, or the reason the tensor-core kernel cannot take it (the
+ * dispatcher then uses the portable kernel, or throws when the caller asked for tensor cores).
+ */
+export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, opts: AttentionDispatchOptions, tc: TensorCoreOptions = {}): TensorCoreAttentionSpec | string {
+  const { q, k, v, o } = views;
+  if (!hasTensorCores(device)) return 'the adapter has no f16→f32 16×16×16 subgroup-matrix configuration';
+  if (q.dtype !== 'f16' || k.dtype !== 'f16' || v.dtype !== 'f16') return 'tensor cores take f16 Q, K and V';
+  if (q.headDim !== 64 && q.headDim !== 128) return `head dim ${q.headDim} is not 64 or 128`;
+  if (v.headDim !== q.headDim) return 'value dim differs from head dim';
+  if (opts.tokenRule) return 'token rules run on the portable kernel';
+  if (opts.paged) return 'paged KV runs on the portable kernel';
+  const subgroups = tc.subgroups ?? 4;
+  const rows = TC_ROWS_PER_SUBGROUP * subgroups;
+  const keyLength = opts.keyLength ?? k.length;
+  if (q.length % rows !== 0) return `query length ${q.length} is not a multiple of ${rows}`;
+  if (keyLength % TC_KEY_TILE !== 0) return `key length ${keyLength} is not a multiple of ${TC_KEY_TILE}`;
+  if (opts.blocks.kind === 'csr' && (opts.blocks.blockRows % rows || opts.blocks.blockCols % TC_KEY_TILE)) {
+    return `mask blocks ${opts.blocks.blockRows}×${opts.blocks.blockCols} are not multiples of ${rows}×${TC_KEY_TILE}`;
+  }
+  const aligned = (t: GpuTensorView) => t.offset % 8 === 0 && t.strideB % 8 === 0 && t.strideH % 8 === 0 && t.strideL % 8 === 0;
+  const stage = (tc.stage ?? true) && subgroups === 4 && aligned(k) && aligned(v);
+  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage };
+}
+
+export async function encodeTensorCoreAttention(
+  device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions, spec: TensorCoreAttentionSpec,
+): Promise<GPUBuffer> {
+  const { q, k, v, o } = views;
+  const Lk = opts.keyLength ?? k.length;
+  const rows = TC_ROWS_PER_SUBGROUP * spec.subgroups;
+  const shape = { queryLength: q.length, keyLength: Lk, workgroupsX: q.length / rows, heads: q.heads, batch: q.batch };
+  const reason = tensorCoreAttentionProgram.supports(spec, shape, device.limits);
+  if (reason) throw new UnsupportedError(`tensor-core attention cannot run this shape: ${reason}`);
+  const compiled = await compileProgram(device, tensorCoreAttentionProgram, spec);
+  const csr = opts.blocks.kind === 'csr' ? opts.blocks : undefined;
+  const params: Record<TcParam, number> = {
+    qLen: q.length, kLen: Lk, heads: q.heads, group: q.heads / k.heads,
+    qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
+    kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
+    vOffset: v.offset, vStrideB: v.strideB, vStrideH: v.strideH, vStrideL: v.strideL,
+    oOffset: o.offset, oStrideB: o.strideB, oStrideH: o.strideH, oStrideL: o.strideL,
+    scaleLog2: opts.scale * Math.LOG2E,
+    numQueryBlocks: csr ? Math.ceil(q.length / csr.blockRows) : 1, blockRows: csr?.blockRows ?? rows, blockCols: csr?.blockCols ?? TC_KEY_TILE,
   };
-  return { rowPtr: up('mask-rowptr', mask.rowPtr), colIdx: up('mask-colidx', mask.colIdx) };
+  const buffers: Record<string, GPUBuffer> = { q: q.buffer, k: k.buffer, v: v.buffer, o: o.buffer };
+  if (csr) Object.assign(buffers, { rowPtr: csr.rowPtr, colIdx: csr.colIdx });
+  return encodeProgram(device, encoder, tensorCoreAttentionProgram, compiled, { params, buffers, workgroups: [shape.workgroupsX, q.heads, q.batch] });
 }

@@ -18,48 +18,57 @@
  * mask blockRows % (16·SG) == 0 and blockCols % 64 == 0.
  */
 
-export interface TensorCoreAttentionSpec {
-  headDim: 64 | 128;
-  causal: boolean;
-  /** Visit the key blocks of a CSR block list instead of every tile. */
-  sparse: boolean;
+export type TensorCoreAttentionSpec = {
+  readonly headDim: 64 | 128;
+  readonly causal: boolean;
+  /** 'csr': visit the key blocks of a CSR block list; 'all': every tile up to the causal limit. */
+  readonly blocks: 'all' | 'csr';
+  /** Q, K, V storage is f16; O is written as this dtype (f32 straight from the accumulators). */
+  readonly out: 'f16' | 'f32';
   /** Subgroups per workgroup (each owns 16 query rows). */
-  subgroups: 4 | 8;
+  readonly subgroups: 4 | 8;
   /**
    * Stage each K and V tile in workgroup memory once for all subgroups (vec4 loads, padded rows)
    * instead of every subgroup reading it from global memory. Needs 16-byte aligned rows.
    */
-  stage: boolean;
-}
+  readonly stage: boolean;
+};
 
 export const TC_KEY_TILE = 64;
 export const TC_ROWS_PER_SUBGROUP = 16;
 
-/** Params uniform: 24 u32/f32 words, in this order. */
-export const TC_PARAM_FIELDS = [
-  'qLen', 'kLen', 'heads', 'group',
-  'qOffset', 'qStrideB', 'qStrideH', 'qStrideL',
-  'kOffset', 'kStrideB', 'kStrideH', 'kStrideL',
-  'vOffset', 'vStrideB', 'vStrideH', 'vStrideL',
-  'oOffset', 'oStrideB', 'oStrideH', 'oStrideL',
-  'scaleLog2', 'numQueryBlocks', 'blockRows', 'blockCols',
-] as const;
-
-export function tensorCoreAttentionLabel(spec: TensorCoreAttentionSpec): string {
-  return `tc-attention-d${spec.headDim}-${spec.causal ? 'causal' : 'full'}-${spec.sparse ? 'sparse' : 'dense'}-sg${spec.subgroups}${spec.stage ? '-staged' : ''}`;
-}
 
 /** One generated line per index: unrolled code, so subgroup matrices live in named registers. */
 function seq(n: number, line: (i: number) => string): string {
   return Array.from({ length: n }, (_, i) => line(i)).join('\n');
 }
 
-export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec): string {
+/**
+ * f16 output: accumulators are f32 matrices, so they go through the subgroup's f32 scratch
+ * (BC columns at a time) and each lane converts its half-row.
+ */
+function storeF16(D: number, BC: number): string {
+  const parts: string[] = [];
+  for (let half = 0; half < D / BC; half++) {
+    parts.push(`      workgroupBarrier();`);
+    for (let c = 0; c < BC / 16; c++) {
+      parts.push(`      subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + ${c * 16}u, o${half * (BC / 16) + c}, BC);`);
+    }
+    parts.push(`      workgroupBarrier();
+      for (var c = 0u; c < BC / 2u; c++) {
+        O[oBase + row * P.oStrideL + ${half * BC}u + side * (BC / 2u) + c] = f16(sTile[scratch + c]);
+      }`);
+  }
+  return parts.join('\n');
+}
+
+export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: string): string {
   const D = spec.headDim;
   const DT = D / 16;
   const SG = spec.subgroups;
   const BC = TC_KEY_TILE;
   const CT = BC / 16;
+  const sparse = spec.blocks === 'csr';
   const KVS = D + 8; // padded row stride of the staged tile: rows start in different banks
   const kvType = spec.stage ? 'array<vec4<u32>>' : 'array<f16>';
   // Where the subgroup-matrix loads of K and V read from, per 16-key slice c and 16-wide slice d.
@@ -86,31 +95,19 @@ enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 diagnostic(off, subgroup_uniformity);
 
-struct Params {
-  qLen: u32, kLen: u32, heads: u32, group: u32,
-  qOffset: u32, qStrideB: u32, qStrideH: u32, qStrideL: u32,
-  kOffset: u32, kStrideB: u32, kStrideH: u32, kStrideL: u32,
-  vOffset: u32, vStrideB: u32, vStrideH: u32, vStrideL: u32,
-  oOffset: u32, oStrideB: u32, oStrideH: u32, oStrideL: u32,
-  scaleLog2: f32, numQueryBlocks: u32, blockRows: u32, blockCols: u32,
-}
+${header}
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f16>;
 @group(0) @binding(2) var<storage, read> K: ${kvType};
 @group(0) @binding(3) var<storage, read> V: ${kvType};
-@group(0) @binding(4) var<storage, read_write> O: array<f32>;
-@group(0) @binding(5) var<storage, read> rowPtr: array<u32>;
-@group(0) @binding(6) var<storage, read> colIdx: array<u32>;
+@group(0) @binding(4) var<storage, read_write> O: array<${spec.out}>;
+${sparse ? `@group(0) @binding(5) var<storage, read> rowPtr: array<u32>;
+@group(0) @binding(6) var<storage, read> colIdx: array<u32>;` : ''}
 
-const D: u32 = ${D}u;
 const DT: u32 = ${DT}u;      // 16-wide slices of the head dim
-const SG: u32 = ${SG}u;      // subgroups per workgroup
 const BR: u32 = ${SG * 16}u; // query rows per workgroup
-const BC: u32 = ${BC}u;      // keys per tile
 const CT: u32 = ${CT}u;      // 16-wide slices of a key tile
-const CAUSAL: bool = ${spec.causal};
-const SPARSE: bool = ${spec.sparse};
 
 // Per subgroup: 16 rows × BC scores (f32) and probabilities (f16).  [SG][16][BC]
 var<workgroup> sTile: array<f32, ${SG * 16 * BC}>;
@@ -122,11 +119,15 @@ ${stageFn('stageV', 'V', 'P.vStrideL')}` : ''}
 
 // Key tiles visited for this workgroup: every tile up to the causal limit, or the tiles of the
 // kept blocks. Workgroup-uniform, so every subgroup runs the same loop (barriers stay legal).
-fn tileCount(rowBase: u32, qb: u32) -> u32 {
-  if (SPARSE) {
-    let r = qb;
-    return (rowPtr[r + 1u] - rowPtr[r]) * (P.blockCols / BC);
-  }
+${sparse ? `fn tileCount(rowBase: u32, qb: u32) -> u32 {
+  return (rowPtr[qb + 1u] - rowPtr[qb]) * (P.blockCols / BC);
+}
+
+fn tileStart(t: u32, qb: u32) -> u32 {
+  let per = P.blockCols / BC;
+  let kb = colIdx[rowPtr[qb] + t / per];
+  return kb * P.blockCols + (t % per) * BC;
+}` : `fn tileCount(rowBase: u32, qb: u32) -> u32 {
   var n = P.kLen / BC;
   if (CAUSAL) {
     let lastKey = (P.kLen - P.qLen) + rowBase + BR - 1u;
@@ -135,14 +136,7 @@ fn tileCount(rowBase: u32, qb: u32) -> u32 {
   return n;
 }
 
-fn tileStart(t: u32, qb: u32) -> u32 {
-  if (SPARSE) {
-    let per = P.blockCols / BC;
-    let kb = colIdx[rowPtr[qb] + t / per];
-    return kb * P.blockCols + (t % per) * BC;
-  }
-  return t * BC;
-}
+fn tileStart(t: u32, qb: u32) -> u32 { return t * BC; }`}
 
 @compute @workgroup_size(${SG * 32})
 fn main(@builtin(workgroup_id) wg: vec3u,
@@ -219,7 +213,7 @@ ${seq(DT, (d) => `          o${d} = subgroupMatrixMultiplyAccumulate(pm, subgrou
     }
     if (phase == 1u) {
       let oBase = P.oOffset + b * P.oStrideB + h * P.oStrideH + (rowBase + sg * 16u) * P.oStrideL;
-${seq(DT, (d) => `      subgroupMatrixStore<row_major>(&O, oBase + ${d * 16}u, o${d}, P.oStrideL);`)}
+${spec.out === 'f32' ? seq(DT, (d) => `      subgroupMatrixStore<row_major>(&O, oBase + ${d * 16}u, o${d}, P.oStrideL);`) : storeF16(D, BC)}
     }
   }
 }
