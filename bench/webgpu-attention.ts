@@ -127,8 +127,8 @@ async function main(): Promise<void> {
     const tc = hasTensorCores(ctx.device);
     const configs: [DType, Loop, BlockMask | undefined, Kernel][] = [
       ['f32', 'unrolled', undefined, 'portable'], ['f16', 'unrolled', undefined, 'portable'], ['f16', 'unrolled', mask, 'portable'],
-      ...(tc ? ([['f16', 'unrolled', undefined, 'tensor-core'], ['f16', 'unrolled', mask, 'tensor-core']] as const) : []),
     ];
+    if (tc) configs.push(['f16', 'unrolled', undefined, 'tensor-core'], ['f16', 'unrolled', mask, 'tensor-core']);
     const operands = new Map<DType, Operands>();
     for (const [dtype, loop, m, kernel] of configs) {
       if (dtype === 'f16' && !ctx.report.shaderF16) continue;
