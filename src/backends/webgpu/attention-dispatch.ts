@@ -11,6 +11,7 @@ import { ATTENTION_WORKGROUP_SIZE, type AttentionParamName, type AttentionSpec, 
 import { bytesPerElement, type GpuTensorView } from './buffers.js';
 import { isSoftwareDevice } from './device.js';
 import { compileProgram, encodeProgram } from './program.js';
+import { encodeTensorCoreAttention, tensorCoreSpecFor } from './tensor-core-attention.js';
 
 export interface AttentionViews {
   /** [B, H, Lq, D] */
@@ -44,6 +45,11 @@ export interface AttentionDispatchOptions {
   paged?: PagedKvBinding;
   /** See AttentionSpec.headDimLoop; default 'rolled' on software adapters, else 'unrolled'. */
   headDimLoop?: AttentionSpec['headDimLoop'];
+  /**
+   * 'auto' (default): the tensor-core kernel when the adapter and the call allow it, else the
+   * portable skeleton; 'portable' / 'tensor-core' force one (the latter throws with the reason).
+   */
+  kernel?: 'auto' | 'portable' | 'tensor-core';
 }
 
 /** The spec a dispatch with these views and options uses (exposed for tests and benchmarks). */
@@ -73,6 +79,11 @@ export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEnco
   }
   if (q.heads % k.heads !== 0) throw new InvalidArgumentError('k.heads', k.heads, `a divisor of q.heads (${q.heads})`);
   if (opts.causal && Lq > Lk) throw new InvalidArgumentError('q.length', Lq, `at most keyLength (${Lk}) for causal attention`);
+  if ((opts.kernel ?? 'auto') !== 'portable') {
+    const tc = tensorCoreSpecFor(device, views, opts);
+    if (typeof tc !== 'string') return encodeTensorCoreAttention(device, encoder, views, opts, tc);
+    if (opts.kernel === 'tensor-core') throw new UnsupportedError(`tensor-core attention: ${tc}`);
+  }
   const spec = attentionSpecFor(device, views, opts);
   if (spec.dtype === 'f16' && !device.features.has('shader-f16')) throw new UnsupportedError('f16 attention needs the shader-f16 feature, which this device lacks');
   const blocks = opts.blocks;
