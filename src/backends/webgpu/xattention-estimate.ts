@@ -1,0 +1,211 @@
+/// <reference types="@webgpu/types" />
+/**
+ * XAttention estimation on the GPU (spec xattention.md steps 1-5; CPU twin: accumulateStripe /
+ * estimateXAttention in methods/xattention-estimate.ts):
+ *
+ *   A[i, j] = scale/S · Σ_{s<S} q(i·S + S-1-s) · k(j·S + s)      Qs rows reversed, Ks rows forward
+ *   valid(i, j) = i < ceil(Lq/S), j < ceil(Lk/S) and, causal, j <= i + ceil(Lk/S) - ceil(Lq/S)
+ *   P[i, :] = softmax of row i over its valid j (f32);  W[a, kb] = Σ P over the R×R tile (a, kb)
+ *
+ *   q [B, H, Lq, D], k [B, Hkv, Lk, D] (views: any layout, f32 or f16) → W f32 [B, H, nQB, nKB]
+ *
+ * One workgroup of 64 threads per query-block stripe (a, h, b): the stripe's R = B/S strided rows
+ * against every key column up to its causal limit. A thread owns columns and computes all R rows of
+ * a column at once, so a K row is read once per column and Q (the same rows for every thread) is a
+ * broadcast. Two passes over the columns: (1) per-thread online max/sum of each row, reduced over
+ * the workgroup; (2) the scores again, softmaxed, summed per column into colMass, then per block
+ * into W. Recomputing instead of keeping the stripe's scores costs one extra QKᵀ/S but needs no
+ * scratch beyond W: nothing of size (L/S)² exists, and W [nQB × nKB] is the only O(L²) buffer.
+ * Columns are processed in groups of GROUP_COLS = whole blocks (R·floor(64/R), or R when R > 64),
+ * so every block's columns are in one group and W needs no atomics.
+ */
+import type { DType } from '../../core/tensor.js';
+import { type KernelProgram, ParamsLayout } from './program.js';
+
+export const ESTIMATE_WORKGROUP = 64;
+/** Largest B/S: each thread keeps R scores and the R rows' max and 1/sum in registers. */
+export const MAX_ROWS_PER_BLOCK = 128;
+
+export type XAttentionEstimateSpec = {
+  readonly dtype: DType;
+  /** R = B/S, the strided rows (and columns) of a block: the size of the per-thread arrays. */
+  readonly rowsPerBlock: number;
+  /**
+   * 'unrolled': loops over the R rows have a constant bound (GPU compilers unroll them and keep the
+   * per-row arrays in registers). 'rolled': the bound comes from Params, which cuts lavapipe's LLVM
+   * compile time several-fold (see AttentionSpec.headDimLoop).
+   */
+  readonly rowLoop: 'unrolled' | 'rolled';
+};
+
+export interface XAttentionEstimateShape {
+  numQueryBlocks: number;
+  heads: number;
+  batch: number;
+  headDim: number;
+  maxBindingBytes: number;
+}
+
+export const xattentionEstimateParams = new ParamsLayout([
+  ['heads', 'u32'], ['groupSize', 'u32'], ['queryLength', 'u32'], ['keyLength', 'u32'],
+  ['stride', 'u32'], ['queryRows', 'u32'], ['keyCols', 'u32'], ['causalOffset', 'i32'],
+  ['causal', 'u32'], ['scaleOverStride', 'f32'], ['numQueryBlocks', 'u32'], ['numKeyBlocks', 'u32'],
+  ['headDimVec4', 'u32'], ['rowsPerBlock', 'u32'], ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'],
+  ['qStrideL', 'u32'], ['kOffset', 'u32'], ['kStrideB', 'u32'], ['kStrideH', 'u32'], ['kStrideL', 'u32'],
+] as const);
+
+export type XAttentionEstimateParamName = (typeof xattentionEstimateParams.fields)[number][0];
+
+/** Columns per group: whole blocks filling the workgroup (see the file header). */
+export function groupColumns(rowsPerBlock: number): number {
+  return rowsPerBlock <= ESTIMATE_WORKGROUP ? rowsPerBlock * Math.floor(ESTIMATE_WORKGROUP / rowsPerBlock) : rowsPerBlock;
+}
+
+export const xattentionEstimateProgram: KernelProgram<XAttentionEstimateSpec, XAttentionEstimateParamName, XAttentionEstimateShape> = {
+  name: 'xattention-estimate',
+  params: xattentionEstimateParams,
+  bindings: () => [{ name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' }, { name: 'blockSums', kind: 'storage' }],
+  constants(spec) {
+    const g = groupColumns(spec.rowsPerBlock);
+    return { workgroupSize: ESTIMATE_WORKGROUP, rows: spec.rowsPerBlock, groupCols: g, colsPerThread: Math.ceil(g / ESTIMATE_WORKGROUP) };
+  },
+  workgroupSize: () => ESTIMATE_WORKGROUP,
+  supports(spec, shape, limits) {
+    if (spec.rowsPerBlock < 1 || spec.rowsPerBlock > MAX_ROWS_PER_BLOCK) return `blockSize / stride must be in [1, ${MAX_ROWS_PER_BLOCK}], got ${spec.rowsPerBlock}`;
+    if (shape.headDim % 4 !== 0) return `head dim must be a multiple of 4 (vec4 loads), got ${shape.headDim}`;
+    const maxGroups = limits.maxComputeWorkgroupsPerDimension;
+    for (const [axis, n] of [['query blocks', shape.numQueryBlocks], ['heads', shape.heads], ['batch', shape.batch]] as const) {
+      if (n > maxGroups) return `${axis} = ${n} workgroups exceeds maxComputeWorkgroupsPerDimension ${maxGroups}`;
+    }
+    if (shape.maxBindingBytes > limits.maxStorageBufferBindingSize) {
+      return `a buffer of ${shape.maxBindingBytes} B exceeds maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize}`;
+    }
+    return null;
+  },
+  wgsl: estimateWgsl,
+};
+
+function estimateWgsl(spec: XAttentionEstimateSpec, header: string): string {
+  const T = spec.dtype;
+  const R = spec.rowLoop === 'rolled' ? 'P.rowsPerBlock' : 'ROWS';
+  return /* wgsl */ `${T === 'f16' ? 'enable f16;\n' : ''}${header}
+// Running max of a row that has seen nothing; finite so exp(m - x) never makes inf - inf = NaN.
+const MASKED: f32 = -3.0e38;
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> q: array<${T}>;
+@group(0) @binding(2) var<storage, read> k: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> blockSums: array<f32>;  // W [B, H, nQB, nKB], zeroed
+
+var<workgroup> redM: array<f32, WORKGROUP_SIZE>;   // [64] per-thread row max, reduced
+var<workgroup> redL: array<f32, WORKGROUP_SIZE>;   // [64] per-thread row sum at that max
+var<workgroup> colMass: array<f32, GROUP_COLS>;    // [GROUP_COLS] softmax mass of each column of a group
+
+fn loadQ4(e: u32) -> vec4<f32> { return vec4<f32>(f32(q[e]), f32(q[e + 1u]), f32(q[e + 2u]), f32(q[e + 3u])); }
+fn loadK4(e: u32) -> vec4<f32> { return vec4<f32>(f32(k[e]), f32(k[e + 1u]), f32(k[e + 2u]), f32(k[e + 3u])); }
+
+fn validEntry(i: u32, j: u32) -> bool {
+  return i < P.queryRows && j < P.keyCols && (P.causal == 0u || i32(j) <= i32(i) + P.causalOffset);
+}
+
+// A[i0 + r, j] for r < ROWS; queries and keys past Lq / Lk are the zero padding (add nothing).
+fn antidiagonals(qBase: u32, kBase: u32, i0: u32, j: u32) -> array<f32, ROWS> {
+  var s: array<f32, ROWS>;
+  for (var t = 0u; t < P.stride; t++) {
+    let kj = j * P.stride + t;
+    if (kj >= P.keyLength) { break; }
+    let kRow = kBase + kj * P.kStrideL;
+    for (var d = 0u; d < P.headDimVec4; d++) {
+      let kv = loadK4(kRow + d * 4u);
+      for (var r = 0u; r < ${R}; r++) {
+        let qi = (i0 + r) * P.stride + P.stride - 1u - t;
+        if (qi < P.queryLength) { s[r] += dot(loadQ4(qBase + qi * P.qStrideL + d * 4u), kv); }
+      }
+    }
+  }
+  for (var r = 0u; r < ${R}; r++) { s[r] *= P.scaleOverStride; }
+  return s;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let a = wg.x;
+  let h = wg.y;
+  let b = wg.z;
+  let qBase = P.qOffset + b * P.qStrideB + h * P.qStrideH;
+  let kBase = P.kOffset + b * P.kStrideB + (h / P.groupSize) * P.kStrideH;
+  let i0 = a * ROWS;
+  // Columns any row of the stripe sees: up to the causal limit of its last real row.
+  let lastRow = i32(min(i0 + ROWS, P.queryRows)) - 1;
+  let colEnd = select(P.keyCols, u32(clamp(lastRow + P.causalOffset + 1, 0, i32(P.keyCols))), P.causal != 0u);
+
+  // Pass 1: each thread's online max m and sum l (at m) of every row over its columns.
+  var m: array<f32, ROWS>;
+  var l: array<f32, ROWS>;
+  for (var r = 0u; r < ${R}; r++) { m[r] = MASKED; }
+  for (var g0 = 0u; g0 < colEnd; g0 += GROUP_COLS) {
+    for (var u = 0u; u < COLS_PER_THREAD; u++) {
+      let c = lid + u * WORKGROUP_SIZE;
+      let j = g0 + c;
+      if (c < GROUP_COLS && j < colEnd) {
+        let s = antidiagonals(qBase, kBase, i0, j);
+        for (var r = 0u; r < ${R}; r++) {
+          if (validEntry(i0 + r, j)) {
+            if (s[r] > m[r]) { l[r] *= exp(m[r] - s[r]); m[r] = s[r]; }
+            l[r] += exp(s[r] - m[r]);
+          }
+        }
+      }
+    }
+  }
+  // Row max and 1/sum over the workgroup, one row at a time.
+  var rowMax: array<f32, ROWS>;
+  var rowInv: array<f32, ROWS>;
+  for (var r = 0u; r < ${R}; r++) {
+    redM[lid] = m[r];
+    redL[lid] = l[r];
+    workgroupBarrier();
+    for (var step = WORKGROUP_SIZE / 2u; step > 0u; step /= 2u) {
+      if (lid < step) {
+        let mx = max(redM[lid], redM[lid + step]);
+        redL[lid] = redL[lid] * exp(redM[lid] - mx) + redL[lid + step] * exp(redM[lid + step] - mx);
+        redM[lid] = mx;
+      }
+      workgroupBarrier();
+    }
+    rowMax[r] = redM[0];
+    rowInv[r] = select(0.0, 1.0 / redL[0], redL[0] > 0.0);  // padding rows have no mass
+    workgroupBarrier();
+  }
+
+  // Pass 2: softmax mass per column, then per block (a block's columns all lie in one group).
+  let wRow = ((b * P.heads + h) * P.numQueryBlocks + a) * P.numKeyBlocks;
+  for (var g0 = 0u; g0 < colEnd; g0 += GROUP_COLS) {
+    for (var u = 0u; u < COLS_PER_THREAD; u++) {
+      let c = lid + u * WORKGROUP_SIZE;
+      let j = g0 + c;
+      if (c < GROUP_COLS) {
+        var mass = 0.0;
+        if (j < colEnd) {
+          let s = antidiagonals(qBase, kBase, i0, j);
+          for (var r = 0u; r < ${R}; r++) {
+            if (validEntry(i0 + r, j)) { mass += exp(s[r] - rowMax[r]) * rowInv[r]; }
+          }
+        }
+        colMass[c] = mass;
+      }
+    }
+    workgroupBarrier();
+    for (var blk = lid; blk < GROUP_COLS / ROWS; blk += WORKGROUP_SIZE) {
+      let kb = g0 / ROWS + blk;
+      if (kb < P.numKeyBlocks) {
+        var sum = 0.0;
+        for (var c = 0u; c < ROWS; c++) { sum += colMass[blk * ROWS + c]; }
+        blockSums[wRow + kb] = sum;
+      }
+    }
+    workgroupBarrier();
+  }
+}
+`;
+}

@@ -1,0 +1,136 @@
+/// <reference types="@webgpu/types" />
+/**
+ * XAttention's whole plan on the GPU: estimation (xattention-estimate.ts) → selection
+ * (xattention-select.ts) → CSR block list (block-list.ts), four dispatches in one command encoder,
+ * nothing read back before attention runs. The GPU twin of estimateXAttention
+ * (methods/xattention-estimate.ts), which the tests compare it with: same block lists, W within
+ * f32 tolerance.
+ *
+ *   q [B, H, Lq, D], k [B, Hkv, Lk, D] → W f32 [B, H, nQB, nKB], rowPtr i32 [B·H·nQB + 1], colIdx i32
+ *
+ * GPU memory: W and the kept-block bitmap (nQB·nKB floats and bits per head) and colIdx, sized by
+ * the causally valid blocks; no (L/S)² score matrix exists.
+ */
+import { describeAttention } from '../../core/attention-shape.js';
+import type { BlockMask, BlockMaskDims } from '../../core/block-mask.js';
+import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
+import type { HeadTensor } from '../../core/tensor.js';
+import { checkXAttentionParams, diagonalBlock, stridedGeometry, type XAttentionEstimate, type XAttentionParams } from '../../methods/xattention-estimate.js';
+import { createStorage, encodeBlockList, flagWordsPerRow, type GpuBlockList, readBlockMask, readBuffers } from './block-list.js';
+import type { GpuTensorView } from './buffers.js';
+import { uploadTensor } from './buffers.js';
+import type { WebGpuContext } from './device.js';
+import { compileProgram, encodeProgram } from './program.js';
+import { type XAttentionEstimateSpec, xattentionEstimateProgram } from './xattention-estimate.js';
+import { SELECT_TILE, xattentionSelectProgram } from './xattention-select.js';
+
+export interface XAttentionGpuOptions {
+  causal: boolean;
+  scale: number;
+  /** See XAttentionEstimateSpec.rowLoop; the host-level functions pick 'rolled' on software adapters. */
+  rowLoop?: XAttentionEstimateSpec['rowLoop'];
+}
+
+/** The plan's GPU buffers; the caller destroys them (destroy()) after attention has been submitted. */
+export interface GpuXAttentionPlan {
+  blocks: GpuBlockList;
+  /** W f32 [B, H, nQB, nKB]. */
+  blockScores: GPUBuffer;
+  destroy(): void;
+}
+
+/** Kept blocks can only be causally valid ones (left of the diagonal) or, non-causal, any block. */
+function blockCapacity(dims: BlockMaskDims, params: XAttentionParams): number {
+  const g = stridedGeometry(dims.queryLength, dims.keyLength, params, dims.causal);
+  let perHead = 0;
+  for (let a = 0; a < g.numQueryBlocks; a++) perHead += dims.causal ? diagonalBlock(g, a) + 1 : g.numKeyBlocks;
+  return perHead * dims.batch * dims.heads;
+}
+
+/**
+ * Encodes the XAttention plan of q and k (views; queries right-aligned to keys) into `encoder`.
+ * Throws UnsupportedError with the reason when the device cannot run this shape.
+ */
+export async function encodeXAttentionPlan(
+  device: GPUDevice, encoder: GPUCommandEncoder, views: { q: GpuTensorView; k: GpuTensorView }, params: XAttentionParams, opts: XAttentionGpuOptions,
+): Promise<GpuXAttentionPlan> {
+  checkXAttentionParams(params);
+  const { q, k } = views;
+  if (q.dtype !== k.dtype) throw new InvalidArgumentError('k.dtype', k.dtype, `equal to q.dtype (${q.dtype})`);
+  if (q.heads % k.heads !== 0) throw new InvalidArgumentError('k.heads', k.heads, `a divisor of q.heads (${q.heads})`);
+  if (opts.causal && q.length > k.length) throw new InvalidArgumentError('q.length', q.length, `at most k.length (${k.length}) for causal xattention`);
+  if (q.dtype === 'f16' && !device.features.has('shader-f16')) throw new UnsupportedError('f16 estimation needs the shader-f16 feature, which this device lacks');
+  const dims: BlockMaskDims = {
+    batch: q.batch, heads: q.heads, queryLength: q.length, keyLength: k.length, blockRows: params.blockSize, blockCols: params.blockSize, causal: opts.causal,
+  };
+  const g = stridedGeometry(q.length, k.length, params, opts.causal);
+  const { numQueryBlocks: nQB, numKeyBlocks: nKB } = g;
+  const rows = q.batch * q.heads * nQB;
+  const words = flagWordsPerRow(nKB);
+  const estimateSpec: XAttentionEstimateSpec = { dtype: q.dtype, rowsPerBlock: g.rowsPerBlock, rowLoop: opts.rowLoop ?? 'unrolled' };
+  const reason = xattentionEstimateProgram.supports(estimateSpec, {
+    numQueryBlocks: nQB, heads: q.heads, batch: q.batch, headDim: q.headDim, maxBindingBytes: Math.max(q.buffer.size, k.buffer.size, rows * nKB * 4),
+  }, device.limits);
+  if (reason) throw new UnsupportedError(`WebGPU XAttention estimation cannot run this shape: ${reason}`);
+  const [estimate, selectK] = await Promise.all([
+    compileProgram(device, xattentionEstimateProgram, estimateSpec),
+    compileProgram(device, xattentionSelectProgram, { tile: SELECT_TILE }),
+  ]);
+  const blockScores = createStorage(device, rows * nKB * 4, 'xattention.blockScores');
+  const flags = createStorage(device, rows * words * 4, 'xattention.flags');
+  const counts = createStorage(device, rows * 4, 'xattention.counts');
+  encodeProgram(device, encoder, xattentionEstimateProgram, estimate, {
+    params: {
+      heads: q.heads, groupSize: q.heads / k.heads, queryLength: q.length, keyLength: k.length,
+      stride: params.stride, queryRows: g.queryRows, keyCols: g.keyCols, causalOffset: g.offset,
+      causal: opts.causal ? 1 : 0, scaleOverStride: opts.scale / params.stride, numQueryBlocks: nQB, numKeyBlocks: nKB,
+      headDimVec4: q.headDim / 4, rowsPerBlock: g.rowsPerBlock, qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
+      kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
+    },
+    buffers: { q: q.buffer, k: k.buffer, blockSums: blockScores },
+    workgroups: [nQB, q.heads, q.batch],
+  });
+  encodeProgram(device, encoder, xattentionSelectProgram, selectK, {
+    params: {
+      heads: q.heads, numQueryBlocks: nQB, numKeyBlocks: nKB, blockSize: params.blockSize,
+      queryLength: q.length, keyLength: k.length, causal: opts.causal ? 1 : 0, threshold: params.threshold, flagWords: words,
+    },
+    buffers: { blockSums: blockScores, flags, counts },
+    workgroups: [nQB, q.heads, q.batch],
+  });
+  const blocks = await encodeBlockList(device, encoder, { flags, counts, dims, capacity: blockCapacity(dims, params), label: 'xattention' });
+  const owned = [blockScores, flags, counts, blocks.rowPtr, blocks.colIdx];
+  return { blocks, blockScores, destroy: () => owned.forEach((b) => b.destroy()) };
+}
+
+/** The plan's mask and W read back to the host (O(nQB·nKB) per head). */
+export async function readXAttentionPlan(device: GPUDevice, plan: GpuXAttentionPlan): Promise<XAttentionEstimate> {
+  const mask: BlockMask = await readBlockMask(device, plan.blocks);
+  const n = mask.batch * mask.heads * mask.numQueryBlocks * mask.numKeyBlocks;
+  const [w] = await readBuffers(device, [{ buffer: plan.blockScores, bytes: n * 4 }]);
+  return { mask, blockScores: new Float32Array(w) };
+}
+
+/**
+ * Host-level twin of estimateXAttention: uploads q and k, plans on the GPU, reads the mask and W
+ * back. q [B, H, Lq, D], k [B, Hkv, Lk, D] (GQA: head h reads KV head floor(h / (H/Hkv))).
+ */
+export async function estimateXAttentionWebGpu(
+  ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, params: XAttentionParams, opts: { causal?: boolean; scale?: number } = {},
+): Promise<XAttentionEstimate> {
+  const p = describeAttention(q, k, k, opts);
+  for (const [name, t] of [['q', q], ['k', k]] as const) t.assertFinite(name);
+  const { device } = ctx;
+  const views = { q: uploadTensor(device, q, 'xattention.q'), k: uploadTensor(device, k.toDType(q.dtype), 'xattention.k') };
+  let plan: GpuXAttentionPlan | undefined;
+  try {
+    const encoder = device.createCommandEncoder({ label: 'xattention-plan' });
+    plan = await encodeXAttentionPlan(device, encoder, views, params, { causal: p.causal, scale: p.scale, rowLoop: ctx.report.softwareAdapter ? 'rolled' : 'unrolled' });
+    device.queue.submit([encoder.finish()]);
+    return await readXAttentionPlan(device, plan);
+  } finally {
+    plan?.destroy();
+    views.q.buffer.destroy();
+    views.k.buffer.destroy();
+  }
+}
