@@ -7,25 +7,13 @@ import { compileProgram, variantKey } from '../src/backends/webgpu/program.js';
 import { groupColumns, xattentionEstimateProgram } from '../src/backends/webgpu/xattention-estimate.js';
 import { estimateXAttentionWebGpu } from '../src/backends/webgpu/xattention-plan.js';
 import { SELECT_TILE, xattentionSelectProgram } from '../src/backends/webgpu/xattention-select.js';
-import type { BlockMask } from '../src/core/block-mask.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { estimateXAttention } from '../src/methods/xattention-estimate.js';
 import { XAttentionMethod } from '../src/methods/xattention.js';
 import { assertClose, assertTensorsClose, TOL } from './helpers/compare.js';
+import { assertSameMask } from './helpers/masks.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
-
-/** Exact equality of two block masks: dims, CSR lists and token rule, with the first differing row. */
-export function assertSameMask(got: BlockMask, want: BlockMask, label: string): void {
-  assert.deepEqual(got.dims, want.dims, `${label}: dims`);
-  for (let r = 0; r < want.rowPtr.length - 1; r++) {
-    const g = Array.from(got.colIdx.subarray(got.rowPtr[r], got.rowPtr[r + 1]));
-    const w = Array.from(want.colIdx.subarray(want.rowPtr[r], want.rowPtr[r + 1]));
-    assert.deepEqual(g, w, `${label}: kept blocks of row ${r} (b, h, query block) = (${Math.floor(r / (want.heads * want.numQueryBlocks))}, ${Math.floor(r / want.numQueryBlocks) % want.heads}, ${r % want.numQueryBlocks})`);
-  }
-  assert.deepEqual(got.rowPtr, want.rowPtr, `${label}: rowPtr`);
-  assert.deepEqual(got.tokenRule, want.tokenRule, `${label}: token rule`);
-}
 
 describe('xattention GPU kernels: specs (no device needed)', () => {
   it('columns per group are whole blocks, and supports() names what it cannot run', () => {

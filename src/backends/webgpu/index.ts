@@ -55,5 +55,5 @@ export { GPU_METHOD_PLANNERS, runMethodWebGpu, type GpuMethodPlan, type GpuMetho
 export { encodeXAttentionPlan, estimateXAttentionWebGpu, readXAttentionPlan, type GpuXAttentionPlan, type XAttentionGpuOptions } from './xattention-plan.js';
 export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './xattention-estimate.js';
 export { xattentionSelectProgram, type XAttentionSelectSpec } from './xattention-select.js';
-export { encodeTriShapePlan, trishapeBlocksProgram, type GpuTriShapePlan } from './trishape-blocks.js';
+export { encodeTriShapePlan, triShapeBlockMaskWebGpu, trishapeBlocksProgram, type GpuTriShapePlan } from './trishape-blocks.js';
 export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './block-list.js';

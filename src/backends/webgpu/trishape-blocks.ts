@@ -11,10 +11,11 @@
  * The same pattern for every (b, h); the token rule travels with the list (the attention kernel
  * applies it inside kept blocks) except when the call is dense, as on the CPU.
  */
-import type { BlockMaskDims } from '../../core/block-mask.js';
+import type { BlockMask, BlockMaskDims } from '../../core/block-mask.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { TriShapeTokenRule } from '../../core/token-rule.js';
-import { createStorage, encodeBlockList, flagWordsPerRow, grid2d, type GpuBlockList } from './block-list.js';
+import { createStorage, encodeBlockList, flagWordsPerRow, grid2d, type GpuBlockList, readBlockMask } from './block-list.js';
+import type { WebGpuContext } from './device.js';
 import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
 
 const WORKGROUP = 64;
@@ -112,4 +113,16 @@ export async function encodeTriShapePlan(device: GPUDevice, encoder: GPUCommandE
   });
   const owned = [flags, counts, blocks.rowPtr, blocks.colIdx];
   return { blocks, destroy: () => owned.forEach((b) => b.destroy()) };
+}
+
+/** Host-level twin of triShapeBlockMask: the block list made on the GPU, read back. */
+export async function triShapeBlockMaskWebGpu(ctx: WebGpuContext, dims: Omit<BlockMaskDims, 'causal'>, rule: TriShapeTokenRule): Promise<BlockMask> {
+  const encoder = ctx.device.createCommandEncoder({ label: 'trishape-plan' });
+  const plan = await encodeTriShapePlan(ctx.device, encoder, dims, rule);
+  try {
+    ctx.device.queue.submit([encoder.finish()]);
+    return await readBlockMask(ctx.device, plan.blocks);
+  } finally {
+    plan.destroy();
+  }
 }
