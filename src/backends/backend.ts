@@ -14,9 +14,9 @@ export interface AttentionBackend {
   /** q [B, H, Lq, D], k/v [B, Hkv, Lk, D] → [B, H, Lq, Dv] in q's layout. */
   blockSparseAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions): Promise<HeadTensor>;
   /**
-   * Plans `method` with the backend's own kernels and runs it (no step on the CPU), or returns
-   * undefined when the backend has no plan kernels for it; sparseAttention then plans on the CPU.
+   * A method run whole on this backend (plan and attention; GPU methods: no CPU step), or
+   * undefined when the backend has no own path for it and the generic plan → kernel path applies.
    */
-  runMethod?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<{ output: HeadTensor; plan: BlockPlan } | undefined>;
+  methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<{ output: HeadTensor; plan: BlockPlan } | undefined>;
   dispose?(): void;
 }

@@ -4,7 +4,7 @@
  */
 import type { AttentionBackend } from '../backend.js';
 import { blockSparseAttentionWebGpu } from './block-sparse-attention.js';
-import { runMethodWebGpu } from './method-plans.js';
+import { GPU_METHOD_RUNNERS } from './method-runners.js';
 import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './device.js';
 
 export interface WebGpuBackend extends AttentionBackend {
@@ -25,8 +25,9 @@ export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
     async blockSparseAttention(q, k, v, mask, opts) {
       return blockSparseAttentionWebGpu(await context(), q, k, v, mask, opts);
     },
-    async runMethod(method, q, k, v, opts) {
-      return runMethodWebGpu(await context(), method, q, k, v, opts);
+    async methodAttention(method, q, k, v, opts) {
+      const run = GPU_METHOD_RUNNERS[method.name];
+      return run ? run(await context(), method, q, k, v, opts) : undefined;
     },
     dispose() {
       if (!ctx) void releaseDefaultWebGpuContext();
@@ -38,7 +39,7 @@ export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
 export const webgpuBackend: WebGpuBackend = createWebGpuBackend();
 
 export {
-  createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, probeWebGpu, formatAdapterReport,
+  createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, probeWebGpu, formatAdapterReport, isSoftwareDevice,
   DAWN_TOGGLES, OPTIONAL_FEATURES, type AdapterReport, type SubgroupMatrixConfig, type WebGpuContext, type WebGpuOptions,
 } from './device.js';
 export {
@@ -51,7 +52,7 @@ export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides
 export { flashAttentionWebGpu } from './flash-attention.js';
 export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './block-sparse-attention.js';
 // GPU plans of XAttention and tri-shape (gpu-xattn)
-export { GPU_METHOD_PLANNERS, runMethodWebGpu, type GpuMethodPlan, type GpuMethodPlanner } from './method-plans.js';
+export { planXAttentionOnGpu, planTriShapeOnGpu, runPlannedMethodWebGpu, type GpuMethodPlan, type GpuMethodPlanner } from './method-plans.js';
 export { encodeXAttentionPlan, estimateXAttentionWebGpu, readXAttentionPlan, type GpuXAttentionPlan, type XAttentionGpuOptions } from './xattention-plan.js';
 export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './xattention-estimate.js';
 export { xattentionSelectProgram, type XAttentionSelectSpec } from './xattention-select.js';

@@ -1,10 +1,9 @@
 /// <reference types="@webgpu/types" />
 /**
- * Methods planned on the GPU: a plain table from method name to a planner that encodes the
- * method's whole plan (its block list on the GPU) into the same command encoder as the attention
- * dispatch, so no step of the method runs on the CPU and nothing of size L×L is read back. The
- * WebGPU backend's runMethod() uses it; a method without a row here is planned on the CPU by
- * sparseAttention (its planBlockMask) and only its attention runs on the GPU.
+ * Block-list methods planned on the GPU: a planner encodes the method's whole plan (its block list
+ * on the GPU) into the same command encoder as the block-sparse attention dispatch, so no step of
+ * the method runs on the CPU and nothing of size L×L is read back. method-runners.ts lists the
+ * methods (GPU_METHOD_RUNNERS) that the WebGPU backend's methodAttention runs this way.
  *
  * After the attention dispatch the block list is read back (O(kept blocks) ints, plus XAttention's
  * W [B, H, nQB, nKB]) so the returned BlockPlan has the same mask and statistics as the CPU plan.
@@ -44,21 +43,21 @@ function dimsOf(p: AttentionProblem, blockRows: number, blockCols: number): Bloc
   return { batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength, blockRows, blockCols, causal: p.causal };
 }
 
-const planXAttention: GpuMethodPlanner = async (ctx, encoder, method, views, p) => {
+export const planXAttentionOnGpu: GpuMethodPlanner = async (ctx, encoder, method, views, p) => {
   if (!(method instanceof XAttentionMethod)) throw new InvalidArgumentError('method', method.name, 'an XAttentionMethod');
   const s = method.settings;
   const dims = dimsOf(p, s.blockSize, s.blockSize);
   if (s.dense) {
     return { dims, destroy() {}, finish: (mask, _w, phase) => ({ mask, stats: { ...statsFromMask(method.name, mask), phase } }) };
   }
-  const plan = await encodeXAttentionPlan(ctx.device, encoder, views, s, { causal: p.causal, scale: p.scale, rowLoop: ctx.report.softwareAdapter ? 'rolled' : 'unrolled' });
+  const plan = await encodeXAttentionPlan(ctx.device, encoder, views, s, { causal: p.causal, scale: p.scale });
   return {
     dims, blocks: plan.blocks, blockScores: plan.blockScores, destroy: plan.destroy,
     finish: (mask, blockScores, phase) => ({ mask, blockScores, stats: { ...statsFromMask(method.name, mask, { threshold: s.threshold }), phase } }),
   };
 };
 
-const planTriShape: GpuMethodPlanner = async (ctx, encoder, method, _views, p) => {
+export const planTriShapeOnGpu: GpuMethodPlanner = async (ctx, encoder, method, _views, p) => {
   if (!(method instanceof TriShapeMethod)) throw new InvalidArgumentError('method', method.name, 'a TriShapeMethod');
   if (!p.causal) throw new InvalidArgumentError('causal', false, 'true: tri-shape is defined for causal attention only');
   const { br, bc } = method.settings;
@@ -67,22 +66,14 @@ const planTriShape: GpuMethodPlanner = async (ctx, encoder, method, _views, p) =
   return { dims, blocks: plan.blocks, destroy: plan.destroy, finish: (mask, _w, phase) => ({ mask, stats: { ...statsFromMask(method.name, mask), phase } }) };
 };
 
-/** Method name → its GPU planner. One row per method planned on the GPU. */
-export const GPU_METHOD_PLANNERS: Readonly<Record<string, GpuMethodPlanner>> = {
-  xattention: planXAttention,
-  tri_shape: planTriShape,
-};
-
 /**
- * Plans `method` on the GPU and runs block-sparse attention with the plan, all in one submit.
- * undefined when the method has no GPU planner. q [B, H, Lq, D], k/v [B, Hkv, Lk, D|Dv] →
- * output [B, H, Lq, Dv] in q's layout and dtype, and the plan read back.
+ * Plans `method` on the GPU with `planner` and runs block-sparse attention with the plan, all in
+ * one submit. q [B, H, Lq, D], k/v [B, Hkv, Lk, D|Dv] → output [B, H, Lq, Dv] in q's layout and
+ * dtype, and the plan read back.
  */
-export async function runMethodWebGpu(
-  ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions,
-): Promise<{ output: HeadTensor; plan: BlockPlan } | undefined> {
-  const planner = GPU_METHOD_PLANNERS[method.name];
-  if (!planner) return undefined;
+export async function runPlannedMethodWebGpu(
+  ctx: WebGpuContext, planner: GpuMethodPlanner, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions,
+): Promise<{ output: HeadTensor; plan: BlockPlan }> {
   const p = describeAttention(q, k, v, opts);
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) t.assertFinite(name);
   const { device } = ctx;
@@ -98,7 +89,7 @@ export async function runMethodWebGpu(
     const encoder = device.createCommandEncoder({ label });
     plan = await planner(ctx, encoder, method, views, p);
     const attention: AttentionDispatchOptions = {
-      causal: p.causal, scale: p.scale, blocks: { kind: 'all' }, headDimLoop: ctx.report.softwareAdapter ? 'rolled' : 'unrolled',
+      causal: p.causal, scale: p.scale, blocks: { kind: 'all' },
     };
     if (plan.blocks) {
       const { rowPtr, colIdx, dims, tokenRule } = plan.blocks;

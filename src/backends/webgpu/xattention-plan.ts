@@ -19,7 +19,7 @@ import { checkXAttentionParams, diagonalBlock, stridedGeometry, type XAttentionE
 import { createStorage, encodeBlockList, flagWordsPerRow, type GpuBlockList, readBlockMask, readBuffers } from './block-list.js';
 import type { GpuTensorView } from './buffers.js';
 import { uploadTensor } from './buffers.js';
-import type { WebGpuContext } from './device.js';
+import { isSoftwareDevice, type WebGpuContext } from './device.js';
 import { compileProgram, encodeProgram } from './program.js';
 import { type XAttentionEstimateSpec, xattentionEstimateProgram } from './xattention-estimate.js';
 import { SELECT_TILE, xattentionSelectProgram } from './xattention-select.js';
@@ -27,7 +27,7 @@ import { SELECT_TILE, xattentionSelectProgram } from './xattention-select.js';
 export interface XAttentionGpuOptions {
   causal: boolean;
   scale: number;
-  /** See XAttentionEstimateSpec.rowLoop; the host-level functions pick 'rolled' on software adapters. */
+  /** See XAttentionEstimateSpec.rowLoop; default 'rolled' on software adapters, else 'unrolled'. */
   rowLoop?: XAttentionEstimateSpec['rowLoop'];
 }
 
@@ -67,7 +67,7 @@ export async function encodeXAttentionPlan(
   const { numQueryBlocks: nQB, numKeyBlocks: nKB } = g;
   const rows = q.batch * q.heads * nQB;
   const words = flagWordsPerRow(nKB);
-  const estimateSpec: XAttentionEstimateSpec = { dtype: q.dtype, rowsPerBlock: g.rowsPerBlock, rowLoop: opts.rowLoop ?? 'unrolled' };
+  const estimateSpec: XAttentionEstimateSpec = { dtype: q.dtype, rowsPerBlock: g.rowsPerBlock, rowLoop: opts.rowLoop ?? (isSoftwareDevice(device) ? 'rolled' : 'unrolled') };
   const reason = xattentionEstimateProgram.supports(estimateSpec, {
     numQueryBlocks: nQB, heads: q.heads, batch: q.batch, headDim: q.headDim, maxBindingBytes: Math.max(q.buffer.size, k.buffer.size, rows * nKB * 4),
   }, device.limits);
@@ -125,7 +125,7 @@ export async function estimateXAttentionWebGpu(
   let plan: GpuXAttentionPlan | undefined;
   try {
     const encoder = device.createCommandEncoder({ label: 'xattention-plan' });
-    plan = await encodeXAttentionPlan(device, encoder, views, params, { causal: p.causal, scale: p.scale, rowLoop: ctx.report.softwareAdapter ? 'rolled' : 'unrolled' });
+    plan = await encodeXAttentionPlan(device, encoder, views, params, { causal: p.causal, scale: p.scale });
     device.queue.submit([encoder.finish()]);
     return await readXAttentionPlan(device, plan);
   } finally {
