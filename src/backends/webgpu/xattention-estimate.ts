@@ -28,8 +28,12 @@ export const MAX_ROWS_PER_BLOCK = 128;
 
 export type XAttentionEstimateSpec = {
   readonly dtype: DType;
-  /** R = B/S, the strided rows (and columns) of a block: the size of the per-thread arrays. */
-  readonly rowsPerBlock: number;
+  /**
+   * Size of the per-thread row arrays: R = B/S, the strided rows (and columns) of a block, when
+   * unrolled; when rolled, R rounded up to a power of two >= 8 (rowCapacity()), so that one
+   * pipeline serves several block sizes and strides.
+   */
+  readonly rowCapacity: number;
   /**
    * 'unrolled': loops over the R rows have a constant bound (GPU compilers unroll them and keep the
    * per-row arrays in registers). 'rolled': the bound comes from Params, which cuts lavapipe's LLVM
@@ -39,6 +43,8 @@ export type XAttentionEstimateSpec = {
 };
 
 export interface XAttentionEstimateShape {
+  /** R = B/S of the call. */
+  rowsPerBlock: number;
   numQueryBlocks: number;
   heads: number;
   batch: number;
@@ -50,11 +56,16 @@ export const xattentionEstimateParams = new ParamsLayout([
   ['heads', 'u32'], ['groupSize', 'u32'], ['queryLength', 'u32'], ['keyLength', 'u32'],
   ['stride', 'u32'], ['queryRows', 'u32'], ['keyCols', 'u32'], ['causalOffset', 'i32'],
   ['causal', 'u32'], ['scaleOverStride', 'f32'], ['numQueryBlocks', 'u32'], ['numKeyBlocks', 'u32'],
-  ['headDimVec4', 'u32'], ['rowsPerBlock', 'u32'], ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'],
+  ['headDimVec4', 'u32'], ['rowsPerBlock', 'u32'], ['groupCols', 'u32'], ['colsPerThread', 'u32'], ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'],
   ['qStrideL', 'u32'], ['kOffset', 'u32'], ['kStrideB', 'u32'], ['kStrideH', 'u32'], ['kStrideL', 'u32'],
 ] as const);
 
 export type XAttentionEstimateParamName = (typeof xattentionEstimateParams.fields)[number][0];
+
+/** The spec's rowCapacity for R = B/S: R itself when unrolled, else R rounded up to a power of two >= 8. */
+export function rowCapacity(rowsPerBlock: number, rowLoop: XAttentionEstimateSpec['rowLoop']): number {
+  return rowLoop === 'unrolled' ? rowsPerBlock : Math.max(8, 2 ** Math.ceil(Math.log2(rowsPerBlock)));
+}
 
 /** Columns per group: whole blocks filling the workgroup (see the file header). */
 export function groupColumns(rowsPerBlock: number): number {
@@ -66,12 +77,15 @@ export const xattentionEstimateProgram: KernelProgram<XAttentionEstimateSpec, XA
   params: xattentionEstimateParams,
   bindings: () => [{ name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' }, { name: 'blockSums', kind: 'storage' }],
   constants(spec) {
-    const g = groupColumns(spec.rowsPerBlock);
-    return { workgroupSize: ESTIMATE_WORKGROUP, rows: spec.rowsPerBlock, groupCols: g, colsPerThread: Math.ceil(g / ESTIMATE_WORKGROUP) };
+    // Unrolled: the exact group of R = rowCapacity. Rolled: colMass must hold the largest group of
+    // any R <= capacity, which is at most max(64, capacity).
+    const g = spec.rowLoop === 'unrolled' ? groupColumns(spec.rowCapacity) : Math.max(ESTIMATE_WORKGROUP, spec.rowCapacity);
+    return { workgroupSize: ESTIMATE_WORKGROUP, rows: spec.rowCapacity, groupCols: g, colsPerThread: Math.ceil(g / ESTIMATE_WORKGROUP) };
   },
   workgroupSize: () => ESTIMATE_WORKGROUP,
   supports(spec, shape, limits) {
-    if (spec.rowsPerBlock < 1 || spec.rowsPerBlock > MAX_ROWS_PER_BLOCK) return `blockSize / stride must be in [1, ${MAX_ROWS_PER_BLOCK}], got ${spec.rowsPerBlock}`;
+    if (shape.rowsPerBlock < 1 || shape.rowsPerBlock > MAX_ROWS_PER_BLOCK) return `blockSize / stride must be in [1, ${MAX_ROWS_PER_BLOCK}], got ${shape.rowsPerBlock}`;
+    if (shape.rowsPerBlock > spec.rowCapacity) return `blockSize / stride = ${shape.rowsPerBlock} exceeds the variant's row capacity ${spec.rowCapacity}`;
     if (shape.headDim % 4 !== 0) return `head dim must be a multiple of 4 (vec4 loads), got ${shape.headDim}`;
     const maxGroups = limits.maxComputeWorkgroupsPerDimension;
     for (const [axis, n] of [['query blocks', shape.numQueryBlocks], ['heads', shape.heads], ['batch', shape.batch]] as const) {
@@ -87,7 +101,11 @@ export const xattentionEstimateProgram: KernelProgram<XAttentionEstimateSpec, XA
 
 function estimateWgsl(spec: XAttentionEstimateSpec, header: string): string {
   const T = spec.dtype;
-  const R = spec.rowLoop === 'rolled' ? 'P.rowsPerBlock' : 'ROWS';
+  // Loop bounds: constants (unrolled), or the same values from Params (rolled; arrays sized by capacity).
+  const rolled = spec.rowLoop === 'rolled';
+  const R = rolled ? 'P.rowsPerBlock' : 'ROWS';
+  const G = rolled ? 'P.groupCols' : 'GROUP_COLS';
+  const U = rolled ? 'P.colsPerThread' : 'COLS_PER_THREAD';
   return /* wgsl */ `${T === 'f16' ? 'enable f16;\n' : ''}${header}
 // Running max of a row that has seen nothing; finite so exp(m - x) never makes inf - inf = NaN.
 const MASKED: f32 = -3.0e38;
@@ -100,6 +118,8 @@ const MASKED: f32 = -3.0e38;
 var<workgroup> redM: array<f32, WORKGROUP_SIZE>;   // [64] per-thread row max, reduced
 var<workgroup> redL: array<f32, WORKGROUP_SIZE>;   // [64] per-thread row sum at that max
 var<workgroup> colMass: array<f32, GROUP_COLS>;    // [GROUP_COLS] softmax mass of each column of a group
+var<workgroup> rowMax: array<f32, ROWS>;           // [ROWS] max of each strided row of the stripe
+var<workgroup> rowInv: array<f32, ROWS>;           // [ROWS] 1 / softmax denominator (0 for padding rows)
 
 fn loadQ4(e: u32) -> vec4<f32> { return vec4<f32>(f32(q[e]), f32(q[e + 1u]), f32(q[e + 2u]), f32(q[e + 3u])); }
 fn loadK4(e: u32) -> vec4<f32> { return vec4<f32>(f32(k[e]), f32(k[e + 1u]), f32(k[e + 2u]), f32(k[e + 3u])); }
@@ -108,9 +128,12 @@ fn validEntry(i: u32, j: u32) -> bool {
   return i < P.queryRows && j < P.keyCols && (P.causal == 0u || i32(j) <= i32(i) + P.causalOffset);
 }
 
-// A[i0 + r, j] for r < ROWS; queries and keys past Lq / Lk are the zero padding (add nothing).
-fn antidiagonals(qBase: u32, kBase: u32, i0: u32, j: u32) -> array<f32, ROWS> {
-  var s: array<f32, ROWS>;
+// Scores of one column for the stripe's rows (module scope: no array copies on return).
+var<private> s: array<f32, ROWS>;
+
+// s[r] = A[i0 + r, j] for r < ROWS; queries and keys past Lq / Lk are the zero padding (add nothing).
+fn antidiagonals(qBase: u32, kBase: u32, i0: u32, j: u32) {
+  for (var r = 0u; r < ${R}; r++) { s[r] = 0.0; }
   for (var t = 0u; t < P.stride; t++) {
     let kj = j * P.stride + t;
     if (kj >= P.keyLength) { break; }
@@ -124,7 +147,6 @@ fn antidiagonals(qBase: u32, kBase: u32, i0: u32, j: u32) -> array<f32, ROWS> {
     }
   }
   for (var r = 0u; r < ${R}; r++) { s[r] *= P.scaleOverStride; }
-  return s;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -134,21 +156,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let b = wg.z;
   let qBase = P.qOffset + b * P.qStrideB + h * P.qStrideH;
   let kBase = P.kOffset + b * P.kStrideB + (h / P.groupSize) * P.kStrideH;
-  let i0 = a * ROWS;
+  let i0 = a * ${R};
   // Columns any row of the stripe sees: up to the causal limit of its last real row.
-  let lastRow = i32(min(i0 + ROWS, P.queryRows)) - 1;
+  let lastRow = i32(min(i0 + ${R}, P.queryRows)) - 1;
   let colEnd = select(P.keyCols, u32(clamp(lastRow + P.causalOffset + 1, 0, i32(P.keyCols))), P.causal != 0u);
 
   // Pass 1: each thread's online max m and sum l (at m) of every row over its columns.
   var m: array<f32, ROWS>;
   var l: array<f32, ROWS>;
   for (var r = 0u; r < ${R}; r++) { m[r] = MASKED; }
-  for (var g0 = 0u; g0 < colEnd; g0 += GROUP_COLS) {
-    for (var u = 0u; u < COLS_PER_THREAD; u++) {
+  for (var g0 = 0u; g0 < colEnd; g0 += ${G}) {
+    for (var u = 0u; u < ${U}; u++) {
       let c = lid + u * WORKGROUP_SIZE;
       let j = g0 + c;
-      if (c < GROUP_COLS && j < colEnd) {
-        let s = antidiagonals(qBase, kBase, i0, j);
+      if (c < ${G} && j < colEnd) {
+        antidiagonals(qBase, kBase, i0, j);
         for (var r = 0u; r < ${R}; r++) {
           if (validEntry(i0 + r, j)) {
             if (s[r] > m[r]) { l[r] *= exp(m[r] - s[r]); m[r] = s[r]; }
@@ -159,8 +181,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
   // Row max and 1/sum over the workgroup, one row at a time.
-  var rowMax: array<f32, ROWS>;
-  var rowInv: array<f32, ROWS>;
   for (var r = 0u; r < ${R}; r++) {
     redM[lid] = m[r];
     redL[lid] = l[r];
@@ -173,21 +193,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
       workgroupBarrier();
     }
-    rowMax[r] = redM[0];
-    rowInv[r] = select(0.0, 1.0 / redL[0], redL[0] > 0.0);  // padding rows have no mass
+    if (lid == 0u) {
+      rowMax[r] = redM[0];
+      rowInv[r] = select(0.0, 1.0 / redL[0], redL[0] > 0.0);  // padding rows have no mass
+    }
     workgroupBarrier();
   }
 
   // Pass 2: softmax mass per column, then per block (a block's columns all lie in one group).
   let wRow = ((b * P.heads + h) * P.numQueryBlocks + a) * P.numKeyBlocks;
-  for (var g0 = 0u; g0 < colEnd; g0 += GROUP_COLS) {
-    for (var u = 0u; u < COLS_PER_THREAD; u++) {
+  for (var g0 = 0u; g0 < colEnd; g0 += ${G}) {
+    for (var u = 0u; u < ${U}; u++) {
       let c = lid + u * WORKGROUP_SIZE;
       let j = g0 + c;
-      if (c < GROUP_COLS) {
+      if (c < ${G}) {
         var mass = 0.0;
         if (j < colEnd) {
-          let s = antidiagonals(qBase, kBase, i0, j);
+          antidiagonals(qBase, kBase, i0, j);
           for (var r = 0u; r < ${R}; r++) {
             if (validEntry(i0 + r, j)) { mass += exp(s[r] - rowMax[r]) * rowInv[r]; }
           }
@@ -196,11 +218,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     }
     workgroupBarrier();
-    for (var blk = lid; blk < GROUP_COLS / ROWS; blk += WORKGROUP_SIZE) {
-      let kb = g0 / ROWS + blk;
+    for (var blk = lid; blk < ${G} / ${R}; blk += WORKGROUP_SIZE) {
+      let kb = g0 / ${R} + blk;
       if (kb < P.numKeyBlocks) {
         var sum = 0.0;
-        for (var c = 0u; c < ROWS; c++) { sum += colMass[blk * ROWS + c]; }
+        for (var c = 0u; c < ${R}; c++) { sum += colMass[blk * ${R} + c]; }
         blockSums[wRow + kb] = sum;
       }
     }

@@ -21,7 +21,7 @@ import type { GpuTensorView } from './buffers.js';
 import { uploadTensor } from './buffers.js';
 import { isSoftwareDevice, type WebGpuContext } from './device.js';
 import { compileProgram, encodeProgram } from './program.js';
-import { type XAttentionEstimateSpec, xattentionEstimateProgram } from './xattention-estimate.js';
+import { ESTIMATE_WORKGROUP, groupColumns, rowCapacity, type XAttentionEstimateSpec, xattentionEstimateProgram } from './xattention-estimate.js';
 import { SELECT_TILE, xattentionSelectProgram } from './xattention-select.js';
 
 export interface XAttentionGpuOptions {
@@ -67,9 +67,11 @@ export async function encodeXAttentionPlan(
   const { numQueryBlocks: nQB, numKeyBlocks: nKB } = g;
   const rows = q.batch * q.heads * nQB;
   const words = flagWordsPerRow(nKB);
-  const estimateSpec: XAttentionEstimateSpec = { dtype: q.dtype, rowsPerBlock: g.rowsPerBlock, rowLoop: opts.rowLoop ?? (isSoftwareDevice(device) ? 'rolled' : 'unrolled') };
+  const rowLoop = opts.rowLoop ?? (isSoftwareDevice(device) ? 'rolled' : 'unrolled');
+  const estimateSpec: XAttentionEstimateSpec = { dtype: q.dtype, rowCapacity: rowCapacity(g.rowsPerBlock, rowLoop), rowLoop };
+  const groupCols = groupColumns(g.rowsPerBlock);
   const reason = xattentionEstimateProgram.supports(estimateSpec, {
-    numQueryBlocks: nQB, heads: q.heads, batch: q.batch, headDim: q.headDim, maxBindingBytes: Math.max(q.buffer.size, k.buffer.size, rows * nKB * 4),
+    rowsPerBlock: g.rowsPerBlock, numQueryBlocks: nQB, heads: q.heads, batch: q.batch, headDim: q.headDim, maxBindingBytes: Math.max(q.buffer.size, k.buffer.size, rows * nKB * 4),
   }, device.limits);
   if (reason) throw new UnsupportedError(`WebGPU XAttention estimation cannot run this shape: ${reason}`);
   const [estimate, selectK] = await Promise.all([
@@ -84,7 +86,7 @@ export async function encodeXAttentionPlan(
       heads: q.heads, groupSize: q.heads / k.heads, queryLength: q.length, keyLength: k.length,
       stride: params.stride, queryRows: g.queryRows, keyCols: g.keyCols, causalOffset: g.offset,
       causal: opts.causal ? 1 : 0, scaleOverStride: opts.scale / params.stride, numQueryBlocks: nQB, numKeyBlocks: nKB,
-      headDimVec4: q.headDim / 4, rowsPerBlock: g.rowsPerBlock, qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
+      headDimVec4: q.headDim / 4, rowsPerBlock: g.rowsPerBlock, groupCols, colsPerThread: Math.ceil(groupCols / ESTIMATE_WORKGROUP), qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
       kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
     },
     buffers: { q: q.buffer, k: k.buffer, blockSums: blockScores },
@@ -116,7 +118,7 @@ export async function readXAttentionPlan(device: GPUDevice, plan: GpuXAttentionP
  * back. q [B, H, Lq, D], k [B, Hkv, Lk, D] (GQA: head h reads KV head floor(h / (H/Hkv))).
  */
 export async function estimateXAttentionWebGpu(
-  ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, params: XAttentionParams, opts: { causal?: boolean; scale?: number } = {},
+  ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, params: XAttentionParams, opts: { causal?: boolean; scale?: number; rowLoop?: XAttentionGpuOptions['rowLoop'] } = {},
 ): Promise<XAttentionEstimate> {
   const p = describeAttention(q, k, k, opts);
   for (const [name, t] of [['q', q], ['k', k]] as const) t.assertFinite(name);
@@ -125,7 +127,7 @@ export async function estimateXAttentionWebGpu(
   let plan: GpuXAttentionPlan | undefined;
   try {
     const encoder = device.createCommandEncoder({ label: 'xattention-plan' });
-    plan = await encodeXAttentionPlan(device, encoder, views, params, { causal: p.causal, scale: p.scale });
+    plan = await encodeXAttentionPlan(device, encoder, views, params, { causal: p.causal, scale: p.scale, rowLoop: opts.rowLoop });
     device.queue.submit([encoder.finish()]);
     return await readXAttentionPlan(device, plan);
   } finally {
