@@ -4,7 +4,7 @@ import { sparseAttention } from '../src/attention.js';
 import { cpuBackend } from '../src/backends/cpu/index.js';
 import { createWebGpuBackend } from '../src/backends/webgpu/index.js';
 import { compileProgram, variantKey } from '../src/backends/webgpu/program.js';
-import { groupColumns, rowCapacity, xattentionEstimateProgram } from '../src/backends/webgpu/xattention-estimate.js';
+import { columnsPerThread, groupColumns, rowCapacity, xattentionEstimateProgram } from '../src/backends/webgpu/xattention-estimate.js';
 import { estimateXAttentionWebGpu } from '../src/backends/webgpu/xattention-plan.js';
 import { SELECT_TILE, xattentionSelectProgram } from '../src/backends/webgpu/xattention-select.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
@@ -17,15 +17,18 @@ import { acquireTestGpu } from './helpers/webgpu.js';
 
 describe('xattention GPU kernels: specs (no device needed)', () => {
   it('columns per group are whole blocks, and supports() names what it cannot run', () => {
-    assert.deepEqual([1, 3, 8, 64, 96].map(groupColumns), [64, 63, 64, 64, 96]);
+    assert.deepEqual([1, 3, 8, 64, 72, 128].map((r) => groupColumns(r, 4)), [256, 255, 256, 256, 216, 256]);
+    assert.deepEqual([1, 3, 8, 64].map((r) => groupColumns(r, 1)), [64, 63, 64, 64]);
     assert.deepEqual([1, 8, 9, 72].map((r) => rowCapacity(r, 'rolled')), [8, 8, 16, 128]);
     assert.deepEqual([1, 9].map((r) => rowCapacity(r, 'unrolled')), [1, 9]);
+    assert.deepEqual([[8, 'rolled'], [128, 'rolled'], [8, 'unrolled'], [128, 'unrolled']].map(([c, l]) => columnsPerThread(c as number, l as 'rolled')), [1, 2, 4, 4]);
     const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 27 } as GPUSupportedLimits;
     const shape = { rowsPerBlock: 8, numQueryBlocks: 10, heads: 2, batch: 1, headDim: 64, maxBindingBytes: 1024 };
-    const spec = { dtype: 'f32', rowCapacity: 8, rowLoop: 'unrolled' } as const;
+    const spec = { dtype: 'f32', rowCapacity: 8, rowLoop: 'unrolled', columnsPerThread: 4 } as const;
     assert.equal(xattentionEstimateProgram.supports(spec, shape, limits), null);
     assert.match(xattentionEstimateProgram.supports({ ...spec, rowCapacity: 256 }, { ...shape, rowsPerBlock: 256 }, limits) ?? '', /blockSize \/ stride must be in \[1, 128\], got 256/);
     assert.match(xattentionEstimateProgram.supports(spec, { ...shape, rowsPerBlock: 9 }, limits) ?? '', /9 exceeds the variant's row capacity 8/);
+    assert.match(xattentionEstimateProgram.supports({ ...spec, rowCapacity: 128, columnsPerThread: 1 }, shape, limits) ?? '', /1 columns per thread cannot hold a block of 128/);
     assert.match(xattentionEstimateProgram.supports(spec, { ...shape, headDim: 6 }, limits) ?? '', /multiple of 4.*got 6/);
     assert.match(xattentionEstimateProgram.supports(spec, { ...shape, numQueryBlocks: 70000 }, limits) ?? '', /query blocks = 70000/);
   });
@@ -48,9 +51,9 @@ describe('XAttention on WebGPU', { skip: gpu.skip }, () => {
     const device = gpu.ctx!.device;
     const dtypes = device.features.has('shader-f16') ? (['f32', 'f16'] as const) : (['f32'] as const);
     for (const dtype of dtypes)
-      for (const rowCapacity of [1, 8, 96])
+      for (const capacity of [1, 8, 96])
         for (const rowLoop of ['unrolled', 'rolled'] as const) {
-          const spec = { dtype, rowCapacity, rowLoop };
+          const spec = { dtype, rowCapacity: capacity, rowLoop, columnsPerThread: columnsPerThread(capacity, rowLoop) };
           const c = await compileProgram(device, xattentionEstimateProgram, spec);
           assert.equal(c.label, variantKey('xattention-estimate', spec));
         }
@@ -88,7 +91,7 @@ describe('XAttention on WebGPU', { skip: gpu.skip }, () => {
     { name: 'decode', H: 2, Hkv: 1, Lq: 1, Lk: 33, B: 8, S: 4, causal: true, tau: 0.8 },
     { name: 'length 1 both', H: 1, Hkv: 1, Lq: 1, Lk: 1, B: 4, S: 2, causal: true, tau: 0.8 },
     { name: 'many key blocks (> 64 per row, several select tiles of candidates)', sparse: true, H: 1, Hkv: 1, Lq: 300, Lk: 300, B: 4, S: 1, causal: true, tau: 0.95 },
-    { name: 'R > 64 columns per block (B=72, S=1)', H: 1, Hkv: 1, Lq: 80, Lk: 150, B: 72, S: 1, causal: true, tau: 0.9 },
+    { name: 'groups of 63 columns (R = 3), several groups per stripe', sparse: true, H: 1, Hkv: 1, Lq: 30, Lk: 600, B: 12, S: 4, causal: false, tau: 0.9 },
     { name: 'f16 storage, causal GQA', sparse: true, H: 4, Hkv: 2, Lq: 64, Lk: 80, B: 16, S: 4, causal: true, tau: 0.9, dtype: 'f16' as const },
   ];
   for (const c of cases) {
@@ -105,15 +108,17 @@ describe('XAttention on WebGPU', { skip: gpu.skip }, () => {
     });
   }
 
-  it('the unrolled row loops (the variant GPUs run) give the same mask and W as the rolled ones', async () => {
-    const { q, k } = structuredQKV({ heads: 2, kvHeads: 1, length: 40, queryLength: 33, headDim: 8, seed: 9 });
-    const params = { threshold: 0.8, blockSize: 8, stride: 2 };
+  // R = 1 keeps lavapipe's compile of the unrolled 4-column tile short; groups of 256 columns.
+  it('the unrolled variant (what GPUs run: 4 columns per thread) gives the same mask and W as the CPU', async () => {
+    const { q, k } = structuredQKV({ heads: 2, kvHeads: 1, length: 300, queryLength: 290, headDim: 8, seed: 9 });
+    const params = { threshold: 0.8, blockSize: 4, stride: 4 };
     const cpu = estimateXAttention(q, k, params, { causal: true });
     for (const rowLoop of ['unrolled', 'rolled'] as const) {
       const got = await estimateXAttentionWebGpu(gpu.ctx!, q, k, params, { causal: true, rowLoop });
       assertClose(got.blockScores, cpu.blockScores, TOL.f32, `${rowLoop}: W`);
       assertSameMask(got.mask, cpu.mask, rowLoop);
     }
+    assert.ok(cpu.mask.density < 1, 'the case drops blocks');
   });
 
   it('end to end: sparseAttention on the WebGPU backend (GPU plan → GPU attention) = the CPU method', async () => {

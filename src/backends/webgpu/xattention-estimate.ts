@@ -10,14 +10,16 @@
  *   q [B, H, Lq, D], k [B, Hkv, Lk, D] (views: any layout, f32 or f16) → W f32 [B, H, nQB, nKB]
  *
  * One workgroup of 64 threads per query-block stripe (a, h, b): the stripe's R = B/S strided rows
- * against every key column up to its causal limit. A thread owns columns and computes all R rows of
- * a column at once, so a K row is read once per column and Q (the same rows for every thread) is a
- * broadcast. Two passes over the columns: (1) per-thread online max/sum of each row, reduced over
- * the workgroup; (2) the scores again, softmaxed, summed per column into colMass, then per block
- * into W. Recomputing instead of keeping the stripe's scores costs one extra QKᵀ/S but needs no
- * scratch beyond W: nothing of size (L/S)² exists, and W [nQB × nKB] is the only O(L²) buffer.
- * Columns are processed in groups of GROUP_COLS = whole blocks (R·floor(64/R), or R when R > 64),
- * so every block's columns are in one group and W needs no atomics.
+ * against every key column up to its causal limit, in groups of GROUP_COLS <= 64·U columns. A thread
+ * owns U = COLS_PER_THREAD columns of a group (lid + 64u) and computes the R × U scores at once in
+ * registers: per head-dim vec4, U K loads and R Q loads (the same rows for every thread: a
+ * broadcast) feed U·R dot products. U is 4 on GPUs; 1 on software adapters, where the code size of
+ * the tile costs seconds of LLVM compile time per variant. Two passes over the columns: (1) per-thread online max/sum of
+ * each row, reduced over the workgroup; (2) the scores again, softmaxed, summed per column into
+ * colMass, then per block into W. Recomputing instead of keeping the stripe's scores costs one
+ * extra QKᵀ/S but needs no scratch: nothing of size (L/S)² exists, and W [nQB × nKB] is the only
+ * O(L²) buffer. A group is whole blocks (GROUP_COLS = R·floor(64U/R)), so every block's columns lie
+ * in one group and W needs no atomics.
  */
 import type { DType } from '../../core/tensor.js';
 import { type KernelProgram, ParamsLayout } from './program.js';
@@ -40,6 +42,8 @@ export type XAttentionEstimateSpec = {
    * compile time several-fold (see AttentionSpec.headDimLoop).
    */
   readonly rowLoop: 'unrolled' | 'rolled';
+  /** U: key columns each thread scores at once (columnsPerThread()). */
+  readonly columnsPerThread: number;
 };
 
 export interface XAttentionEstimateShape {
@@ -56,7 +60,7 @@ export const xattentionEstimateParams = new ParamsLayout([
   ['heads', 'u32'], ['groupSize', 'u32'], ['queryLength', 'u32'], ['keyLength', 'u32'],
   ['stride', 'u32'], ['queryRows', 'u32'], ['keyCols', 'u32'], ['causalOffset', 'i32'],
   ['causal', 'u32'], ['scaleOverStride', 'f32'], ['numQueryBlocks', 'u32'], ['numKeyBlocks', 'u32'],
-  ['headDimVec4', 'u32'], ['rowsPerBlock', 'u32'], ['groupCols', 'u32'], ['colsPerThread', 'u32'], ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'],
+  ['headDimVec4', 'u32'], ['rowsPerBlock', 'u32'], ['groupCols', 'u32'], ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'],
   ['qStrideL', 'u32'], ['kOffset', 'u32'], ['kStrideB', 'u32'], ['kStrideH', 'u32'], ['kStrideL', 'u32'],
 ] as const);
 
@@ -67,9 +71,14 @@ export function rowCapacity(rowsPerBlock: number, rowLoop: XAttentionEstimateSpe
   return rowLoop === 'unrolled' ? rowsPerBlock : Math.max(8, 2 ** Math.ceil(Math.log2(rowsPerBlock)));
 }
 
-/** Columns per group: whole blocks filling the workgroup (see the file header). */
-export function groupColumns(rowsPerBlock: number): number {
-  return rowsPerBlock <= ESTIMATE_WORKGROUP ? rowsPerBlock * Math.floor(ESTIMATE_WORKGROUP / rowsPerBlock) : rowsPerBlock;
+/** U for a row capacity: 4 columns per thread when unrolled (GPUs), else the fewest that hold a block. */
+export function columnsPerThread(rowCapacity: number, rowLoop: XAttentionEstimateSpec['rowLoop']): number {
+  return Math.max(rowLoop === 'unrolled' ? 4 : 1, Math.ceil(rowCapacity / ESTIMATE_WORKGROUP));
+}
+
+/** Columns per group: whole blocks filling the workgroup's 64·U column slots (see the file header). */
+export function groupColumns(rowsPerBlock: number, columnsPerThread: number): number {
+  return rowsPerBlock * Math.floor((ESTIMATE_WORKGROUP * columnsPerThread) / rowsPerBlock);
 }
 
 export const xattentionEstimateProgram: KernelProgram<XAttentionEstimateSpec, XAttentionEstimateParamName, XAttentionEstimateShape> = {
@@ -77,15 +86,16 @@ export const xattentionEstimateProgram: KernelProgram<XAttentionEstimateSpec, XA
   params: xattentionEstimateParams,
   bindings: () => [{ name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' }, { name: 'blockSums', kind: 'storage' }],
   constants(spec) {
-    // Unrolled: the exact group of R = rowCapacity. Rolled: colMass must hold the largest group of
-    // any R <= capacity, which is at most max(64, capacity).
-    const g = spec.rowLoop === 'unrolled' ? groupColumns(spec.rowCapacity) : Math.max(ESTIMATE_WORKGROUP, spec.rowCapacity);
-    return { workgroupSize: ESTIMATE_WORKGROUP, rows: spec.rowCapacity, groupCols: g, colsPerThread: Math.ceil(g / ESTIMATE_WORKGROUP) };
+    // Unrolled: the exact group of R = rowCapacity. Rolled: colMass holds the largest group.
+    const u = spec.columnsPerThread;
+    const g = spec.rowLoop === 'unrolled' ? groupColumns(spec.rowCapacity, u) : ESTIMATE_WORKGROUP * u;
+    return { workgroupSize: ESTIMATE_WORKGROUP, rows: spec.rowCapacity, groupCols: g, colsPerThread: u };
   },
   workgroupSize: () => ESTIMATE_WORKGROUP,
   supports(spec, shape, limits) {
     if (shape.rowsPerBlock < 1 || shape.rowsPerBlock > MAX_ROWS_PER_BLOCK) return `blockSize / stride must be in [1, ${MAX_ROWS_PER_BLOCK}], got ${shape.rowsPerBlock}`;
     if (shape.rowsPerBlock > spec.rowCapacity) return `blockSize / stride = ${shape.rowsPerBlock} exceeds the variant's row capacity ${spec.rowCapacity}`;
+    if (ESTIMATE_WORKGROUP * spec.columnsPerThread < spec.rowCapacity) return `${spec.columnsPerThread} columns per thread cannot hold a block of ${spec.rowCapacity} columns`;
     if (shape.headDim % 4 !== 0) return `head dim must be a multiple of 4 (vec4 loads), got ${shape.headDim}`;
     const maxGroups = limits.maxComputeWorkgroupsPerDimension;
     for (const [axis, n] of [['query blocks', shape.numQueryBlocks], ['heads', shape.heads], ['batch', shape.batch]] as const) {
@@ -105,7 +115,6 @@ function estimateWgsl(spec: XAttentionEstimateSpec, header: string): string {
   const rolled = spec.rowLoop === 'rolled';
   const R = rolled ? 'P.rowsPerBlock' : 'ROWS';
   const G = rolled ? 'P.groupCols' : 'GROUP_COLS';
-  const U = rolled ? 'P.colsPerThread' : 'COLS_PER_THREAD';
   return /* wgsl */ `${T === 'f16' ? 'enable f16;\n' : ''}${header}
 // Running max of a row that has seen nothing; finite so exp(m - x) never makes inf - inf = NaN.
 const MASKED: f32 = -3.0e38;
@@ -128,25 +137,38 @@ fn validEntry(i: u32, j: u32) -> bool {
   return i < P.queryRows && j < P.keyCols && (P.causal == 0u || i32(j) <= i32(i) + P.causalOffset);
 }
 
-// Scores of one column for the stripe's rows (module scope: no array copies on return).
-var<private> s: array<f32, ROWS>;
+// The thread's register tile: s[u][r] = A[i0 + r, g0 + lid + 64u] (module scope: no array copies).
+var<private> s: array<array<f32, ROWS>, COLS_PER_THREAD>;
 
-// s[r] = A[i0 + r, j] for r < ROWS; queries and keys past Lq / Lk are the zero padding (add nothing).
-fn antidiagonals(qBase: u32, kBase: u32, i0: u32, j: u32) {
-  for (var r = 0u; r < ${R}; r++) { s[r] = 0.0; }
+// Fills s for the group starting at column g0. Queries and keys past Lq / Lk are the zero padding
+// (add nothing); columns past the stripe's end are scored too and ignored by the caller.
+fn antidiagonals(qBase: u32, kBase: u32, i0: u32, g0: u32, lid: u32) {
+  for (var u = 0u; u < COLS_PER_THREAD; u++) {
+    for (var r = 0u; r < ${R}; r++) { s[u][r] = 0.0; }
+  }
   for (var t = 0u; t < P.stride; t++) {
-    let kj = j * P.stride + t;
-    if (kj >= P.keyLength) { break; }
-    let kRow = kBase + kj * P.kStrideL;
+    var kRow: array<u32, COLS_PER_THREAD>;
+    var kLive: array<f32, COLS_PER_THREAD>;  // 0 for keys past Lk (read clamped, counted as zero)
+    for (var u = 0u; u < COLS_PER_THREAD; u++) {
+      let kj = (g0 + lid + u * WORKGROUP_SIZE) * P.stride + t;
+      kRow[u] = kBase + min(kj, P.keyLength - 1u) * P.kStrideL;
+      kLive[u] = select(0.0, 1.0, kj < P.keyLength);
+    }
     for (var d = 0u; d < P.headDimVec4; d++) {
-      let kv = loadK4(kRow + d * 4u);
+      var kv: array<vec4<f32>, COLS_PER_THREAD>;
+      for (var u = 0u; u < COLS_PER_THREAD; u++) { kv[u] = loadK4(kRow[u] + d * 4u) * kLive[u]; }
       for (var r = 0u; r < ${R}; r++) {
         let qi = (i0 + r) * P.stride + P.stride - 1u - t;
-        if (qi < P.queryLength) { s[r] += dot(loadQ4(qBase + qi * P.qStrideL + d * 4u), kv); }
+        if (qi < P.queryLength) {
+          let qv = loadQ4(qBase + qi * P.qStrideL + d * 4u);
+          for (var u = 0u; u < COLS_PER_THREAD; u++) { s[u][r] += dot(qv, kv[u]); }
+        }
       }
     }
   }
-  for (var r = 0u; r < ${R}; r++) { s[r] *= P.scaleOverStride; }
+  for (var u = 0u; u < COLS_PER_THREAD; u++) {
+    for (var r = 0u; r < ${R}; r++) { s[u][r] *= P.scaleOverStride; }
+  }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -166,15 +188,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var l: array<f32, ROWS>;
   for (var r = 0u; r < ${R}; r++) { m[r] = MASKED; }
   for (var g0 = 0u; g0 < colEnd; g0 += ${G}) {
-    for (var u = 0u; u < ${U}; u++) {
+    antidiagonals(qBase, kBase, i0, g0, lid);
+    for (var u = 0u; u < COLS_PER_THREAD; u++) {
       let c = lid + u * WORKGROUP_SIZE;
       let j = g0 + c;
       if (c < ${G} && j < colEnd) {
-        antidiagonals(qBase, kBase, i0, j);
         for (var r = 0u; r < ${R}; r++) {
+          let x = s[u][r];
           if (validEntry(i0 + r, j)) {
-            if (s[r] > m[r]) { l[r] *= exp(m[r] - s[r]); m[r] = s[r]; }
-            l[r] += exp(s[r] - m[r]);
+            if (x > m[r]) { l[r] *= exp(m[r] - x); m[r] = x; }
+            l[r] += exp(x - m[r]);
           }
         }
       }
@@ -203,15 +226,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // Pass 2: softmax mass per column, then per block (a block's columns all lie in one group).
   let wRow = ((b * P.heads + h) * P.numQueryBlocks + a) * P.numKeyBlocks;
   for (var g0 = 0u; g0 < colEnd; g0 += ${G}) {
-    for (var u = 0u; u < ${U}; u++) {
+    antidiagonals(qBase, kBase, i0, g0, lid);
+    for (var u = 0u; u < COLS_PER_THREAD; u++) {
       let c = lid + u * WORKGROUP_SIZE;
       let j = g0 + c;
       if (c < ${G}) {
         var mass = 0.0;
         if (j < colEnd) {
-          antidiagonals(qBase, kBase, i0, j);
           for (var r = 0u; r < ${R}; r++) {
-            if (validEntry(i0 + r, j)) { mass += exp(s[r] - rowMax[r]) * rowInv[r]; }
+            if (validEntry(i0 + r, j)) { mass += exp(s[u][r] - rowMax[r]) * rowInv[r]; }
           }
         }
         colMass[c] = mass;

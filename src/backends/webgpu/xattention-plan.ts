@@ -21,7 +21,7 @@ import type { GpuTensorView } from './buffers.js';
 import { uploadTensor } from './buffers.js';
 import { isSoftwareDevice, type WebGpuContext } from './device.js';
 import { compileProgram, encodeProgram } from './program.js';
-import { ESTIMATE_WORKGROUP, groupColumns, rowCapacity, type XAttentionEstimateSpec, xattentionEstimateProgram } from './xattention-estimate.js';
+import { columnsPerThread, groupColumns, rowCapacity, type XAttentionEstimateSpec, xattentionEstimateProgram } from './xattention-estimate.js';
 import { SELECT_TILE, xattentionSelectProgram } from './xattention-select.js';
 
 export interface XAttentionGpuOptions {
@@ -68,8 +68,9 @@ export async function encodeXAttentionPlan(
   const rows = q.batch * q.heads * nQB;
   const words = flagWordsPerRow(nKB);
   const rowLoop = opts.rowLoop ?? (isSoftwareDevice(device) ? 'rolled' : 'unrolled');
-  const estimateSpec: XAttentionEstimateSpec = { dtype: q.dtype, rowCapacity: rowCapacity(g.rowsPerBlock, rowLoop), rowLoop };
-  const groupCols = groupColumns(g.rowsPerBlock);
+  const capacity = rowCapacity(g.rowsPerBlock, rowLoop);
+  const estimateSpec: XAttentionEstimateSpec = { dtype: q.dtype, rowCapacity: capacity, rowLoop, columnsPerThread: columnsPerThread(capacity, rowLoop) };
+  const groupCols = groupColumns(g.rowsPerBlock, estimateSpec.columnsPerThread);
   const reason = xattentionEstimateProgram.supports(estimateSpec, {
     rowsPerBlock: g.rowsPerBlock, numQueryBlocks: nQB, heads: q.heads, batch: q.batch, headDim: q.headDim, maxBindingBytes: Math.max(q.buffer.size, k.buffer.size, rows * nKB * 4),
   }, device.limits);
@@ -86,7 +87,7 @@ export async function encodeXAttentionPlan(
       heads: q.heads, groupSize: q.heads / k.heads, queryLength: q.length, keyLength: k.length,
       stride: params.stride, queryRows: g.queryRows, keyCols: g.keyCols, causalOffset: g.offset,
       causal: opts.causal ? 1 : 0, scaleOverStride: opts.scale / params.stride, numQueryBlocks: nQB, numKeyBlocks: nKB,
-      headDimVec4: q.headDim / 4, rowsPerBlock: g.rowsPerBlock, groupCols, colsPerThread: Math.ceil(groupCols / ESTIMATE_WORKGROUP), qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
+      headDimVec4: q.headDim / 4, rowsPerBlock: g.rowsPerBlock, groupCols, qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
       kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
     },
     buffers: { q: q.buffer, k: k.buffer, blockSums: blockScores },
