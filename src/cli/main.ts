@@ -6,8 +6,16 @@ import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
+import { prefillCommand } from './commands/prefill.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, deviceCommand, configCommand];
+// One command per line, so branches that add commands merge without conflicts.
+const COMMANDS: readonly Command[] = [
+  methodsCommand,
+  demoCommand,
+  deviceCommand,
+  configCommand,
+  prefillCommand,
+];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
