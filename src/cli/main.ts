@@ -15,6 +15,7 @@ const COMMANDS: readonly Command[] = [
   deviceCommand,
   configCommand,
   prefillCommand,
+  deviceCommand,
 ];
 
 function help(): string {
