@@ -91,6 +91,7 @@ describe('XAttention on WebGPU', { skip: gpu.skip }, () => {
     { name: 'decode', H: 2, Hkv: 1, Lq: 1, Lk: 33, B: 8, S: 4, causal: true, tau: 0.8 },
     { name: 'length 1 both', H: 1, Hkv: 1, Lq: 1, Lk: 1, B: 4, S: 2, causal: true, tau: 0.8 },
     { name: 'many key blocks (> 64 per row, several select tiles of candidates)', sparse: true, H: 1, Hkv: 1, Lq: 300, Lk: 300, B: 4, S: 1, causal: true, tau: 0.95 },
+    { name: 'more than 256 candidate blocks per row (two selection tiles)', sparse: true, H: 1, Hkv: 1, Lq: 9, Lk: 1100, B: 4, S: 2, causal: false, tau: 0.9 },
     { name: 'groups of 63 columns (R = 3), several groups per stripe', sparse: true, H: 1, Hkv: 1, Lq: 30, Lk: 600, B: 12, S: 4, causal: false, tau: 0.9 },
     { name: 'f16 storage, causal GQA', sparse: true, H: 4, Hkv: 2, Lq: 64, Lk: 80, B: 16, S: 4, causal: true, tau: 0.9, dtype: 'f16' as const },
   ];
