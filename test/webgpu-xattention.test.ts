@@ -5,11 +5,13 @@ import { cpuBackend } from '../src/backends/cpu/index.js';
 import { createWebGpuBackend } from '../src/backends/webgpu/index.js';
 import { compileProgram, variantKey } from '../src/backends/webgpu/program.js';
 import { columnsPerThread, groupColumns, rowCapacity, xattentionEstimateProgram } from '../src/backends/webgpu/xattention-estimate.js';
-import { estimateXAttentionWebGpu } from '../src/backends/webgpu/xattention-plan.js';
+import { estimateXAttentionWebGpu, selectXAttentionBlocksWebGpu } from '../src/backends/webgpu/xattention-plan.js';
 import { SELECT_TILE, xattentionSelectProgram } from '../src/backends/webgpu/xattention-select.js';
+import { BlockMask } from '../src/core/block-mask.js';
+import { Rng } from '../src/core/rng.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
-import { estimateXAttention } from '../src/methods/xattention-estimate.js';
+import { diagonalBlock, estimateXAttention, selectBlocks, stridedGeometry } from '../src/methods/xattention-estimate.js';
 import { XAttentionMethod } from '../src/methods/xattention.js';
 import { assertClose, assertTensorsClose, TOL } from './helpers/compare.js';
 import { assertSameMask } from './helpers/masks.js';
@@ -120,6 +122,25 @@ describe('XAttention on WebGPU', { skip: gpu.skip }, () => {
       assertSameMask(got.mask, cpu.mask, rowLoop);
     }
     assert.ok(cpu.mask.density < 1, 'the case drops blocks');
+  });
+
+  // Dyadic block sums and thresholds make every sum exact in f32 and f64, so ties in W (broken
+  // towards the lower block) and kept mass landing exactly on tau·Σ W are decided alike.
+  it('selection alone = selectBlocks on exact ties, causal and not, Lq < Lk', async () => {
+    const rng = new Rng(17);
+    for (const [causal, Lq, Lk, tau] of [[true, 40, 40, 0.5], [true, 22, 37, 0.75], [false, 13, 40, 0.625], [false, 40, 1100, 0.5]] as const) {
+      const dims = { batch: 2, heads: 3, queryLength: Lq, keyLength: Lk, blockRows: 4, blockCols: 4, causal };
+      const g = stridedGeometry(Lq, Lk, { threshold: tau, blockSize: 4, stride: 1 }, causal);
+      const rows = 2 * 3 * g.numQueryBlocks;
+      const w = Float32Array.from({ length: rows * g.numKeyBlocks }, () => Math.floor(rng.next() * 4) / 64);
+      const dense = new Uint8Array(w.length);
+      for (let r = 0; r < rows; r++) {
+        const row = w.subarray(r * g.numKeyBlocks, (r + 1) * g.numKeyBlocks);
+        for (const kb of selectBlocks(row, tau, causal ? diagonalBlock(g, r % g.numQueryBlocks) : null)) dense[r * g.numKeyBlocks + kb] = 1;
+      }
+      const got = await selectXAttentionBlocksWebGpu(gpu.ctx!, w, dims, tau);
+      assertSameMask(got, BlockMask.fromDense(dims, dense), `causal=${causal} Lq=${Lq} Lk=${Lk} tau=${tau}`);
+    }
   });
 
   it('end to end: sparseAttention on the WebGPU backend (GPU plan → GPU attention) = the CPU method', async () => {

@@ -53,7 +53,10 @@ export { flashAttentionWebGpu } from './flash-attention.js';
 export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './block-sparse-attention.js';
 // GPU plans of XAttention and tri-shape (gpu-xattn)
 export { planXAttentionOnGpu, planTriShapeOnGpu, runPlannedMethodWebGpu, type GpuMethodPlan, type GpuMethodPlanner } from './method-plans.js';
-export { encodeXAttentionPlan, estimateXAttentionWebGpu, readXAttentionPlan, type GpuXAttentionPlan, type XAttentionGpuOptions } from './xattention-plan.js';
+export {
+  encodeXAttentionPlan, encodeXAttentionEstimate, encodeXAttentionSelection, estimateXAttentionWebGpu, selectXAttentionBlocksWebGpu, readXAttentionPlan,
+  type GpuXAttentionPlan, type XAttentionGpuOptions,
+} from './xattention-plan.js';
 export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './xattention-estimate.js';
 export { xattentionSelectProgram, type XAttentionSelectSpec } from './xattention-select.js';
 export { encodeTriShapePlan, triShapeBlockMaskWebGpu, trishapeBlocksProgram, type GpuTriShapePlan } from './trishape-blocks.js';

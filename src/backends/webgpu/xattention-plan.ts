@@ -18,7 +18,7 @@ import type { HeadTensor } from '../../core/tensor.js';
 import { checkXAttentionParams, diagonalBlock, stridedGeometry, type XAttentionEstimate, type XAttentionParams } from '../../methods/xattention-estimate.js';
 import { createStorage, encodeBlockList, flagWordsPerRow, type GpuBlockList, readBlockMask, readBuffers } from './block-list.js';
 import type { GpuTensorView } from './buffers.js';
-import { uploadTensor } from './buffers.js';
+import { uploadArray, uploadTensor } from './buffers.js';
 import { isSoftwareDevice, type WebGpuContext } from './device.js';
 import { compileProgram, encodeProgram } from './program.js';
 import { columnsPerThread, groupColumns, rowCapacity, type XAttentionEstimateSpec, xattentionEstimateProgram } from './xattention-estimate.js';
@@ -39,9 +39,9 @@ export interface GpuXAttentionPlan {
   destroy(): void;
 }
 
-/** Kept blocks can only be causally valid ones (left of the diagonal) or, non-causal, any block. */
-function blockCapacity(dims: BlockMaskDims, params: XAttentionParams): number {
-  const g = stridedGeometry(dims.queryLength, dims.keyLength, params, dims.causal);
+/** Kept blocks can only be causally valid ones (up to the diagonal) or, non-causal, any block. */
+function blockCapacity(dims: BlockMaskDims): number {
+  const g = stridedGeometry(dims.queryLength, dims.keyLength, { threshold: 1, blockSize: dims.blockRows, stride: 1 }, dims.causal);
   let perHead = 0;
   for (let a = 0; a < g.numQueryBlocks; a++) perHead += dims.causal ? diagonalBlock(g, a) + 1 : g.numKeyBlocks;
   return perHead * dims.batch * dims.heads;
@@ -56,54 +56,101 @@ export async function encodeXAttentionPlan(
 ): Promise<GpuXAttentionPlan> {
   checkXAttentionParams(params);
   const { q, k } = views;
+  const dims: BlockMaskDims = {
+    batch: q.batch, heads: q.heads, queryLength: q.length, keyLength: k.length, blockRows: params.blockSize, blockCols: params.blockSize, causal: opts.causal,
+  };
+  const blockScores = await encodeXAttentionEstimate(device, encoder, views, params, opts);
+  try {
+    const selection = await encodeXAttentionSelection(device, encoder, blockScores, dims, params.threshold);
+    return { blocks: selection.blocks, blockScores, destroy: () => { selection.destroy(); blockScores.destroy(); } };
+  } catch (err) {
+    blockScores.destroy();
+    throw err;
+  }
+}
+
+/** Step 1-5: the estimation dispatch; returns W f32 [B, H, nQB, nKB] (the caller destroys it). */
+export async function encodeXAttentionEstimate(
+  device: GPUDevice, encoder: GPUCommandEncoder, views: { q: GpuTensorView; k: GpuTensorView }, params: XAttentionParams, opts: XAttentionGpuOptions,
+): Promise<GPUBuffer> {
+  const { q, k } = views;
   if (q.dtype !== k.dtype) throw new InvalidArgumentError('k.dtype', k.dtype, `equal to q.dtype (${q.dtype})`);
   if (q.heads % k.heads !== 0) throw new InvalidArgumentError('k.heads', k.heads, `a divisor of q.heads (${q.heads})`);
   if (opts.causal && q.length > k.length) throw new InvalidArgumentError('q.length', q.length, `at most k.length (${k.length}) for causal xattention`);
   if (q.dtype === 'f16' && !device.features.has('shader-f16')) throw new UnsupportedError('f16 estimation needs the shader-f16 feature, which this device lacks');
-  const dims: BlockMaskDims = {
-    batch: q.batch, heads: q.heads, queryLength: q.length, keyLength: k.length, blockRows: params.blockSize, blockCols: params.blockSize, causal: opts.causal,
-  };
   const g = stridedGeometry(q.length, k.length, params, opts.causal);
   const { numQueryBlocks: nQB, numKeyBlocks: nKB } = g;
-  const rows = q.batch * q.heads * nQB;
-  const words = flagWordsPerRow(nKB);
   const rowLoop = opts.rowLoop ?? (isSoftwareDevice(device) ? 'rolled' : 'unrolled');
   const capacity = rowCapacity(g.rowsPerBlock, rowLoop);
-  const estimateSpec: XAttentionEstimateSpec = { dtype: q.dtype, rowCapacity: capacity, rowLoop, columnsPerThread: columnsPerThread(capacity, rowLoop) };
-  const groupCols = groupColumns(g.rowsPerBlock, estimateSpec.columnsPerThread);
-  const reason = xattentionEstimateProgram.supports(estimateSpec, {
-    rowsPerBlock: g.rowsPerBlock, numQueryBlocks: nQB, heads: q.heads, batch: q.batch, headDim: q.headDim, maxBindingBytes: Math.max(q.buffer.size, k.buffer.size, rows * nKB * 4),
+  const spec: XAttentionEstimateSpec = { dtype: q.dtype, rowCapacity: capacity, rowLoop, columnsPerThread: columnsPerThread(capacity, rowLoop) };
+  const wBytes = q.batch * q.heads * nQB * nKB * 4;
+  const reason = xattentionEstimateProgram.supports(spec, {
+    rowsPerBlock: g.rowsPerBlock, numQueryBlocks: nQB, heads: q.heads, batch: q.batch, headDim: q.headDim, maxBindingBytes: Math.max(q.buffer.size, k.buffer.size, wBytes),
   }, device.limits);
   if (reason) throw new UnsupportedError(`WebGPU XAttention estimation cannot run this shape: ${reason}`);
-  const [estimate, selectK] = await Promise.all([
-    compileProgram(device, xattentionEstimateProgram, estimateSpec),
-    compileProgram(device, xattentionSelectProgram, { tile: SELECT_TILE }),
-  ]);
-  const blockScores = createStorage(device, rows * nKB * 4, 'xattention.blockScores');
-  const flags = createStorage(device, rows * words * 4, 'xattention.flags');
-  const counts = createStorage(device, rows * 4, 'xattention.counts');
-  encodeProgram(device, encoder, xattentionEstimateProgram, estimate, {
+  const compiled = await compileProgram(device, xattentionEstimateProgram, spec);
+  const blockScores = createStorage(device, wBytes, 'xattention.blockScores');
+  encodeProgram(device, encoder, xattentionEstimateProgram, compiled, {
     params: {
       heads: q.heads, groupSize: q.heads / k.heads, queryLength: q.length, keyLength: k.length,
       stride: params.stride, queryRows: g.queryRows, keyCols: g.keyCols, causalOffset: g.offset,
       causal: opts.causal ? 1 : 0, scaleOverStride: opts.scale / params.stride, numQueryBlocks: nQB, numKeyBlocks: nKB,
-      headDimVec4: q.headDim / 4, rowsPerBlock: g.rowsPerBlock, groupCols, qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
+      headDimVec4: q.headDim / 4, rowsPerBlock: g.rowsPerBlock, groupCols: groupColumns(g.rowsPerBlock, spec.columnsPerThread),
+      qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
       kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
     },
     buffers: { q: q.buffer, k: k.buffer, blockSums: blockScores },
     workgroups: [nQB, q.heads, q.batch],
   });
-  encodeProgram(device, encoder, xattentionSelectProgram, selectK, {
+  return blockScores;
+}
+
+/**
+ * Step 6/7 and the CSR list: W f32 [B, H, nQB, nKB] on the GPU → the kept blocks of `dims`
+ * (blockRows = blockCols = B). The returned plan owns its buffers (not W).
+ */
+export async function encodeXAttentionSelection(
+  device: GPUDevice, encoder: GPUCommandEncoder, blockScores: GPUBuffer, dims: BlockMaskDims, threshold: number,
+): Promise<{ blocks: GpuBlockList; destroy(): void }> {
+  const nQB = Math.ceil(dims.queryLength / dims.blockRows);
+  const nKB = Math.ceil(dims.keyLength / dims.blockCols);
+  const rows = dims.batch * dims.heads * nQB;
+  const words = flagWordsPerRow(nKB);
+  const shape = { workgroupsX: nQB };
+  const reason = xattentionSelectProgram.supports({ tile: SELECT_TILE }, shape, device.limits);
+  if (reason) throw new UnsupportedError(`WebGPU XAttention selection cannot run this shape: ${reason}`);
+  const compiled = await compileProgram(device, xattentionSelectProgram, { tile: SELECT_TILE });
+  const flags = createStorage(device, rows * words * 4, 'xattention.flags');
+  const counts = createStorage(device, rows * 4, 'xattention.counts');
+  encodeProgram(device, encoder, xattentionSelectProgram, compiled, {
     params: {
-      heads: q.heads, numQueryBlocks: nQB, numKeyBlocks: nKB, blockSize: params.blockSize,
-      queryLength: q.length, keyLength: k.length, causal: opts.causal ? 1 : 0, threshold: params.threshold, flagWords: words,
+      heads: dims.heads, numQueryBlocks: nQB, numKeyBlocks: nKB, blockSize: dims.blockRows,
+      queryLength: dims.queryLength, keyLength: dims.keyLength, causal: dims.causal ? 1 : 0, threshold, flagWords: words,
     },
     buffers: { blockSums: blockScores, flags, counts },
-    workgroups: [nQB, q.heads, q.batch],
+    workgroups: [nQB, dims.heads, dims.batch],
   });
-  const blocks = await encodeBlockList(device, encoder, { flags, counts, dims, capacity: blockCapacity(dims, params), label: 'xattention' });
-  const owned = [blockScores, flags, counts, blocks.rowPtr, blocks.colIdx];
-  return { blocks, blockScores, destroy: () => owned.forEach((b) => b.destroy()) };
+  const blocks = await encodeBlockList(device, encoder, { flags, counts, dims, capacity: blockCapacity(dims), label: 'xattention' });
+  const owned = [flags, counts, blocks.rowPtr, blocks.colIdx];
+  return { blocks, destroy: () => owned.forEach((b) => b.destroy()) };
+}
+
+/**
+ * Host-level twin of selectBlocks over every row: W [B, H, nQB, nKB] → the kept blocks, selected
+ * on the GPU (for tests of the selection alone, e.g. on exact ties).
+ */
+export async function selectXAttentionBlocksWebGpu(ctx: WebGpuContext, blockScores: Float32Array, dims: BlockMaskDims, threshold: number): Promise<BlockMask> {
+  const w = uploadArray(ctx.device, blockScores, 'xattention.blockScores');
+  const encoder = ctx.device.createCommandEncoder({ label: 'xattention-select' });
+  let selection: { blocks: GpuBlockList; destroy(): void } | undefined;
+  try {
+    selection = await encodeXAttentionSelection(ctx.device, encoder, w, dims, threshold);
+    ctx.device.queue.submit([encoder.finish()]);
+    return await readBlockMask(ctx.device, selection.blocks);
+  } finally {
+    selection?.destroy();
+    w.destroy();
+  }
 }
 
 /** The plan's mask and W read back to the host (O(nQB·nKB) per head). */
