@@ -89,9 +89,10 @@ async function timeOne(ctx: WebGpuContext, ops: Operands, loop: Loop, mask: Bloc
   }
   const run = async () => {
     const encoder = device.createCommandEncoder({ label: 'bench' });
-    await encodeAttention(device, encoder, { q, k, v, o }, opts);
+    const params = await encodeAttention(device, encoder, { q, k, v, o }, opts);
     device.queue.submit([encoder.finish()]);
     await device.queue.onSubmittedWorkDone();
+    params.destroy();
   };
   await run(); // compile + warm up
   const times: number[] = [];

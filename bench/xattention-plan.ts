@@ -61,8 +61,8 @@ async function encodeVariant(ctx: WebGpuContext, encoder: GPUCommandEncoder, vie
     opts.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: dims.blockRows, blockCols: dims.blockCols };
     opts.tokenRule = tokenRule;
   }
-  if (variant !== 'xattention-plan') await encodeAttention(device, encoder, views, opts);
-  return plan;
+  const uniform = variant === 'xattention-plan' ? undefined : await encodeAttention(device, encoder, views, opts);
+  return { plan, destroy: () => { plan?.destroy(); uniform?.destroy(); } };
 }
 
 /** Median fenced wall-clock ms of `reps` runs after one warm-up, and the plan's density. */
@@ -73,12 +73,12 @@ async function timeVariant(ctx: WebGpuContext, views: Views, variant: Variant, r
   for (let r = -1; r < reps; r++) {
     const t = performance.now();
     const encoder = device.createCommandEncoder({ label: variant });
-    const plan = await encodeVariant(ctx, encoder, views, variant);
+    const { plan, destroy } = await encodeVariant(ctx, encoder, views, variant);
     device.queue.submit([encoder.finish()]);
     await device.queue.onSubmittedWorkDone();
     if (r >= 0) times.push(performance.now() - t);
     if (plan && r === -1) density = (await readBlockMask(device, plan.blocks)).density;
-    plan?.destroy();
+    destroy();
   }
   return { ms: times.sort((a, b) => a - b)[Math.floor(times.length / 2)], density };
 }

@@ -59,8 +59,11 @@ export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts:
   };
 }
 
-/** Compiles (once per device and variant) and encodes the dispatch into `encoder`. */
-export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<void> {
+/**
+ * Compiles (once per device and variant) and encodes the dispatch into `encoder`. Returns the
+ * dispatch's Params uniform buffer (destroy it once the submitted work is done, or leave it to GC).
+ */
+export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<GPUBuffer> {
   const { q, k, v, o } = views;
   const Lq = q.length;
   const Lk = opts.keyLength ?? (opts.paged ? NaN : k.length);
@@ -98,7 +101,7 @@ export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEnco
   const buffers: Record<string, GPUBuffer> = { q: q.buffer, k: k.buffer, v: v.buffer, o: o.buffer };
   if (blocks.kind === 'csr') Object.assign(buffers, { rowPtr: blocks.rowPtr, colIdx: blocks.colIdx });
   if (opts.paged) buffers.blockTable = opts.paged.blockTable;
-  encodeProgram(device, encoder, attentionProgram, compiled, { params, buffers, workgroups: [shape.workgroupsX, q.heads, q.batch] });
+  return encodeProgram(device, encoder, attentionProgram, compiled, { params, buffers, workgroups: [shape.workgroupsX, q.heads, q.batch] });
 }
 
 /** The output is written, so an out-of-range view would be a silent robustness clamp: refuse it. */

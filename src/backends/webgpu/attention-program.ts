@@ -14,7 +14,7 @@
  * up to 64 rows of one mask query block); one thread per query row i. Per visited key tile:
  *   kTile [TILE_KEYS, HEAD_DIM/4] vec4<f32>, vTile [TILE_KEYS, VALUE_DIM/4] vec4<f32> in workgroup
  *   memory (TILE_KEYS·(HEAD_DIM+VALUE_DIM)·4 bytes ≤ 16 KiB, the WebGPU default limit), loaded by
- *   all threads; each thread keeps q[HEAD_DIM] (pre-scaled by scale·log2 e, so exp2 gives e^x),
+ *   all threads; each thread keeps q[HEAD_DIM] (in the I/O dtype; scores are scaled by scale·log2 e so exp2 gives e^x),
  *   acc[VALUE_DIM], the running max m and sum l in registers:
  *     m' = max(m, max_c s_c);  acc = acc·2^(m-m') + Σ_c 2^(s_c-m') v_c;  l = l·2^(m-m') + Σ_c 2^(s_c-m')
  * Queries shorter than keys are right-aligned (query i sits at key position queryOffset + i).
@@ -103,6 +103,48 @@ export const attentionProgram: KernelProgram<AttentionSpec, AttentionParamName, 
   },
 };
 
+/**
+ * The variant hooks, one WGSL snippet per spec value; a Record over the spec's union type, so a
+ * new value does not compile until it has its hook.
+ */
+const KV_HOOK: Record<AttentionSpec['kv'], string> = {
+  strided: `// Hook kv: element offset of key/value row j of (batch b, KV head kh).
+fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + b * P.kStrideB + kh * P.kStrideH + j * P.kStrideL; }
+fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + b * P.vStrideB + kh * P.vStrideH + j * P.vStrideL; }`,
+  paged: `// Hook kv: element offset of key/value row j of (sequence b, KV head kh) through the block table.
+fn kvPage(b: u32, j: u32) -> u32 { return u32(blockTable[b * P.tableStride + j / P.pageSize]); }
+fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + kvPage(b, j) * P.kStrideB + kh * P.kStrideH + (j % P.pageSize) * P.kStrideL; }
+fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + kvPage(b, j) * P.vStrideB + kh * P.vStrideH + (j % P.pageSize) * P.vStrideL; }`,
+};
+
+const TOKEN_RULE_HOOK: Record<AttentionSpec['tokenRule'], string> = {
+  none: `// Hook tokenRule: every key of a kept block (causality is tested apart).
+fn tokenVisible(i: u32, j: u32) -> bool { return true; }`,
+  trishape: `// Hook tokenRule: tri-shape (core/token-rule.ts) inside kept blocks; causality is tested apart.
+fn tokenVisible(i: u32, j: u32) -> bool {
+  if (i + P.lastDenseQueries >= P.queryLength) { return true; }  // i >= Lq - lastDenseQueries
+  if (j < P.sinkTokens) { return true; }
+  let p = P.queryOffset + i;
+  return j <= p && j + P.localWindow > p;                           // p - window < j <= p
+}`,
+};
+
+const BLOCK_LIST_HOOK: Record<AttentionSpec['blocks'], string> = {
+  all: `// Hook blocks: one entry covering every key (dense); the causal limit clips it.
+fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> { return vec2<u32>(0u, 1u); }
+fn blockKeys(n: u32) -> vec2<u32> { return vec2<u32>(0u, P.keyLength); }`,
+  csr: `// Hook blocks: entries [rowPtr[row], rowPtr[row + 1]) of colIdx for this (b, h, query block);
+// entry n covers keys [colIdx[n]·bc, min((colIdx[n] + 1)·bc, Lk)).
+fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> {
+  let row = (b * P.heads + h) * P.numQueryBlocks + qb;
+  return vec2<u32>(u32(rowPtr[row]), u32(rowPtr[row + 1u]));
+}
+fn blockKeys(n: u32) -> vec2<u32> {
+  let j0 = u32(colIdx[n]) * P.blockCols;
+  return vec2<u32>(j0, min(j0 + P.blockCols, P.keyLength));
+}`,
+};
+
 function attentionWgsl(spec: AttentionSpec, header: string): string {
   const T = spec.dtype;
   const csr = spec.blocks === 'csr';
@@ -135,32 +177,9 @@ fn loadQ4(e: u32) -> vec4<f32> { return vec4<f32>(f32(q[e]), f32(q[e + 1u]), f32
 fn loadK4(e: u32) -> vec4<f32> { return vec4<f32>(f32(k[e]), f32(k[e + 1u]), f32(k[e + 2u]), f32(k[e + 3u])); }
 fn loadV4(e: u32) -> vec4<f32> { return vec4<f32>(f32(v[e]), f32(v[e + 1u]), f32(v[e + 2u]), f32(v[e + 3u])); }
 
-// Hook kv: element offset of key/value row j of (batch b, KV head kh).
-${paged ? `fn kvPage(b: u32, j: u32) -> u32 { return u32(blockTable[b * P.tableStride + j / P.pageSize]); }
-fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + kvPage(b, j) * P.kStrideB + kh * P.kStrideH + (j % P.pageSize) * P.kStrideL; }
-fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + kvPage(b, j) * P.vStrideB + kh * P.vStrideH + (j % P.pageSize) * P.vStrideL; }`
-    : `fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + b * P.kStrideB + kh * P.kStrideH + j * P.kStrideL; }
-fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + b * P.vStrideB + kh * P.vStrideH + j * P.vStrideL; }`}
-
-// Hook tokenRule: whether query i may see key j inside a kept block (causality is tested apart).
-fn tokenVisible(i: u32, j: u32) -> bool {
-${spec.tokenRule === 'trishape' ? `  if (i + P.lastDenseQueries >= P.queryLength) { return true; }  // i >= Lq - lastDenseQueries
-  if (j < P.sinkTokens) { return true; }
-  let p = P.queryOffset + i;
-  return j <= p && j + P.localWindow > p;                           // p - window < j <= p`
-    : '  return true;'}
-}
-
-// Hook blocks: the workgroup's list of key ranges, [first, end) entries, and entry n's keys [j0, j1).
-fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> {
-${csr ? `  let row = (b * P.heads + h) * P.numQueryBlocks + qb;
-  return vec2<u32>(u32(rowPtr[row]), u32(rowPtr[row + 1u]));` : '  return vec2<u32>(0u, 1u);'}
-}
-fn blockKeys(n: u32) -> vec2<u32> {
-${csr ? `  let j0 = u32(colIdx[n]) * P.blockCols;
-  return vec2<u32>(j0, min(j0 + P.blockCols, P.keyLength));` : '  return vec2<u32>(0u, P.keyLength);'}
-}
-
+${KV_HOOK[spec.kv]}
+${TOKEN_RULE_HOOK[spec.tokenRule]}
+${BLOCK_LIST_HOOK[spec.blocks]}
 // Cooperative load of keys [t0, t0 + cols) of (b, kh) into kTile/vTile; rows past cols are zero.
 fn loadTile(b: u32, kh: u32, t0: u32, cols: u32, lid: u32) {
   for (var e = lid; e < TILE_KEYS * D4; e += WORKGROUP_SIZE) {
@@ -188,13 +207,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // Keys past the causal diagonal of the workgroup's last row are never loaded.
   let keyLimit = select(P.keyLength, min(P.keyLength, P.queryOffset + rowsEnd), P.causal != 0u);
 
-  var qv: array<vec4<f32>, D4>;
+  // f16 I/O keeps q as f16 (exact: it was stored so) to free registers for acc; f32 keeps f32.
+  var qv: array<vec4<${T}>, D4>;
   var acc: array<vec4<f32>, DV4>;
   var m = MASKED;
   var l = 0.0;
   if (rowActive) {
     let qRow = P.qOffset + b * P.qStrideB + h * P.qStrideH + i * P.qStrideL;
-    for (var d = 0u; d < ${dLoop}; d++) { qv[d] = loadQ4(qRow + d * 4u) * P.scaleLog2e; }
+    for (var d = 0u; d < ${dLoop}; d++) { qv[d] = vec4<${T}>(loadQ4(qRow + d * 4u)); }
   }
 
   let list = blockListRange(b, h, qb);
@@ -210,7 +230,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           let j = t0 + c;
           if ((P.causal == 0u || j <= keyPos) && tokenVisible(i, j)) {
             var x = 0.0;
-            for (var d = 0u; d < ${dLoop}; d++) { x += dot(qv[d], kTile[c * D4 + d]); }
+            for (var d = 0u; d < ${dLoop}; d++) { x += dot(vec4<f32>(qv[d]), kTile[c * D4 + d]); }
+            x *= P.scaleLog2e;
             // Online softmax one key at a time; the rescale runs only when the max grows.
             if (x > m) {
               let rescale = exp2(m - x);

@@ -131,11 +131,12 @@ export function grid2d(n: number, limits: GPUSupportedLimits): [number, number, 
 
 /**
  * Encodes scan + compact: flags/counts (written earlier in `encoder`) → a GpuBlockList whose
- * buffers the caller owns. `capacity` must bound the total kept blocks.
+ * buffers the caller owns; the dispatches' Params uniforms are pushed to `src.uniforms` for the
+ * caller to free. `capacity` must bound the total kept blocks.
  */
 export async function encodeBlockList(
   device: GPUDevice, encoder: GPUCommandEncoder,
-  src: { flags: GPUBuffer; counts: GPUBuffer; dims: BlockMaskDims; capacity: number; tokenRule?: TokenRule; label: string },
+  src: { flags: GPUBuffer; counts: GPUBuffer; dims: BlockMaskDims; capacity: number; tokenRule?: TokenRule; label: string; uniforms: GPUBuffer[] },
 ): Promise<GpuBlockList> {
   const { dims } = src;
   const nQB = Math.ceil(dims.queryLength / dims.blockRows);
@@ -145,11 +146,11 @@ export async function encodeBlockList(
   const colIdx = createStorage(device, src.capacity * 4, `${src.label}.colIdx`);
   const spec = { version: 1 };
   const [scan, compact] = await Promise.all([compileProgram(device, blockListScanProgram, spec), compileProgram(device, blockListCompactProgram, spec)]);
-  encodeProgram(device, encoder, blockListScanProgram, scan, { params: { rows }, buffers: { counts: src.counts, rowPtr }, workgroups: [1, 1, 1] });
+  src.uniforms.push(encodeProgram(device, encoder, blockListScanProgram, scan, { params: { rows }, buffers: { counts: src.counts, rowPtr }, workgroups: [1, 1, 1] }));
   const groups = grid2d(Math.ceil(rows / COMPACT_WORKGROUP), device.limits);
-  encodeProgram(device, encoder, blockListCompactProgram, compact, {
+  src.uniforms.push(encodeProgram(device, encoder, blockListCompactProgram, compact, {
     params: { rows, flagWords: flagWordsPerRow(nKB), groupsX: groups[0] }, buffers: { flags: src.flags, rowPtr, colIdx }, workgroups: groups,
-  });
+  }));
   return { rowPtr, colIdx, rows, capacity: src.capacity, dims, tokenRule: src.tokenRule };
 }
 

@@ -96,22 +96,22 @@ export async function encodeTriShapePlan(device: GPUDevice, encoder: GPUCommandE
   const flags = createStorage(device, rows * words * 4, 'trishape.flags');
   const counts = createStorage(device, rows * 4, 'trishape.counts');
   const groups = grid2d(Math.ceil(rows / WORKGROUP), device.limits);
-  encodeProgram(device, encoder, trishapeBlocksProgram, compiled, {
+  const uniforms = [encodeProgram(device, encoder, trishapeBlocksProgram, compiled, {
     params: {
       rows, numQueryBlocks: nQB, numKeyBlocks: nKB, queryLength: Lq, keyLength: Lk, blockRows: dims.blockRows, blockCols: dims.blockCols,
       sinkTokens: rule.sinkTokens, localWindow: rule.localWindow, lastDenseQueries: rule.lastDenseQueries, flagWords: words, groupsX: groups[0],
     },
     buffers: { flags, counts },
     workgroups: groups,
-  });
+  })];
   // Every kept block is causally valid: bound colIdx by the causally valid blocks.
   let perHead = 0;
   for (let qb = 0; qb < nQB; qb++) perHead += Math.min(nKB, Math.floor((Lk - Lq + Math.min((qb + 1) * dims.blockRows, Lq) - 1) / dims.blockCols) + 1);
   const dense = Lq === 1 || Lk <= rule.localWindow;
   const blocks = await encodeBlockList(device, encoder, {
-    flags, counts, dims: { ...dims, causal: true }, capacity: perHead * dims.batch * dims.heads, tokenRule: dense ? undefined : rule, label: 'trishape',
+    flags, counts, dims: { ...dims, causal: true }, capacity: perHead * dims.batch * dims.heads, tokenRule: dense ? undefined : rule, label: 'trishape', uniforms,
   });
-  const owned = [flags, counts, blocks.rowPtr, blocks.colIdx];
+  const owned = [flags, counts, blocks.rowPtr, blocks.colIdx, ...uniforms];
   return { blocks, destroy: () => owned.forEach((b) => b.destroy()) };
 }
 

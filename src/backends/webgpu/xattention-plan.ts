@@ -59,20 +59,20 @@ export async function encodeXAttentionPlan(
   const dims: BlockMaskDims = {
     batch: q.batch, heads: q.heads, queryLength: q.length, keyLength: k.length, blockRows: params.blockSize, blockCols: params.blockSize, causal: opts.causal,
   };
-  const blockScores = await encodeXAttentionEstimate(device, encoder, views, params, opts);
+  const estimate = await encodeXAttentionEstimate(device, encoder, views, params, opts);
   try {
-    const selection = await encodeXAttentionSelection(device, encoder, blockScores, dims, params.threshold);
-    return { blocks: selection.blocks, blockScores, destroy: () => { selection.destroy(); blockScores.destroy(); } };
+    const selection = await encodeXAttentionSelection(device, encoder, estimate.blockScores, dims, params.threshold);
+    return { blocks: selection.blocks, blockScores: estimate.blockScores, destroy: () => { selection.destroy(); estimate.destroy(); } };
   } catch (err) {
-    blockScores.destroy();
+    estimate.destroy();
     throw err;
   }
 }
 
-/** Step 1-5: the estimation dispatch; returns W f32 [B, H, nQB, nKB] (the caller destroys it). */
+/** Step 1-5: the estimation dispatch writing W f32 [B, H, nQB, nKB]; destroy() frees W and the Params. */
 export async function encodeXAttentionEstimate(
   device: GPUDevice, encoder: GPUCommandEncoder, views: { q: GpuTensorView; k: GpuTensorView }, params: XAttentionParams, opts: XAttentionGpuOptions,
-): Promise<GPUBuffer> {
+): Promise<{ blockScores: GPUBuffer; destroy(): void }> {
   const { q, k } = views;
   if (q.dtype !== k.dtype) throw new InvalidArgumentError('k.dtype', k.dtype, `equal to q.dtype (${q.dtype})`);
   if (q.heads % k.heads !== 0) throw new InvalidArgumentError('k.heads', k.heads, `a divisor of q.heads (${q.heads})`);
@@ -90,7 +90,7 @@ export async function encodeXAttentionEstimate(
   if (reason) throw new UnsupportedError(`WebGPU XAttention estimation cannot run this shape: ${reason}`);
   const compiled = await compileProgram(device, xattentionEstimateProgram, spec);
   const blockScores = createStorage(device, wBytes, 'xattention.blockScores');
-  encodeProgram(device, encoder, xattentionEstimateProgram, compiled, {
+  const uniform = encodeProgram(device, encoder, xattentionEstimateProgram, compiled, {
     params: {
       heads: q.heads, groupSize: q.heads / k.heads, queryLength: q.length, keyLength: k.length,
       stride: params.stride, queryRows: g.queryRows, keyCols: g.keyCols, causalOffset: g.offset,
@@ -102,7 +102,7 @@ export async function encodeXAttentionEstimate(
     buffers: { q: q.buffer, k: k.buffer, blockSums: blockScores },
     workgroups: [nQB, q.heads, q.batch],
   });
-  return blockScores;
+  return { blockScores, destroy: () => { blockScores.destroy(); uniform.destroy(); } };
 }
 
 /**
@@ -122,16 +122,16 @@ export async function encodeXAttentionSelection(
   const compiled = await compileProgram(device, xattentionSelectProgram, { tile: SELECT_TILE });
   const flags = createStorage(device, rows * words * 4, 'xattention.flags');
   const counts = createStorage(device, rows * 4, 'xattention.counts');
-  encodeProgram(device, encoder, xattentionSelectProgram, compiled, {
+  const uniforms = [encodeProgram(device, encoder, xattentionSelectProgram, compiled, {
     params: {
       heads: dims.heads, numQueryBlocks: nQB, numKeyBlocks: nKB, blockSize: dims.blockRows,
       queryLength: dims.queryLength, keyLength: dims.keyLength, causal: dims.causal ? 1 : 0, threshold, flagWords: words,
     },
     buffers: { blockSums: blockScores, flags, counts },
     workgroups: [nQB, dims.heads, dims.batch],
-  });
-  const blocks = await encodeBlockList(device, encoder, { flags, counts, dims, capacity: blockCapacity(dims), label: 'xattention' });
-  const owned = [flags, counts, blocks.rowPtr, blocks.colIdx];
+  })];
+  const blocks = await encodeBlockList(device, encoder, { flags, counts, dims, capacity: blockCapacity(dims), label: 'xattention', uniforms });
+  const owned = [flags, counts, blocks.rowPtr, blocks.colIdx, ...uniforms];
   return { blocks, destroy: () => owned.forEach((b) => b.destroy()) };
 }
 
