@@ -12,6 +12,7 @@ import { prefillCommand } from './commands/prefill.js';
 const COMMANDS: readonly Command[] = [
   methodsCommand,
   demoCommand,
+  deviceCommand,
   configCommand,
   prefillCommand,
   deviceCommand,
