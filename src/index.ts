@@ -25,6 +25,7 @@ export {
 } from './methods/xattention-estimate.js';
 // Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
 export * from './config/index.js';
+
 // Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
 export {
   KV_BLOCK_SIZES, SparseAttentionMode, kvBlockBytes, parseSchedulerConfig, parseSparseAttentionConfig, resolveNumKvBlocks,
@@ -50,6 +51,11 @@ export {
 export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
 export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
 export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';
+// WebGPU backend and backend selection (the npm `webgpu` package itself is imported only on first device use)
+export { createBackend, resolveBackend, BACKEND_CHOICES, type BackendChoice } from './backends/index.js';
+export { gatherPagedKv } from './backends/cpu/paged-kv.js';
+export * from './backends/webgpu/index.js';
+export { createWebGpuPagedBackend, webgpuPagedBackend } from './engine/webgpu-paged-backend.js';
 // Benchmarks: case lists with FLOPs/bytes and the validate-then-time harness (browser-safe; the node-only
 // targets table and JSON report with peers live in src/bench/targets.ts and report.ts, used by the CLI).
 export {

@@ -5,6 +5,7 @@ import type { Command } from './command.js';
 import { benchCommand } from './commands/bench.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
+import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 import { prefillCommand } from './commands/prefill.js';
 
@@ -12,6 +13,7 @@ import { prefillCommand } from './commands/prefill.js';
 const COMMANDS: readonly Command[] = [
   methodsCommand,
   demoCommand,
+  deviceCommand,
   configCommand,
   prefillCommand,
   benchCommand,
