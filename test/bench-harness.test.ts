@@ -102,7 +102,7 @@ describe('bench harness on the CPU target', () => {
     const c = benchCase({ method: 'xattention', settings: { stride: 8 }, heads: 32, headDim: 128, queryLength: 32768 });
     const [r] = await runBench(fastKernel, [c], { timing: FAST });
     assert.equal(r.status, 'skipped');
-    assert.match(r.reason!, /planning the xattention mask on the CPU is ~\d+ GFLOP; target "fast" has no planBlockMask hook/);
+    assert.match(r.reason!, /planning the xattention mask on the CPU is ~\d+ GFLOP; target "fast" does not plan it/);
   });
 
   it('skips the cases left once the time budget is spent', async () => {
@@ -134,20 +134,23 @@ describe('bench harness on the CPU target', () => {
     assert.equal(r.iters, 3);
   });
 
-  it('uses the target\'s own mask planning for the full-size case, and times it as estimation', async () => {
+  it('uses the target\'s own mask planning for the methods it plans, with the time it reports', async () => {
     let planned = 0;
     const planner: BenchTarget = {
       ...cpuTarget,
       name: 'gpu-planner',
+      plans: (name) => name === 'tri_shape',
       async planBlockMask(method, q, k, opts) {
         planned++;
-        await new Promise((r) => setTimeout(r, 20));
-        return method.planBlockMask(q, k, opts);
+        return { plan: method.planBlockMask(q, k, opts), ms: 42 };
       },
     };
-    const [r] = await runBench(planner, smokeSweep({ lengths: [40], kvHeads: [4], methods: ['dense'] }).slice(0, 1), { timing: FAST });
-    assert.equal(planned, 1, 'validation plans on the CPU; only the full-size case goes through the hook');
-    assert.ok(r.estimationMs! >= 15, `estimation ${r.estimationMs} ms includes the hook's time`);
+    const cases = smokeSweep({ lengths: [200], kvHeads: [4], methods: ['dense', 'tri_shape'] }).slice(0, 2);
+    const [dense, tri] = await runBench(planner, cases, { timing: FAST });
+    assert.equal(planned, 2, 'tri_shape planned by the target for its validation twin and its full-size case; dense not');
+    assert.equal(tri.estimationMs, 42);
+    assert.notEqual(dense.estimationMs, 42);
+    assert.equal(tri.validation!.planBlocksDifferingFromCpu, 0);
   });
 
   it('compareOutputs reports NaN as an infinite error, never a pass', () => {

@@ -42,10 +42,13 @@ export interface BenchTarget {
    */
   timeBlockSparse?(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; source: TimingSource }>;
   /**
-   * The target's own mask planning (a GPU estimation kernel); omitted: the method's CPU
-   * planBlockMask. Its time is the record's estimationMs.
+   * The target's own mask planning (a GPU estimation kernel) and its time in ms (timed by the
+   * target, so uploads can be left out; undefined: the harness's wall clock around the call), or
+   * undefined when the target has no planner for this method and the method's CPU planBlockMask
+   * applies. `plans(name)` says which methods it plans, before any work.
    */
-  planBlockMask?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<BlockPlan>;
+  planBlockMask?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms?: number } | undefined>;
+  plans?(method: string): boolean;
   /** For methods that compute their own output (SLA's linear part): the target's implementation. */
   methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<HeadTensor>;
   dispose?(): void | Promise<void>;
@@ -78,6 +81,17 @@ export interface Validation {
   tolerance: { atol: number; rtol: number };
   passed: boolean;
   oracle: string;
+  /** When the target planned the mask: (b, h, qb, kb) blocks kept by one plan and not the other (CPU). */
+  planBlocksDifferingFromCpu?: number;
+}
+
+function blocksDiffering(a: BlockMask, b: BlockMask): number {
+  if (a.numQueryBlocks !== b.numQueryBlocks || a.numKeyBlocks !== b.numKeyBlocks) return Infinity;
+  const da = a.toDense();
+  const db = b.toDense();
+  let n = 0;
+  for (let i = 0; i < da.length; i++) if (da[i] !== db[i]) n++;
+  return n;
 }
 
 export interface BenchRecord {
@@ -132,19 +146,27 @@ export async function validateCase(target: BenchTarget, c: BenchCase): Promise<V
   let actual: HeadTensor;
   let expected: HeadTensor;
   let oracle: string;
+  let planMismatch: number | undefined;
   if (method.attention) {
     if (!target.methodAttention) return `${c.method} computes its own output (not block-sparse softmax alone); target "${target.name}" has no methodAttention hook`;
     actual = await target.methodAttention(method, q, k, v, opts);
     expected = method.attention(q, k, v, opts).output;
     oracle = `${c.method}.attention on the CPU`;
   } else {
-    const { mask } = method.planBlockMask(q, k, opts);
+    // The kernel runs the mask the target would plan (its GPU planner, if any); the oracle expands
+    // that same mask. How far a target's plan departs from the CPU plan is recorded beside.
+    const planned = await planOn(target, method, q, k, opts);
+    const mask = planned.plan.mask;
     actual = await target.backend.blockSparseAttention(q, k, v, mask, opts);
     expected = naiveBlockSparseAttention(q, k, v, mask, opts);
     oracle = 'naive attention with the block mask expanded to tokens';
+    if (planned.where === 'target') planMismatch = blocksDiffering(mask, method.planBlockMask(q, k, opts).mask);
   }
   const cmp = compareOutputs(actual.toLayout('BHLD').toFloat32Array(), expected.toLayout('BHLD').toFloat32Array(), VALIDATION_TOL[c.dtype]);
-  return { shape: { heads: twin.heads, kvHeads: twin.kvHeads, length: twin.keyLength }, ...cmp, oracle };
+  return {
+    shape: { heads: twin.heads, kvHeads: twin.kvHeads, length: twin.keyLength }, ...cmp, oracle,
+    ...(planMismatch === undefined ? {} : { planBlocksDifferingFromCpu: planMismatch }),
+  };
 }
 
 function median(xs: number[]): number {
@@ -168,14 +190,22 @@ export async function wallClock(call: () => Promise<unknown>, t: TimingOptions):
   return times;
 }
 
+/** The target's plan when it has a planner for the method, else the method's CPU plan; with its time. */
+async function planOn(target: BenchTarget, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms: number; where: 'target' | 'cpu' }> {
+  const t0 = performance.now();
+  const own = target.plans?.(method.name) ? await target.planBlockMask?.(method, q, k, opts) : undefined;
+  if (own) return { plan: own.plan, ms: own.ms ?? performance.now() - t0, where: 'target' };
+  const t1 = performance.now();
+  const plan = method.planBlockMask(q, k, opts);
+  return { plan, ms: performance.now() - t1, where: 'cpu' };
+}
+
 /** Plans the full-size mask and times the kernel; validation has already passed. */
 async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions, inputs: Inputs): Promise<Partial<BenchRecord>> {
   const { q, k, v } = inputs.get(c);
   const method = createSparseMethod(c.method, c.settings);
   const opts = { causal: c.causal };
-  const t0 = performance.now();
-  const plan = target.planBlockMask ? await target.planBlockMask(method, q, k, opts) : method.planBlockMask(q, k, opts);
-  const estimationMs = performance.now() - t0;
+  const { plan, ms: estimationMs } = await planOn(target, method, q, k, opts);
   let times: number[];
   let source: TimingSource = 'wall-clock';
   if (method.attention) {
@@ -242,8 +272,8 @@ export async function runBench(target: BenchTarget, cases: readonly BenchCase[],
       continue;
     }
     const planFlops = cpuPlanFlops(c);
-    if (!target.planBlockMask && planFlops > CPU_PLAN_MAX_FLOPS) {
-      base.reason = `planning the ${c.method} mask on the CPU is ~${(planFlops / 1e9).toFixed(0)} GFLOP; target "${target.name}" has no planBlockMask hook`;
+    if (!target.plans?.(c.method) && planFlops > CPU_PLAN_MAX_FLOPS) {
+      base.reason = `planning the ${c.method} mask on the CPU is ~${(planFlops / 1e9).toFixed(0)} GFLOP; target "${target.name}" does not plan it`;
       continue;
     }
     const validation = await validateCase(target, c);

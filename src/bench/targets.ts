@@ -28,6 +28,8 @@ export const cpuTarget: BenchTarget = {
 
 export const BENCH_TARGETS: Record<string, () => Promise<BenchTarget>> = {
   cpu: async () => cpuTarget,
+  // Imported on use, so choosing the CPU never loads Dawn.
+  webgpu: async () => (await import('./webgpu-target.js')).webgpuTarget(),
 };
 
 export async function benchTarget(name: string): Promise<BenchTarget> {

@@ -1,0 +1,120 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU backend as a bench target. Validation goes through webgpuBackend.blockSparseAttention
+ * (upload, dispatch, read back). Timing encodes the same dispatch on inputs uploaded once and
+ * fences on the queue ('gpu-fence': GPU work alone, no transfers), as bench/webgpu-attention.ts
+ * does. XAttention and tri-shape masks are planned by the backend's GPU planners (estimation,
+ * selection and the block list on the GPU), timed the same way. Imported lazily by targets.ts, so
+ * the CPU target never loads Dawn.
+ */
+import { type AttentionOptions, describeAttention } from '../core/attention-shape.js';
+import { BlockMask } from '../core/block-mask.js';
+import { phaseOf } from '../core/stats.js';
+import type { HeadTensor } from '../core/tensor.js';
+import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';
+import {
+  type AttentionDispatchOptions, createOutputTensor, encodeAttention, type GpuMethodPlan, type GpuMethodPlanner,
+  planTriShapeOnGpu, planXAttentionOnGpu, readBlockMask, uploadArray, uploadTensor, webgpuBackend,
+} from '../backends/webgpu/index.js';
+import { type BenchCase, denseFlops } from './cases.js';
+import type { BenchTarget } from './harness.js';
+import { CPU_MAX_FLOPS } from './targets.js';
+
+const GPU_PLANNERS: Readonly<Record<string, GpuMethodPlanner>> = { xattention: planXAttentionOnGpu, tri_shape: planTriShapeOnGpu };
+
+/** Submit, then wait for the queue: the wall clock of the GPU work alone. */
+async function fenced(device: GPUDevice, encoder: GPUCommandEncoder): Promise<number> {
+  const t0 = performance.now();
+  device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  return performance.now() - t0;
+}
+
+/** Dispatch times (ms) of `iterations` attention calls on device-resident q, k, v and block list. */
+async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<number[]> {
+  const { device } = await webgpuBackend.context();
+  const views = {
+    q: uploadTensor(device, q, 'bench.q'),
+    k: uploadTensor(device, k.toDType(q.dtype), 'bench.k'),
+    v: uploadTensor(device, v.toDType(q.dtype), 'bench.v'),
+    o: createOutputTensor(device, { batch: q.batch, heads: q.heads, length: q.length, headDim: v.headDim }, q.layout, q.dtype, 'bench.o'),
+  };
+  const owned = [views.q.buffer, views.k.buffer, views.v.buffer, views.o.buffer];
+  try {
+    const dispatch: AttentionDispatchOptions = { causal: opts.causal ?? false, scale: opts.scale ?? 1 / Math.sqrt(q.headDim), blocks: { kind: 'all' } };
+    // The backend's rule: a mask keeping every valid block with no token rule runs dense.
+    if (mask.tokenRule || mask.keptValidBlocks !== mask.validBlocks) {
+      const rowPtr = uploadArray(device, mask.rowPtr, 'bench.rowPtr');
+      const colIdx = uploadArray(device, mask.colIdx, 'bench.colIdx');
+      owned.push(rowPtr, colIdx);
+      dispatch.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: mask.blockRows, blockCols: mask.blockCols };
+      dispatch.tokenRule = mask.tokenRule;
+    }
+    const run = async () => {
+      const encoder = device.createCommandEncoder({ label: 'bench.attention' });
+      owned.push(await encodeAttention(device, encoder, views, dispatch)); // its Params uniform
+      return fenced(device, encoder);
+    };
+    await run(); // pipeline compilation
+    const times: number[] = [];
+    for (let i = 0; i < iterations; i++) times.push(await run());
+    return times;
+  } finally {
+    for (const b of owned) b.destroy();
+  }
+}
+
+/** The method's mask from its GPU planner (second run timed; the first compiles), read back. */
+async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms: number } | undefined> {
+  const planner = GPU_PLANNERS[method.name];
+  if (!planner) return undefined;
+  const ctx = await webgpuBackend.context();
+  const { device } = ctx;
+  const p = describeAttention(q, k, k, opts);
+  const views = { q: uploadTensor(device, q, 'bench.plan.q'), k: uploadTensor(device, k.toDType(q.dtype), 'bench.plan.k') };
+  const plans: GpuMethodPlan[] = [];
+  try {
+    let ms = 0;
+    for (let i = 0; i < 2; i++) {
+      const encoder = device.createCommandEncoder({ label: `bench.plan.${method.name}` });
+      plans.push(await planner(ctx, encoder, method, views, p));
+      ms = await fenced(device, encoder);
+    }
+    const last = plans[plans.length - 1];
+    const mask = last.blocks ? await readBlockMask(device, last.blocks) : BlockMask.full(last.dims);
+    return { plan: last.finish(mask, undefined, opts.phase ?? phaseOf(p.queryLength)), ms };
+  } finally {
+    for (const pl of plans) pl.destroy();
+    views.q.buffer.destroy();
+    views.k.buffer.destroy();
+  }
+}
+
+export async function webgpuTarget(): Promise<BenchTarget> {
+  const r = (await webgpuBackend.context()).report;
+  return {
+    name: 'webgpu',
+    backend: webgpuBackend,
+    async describe() {
+      return {
+        name: r.description || r.device || 'unknown adapter', backend: 'webgpu', adapter: `${r.vendor} ${r.architecture} (${r.runtime})`,
+        features: r.features, enabledFeatures: r.enabledFeatures, subgroupMatrix: r.subgroupMatrix, limits: r.limits, softwareAdapter: r.softwareAdapter,
+      };
+    },
+    supports(c: BenchCase) {
+      if (c.dtype === 'f16' && !r.shaderF16) return 'the adapter has no shader-f16';
+      const el = c.dtype === 'f16' ? 2 : 4;
+      const largest = el * c.batch * c.headDim * Math.max(c.heads * c.queryLength, c.kvHeads * c.keyLength);
+      const limit = r.limits.maxStorageBufferBindingSize;
+      if (largest > limit) return `a ${largest}-byte operand exceeds maxStorageBufferBindingSize (${limit})`;
+      if (r.softwareAdapter && denseFlops(c) > CPU_MAX_FLOPS) return `software adapter: ${(denseFlops(c) / 1e9).toFixed(0)} GFLOP is beyond its reach`;
+      return undefined;
+    },
+    plans: (name) => name in GPU_PLANNERS,
+    planBlockMask: planOnGpu,
+    async timeBlockSparse(q, k, v, mask, opts, iterations) {
+      return { ms: await timeDispatches(q, k, v, mask, opts, iterations), source: 'gpu-fence' };
+    },
+    dispose: () => webgpuBackend.dispose?.(),
+  };
+}
