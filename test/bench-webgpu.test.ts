@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { benchCase } from '../src/bench/cases.js';
+import { runBench } from '../src/bench/harness.js';
+import { smokeSweep } from '../src/bench/sweeps.js';
+import { benchTarget } from '../src/bench/targets.js';
+import { acquireTestGpu } from './helpers/webgpu.js';
+
+const gpu = await acquireTestGpu();
+const FAST = { warmup: 0, minIters: 2, maxIters: 2, targetMs: 0 };
+
+describe('bench harness on the WebGPU target', { skip: gpu.skip }, () => {
+  after(() => gpu.release());
+
+  it('validates on the GPU, plans XAttention and tri-shape there (same masks as the CPU), times with a queue fence', async () => {
+    const target = await benchTarget('webgpu');
+    const cases = smokeSweep({ lengths: [150], kvHeads: [2], methods: ['dense', 'xattention', 'tri_shape'] });
+    const records = await runBench(target, cases, { timing: FAST });
+    const device = await target.describe();
+    assert.equal(device.backend, 'webgpu');
+    assert.ok(Array.isArray(device.features));
+    for (const r of records) {
+      assert.equal(r.status, 'ok', `${r.name}: ${r.reason}`);
+      assert.equal(r.timing, 'gpu-fence');
+      assert.equal(r.iters, 2);
+      assert.ok(r.ms! > 0 && r.estimationMs! >= 0);
+    }
+    for (const r of records.filter((x) => x.case.method !== 'dense')) {
+      assert.equal(r.validation!.planBlocksDifferingFromCpu, 0, `${r.name}: GPU plan = CPU plan on the twin`);
+    }
+  });
+
+  it('refuses what the adapter cannot hold, with the limit named', async () => {
+    const target = await benchTarget('webgpu');
+    const huge = benchCase({ method: 'dense', heads: 64, headDim: 256, queryLength: 1 << 20, dtype: 'f32' });
+    assert.match(target.supports!(huge)!, /exceeds maxStorageBufferBindingSize|beyond its reach/);
+  });
+});
