@@ -118,6 +118,8 @@ export interface BenchRecord {
   bytes?: number;
   gbps?: number;
   speedupOverDense?: number | null;
+  /** Wall time the harness spent on the case: inputs, validation, planning, timing (what a budget pays for). */
+  caseWallMs?: number;
 }
 
 export function compareOutputs(actual: Float32Array, expected: Float32Array, tol: { atol: number; rtol: number }): Omit<Validation, 'shape' | 'oracle'> {
@@ -258,6 +260,7 @@ export async function runBench(target: BenchTarget, cases: readonly BenchCase[],
     o.onCase?.(c, i, cases.length);
     const base: BenchRecord = { name: caseName(c), case: c, target: target.name, status: 'skipped' };
     records.push(base);
+    const caseStart = performance.now();
     if (o.budgetMs !== undefined && performance.now() - started >= o.budgetMs) {
       base.reason = `time budget of ${(o.budgetMs / 1000).toFixed(0)} s spent`;
       continue;
@@ -287,7 +290,7 @@ export async function runBench(target: BenchTarget, cases: readonly BenchCase[],
       base.reason = `validation failed: ${validation.outside} values outside tolerance, max abs error ${validation.maxAbsError.toExponential(2)}`;
       continue;
     }
-    Object.assign(base, await timeCase(target, c, timing, inputs), { status: 'ok' });
+    Object.assign(base, await timeCase(target, c, timing, inputs), { status: 'ok', caseWallMs: performance.now() - caseStart });
   }
   fillSpeedups(records);
   return records;
