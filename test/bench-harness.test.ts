@@ -210,6 +210,15 @@ describe('bench report and peers', () => {
     assert.equal(report.tool, 'sparse-attention bench');
     assert.equal(report.records.length, 2);
     assert.ok(report.records.every((r: { status: string }) => r.status === 'ok'));
+    const lines: string[] = [];
+    console.log = (line: string) => lines.push(line);
+    try {
+      assert.equal(await benchCommand.run(['--sweep', 'issue8', '--lengths', '4096', '--inputs', 'random', '--kv-heads', '8', '--dry-run']), 0);
+    } finally {
+      console.log = log;
+    }
+    assert.equal(lines.length, 13);
+    assert.match(lines[0], /^dense B1 H32\/8 L4096 D128 f16 causal random  68719\.5 GFLOP dense$/);
     await assert.rejects(benchCommand.run(['--dtype', 'bf8']), /--dtype must be "f16" or "f32", got "bf8"/);
     await assert.rejects(benchCommand.run(['--backend', 'tpu']), /--backend must be one of cpu/);
   });
