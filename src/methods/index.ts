@@ -3,11 +3,14 @@
  * A new method is one file in this folder and one row here.
  */
 import { DenseMethod } from './dense.js';
+import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from './flash-skip-softmax.js';
 import type { SparseMethodClass } from './method.js';
 import { MethodRegistry, type RegisteredMethod } from './registry.js';
 
 export const BUILTIN_METHODS: readonly RegisteredMethod[] = [
   { name: 'dense', version: 'v1', cls: DenseMethod },
+  { name: 'flash_skip_softmax', version: 'v1', cls: FlashSkipSoftmax },
+  { name: 'flash_skip_softmax', version: 'v2', cls: FlashSkipSoftmaxSequential },
 ];
 
 export const sparseMethods = new MethodRegistry(BUILTIN_METHODS);
