@@ -2,10 +2,11 @@
 /** `sparse-attn`: the command-line face of the library. */
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
+import { calibrateCommand } from './commands/calibrate.js';
 import { demoCommand } from './commands/demo.js';
 import { methodsCommand } from './commands/methods.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand];
+const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, calibrateCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
