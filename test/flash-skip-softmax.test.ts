@@ -184,6 +184,9 @@ describe('flash_skip_softmax mask', () => {
     assert.throws(() => new FlashSkipSoftmax({ variant: 'fast' }), /variant must be "cummax" or "sequential", got "fast"/);
     assert.throws(() => new FlashSkipSoftmax({ tresh: 1 }), /setting "tresh" must be one of/);
     const q = HeadTensor.randn({ batch: 1, heads: 1, length: 4, headDim: 4 }, 1);
-    assert.throws(() => flashSkipAttention(q, q, q, { threshold: 2 }), /threshold must be in \(0, 1\], got 2/);
+    assert.throws(() => flashSkipAttention(q, q, q, { threshold: 0 }), /threshold must be a finite number > 0, got 0/);
+    // A calibrated threshold above 1 keeps only the first tile of each query tile.
+    const big = flashSkipAttention(q, q, q, { threshold: 3, br: 2, bc: 2 });
+    assert.deepEqual([...big.kept.toDense()], [1, 0, 1, 0]);
   });
 });

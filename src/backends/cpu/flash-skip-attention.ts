@@ -17,7 +17,10 @@ import type { PlanOptions } from '../../methods/method.js';
 import { scoreTile, TileSkipDecider, tileOperands } from '../../methods/flash-skip-softmax.js';
 
 export interface FlashSkipAttentionOptions extends PlanOptions {
-  /** Skip when exp(s − m) < threshold for every entry of the tile; in (0, 1]. */
+  /**
+   * Skip when exp(s − m) < threshold for every entry of the tile; > 0. Above 1 (a calibrated
+   * a·exp(b·target)/Lk at a short length can be) every tile but the first is skipped.
+   */
   threshold: number;
   br?: number;
   bc?: number;
@@ -33,7 +36,7 @@ export interface FlashSkipAttentionResult {
 }
 
 export function flashSkipAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: FlashSkipAttentionOptions): FlashSkipAttentionResult {
-  if (!(opts.threshold > 0 && opts.threshold <= 1)) throw new InvalidArgumentError('threshold', opts.threshold, 'in (0, 1]');
+  if (!(opts.threshold > 0 && Number.isFinite(opts.threshold))) throw new InvalidArgumentError('threshold', opts.threshold, 'a finite number > 0');
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) t.assertFinite(name);
   if (v.length !== k.length || v.heads !== k.heads) throw new InvalidArgumentError('v shape', v.shape, `heads ${k.heads} and length ${k.length} like k`);
   const t = tileOperands(q, k, opts);
