@@ -16,3 +16,26 @@ export { DenseMethod } from './methods/dense.js';
 export type { AttentionBackend, BackendName } from './backends/backend.js';
 export { cpuBackend, flashAttention, naiveAttention, naiveBlockSparseAttention } from './backends/cpu/index.js';
 export { sparseAttention, type SparseAttentionOptions, type SparseAttentionResult } from './attention.js';
+// Tri-shape and XAttention (methods-tx)
+export { TriShapeMethod, TRI_SHAPE_DEFAULTS, triShapeSettings, triShapeTokenRule, triShapeBlockMask, triShapeIsDense, type TriShapeSettings } from './methods/tri-shape.js';
+export { XAttentionMethod, XATTENTION_DEFAULTS, xattentionSettings, type XAttentionSettings } from './methods/xattention.js';
+export {
+  estimateXAttention, estimateXAttentionChunk, checkXAttentionParams, selectBlocks as selectXAttentionBlocks,
+  type XAttentionParams, type XAttentionEstimate,
+} from './methods/xattention-estimate.js';
+// Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
+export * from './config/index.js';
+// Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
+export {
+  KV_BLOCK_SIZES, SparseAttentionMode, kvBlockBytes, parseSchedulerConfig, parseSparseAttentionConfig, resolveNumKvBlocks,
+  type SchedulerConfig, type SchedulerConfigInput,
+  type SparseAttentionConfig as OpenVinoSparseAttentionConfig, type SparseAttentionConfigInput as OpenVinoSparseAttentionConfigInput,
+} from './config/openvino.js';
+export { BlockAllocator, PagedKvCache, type GatheredKv, type PagedKvCacheShape } from './engine/paged-kv-cache.js';
+export { TriShapeTokenSkipper, type ChunkPosition } from './engine/trishape-skipper.js';
+export { xattentionChunkThreshold, type XAttentionChunkState } from './engine/xattention-chunk-rule.js';
+export { SparsePrefillPlanner, type ChunkAttentionKind, type ChunkPlan, type ChunkToPlan } from './engine/sparse-prefill-plan.js';
+export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type SequenceRequest, type StepSchedule } from './engine/scheduler.js';
+export { cpuPagedBackend, naivePagedAttention, type PagedAttentionBackend, type PagedAttentionInput } from './engine/paged-attention.js';
+export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelShape } from './engine/synthetic-model.js';
+export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';

@@ -7,6 +7,7 @@ import { naiveAttention } from '../src/backends/cpu/naive-attention.js';
 import { flashSkipAttention } from '../src/backends/cpu/flash-skip-attention.js';
 import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from '../src/methods/flash-skip-softmax.js';
 import { createSparseMethod, getSparseMethod } from '../src/methods/index.js';
+import { createModuleMethod, flashSkipSoftmaxConfig, loadSparseAttentionConfig, resolveModuleConfig } from '../src/config/index.js';
 import { assertClose, assertTensorsClose, TOL } from './helpers/compare.js';
 
 /**
@@ -164,7 +165,7 @@ describe('flash_skip_softmax mask', () => {
 
   it('threshold info: static, and dynamic_calibrated from (a, b, target)', () => {
     assert.deepEqual(new FlashSkipSoftmax().getThresholdInfo(), { type: 'static', value: { prefill: 1e-3, decode: 1e-4 } });
-    const m = new FlashSkipSoftmax({ calibration: { prefill: { a: 2, b: 3 } }, target: { prefill: 0.5 } });
+    const m = new FlashSkipSoftmax({ calibration_params: { prefill: { a: 2, b: 3 } }, target_sparse_ratio: { prefill: 0.5 } });
     const info = m.getThresholdInfo();
     assert.equal(info.type, 'dynamic_calibrated');
     const sf = 2 * Math.exp(1.5);
@@ -174,6 +175,14 @@ describe('flash_skip_softmax mask', () => {
     assert.equal(phases.decode, undefined);
     assert.equal(m.thresholdFor('prefill', 4096), sf / 4096);
     assert.equal(m.thresholdFor('decode', 4096), 1e-4, 'an uncalibrated phase keeps its static threshold');
+    // A ModelOpt config passes its calibration request through; its target is the run-time target.
+    const fromConfig = new FlashSkipSoftmax({
+      threshold: 1e-3, collect_stats: true, calibration: { target_sparse_ratio: { prefill: 0.7, decode: 0.3 }, samples: 4, max_seqlen: 1024, threshold_trials: [0.1, 0.2] },
+      calibration_params: { prefill: { a: 2, b: 3 } },
+    });
+    assert.equal(fromConfig.thresholdFor('prefill', 1000), (2 * Math.exp(3 * 0.7)) / 1000);
+    assert.throws(() => new FlashSkipSoftmax({ calibration: { threshold_trials: [0.1, 3] } }), /threshold_trials\[1\] must be in \(0, 1\], got 3/);
+    assert.throws(() => new FlashSkipSoftmax({ calibration_params: { prefill: { a: -1, b: 3 } } }), /calibration_params\.prefill\.a must be a finite number > 0, got -1/);
   });
 
   it('registry: v2 is the latest; bad settings name the parameter, value and range', () => {
@@ -188,5 +197,19 @@ describe('flash_skip_softmax mask', () => {
     // A calibrated threshold above 1 keeps only the first tile of each query tile.
     const big = flashSkipAttention(q, q, q, { threshold: 3, br: 2, bc: 2 });
     assert.deepEqual([...big.kept.toDense()], [1, 0, 1, 0]);
+  });
+});
+
+describe('flash_skip_softmax from a ModelOpt config', () => {
+  it("FlashSkipSoftmaxConfig's default builds the method with its phase thresholds and tiles", () => {
+    const cfg = flashSkipSoftmaxConfig();
+    const method = createModuleMethod(resolveModuleConfig(cfg, 'model.layers.0.self_attention'));
+    assert.ok(method instanceof FlashSkipSoftmaxSequential);
+    assert.deepEqual(method.settings.threshold, { prefill: 1e-3, decode: 1e-4 });
+    assert.equal(method.br, 128);
+    const calibrated = loadSparseAttentionConfig({ sparse_cfg: { '*attn*': { method: 'flash_skip_softmax', calibration: { target_sparse_ratio: { prefill: 0.6 } } }, default: { enable: false } } });
+    const m = createModuleMethod(resolveModuleConfig(calibrated, 'm.attn')) as FlashSkipSoftmax;
+    assert.equal(m.settings.target.prefill, 0.6);
+    assert.deepEqual(m.getThresholdInfo().type, 'static', 'a calibration request alone is not a calibration');
   });
 });

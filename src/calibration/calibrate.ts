@@ -100,7 +100,7 @@ export function createCalibratedMethod(result: CalibrationResult): SparseAttenti
 
 function calibrateFlashSkip(opts: CalibrateOptions, version: string, target: Partial<PhaseValues>): CalibrationResult {
   const base = new FlashSkipSoftmax(opts.settings ?? {});
-  const trials = opts.thresholdTrials ?? DEFAULT_THRESHOLD_TRIALS;
+  const trials = opts.thresholdTrials ?? base.settings.calibration?.threshold_trials ?? DEFAULT_THRESHOLD_TRIALS;
   trials.forEach((t, i) => {
     if (!(t > 0 && t <= 1)) throw new InvalidArgumentError(`thresholdTrials[${i}]`, t, 'in (0, 1]');
   });
@@ -118,8 +118,8 @@ function calibrateFlashSkip(opts: CalibrateOptions, version: string, target: Par
   if (!fit.prefill && !fit.decode) {
     throw new SparseAttentionError('flash_skip_softmax calibration: no phase to calibrate (inputs with Lq > 1 need target.prefill > 0; inputs with Lq = 1 need target.decode > 0)');
   }
-  const calibration = Object.fromEntries(Object.entries(fit).map(([phase, f]) => [phase, { a: f.a, b: f.b }]));
-  const settings = { ...(opts.settings ?? {}), calibration, target: full };
+  const params = Object.fromEntries(Object.entries(fit).map(([phase, f]) => [phase, { a: f.a, b: f.b }]));
+  const settings = { ...(opts.settings ?? {}), calibration_params: params, target_sparse_ratio: full };
   const method = new FlashSkipSoftmax(settings);
   const samples = margins.map((m, i) => {
     const value = method.thresholdFor(m.phase, m.keyLength);

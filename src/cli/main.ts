@@ -3,10 +3,19 @@
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
 import { calibrateCommand } from './commands/calibrate.js';
+import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { methodsCommand } from './commands/methods.js';
+import { prefillCommand } from './commands/prefill.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, calibrateCommand];
+// One command per line, so branches that add commands merge without conflicts.
+const COMMANDS: readonly Command[] = [
+  methodsCommand,
+  demoCommand,
+  configCommand,
+  prefillCommand,
+  calibrateCommand,
+];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

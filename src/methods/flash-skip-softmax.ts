@@ -29,6 +29,14 @@ export interface PhaseValues { prefill: number; decode: number }
 export interface ExponentialFit { a: number; b: number }
 export interface FlashSkipCalibration { prefill?: ExponentialFit; decode?: ExponentialFit }
 
+/** ModelOpt's calibration request (the config's `calibration` field); calibrate() reads its trials and targets. */
+export interface FlashSkipCalibrationRequest {
+  target_sparse_ratio?: Partial<PhaseValues>;
+  samples?: number;
+  max_seqlen?: number;
+  threshold_trials?: number[];
+}
+
 export interface FlashSkipSettings {
   threshold: PhaseValues;
   br: number;
@@ -37,7 +45,11 @@ export interface FlashSkipSettings {
   variant: FlashSkipVariant;
   /** Plan the GQA-group consensus mask (a KV tile kept for every head of a group if any head keeps it). */
   groupConsensus: boolean;
-  calibration?: FlashSkipCalibration;
+  /** The request, as the config passes it (null when absent). */
+  calibration: FlashSkipCalibrationRequest | null;
+  /** Calibration results, ModelOpt's `calibration_params`: the fit per phase. */
+  calibrationParams?: FlashSkipCalibration;
+  /** Run-time target of a calibrated phase (ModelOpt's `target_sparse_ratio`). */
   target: PhaseValues;
 }
 
@@ -63,22 +75,35 @@ function phaseValues(field: string, v: unknown, fallback: PhaseValues, openLow: 
   };
 }
 
-function parseCalibration(v: unknown): FlashSkipCalibration | undefined {
+function parseCalibrationParams(v: unknown): FlashSkipCalibration | undefined {
+  const field = 'flash_skip_softmax.calibration_params';
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object') throw new InvalidArgumentError('flash_skip_softmax.calibration', v, 'null or { prefill?: {a, b}, decode?: {a, b} }');
+  if (typeof v !== 'object') throw new InvalidArgumentError(field, v, 'null or { prefill?: {a, b}, decode?: {a, b} }');
   const out: FlashSkipCalibration = {};
   for (const [phase, fit] of Object.entries(v as Record<string, unknown>)) {
-    if (phase !== 'prefill' && phase !== 'decode') throw new InvalidArgumentError(`flash_skip_softmax.calibration.${phase}`, fit, 'absent (only prefill and decode)');
+    if (phase !== 'prefill' && phase !== 'decode') throw new InvalidArgumentError(`${field}.${phase}`, fit, 'absent (only prefill and decode)');
     const { a, b } = (fit ?? {}) as { a?: unknown; b?: unknown };
-    if (typeof a !== 'number' || !Number.isFinite(a) || a <= 0) throw new InvalidArgumentError(`flash_skip_softmax.calibration.${phase}.a`, a, 'a finite number > 0');
-    if (typeof b !== 'number' || !Number.isFinite(b)) throw new InvalidArgumentError(`flash_skip_softmax.calibration.${phase}.b`, b, 'a finite number');
+    if (typeof a !== 'number' || !Number.isFinite(a) || a <= 0) throw new InvalidArgumentError(`${field}.${phase}.a`, a, 'a finite number > 0');
+    if (typeof b !== 'number' || !Number.isFinite(b)) throw new InvalidArgumentError(`${field}.${phase}.b`, b, 'a finite number');
     out[phase] = { a, b };
   }
   return out;
 }
 
+/** The config layer validates the request's fields; here only its shape and its trials matter. */
+function parseCalibrationRequest(v: unknown): FlashSkipCalibrationRequest | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object') throw new InvalidArgumentError('flash_skip_softmax.calibration', v, 'null or { target_sparse_ratio?, samples?, max_seqlen?, threshold_trials? }');
+  const req = v as FlashSkipCalibrationRequest;
+  req.threshold_trials?.forEach((t, i) => {
+    if (!(t > 0 && t <= 1)) throw new InvalidArgumentError(`flash_skip_softmax.calibration.threshold_trials[${i}]`, t, 'in (0, 1]');
+  });
+  return req;
+}
+
 export function parseFlashSkipSettings(settings: Record<string, unknown>, defaultVariant: FlashSkipVariant): FlashSkipSettings {
-  const known = new Set(['threshold', 'br', 'bc', 'is_causal', 'variant', 'group_consensus', 'calibration', 'target']);
+  // collect_stats is accepted for ModelOpt configs and ignored: statistics are always computed.
+  const known = new Set(['threshold', 'br', 'bc', 'is_causal', 'variant', 'group_consensus', 'calibration', 'calibration_params', 'target_sparse_ratio', 'collect_stats']);
   for (const key of Object.keys(settings)) {
     if (!known.has(key)) throw new InvalidArgumentError(`flash_skip_softmax setting "${key}"`, settings[key], `one of ${[...known].join(', ')}`);
   }
@@ -88,13 +113,16 @@ export function parseFlashSkipSettings(settings: Record<string, unknown>, defaul
   for (const field of ['is_causal', 'group_consensus'] as const) {
     if (settings[field] !== undefined && typeof settings[field] !== 'boolean') throw new InvalidArgumentError(`flash_skip_softmax.${field}`, settings[field], 'a boolean');
   }
+  const calibration = parseCalibrationRequest(settings.calibration);
+  const requested = phaseValues('flash_skip_softmax.calibration.target_sparse_ratio', calibration?.target_sparse_ratio, { prefill: 0.5, decode: 0.5 }, false);
   return {
     threshold: phaseValues('flash_skip_softmax.threshold', settings.threshold, DEFAULT_THRESHOLD, true),
     br, bc, variant,
     isCausal: (settings.is_causal as boolean | undefined) ?? true,
     groupConsensus: (settings.group_consensus as boolean | undefined) ?? false,
-    calibration: parseCalibration(settings.calibration),
-    target: phaseValues('flash_skip_softmax.target', settings.target, { prefill: 0.5, decode: 0.5 }, false),
+    calibration,
+    calibrationParams: parseCalibrationParams(settings.calibration_params),
+    target: phaseValues('flash_skip_softmax.target_sparse_ratio', settings.target_sparse_ratio, requested, false),
   };
 }
 
@@ -283,7 +311,7 @@ export class FlashSkipSoftmax implements SparseAttentionMethod {
 
   /** The phase's threshold: static, or a·exp(b·target)/Lk when calibrated for the phase. */
   thresholdFor(phase: Phase, keyLength: number): number {
-    const fit = this.settings.calibration?.[phase];
+    const fit = this.settings.calibrationParams?.[phase];
     if (!fit) return this.settings.threshold[phase];
     return (fit.a * Math.exp(fit.b * this.settings.target[phase])) / keyLength;
   }
@@ -316,7 +344,7 @@ export class FlashSkipSoftmax implements SparseAttentionMethod {
   }
 
   getThresholdInfo(): ThresholdInfo {
-    const cal = this.settings.calibration;
+    const cal = this.settings.calibrationParams;
     if (!cal || (!cal.prefill && !cal.decode)) return { type: 'static', value: { ...this.settings.threshold } };
     const phases: Record<string, unknown> = {};
     for (const phase of ['prefill', 'decode'] as const) {
