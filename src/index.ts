@@ -39,3 +39,15 @@ export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type Seque
 export { cpuPagedBackend, naivePagedAttention, type PagedAttentionBackend, type PagedAttentionInput } from './engine/paged-attention.js';
 export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelShape } from './engine/synthetic-model.js';
 export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';
+// flash-skip-softmax (ModelOpt) and calibration of every method's knob.
+export {
+  FlashSkipSoftmax, FlashSkipSoftmaxSequential, TileSkipDecider, DEFAULT_THRESHOLD as FLASH_SKIP_DEFAULT_THRESHOLD, flashSkipStatistics, groupConsensusView,
+  parseFlashSkipSettings, scoreTile, tileOperands,
+  type ExponentialFit, type FlashSkipCalibration, type FlashSkipCalibrationRequest, type FlashSkipSettings, type FlashSkipVariant, type PhaseValues, type TileOperands,
+} from './methods/flash-skip-softmax.js';
+export { flashSkipAttention, type FlashSkipAttentionOptions, type FlashSkipAttentionResult } from './backends/cpu/flash-skip-attention.js';
+export {
+  calibrate, createCalibratedMethod, type CalibrateOptions, type CalibrationData, type CalibrationResult, type CalibrationSample,
+} from './calibration/calibrate.js';
+export { FIT_SPARSITY_RANGE, fitExponential, flashSkipTileMargins, sparsityAt, type ExponentialFitResult, type TileMargins } from './calibration/flash-skip-fit.js';
+export { CALIBRATION_KNOBS, bisectDecreasing, type CalibrationKnob, type FitKnob, type SearchKnob } from './calibration/knobs.js';

@@ -18,7 +18,7 @@ import type { SparseAttentionMethod } from '../methods/method.js';
 import { DEFAULT_THRESHOLD_TRIALS, type ExponentialFitResult, fitExponential, flashSkipTileMargins, sparsityAt, type TileMargins } from './flash-skip-fit.js';
 import { bisectDecreasing, CALIBRATION_KNOBS, type SearchKnob } from './knobs.js';
 
-export interface CalibrationInput {
+export interface CalibrationData {
   q: HeadTensor;
   k: HeadTensor;
   v?: HeadTensor;
@@ -27,7 +27,7 @@ export interface CalibrationInput {
 export interface CalibrateOptions {
   method: string;
   version?: string;
-  inputs: CalibrationInput[];
+  inputs: CalibrationData[];
   /** Target block sparsity in [0, 1): one number for both phases, or per phase. */
   target: number | { prefill?: number; decode?: number };
   /** Base settings of the method (block sizes...); the calibrated setting is added to them. */

@@ -8,14 +8,16 @@
  * threshold only through its margin d = max_r (tileMax[r] − cummax[r]) (≤ 0; +∞ for the first
  * tile of a query tile), kept ⇔ d > log t. So we store one number per valid tile, never scores.
  */
+import { DEFAULT_THRESHOLD_TRIALS } from '../config/attribute-config.js';
 import { type BlockMaskDims, blockCausallyValid } from '../core/block-mask.js';
 import { SparseAttentionError } from '../core/errors.js';
 import { type Phase, phaseOf } from '../core/stats.js';
 import type { HeadTensor } from '../core/tensor.js';
 import { scoreTile, tileOperands } from '../methods/flash-skip-softmax.js';
 
-/** ModelOpt's threshold_trials. */
-export const DEFAULT_THRESHOLD_TRIALS = [1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 3e-1, 5e-1, 7e-1];
+/** ModelOpt's threshold_trials (the config layer's default). */
+export { DEFAULT_THRESHOLD_TRIALS };
+
 /**
  * Observations outside this sparsity range are dropped before fitting: near 0 nothing is skipped
  * whatever the threshold, near 1 the curve saturates; both flatten the fit (AMD Quark's BLASST
