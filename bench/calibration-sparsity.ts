@@ -72,7 +72,16 @@ for (const method of values.methods.split(',')) {
     if (calibrated instanceof FlashSkipSoftmax && L <= 8192) row.kernel = runKernel(calibrated, q, k, v, plan.mask.toDense());
     perLength.push(row);
   }
-  results.push({ method, version: cal.version, knob: cal.knob, target, fit: cal.fit ? Object.fromEntries(Object.entries(cal.fit).map(([p, f]) => [p, { a: f.a, b: f.b, rSquared: f.rSquared, numPoints: f.numPoints }])) : null, search: cal.search ?? null, calibrationMs, perLength });
+  // A searched knob is one value for every length (a fixed tri-shape window is sparser at longer
+  // lengths); calibrating at each length alone shows what a per-length setting would reach.
+  const perLengthCalibration = cal.search ? lengths.map((L) => {
+    const one = calibrate({ method, inputs: [input(L, 1)], target, scale, causal: true, settings: baseSettings[method] ?? {} });
+    const { q, k } = input(L, 1001);
+    const heldOut = createCalibratedMethod(one).planBlockMask(q, k, { causal: true, scale }).stats.sparsity;
+    log(`${method} calibrated at L=${L} alone: ${one.knob} = ${one.search!.value}, held-out sparsity ${heldOut.toFixed(3)}`);
+    return { length: L, setting: one.search!.value, calibrationSparsity: one.samples[0].sparsity, heldOutSparsity: heldOut };
+  }) : null;
+  results.push({ method, version: cal.version, knob: cal.knob, target, perLengthCalibration, fit: cal.fit ? Object.fromEntries(Object.entries(cal.fit).map(([p, f]) => [p, { a: f.a, b: f.b, rSquared: f.rSquared, numPoints: f.numPoints }])) : null, search: cal.search ?? null, calibrationMs, perLength });
 }
 
 function runKernel(m: FlashSkipSoftmax, q: ReturnType<typeof input>['q'], k: ReturnType<typeof input>['k'], v: ReturnType<typeof input>['v'], planned: Uint8Array) {
