@@ -41,10 +41,11 @@ export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelSha
 export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';
 // flash-skip-softmax (ModelOpt) and calibration of every method's knob.
 export {
-  FlashSkipSoftmax, FlashSkipSoftmaxSequential, TileSkipDecider, DEFAULT_THRESHOLD as FLASH_SKIP_DEFAULT_THRESHOLD, flashSkipStatistics, groupConsensusView,
-  parseFlashSkipSettings, scoreTile, tileOperands,
-  type ExponentialFit, type FlashSkipCalibration, type FlashSkipCalibrationRequest, type FlashSkipSettings, type FlashSkipVariant, type PhaseValues, type TileOperands,
+  FlashSkipSoftmax, FlashSkipSoftmaxSequential, DEFAULT_THRESHOLD as FLASH_SKIP_DEFAULT_THRESHOLD, flashSkipStatistics, groupConsensusView,
+  parseFlashSkipSettings,
+  type ExponentialFit, type FlashSkipCalibration, type FlashSkipCalibrationRequest, type FlashSkipSettings, type PhaseValues,
 } from './methods/flash-skip-softmax.js';
+export { TileSkipDecider, scoreTile, tileOperands, type FlashSkipVariant, type TileOperands } from './methods/flash-skip-tiles.js';
 export { flashSkipAttention, type FlashSkipAttentionOptions, type FlashSkipAttentionResult } from './backends/cpu/flash-skip-attention.js';
 export {
   calibrate, createCalibratedMethod, type CalibrateOptions, type CalibrationData, type CalibrationResult, type CalibrationSample,

@@ -13,7 +13,7 @@ import { type BlockMaskDims, blockCausallyValid } from '../core/block-mask.js';
 import { SparseAttentionError } from '../core/errors.js';
 import { type Phase, phaseOf } from '../core/stats.js';
 import type { HeadTensor } from '../core/tensor.js';
-import { scoreTile, tileOperands } from '../methods/flash-skip-softmax.js';
+import { scoreTile, tileOperands } from '../methods/flash-skip-tiles.js';
 
 /** ModelOpt's threshold_trials (the config layer's default). */
 export { DEFAULT_THRESHOLD_TRIALS };

@@ -14,7 +14,6 @@
  *
  * planBlockMask works tile by tile from Q and K (O(br + bc) state per query tile, never L×L).
  */
-import { describeAttention } from '../core/attention-shape.js';
 import { BlockMask, type BlockMaskDims, blockCausallyValid } from '../core/block-mask.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { checkScores, type Scores } from '../core/scores.js';
@@ -22,8 +21,10 @@ import { type Phase, phaseOf, type SparsityStats } from '../core/stats.js';
 import type { HeadTensor } from '../core/tensor.js';
 import { maskScores, type BlockPlan, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from './method.js';
 import { blockSizeSettings } from './settings.js';
+import { type FlashSkipVariant, scoreTile, type TileOperands, TileSkipDecider, tileOperands } from './flash-skip-tiles.js';
 
-export type FlashSkipVariant = 'cummax' | 'sequential';
+export type { FlashSkipVariant };
+
 export interface PhaseValues { prefill: number; decode: number }
 /** scaleFactor = a · exp(b · sparsity), fitted per phase by calibration. */
 export interface ExponentialFit { a: number; b: number }
@@ -126,95 +127,6 @@ export function parseFlashSkipSettings(settings: Record<string, unknown>, defaul
   };
 }
 
-/**
- * The per-query-tile decision state: the running maximum m[r] of each row.
- * Call start() per query tile, then step(tileMax) for each causally valid key tile in order.
- */
-export class TileSkipDecider {
-  private readonly m: Float64Array;
-  private rows = 0;
-  private logThreshold = 0;
-  private seenFirst = false;
-  /** Rows whose running maximum rose in the last step (FlashAttention must rescale them). */
-  raised = 0;
-
-  constructor(maxRows: number, readonly variant: FlashSkipVariant) {
-    this.m = new Float64Array(maxRows);
-  }
-
-  start(rows: number, threshold: number): void {
-    this.rows = rows;
-    this.logThreshold = Math.log(threshold);
-    this.seenFirst = false;
-    this.m.fill(-Infinity, 0, rows);
-  }
-
-  /** tileMax[r] = max score of row r in the tile (−∞ when the row sees none of it). */
-  step(tileMax: ArrayLike<number>): boolean {
-    let keep = false;
-    let any = false;
-    for (let r = 0; r < this.rows; r++) {
-      const t = tileMax[r];
-      if (t === -Infinity) continue;
-      any = true;
-      if (t - Math.max(this.m[r], t) > this.logThreshold) keep = true;
-    }
-    // The first tile holding any visible score is never skipped: it seeds the running maximum.
-    if (any && !this.seenFirst) keep = true;
-    if (any) this.seenFirst = true;
-    this.raised = 0;
-    if (keep || this.variant === 'cummax') {
-      for (let r = 0; r < this.rows; r++) {
-        if (tileMax[r] > this.m[r]) {
-          this.m[r] = tileMax[r];
-          this.raised++;
-        }
-      }
-    }
-    return keep;
-  }
-}
-
-/** Direct f32 views of Q and K plus the call's shape, for the tile loops. */
-export interface TileOperands {
-  p: ReturnType<typeof describeAttention>;
-  q: HeadTensor;
-  k: HeadTensor;
-  qd: Float32Array;
-  kd: Float32Array;
-}
-
-export function tileOperands(q: HeadTensor, k: HeadTensor, opts: PlanOptions): TileOperands {
-  const p = describeAttention(q, k, k, opts);
-  return { p, q, k, qd: q.toFloat32Array(), kd: k.toFloat32Array() };
-}
-
-/**
- * One tile of scores: s[r·bc + c] = scale · q(i0+r)·k(j0+c), −∞ where causally hidden; tileMax[r]
- * is the row maximum. Shapes: s [br·bc], tileMax [br].
- */
-export function scoreTile(t: TileOperands, b: number, h: number, i0: number, rows: number, j0: number, cols: number, bc: number, s: Float64Array, tileMax: Float64Array): void {
-  const { p, q, k, qd, kd } = t;
-  const kh = Math.floor(h / p.groupSize);
-  const D = p.headDim;
-  for (let r = 0; r < rows; r++) {
-    const i = i0 + r;
-    const qo = q.offset(b, h, i);
-    const last = p.causal ? Math.min(cols, p.queryOffset + i - j0 + 1) : cols;
-    let mx = -Infinity;
-    for (let c = 0; c < last; c++) {
-      const ko = k.offset(b, kh, j0 + c);
-      let dot = 0;
-      for (let d = 0; d < D; d++) dot += qd[qo + d] * kd[ko + d];
-      const v = dot * p.scale;
-      s[r * bc + c] = v;
-      if (v > mx) mx = v;
-    }
-    for (let c = Math.max(last, 0); c < cols; c++) s[r * bc + c] = -Infinity;
-    tileMax[r] = mx;
-  }
-}
-
 /** Kept tiles as a dense [B, H, nQB, nKB] view plus the raised-maximum count, from Q and K tile by tile. */
 function decideFromQK(t: TileOperands, dims: BlockMaskDims, threshold: number, variant: FlashSkipVariant): { kept: Uint8Array; raised: number } {
   const { blockRows: br, blockCols: bc } = dims;
@@ -269,28 +181,25 @@ function decideFromScores(scores: Scores, dims: BlockMaskDims, threshold: number
   return { kept, raised };
 }
 
-/** Sparsity of a dense kept view over the valid tiles, and per head, and for GQA-group consensus. */
+/** Sparsity of a dense kept view over the valid tiles, per head, and for GQA-group consensus. */
 export function flashSkipStatistics(dims: BlockMaskDims, kept: Uint8Array, groupSize: number): Record<string, number> {
   const nQB = Math.ceil(dims.queryLength / dims.blockRows);
   const nKB = Math.ceil(dims.keyLength / dims.blockCols);
-  let validPerHead = 0;
-  for (let qb = 0; qb < nQB; qb++) for (let kb = 0; kb < nKB; kb++) if (blockCausallyValid(dims, qb, kb)) validPerHead++;
-  const out: Record<string, number> = {};
+  let valid = 0;
+  for (let qb = 0; qb < nQB; qb++) for (let kb = 0; kb < nKB; kb++) if (blockCausallyValid(dims, qb, kb)) valid++;
+  valid *= dims.batch; // valid tiles of one head over the batch
   const keptPerHead = new Float64Array(dims.heads);
-  let groupKept = 0;
-  for (let b = 0; b < dims.batch; b++)
-    for (let g = 0; g < dims.heads / groupSize; g++)
-      for (let t = 0; t < nQB * nKB; t++) {
-        let any = 0;
-        for (let h = g * groupSize; h < (g + 1) * groupSize; h++) {
-          const x = kept[(b * dims.heads + h) * nQB * nKB + t];
-          keptPerHead[h] += x;
-          any |= x;
-        }
-        groupKept += any;
-      }
-  for (let h = 0; h < dims.heads; h++) out[`head_${h}_sparsity`] = 1 - keptPerHead[h] / (validPerHead * dims.batch);
-  out.group_consensus_sparsity = 1 - groupKept / (validPerHead * dims.batch * (dims.heads / groupSize));
+  const consensusPerHead = new Float64Array(dims.heads);
+  const consensus = groupConsensusView(dims, kept, groupSize);
+  for (let i = 0; i < kept.length; i++) {
+    const h = Math.floor(i / (nQB * nKB)) % dims.heads;
+    keptPerHead[h] += kept[i];
+    consensusPerHead[h] += consensus[i];
+  }
+  const out: Record<string, number> = {};
+  for (let h = 0; h < dims.heads; h++) out[`head_${h}_sparsity`] = 1 - keptPerHead[h] / valid;
+  // Every head of a group carries the group's consensus, so the mean over heads is the per-group figure.
+  out.group_consensus_sparsity = 1 - consensusPerHead.reduce((x, y) => x + y, 0) / (valid * dims.heads);
   out.group_size = groupSize;
   return out;
 }
