@@ -136,6 +136,19 @@ describe('flash_skip_softmax mask', () => {
     assert.ok(Math.sqrt(num / den) < 0.05, `relative L2 error ${Math.sqrt(num / den)}`);
   });
 
+  it('edge cases: ±1e4 logits stay finite and match, NaN input is named', () => {
+    const q = HeadTensor.fromFunction({ batch: 1, heads: 1, length: 9, headDim: 4 }, (_b, _h, l, d) => (l % 2 ? 1 : -1) * (d + 1) * 50);
+    const k = HeadTensor.fromFunction({ batch: 1, heads: 1, length: 9, headDim: 4 }, (_b, _h, l, d) => (l % 3 ? 1 : -1) * (d + 1) * 10);
+    const v = HeadTensor.randn({ batch: 1, heads: 1, length: 9, headDim: 4 }, 3);
+    const res = flashSkipAttention(q, k, v, { threshold: 1e-3, br: 4, bc: 2, causal: true, scale: 1 });
+    assert.ok(res.output.toFloat32Array().every(Number.isFinite));
+    assert.ok(res.skippedTiles > 0);
+    const keep = res.kept.expand(0, 0);
+    assertTensorsClose(res.output, naiveAttention(q, k, v, { causal: true, scale: 1, visible: (_b, _h, i, j) => keep[i * 9 + j] === 1 }), TOL.f32, '1e4 logits');
+    (q.data as Float32Array)[6] = NaN;
+    assert.throws(() => flashSkipAttention(q, k, v, { threshold: 1e-3 }), /q\[0, 0, 1, 2\].*must be a finite number, got NaN/);
+  });
+
   it('GQA: reports per-head and group-consensus sparsity; group_consensus plans the OR of the group', () => {
     const { q, k } = structuredQKV({ heads: 4, kvHeads: 2, length: 200, headDim: 16, seed: 9 });
     const plan = new FlashSkipSoftmax({ threshold: 1e-2, br: 16, bc: 16 }).planBlockMask(q, k, { causal: true });
