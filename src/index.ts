@@ -52,3 +52,19 @@ export {
 } from './calibration/calibrate.js';
 export { FIT_SPARSITY_RANGE, fitExponential, flashSkipTileMargins, sparsityAt, type ExponentialFitResult, type TileMargins } from './calibration/flash-skip-fit.js';
 export { CALIBRATION_KNOBS, bisectDecreasing, type CalibrationKnob, type FitKnob, type SearchKnob } from './calibration/knobs.js';
+
+// SLA and SageSLA (sparse-linear attention)
+export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla.js';
+export { SageSlaMethod, sageQuantize, quantizeInt8PerBlock, int8Logits, SAGE_SLA_HEAD_DIMS, type SageOperands } from './methods/sage-sla.js';
+export {
+  getBlockMap, slaTopk, selectTopBlocks as slaSelectTopBlocks, blockMapToMask as slaBlockMapToMask, selectedBlocks as slaSelectedBlocks,
+  meanPool as slaMeanPool, sequenceMean as slaSequenceMean, type SlaBlockMap,
+} from './methods/sla-block-map.js';
+export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
+export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
+export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';
+// WebGPU backend and backend selection (the npm `webgpu` package itself is imported only on first device use)
+export { createBackend, resolveBackend, BACKEND_CHOICES, type BackendChoice } from './backends/index.js';
+export { gatherPagedKv } from './backends/cpu/paged-kv.js';
+export * from './backends/webgpu/index.js';
+export { createWebGpuPagedBackend, webgpuPagedBackend } from './engine/webgpu-paged-backend.js';

@@ -5,6 +5,7 @@ import type { Command } from './command.js';
 import { calibrateCommand } from './commands/calibrate.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
+import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 import { prefillCommand } from './commands/prefill.js';
 
@@ -15,6 +16,7 @@ const COMMANDS: readonly Command[] = [
   configCommand,
   prefillCommand,
   calibrateCommand,
+  deviceCommand,
 ];
 
 function help(): string {
