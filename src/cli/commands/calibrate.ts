@@ -86,7 +86,7 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
     console.log(`${result.method} ${result.version}: ${describeSetting(result)}`);
     console.log(formatTable(
       ['length', 'phase', result.knob, 'calibration sparsity', 'held-out sparsity', 'target'],
-      rows.map((r) => [String(r.length), r.phase, r.value.toPrecision(4), r.calibrationSparsity.toFixed(3), r.heldOutSparsity.toFixed(3), result.target[r.phase].toFixed(3)]),
+      rows.map((r) => [String(r.length), r.phase, Number.isInteger(r.value) ? String(r.value) : r.value.toPrecision(4), r.calibrationSparsity.toFixed(3), r.heldOutSparsity.toFixed(3), result.target[r.phase].toFixed(3)]),
     ));
     return 0;
   },
