@@ -35,6 +35,60 @@ export interface FlashSkipAttentionResult {
   skippedTiles: number;
 }
 
+/**
+ * Online-softmax state of one query tile: running max m [br], denominator l [br] and unnormalised
+ * output acc [br·Dv], in f64. Only kept tiles are added, so m is the max over kept tiles.
+ */
+class OnlineSoftmaxTile {
+  readonly m: Float64Array;
+  readonly l: Float64Array;
+  readonly acc: Float64Array;
+
+  constructor(br: number, readonly Dv: number) {
+    this.m = new Float64Array(br);
+    this.l = new Float64Array(br);
+    this.acc = new Float64Array(br * Dv);
+  }
+
+  reset(): void {
+    this.m.fill(-Infinity);
+    this.l.fill(0);
+    this.acc.fill(0);
+  }
+
+  /** Adds a scored tile s [rows × bc] whose keys' V rows start at vOffset(c) in vd. */
+  add(rows: number, cols: number, bc: number, s: Float64Array, tileMax: Float64Array, vd: Float32Array, vOffset: (c: number) => number): void {
+    const { m, l, acc, Dv } = this;
+    for (let r = 0; r < rows; r++) {
+      if (tileMax[r] === -Infinity) continue;
+      const mNew = Math.max(m[r], tileMax[r]);
+      const rescale = Math.exp(m[r] - mNew);
+      const a = acc.subarray(r * Dv, (r + 1) * Dv);
+      if (rescale !== 1) for (let d = 0; d < Dv; d++) a[d] *= rescale;
+      let rowSum = 0;
+      for (let c = 0; c < cols; c++) {
+        const sc = s[r * bc + c];
+        if (sc === -Infinity) continue;
+        const w = Math.exp(sc - mNew);
+        rowSum += w;
+        const vo = vOffset(c);
+        for (let d = 0; d < Dv; d++) a[d] += w * vd[vo + d];
+      }
+      l[r] = l[r] * rescale + rowSum;
+      m[r] = mNew;
+    }
+  }
+
+  /** Normalised rows into out; a row that saw no key stays zero (never NaN). */
+  write(rows: number, o: Float32Array, outOffset: (r: number) => number): void {
+    for (let r = 0; r < rows; r++) {
+      if (this.l[r] === 0) continue;
+      const oo = outOffset(r);
+      for (let d = 0; d < this.Dv; d++) o[oo + d] = this.acc[r * this.Dv + d] / this.l[r];
+    }
+  }
+}
+
 export function flashSkipAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: FlashSkipAttentionOptions): FlashSkipAttentionResult {
   if (!(opts.threshold > 0 && Number.isFinite(opts.threshold))) throw new InvalidArgumentError('threshold', opts.threshold, 'a finite number > 0');
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) t.assertFinite(name);
@@ -47,15 +101,11 @@ export function flashSkipAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, 
   const dims = { batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength, blockRows: br, blockCols: bc, causal: p.causal };
   const nQB = Math.ceil(p.queryLength / br);
   const nKB = Math.ceil(p.keyLength / bc);
-  const Dv = v.headDim;
-  const out = HeadTensor.zeros({ batch: p.batch, heads: p.heads, length: p.queryLength, headDim: Dv }, q.layout);
-  const o = out.data as Float32Array;
+  const out = HeadTensor.zeros({ batch: p.batch, heads: p.heads, length: p.queryLength, headDim: v.headDim }, q.layout);
   const vd = v.toFloat32Array();
   const kept = new Uint8Array(p.batch * p.heads * nQB * nKB);
   const decider = new TileSkipDecider(br, 'sequential');
-  const m = new Float64Array(br); // running max of each row over kept tiles
-  const l = new Float64Array(br); // running softmax denominator
-  const acc = new Float64Array(br * Dv); // unnormalised output rows
+  const state = new OnlineSoftmaxTile(br, v.headDim);
   const s = new Float64Array(br * bc); // the current tile's scores
   const tileMax = new Float64Array(br);
   let visited = 0;
@@ -67,9 +117,7 @@ export function flashSkipAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, 
         const i0 = qb * br;
         const rows = Math.min(br, p.queryLength - i0);
         decider.start(rows, opts.threshold);
-        m.fill(-Infinity);
-        l.fill(0);
-        acc.fill(0);
+        state.reset();
         for (let kb = 0; kb < nKB; kb++) {
           if (!blockCausallyValid(dims, qb, kb)) continue;
           const j0 = kb * bc;
@@ -77,34 +125,13 @@ export function flashSkipAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, 
           scoreTile(t, b, h, i0, rows, j0, cols, bc, s, tileMax);
           visited++;
           if (!decider.step(tileMax)) {
-            skipped++;
+            skipped++; // no exp, no V rows: the saving a kernel gets
             continue;
           }
           kept[((b * p.heads + h) * nQB + qb) * nKB + kb] = 1;
-          for (let r = 0; r < rows; r++) {
-            if (tileMax[r] === -Infinity) continue;
-            const mNew = Math.max(m[r], tileMax[r]);
-            const rescale = Math.exp(m[r] - mNew);
-            const a = acc.subarray(r * Dv, (r + 1) * Dv);
-            if (rescale !== 1) for (let d = 0; d < Dv; d++) a[d] *= rescale;
-            let rowSum = 0;
-            for (let c = 0; c < cols; c++) {
-              const sc = s[r * bc + c];
-              if (sc === -Infinity) continue;
-              const w = Math.exp(sc - mNew);
-              rowSum += w;
-              const vo = v.offset(b, kh, j0 + c);
-              for (let d = 0; d < Dv; d++) a[d] += w * vd[vo + d];
-            }
-            l[r] = l[r] * rescale + rowSum;
-            m[r] = mNew;
-          }
+          state.add(rows, cols, bc, s, tileMax, vd, (c) => v.offset(b, kh, j0 + c));
         }
-        for (let r = 0; r < rows; r++) {
-          if (l[r] === 0) continue; // no visible key: the row stays zero
-          const oo = out.offset(b, h, i0 + r);
-          for (let d = 0; d < Dv; d++) o[oo + d] = acc[r * Dv + d] / l[r];
-        }
+        state.write(rows, out.data as Float32Array, (r) => out.offset(b, h, i0 + r));
       }
     }
   return { output: out, kept: BlockMask.fromDense(dims, kept), visitedTiles: visited, skippedTiles: skipped };
