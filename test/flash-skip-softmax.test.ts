@@ -97,6 +97,7 @@ describe('flash_skip_softmax mask', () => {
             assert.deepEqual([...expanded], [...r1.mask.subarray(off, off + s.Lq * s.Lk)], `element mask of head ${h}`);
           }
         assert.equal(plan1.stats.sparsity, r1.stats.sparsity);
+        assert.equal(plan1.stats.extra!.total_blocks, plan1.stats.totalBlocks / (q.batch * q.heads), 'ModelOpt total_blocks is per head');
         assert.equal(plan1.stats.extra!.correction_factor, r1.stats.extra!.correction_factor);
         assert.equal(plan1.stats.phase, s.Lq === 1 ? 'decode' : 'prefill');
       }

@@ -296,16 +296,20 @@ export class FlashSkipSoftmax implements SparseAttentionMethod {
     const total = mask.validBlocks;
     const keptValid = mask.keptValidBlocks;
     const nKB = Math.ceil(dims.keyLength / dims.blockCols);
+    const sparsity = total === 0 ? 0 : 1 - keptValid / total;
+    const perHead = total / (dims.batch * dims.heads);
     return {
       method: this.name,
       phase: phaseOf(dims.queryLength),
       totalBlocks: total,
       keptBlocks: keptValid,
-      sparsity: total === 0 ? 0 : 1 - keptValid / total,
+      sparsity,
       extra: {
-        sparsity: total === 0 ? 0 : 1 - keptValid / total,
-        total_blocks: total,
-        sparse_blocks: total - keptValid,
+        // ModelOpt's figures: total_blocks is per (batch, head), sparse_blocks = int(sparsity · total_blocks);
+        // the counts over batch and heads are totalBlocks / keptBlocks above.
+        sparsity,
+        total_blocks: perHead,
+        sparse_blocks: Math.trunc(sparsity * perHead),
         sample_length: dims.keyLength,
         threshold,
         // Fraction of (row, key tile) steps in which the running maximum rose.
