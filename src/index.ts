@@ -25,6 +25,7 @@ export {
 } from './methods/xattention-estimate.js';
 // Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
 export * from './config/index.js';
+
 // Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
 export {
   KV_BLOCK_SIZES, SparseAttentionMode, kvBlockBytes, parseSchedulerConfig, parseSparseAttentionConfig, resolveNumKvBlocks,

@@ -13,6 +13,7 @@ import { prefillCommand } from './commands/prefill.js';
 const COMMANDS: readonly Command[] = [
   methodsCommand,
   demoCommand,
+  deviceCommand,
   configCommand,
   prefillCommand,
   calibrateCommand,

@@ -105,7 +105,7 @@ export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEnco
     kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
     vOffset: v.offset, vStrideB: v.strideB, vStrideH: v.strideH, vStrideL: v.strideL,
     oOffset: o.offset, oStrideB: o.strideB, oStrideH: o.strideH, oStrideL: o.strideL,
-    sinkTokens: rule?.sinkTokens ?? 0, localWindow: rule?.localWindow ?? 0, lastDenseQueries: rule?.lastDenseQueries ?? 0,
+    sinkTokens: rule?.sinkTokens ?? 0, localWindow: rule?.localWindow ?? 0, lastDenseQueries: rule ? trishapeDenseRows(rule, Lq, Lk) : 0,
     pageSize: opts.paged?.pageSize ?? 1, tableStride: opts.paged?.tableStride ?? 0,
     headDimVec4: q.headDim / 4, valueDimVec4: v.headDim / 4,
   };
@@ -121,4 +121,13 @@ function checkViewFits(name: string, t: GpuTensorView, length: number, elementBy
   if (last * elementBytes > t.buffer.size) {
     throw new InvalidArgumentError(`${name} view`, `${last} elements`, `within its buffer (${t.buffer.size} B)`);
   }
+}
+
+/**
+ * The WGSL rule makes rows i >= Lq - lastDenseQueries dense; tokenRuleVisible clamps the count to
+ * Lq - 1 and makes decode and calls with Lk <= localWindow wholly dense: pass what gives the same.
+ */
+function trishapeDenseRows(rule: TokenRule, Lq: number, Lk: number): number {
+  if (Lq === 1 || Lk <= rule.localWindow) return Lq;
+  return Math.min(rule.lastDenseQueries, Lq - 1);
 }

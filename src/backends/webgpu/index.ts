@@ -4,6 +4,7 @@
  */
 import type { AttentionBackend } from '../backend.js';
 import { blockSparseAttentionWebGpu } from './block-sparse-attention.js';
+import { GPU_METHOD_RUNNERS } from './method-runners.js';
 import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './device.js';
 
 export interface WebGpuBackend extends AttentionBackend {
@@ -23,6 +24,10 @@ export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
     context,
     async blockSparseAttention(q, k, v, mask, opts) {
       return blockSparseAttentionWebGpu(await context(), q, k, v, mask, opts);
+    },
+    async methodAttention(method, q, k, v, opts) {
+      const run = GPU_METHOD_RUNNERS[method.name];
+      return run ? run(await context(), method, q, k, v, opts) : undefined;
     },
     dispose() {
       if (!ctx) void releaseDefaultWebGpuContext();
@@ -46,3 +51,13 @@ export { encodeAttention, attentionSpecFor, type AttentionViews, type AttentionD
 export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides, type GpuTensorView } from './buffers.js';
 export { flashAttentionWebGpu } from './flash-attention.js';
 export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './block-sparse-attention.js';
+// GPU plans of XAttention and tri-shape (gpu-xattn)
+export { planXAttentionOnGpu, planTriShapeOnGpu, runPlannedMethodWebGpu, type GpuMethodPlan, type GpuMethodPlanner } from './method-plans.js';
+export {
+  encodeXAttentionPlan, encodeXAttentionEstimate, encodeXAttentionSelection, estimateXAttentionWebGpu, selectXAttentionBlocksWebGpu, readXAttentionPlan,
+  type GpuXAttentionPlan, type XAttentionGpuOptions,
+} from './xattention-plan.js';
+export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './xattention-estimate.js';
+export { xattentionSelectProgram, type XAttentionSelectSpec } from './xattention-select.js';
+export { encodeTriShapePlan, triShapeBlockMaskWebGpu, trishapeBlocksProgram, type GpuTriShapePlan } from './trishape-blocks.js';
+export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './block-list.js';
