@@ -2,6 +2,7 @@
 /** `sparse-attn`: the command-line face of the library. */
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
+import { calibrateCommand } from './commands/calibrate.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { deviceCommand } from './commands/device.js';
@@ -15,6 +16,7 @@ const COMMANDS: readonly Command[] = [
   deviceCommand,
   configCommand,
   prefillCommand,
+  calibrateCommand,
   deviceCommand,
 ];
 
