@@ -2,11 +2,12 @@
 /** `sparse-attn`: the command-line face of the library. */
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
+import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, deviceCommand];
+const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, deviceCommand, configCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
