@@ -3,11 +3,12 @@
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
 import { configCommand } from './commands/config.js';
+import { calibrateCommand } from './commands/calibrate.js';
 import { demoCommand } from './commands/demo.js';
 import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, deviceCommand, configCommand];
+const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, deviceCommand, configCommand, calibrateCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -5,6 +5,7 @@
 import { DenseMethod } from './dense.js';
 import { TriShapeMethod } from './tri-shape.js';
 import { XAttentionMethod } from './xattention.js';
+import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from './flash-skip-softmax.js';
 import type { SparseMethodClass } from './method.js';
 import { MethodRegistry, type RegisteredMethod } from './registry.js';
 
@@ -12,6 +13,8 @@ export const BUILTIN_METHODS: readonly RegisteredMethod[] = [
   { name: 'dense', version: 'v1', cls: DenseMethod },
   { name: 'tri_shape', version: 'v1', cls: TriShapeMethod },
   { name: 'xattention', version: 'v1', cls: XAttentionMethod },
+  { name: 'flash_skip_softmax', version: 'v1', cls: FlashSkipSoftmax },
+  { name: 'flash_skip_softmax', version: 'v2', cls: FlashSkipSoftmaxSequential },
 ];
 
 export const sparseMethods = new MethodRegistry(BUILTIN_METHODS);
