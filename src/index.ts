@@ -25,3 +25,14 @@ export {
 } from './methods/xattention-estimate.js';
 // Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
 export * from './config/index.js';
+
+// SLA and SageSLA (sparse-linear attention)
+export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla.js';
+export { SageSlaMethod, sageQuantize, quantizeInt8PerBlock, int8Logits, SAGE_SLA_HEAD_DIMS, type SageOperands } from './methods/sage-sla.js';
+export {
+  getBlockMap, slaTopk, selectTopBlocks as slaSelectTopBlocks, blockMapToMask as slaBlockMapToMask, selectedBlocks as slaSelectedBlocks,
+  meanPool as slaMeanPool, sequenceMean as slaSequenceMean, type SlaBlockMap,
+} from './methods/sla-block-map.js';
+export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
+export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
+export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';

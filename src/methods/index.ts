@@ -6,6 +6,8 @@ import { DenseMethod } from './dense.js';
 import { TriShapeMethod } from './tri-shape.js';
 import { XAttentionMethod } from './xattention.js';
 import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from './flash-skip-softmax.js';
+import { SageSlaMethod } from './sage-sla.js';
+import { SlaMethod } from './sla.js';
 import type { SparseMethodClass } from './method.js';
 import { MethodRegistry, type RegisteredMethod } from './registry.js';
 
@@ -15,6 +17,8 @@ export const BUILTIN_METHODS: readonly RegisteredMethod[] = [
   { name: 'xattention', version: 'v1', cls: XAttentionMethod },
   { name: 'flash_skip_softmax', version: 'v1', cls: FlashSkipSoftmax },
   { name: 'flash_skip_softmax', version: 'v2', cls: FlashSkipSoftmaxSequential },
+  { name: 'sla', version: 'v1', cls: SlaMethod },
+  { name: 'sage_sla', version: 'v1', cls: SageSlaMethod },
 ];
 
 export const sparseMethods = new MethodRegistry(BUILTIN_METHODS);
