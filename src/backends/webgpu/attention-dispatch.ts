@@ -9,6 +9,7 @@ import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
 import type { TokenRule } from '../../core/token-rule.js';
 import { ATTENTION_WORKGROUP_SIZE, type AttentionParamName, type AttentionSpec, attentionProgram } from './attention-program.js';
 import { bytesPerElement, type GpuTensorView } from './buffers.js';
+import { isSoftwareDevice } from './device.js';
 import { compileProgram, encodeProgram } from './program.js';
 
 export interface AttentionViews {
@@ -41,12 +42,12 @@ export interface AttentionDispatchOptions {
   blocks: BlockList;
   tokenRule?: TokenRule;
   paged?: PagedKvBinding;
-  /** See AttentionSpec.headDimLoop; the host-level functions pick 'rolled' on software adapters. */
+  /** See AttentionSpec.headDimLoop; default 'rolled' on software adapters, else 'unrolled'. */
   headDimLoop?: AttentionSpec['headDimLoop'];
 }
 
 /** The spec a dispatch with these views and options uses (exposed for tests and benchmarks). */
-export function attentionSpecFor(views: AttentionViews, opts: AttentionDispatchOptions): AttentionSpec {
+export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts: AttentionDispatchOptions): AttentionSpec {
   return {
     blocks: opts.blocks.kind,
     tokenRule: opts.tokenRule ? opts.tokenRule.kind : 'none',
@@ -54,7 +55,7 @@ export function attentionSpecFor(views: AttentionViews, opts: AttentionDispatchO
     dtype: views.q.dtype,
     headDim: views.q.headDim,
     valueDim: views.v.headDim,
-    headDimLoop: opts.headDimLoop ?? 'unrolled',
+    headDimLoop: opts.headDimLoop ?? (isSoftwareDevice(device) ? 'rolled' : 'unrolled'),
   };
 }
 
@@ -69,7 +70,7 @@ export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEnco
   }
   if (q.heads % k.heads !== 0) throw new InvalidArgumentError('k.heads', k.heads, `a divisor of q.heads (${q.heads})`);
   if (opts.causal && Lq > Lk) throw new InvalidArgumentError('q.length', Lq, `at most keyLength (${Lk}) for causal attention`);
-  const spec = attentionSpecFor(views, opts);
+  const spec = attentionSpecFor(device, views, opts);
   if (spec.dtype === 'f16' && !device.features.has('shader-f16')) throw new UnsupportedError('f16 attention needs the shader-f16 feature, which this device lacks');
   const blocks = opts.blocks;
   const blockRows = blocks.kind === 'csr' ? blocks.blockRows : ATTENTION_WORKGROUP_SIZE;

@@ -92,10 +92,7 @@ export async function runAttentionOnHost(ctx: WebGpuContext, q: HeadTensor, k: H
   };
   const owned = [views.q.buffer, views.k.buffer, views.v.buffer, views.o.buffer];
   try {
-    const opts: AttentionDispatchOptions = {
-      causal: run.causal, scale: run.scale, blocks: { kind: 'all' }, keyLength: run.paged?.keyLength,
-      headDimLoop: ctx.report.softwareAdapter ? 'rolled' : 'unrolled',
-    };
+    const opts: AttentionDispatchOptions = { causal: run.causal, scale: run.scale, blocks: { kind: 'all' }, keyLength: run.paged?.keyLength };
     const mask = run.mask;
     // A mask that keeps every causally valid block and has no token rule is dense: skip the list.
     if (mask && (mask.tokenRule || mask.keptValidBlocks !== mask.validBlocks)) {

@@ -121,6 +121,8 @@ export async function createWebGpuContext(opts: WebGpuOptions = {}): Promise<Web
     requiredFeatures: enabledFeatures as unknown as GPUFeatureName[],
     requiredLimits,
   });
+  const report = adapterReport(adapter, runtime, enabledFeatures);
+  if (report.softwareAdapter) softwareDevices.add(device);
   let destroyed = false;
   device.lost.then((info) => {
     if (!destroyed) console.error(`sparse-attention: WebGPU device lost (${info.reason}): ${info.message}`);
@@ -128,12 +130,19 @@ export async function createWebGpuContext(opts: WebGpuOptions = {}): Promise<Web
   return {
     device,
     adapter,
-    report: adapterReport(adapter, runtime, enabledFeatures),
+    report,
     destroy() {
       destroyed = true;
       device.destroy();
     },
   };
+}
+
+const softwareDevices = new WeakSet<GPUDevice>();
+
+/** Whether a device made by createWebGpuContext runs on a CPU implementation (lavapipe, SwiftShader). */
+export function isSoftwareDevice(device: GPUDevice): boolean {
+  return softwareDevices.has(device);
 }
 
 let shared: Promise<WebGpuContext> | undefined;

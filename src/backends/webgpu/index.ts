@@ -34,7 +34,7 @@ export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
 export const webgpuBackend: WebGpuBackend = createWebGpuBackend();
 
 export {
-  createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, probeWebGpu, formatAdapterReport,
+  createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, probeWebGpu, formatAdapterReport, isSoftwareDevice,
   DAWN_TOGGLES, OPTIONAL_FEATURES, type AdapterReport, type SubgroupMatrixConfig, type WebGpuContext, type WebGpuOptions,
 } from './device.js';
 export {
