@@ -86,7 +86,7 @@ export const attentionProgram: KernelProgram<AttentionSpec, AttentionParamName, 
   },
   constants: (spec) => ({ headDim: spec.headDim, valueDim: spec.valueDim, workgroupSize: ATTENTION_WORKGROUP_SIZE, tileKeys: tileKeys(spec) }),
   workgroupSize: () => ATTENTION_WORKGROUP_SIZE,
-  wgsl: attentionWgsl,
+  wgsl: (spec, header) => attentionWgsl(spec, header, { bindings: attentionProgram.bindings(spec) }),
   supports(spec, shape, limits) {
     if (spec.headDim % 4 !== 0 || spec.valueDim % 4 !== 0) return `head dims must be multiples of 4 (vec4 tiles), got D=${spec.headDim}, Dv=${spec.valueDim}`;
     if (spec.headDim > MAX_HEAD_DIM || spec.valueDim > MAX_HEAD_DIM) return `head dims must be at most ${MAX_HEAD_DIM} (per-thread registers), got D=${spec.headDim}, Dv=${spec.valueDim}`;
@@ -103,11 +103,26 @@ export const attentionProgram: KernelProgram<AttentionSpec, AttentionParamName, 
   },
 };
 
-function attentionWgsl(spec: AttentionSpec, header: string): string {
+/**
+ * Variant hooks a program built on this skeleton may add (flash-skip-softmax uses them):
+ *   bindings  the program's bindings (the skeleton's own come first, in attentionProgram's order)
+ *   tiles     the block list is every key tile of P.blockCols keys (in order), not 'all' or CSR
+ *   gate      WGSL defining `fn keepBlock(b, h, kh, qb, n, j0, j1, lid, rowActive, keyPos, i, qv, m) -> bool`,
+ *             called (in uniform control flow) before a causally valid block is visited; it must
+ *             return a workgroup-uniform value. A false skips the block: no V loads, m not raised.
+ */
+export interface SkeletonHooks {
+  bindings: readonly BindingSpec[];
+  tiles?: boolean;
+  gate?: string;
+}
+
+export function attentionWgsl(spec: AttentionSpec, header: string, hooks: SkeletonHooks): string {
   const T = spec.dtype;
   const csr = spec.blocks === 'csr';
+  const tiles = hooks.tiles === true;
   const paged = spec.kv === 'paged';
-  const bindings = attentionProgram.bindings(spec);
+  const bindings = hooks.bindings;
   const rolled = spec.headDimLoop === 'rolled';
   // Loop bounds over the head dims (in vec4s): constants, or the same values from Params.
   const dLoop = rolled ? 'P.headDimVec4' : 'D4';
@@ -154,12 +169,13 @@ ${spec.tokenRule === 'trishape' ? `  if (i + P.lastDenseQueries >= P.queryLength
 // Hook blocks: the workgroup's list of key ranges, [first, end) entries, and entry n's keys [j0, j1).
 fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> {
 ${csr ? `  let row = (b * P.heads + h) * P.numQueryBlocks + qb;
-  return vec2<u32>(u32(rowPtr[row]), u32(rowPtr[row + 1u]));` : '  return vec2<u32>(0u, 1u);'}
+  return vec2<u32>(u32(rowPtr[row]), u32(rowPtr[row + 1u]));` : tiles ? '  return vec2<u32>(0u, (P.keyLength + P.blockCols - 1u) / P.blockCols);' : '  return vec2<u32>(0u, 1u);'}
 }
 fn blockKeys(n: u32) -> vec2<u32> {
-${csr ? `  let j0 = u32(colIdx[n]) * P.blockCols;
+${csr || tiles ? `  let j0 = ${csr ? 'u32(colIdx[n])' : 'n'} * P.blockCols;
   return vec2<u32>(j0, min(j0 + P.blockCols, P.keyLength));` : '  return vec2<u32>(0u, P.keyLength);'}
 }
+${hooks.gate ?? ''}
 
 // Cooperative load of keys [t0, t0 + cols) of (b, kh) into kTile/vTile; rows past cols are zero.
 fn loadTile(b: u32, kh: u32, t0: u32, cols: u32, lid: u32) {
@@ -201,7 +217,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var n = list.x; n < list.y; n++) {
     let keys = blockKeys(n);
     let j1 = min(keys.y, keyLimit);
-    for (var t0 = keys.x; t0 < j1; t0 += TILE_KEYS) {
+${hooks.gate ? `    // Hook gate: a causally valid block the gate rejects is skipped whole.
+    if (keys.x >= j1) { continue; }
+    if (!keepBlock(b, h, kh, qb, n, keys.x, j1, lid, rowActive, keyPos, i, &qv, m)) { continue; }
+` : ''}    for (var t0 = keys.x; t0 < j1; t0 += TILE_KEYS) {
       let cols = min(TILE_KEYS, j1 - t0);
       loadTile(b, kh, t0, cols, lid);
       workgroupBarrier();
