@@ -29,8 +29,11 @@ export interface SparseAttentionResult {
 export async function sparseAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: SparseAttentionOptions = {}): Promise<SparseAttentionResult> {
   const method = typeof opts.method === 'object' ? opts.method : createSparseMethod(opts.method ?? 'dense', opts.settings ?? {});
   const planOpts = { causal: opts.causal, scale: opts.scale, phase: opts.phase };
+  const backend = await resolveBackend(opts.backend);
+  const own = await backend.methodAttention?.(method, q, k, v, planOpts);
+  if (own) return own;
   if (method.attention) return method.attention(q, k, v, planOpts);
   const plan = method.planBlockMask(q, k, planOpts);
-  const output = await (await resolveBackend(opts.backend)).blockSparseAttention(q, k, v, plan.mask, { causal: opts.causal, scale: opts.scale });
+  const output = await backend.blockSparseAttention(q, k, v, plan.mask, { causal: opts.causal, scale: opts.scale });
   return { output, plan };
 }

@@ -6,7 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { sparseAttention } from '../src/attention.js';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
+import { webgpuBackend } from '../src/backends/webgpu/index.js';
+import { createSparseMethod } from '../src/methods/index.js';
 import { flashSkipAttention } from '../src/backends/cpu/flash-skip-attention.js';
 import { flashSkipAttentionProgram, flashSkipAttentionWebGpu, type FlashSkipAttentionSpec } from '../src/backends/webgpu/flash-skip-attention.js';
 import { compileProgram } from '../src/backends/webgpu/program.js';
@@ -91,6 +94,21 @@ describe('WebGPU flash-skip-softmax in the loop = CPU sequential kernel', { skip
     const nKB = Math.ceil(64 / 16);
     assert.deepEqual(keptLists(got.kept), keptLists(plan.mask));
     assert.equal(got.raisedRows / (2 * 64 * nKB), plan.stats.extra?.correction_factor);
+  });
+
+  it('sparseAttention on the WebGPU backend runs flash_skip_softmax v1 and v2 in the loop (plan = kept tiles)', async () => {
+    const { q, k, v } = structuredQKV({ heads: 4, kvHeads: 2, length: 70, headDim: 64, seed: 5 });
+    const settings = { threshold: 0.1, br: 16, bc: 16 };
+    for (const version of ['v1', 'v2']) {
+      const method = createSparseMethod("flash_skip_softmax", settings, version);
+      const got = await sparseAttention(q, k, v, { method, causal: true, scale: 1, backend: webgpuBackend });
+      const cpuPlan = method.planBlockMask(q, k, { causal: true, scale: 1 });
+      const cpu = flashSkipAttention(q, k, v, { causal: true, scale: 1, ...settings });
+      assert.deepEqual(keptLists(got.plan.mask), keptLists(cpuPlan.mask), `${version}: plan`);
+      assert.equal(got.plan.stats.sparsity, cpuPlan.stats.sparsity);
+      assert.equal(got.plan.stats.extra?.correction_factor, cpuPlan.stats.extra?.correction_factor);
+      assertTensorsClose(got.output, cpu.output, TOL.f32, version);
+    }
   });
 
   it('rejects bad thresholds and tiles larger than a workgroup, naming them', async () => {

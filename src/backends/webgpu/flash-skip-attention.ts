@@ -132,6 +132,8 @@ export interface FlashSkipGpuResult {
   skippedTiles: number;
   /** (row, kept tile) steps in which the row's running maximum rose. */
   raisedRows: number;
+  /** The kept tiles as a dense [B, H, nQB, nKB] view (1 = computed). */
+  keptView: Uint8Array;
 }
 
 /** The workgroup rows for a tile of br query rows: the next power of two, at least 64. */
@@ -194,7 +196,8 @@ export async function flashSkipAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor
     const keptFlags = new Uint32Array(await readBuffer(device, kept, keptBytes));
     const [visitedTiles, skippedTiles, raisedRows] = new Uint32Array(await readBuffer(device, counters, 12));
     const dims = { batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength, blockRows: br, blockCols: bc, causal: p.causal };
-    return { output, kept: BlockMask.fromDense(dims, Uint8Array.from(keptFlags)), visitedTiles, skippedTiles, raisedRows };
+    const keptView = Uint8Array.from(keptFlags);
+    return { output, kept: BlockMask.fromDense(dims, keptView), visitedTiles, skippedTiles, raisedRows, keptView };
   } finally {
     for (const b of [views.q.buffer, views.k.buffer, views.v.buffer, views.o.buffer, kept, counters]) b.destroy();
   }

@@ -4,6 +4,7 @@
  */
 import type { AttentionBackend } from '../backend.js';
 import { blockSparseAttentionWebGpu } from './block-sparse-attention.js';
+import { GPU_METHOD_RUNNERS } from './method-runners.js';
 import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './device.js';
 
 export interface WebGpuBackend extends AttentionBackend {
@@ -23,6 +24,10 @@ export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
     context,
     async blockSparseAttention(q, k, v, mask, opts) {
       return blockSparseAttentionWebGpu(await context(), q, k, v, mask, opts);
+    },
+    async methodAttention(method, q, k, v, opts) {
+      const run = GPU_METHOD_RUNNERS[method.name];
+      return run ? run(await context(), method, q, k, v, opts) : undefined;
     },
     dispose() {
       if (!ctx) void releaseDefaultWebGpuContext();
@@ -46,3 +51,9 @@ export { encodeAttention, attentionSpecFor, type AttentionViews, type AttentionD
 export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides, type GpuTensorView } from './buffers.js';
 export { flashAttentionWebGpu } from './flash-attention.js';
 export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './block-sparse-attention.js';
+// GPU work of flash-skip-softmax and SLA (gpu-fssla)
+export {
+  flashSkipAttentionWebGpu, encodeFlashSkipAttention, flashSkipAttentionProgram, flashSkipParams, flashSkipRows,
+  type FlashSkipAttentionSpec, type FlashSkipGpuOptions, type FlashSkipGpuResult,
+} from './flash-skip-attention.js';
+export { GPU_METHOD_RUNNERS, type GpuMethodRunner } from './method-runners.js';

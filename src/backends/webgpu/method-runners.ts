@@ -1,0 +1,39 @@
+/**
+ * Methods whose every step runs on the GPU, keyed by method name: the WebGPU backend's
+ * `methodAttention` looks a method up here and runs it whole (plan and attention), so no step
+ * falls back to the CPU and no L×L matrix is read back. A method absent from this table takes
+ * the generic path: its CPU plan, then the block-sparse kernel.
+ *
+ *   flash_skip_softmax (v1, v2)  the in-loop kernel (flash-skip-attention.ts): the plan IS the
+ *                                kernel's kept tiles. v1's cummax rule and v2's sequential rule
+ *                                agree in exact arithmetic (threshold < 1), so both run it.
+ */
+import { UnsupportedError } from '../../core/errors.js';
+import { phaseOf } from '../../core/stats.js';
+import type { HeadTensor } from '../../core/tensor.js';
+import { FlashSkipSoftmax } from '../../methods/flash-skip-softmax.js';
+import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../../methods/method.js';
+import type { WebGpuContext } from './device.js';
+import { flashSkipAttentionWebGpu } from './flash-skip-attention.js';
+
+export type GpuMethodRunner = (
+  ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions,
+) => Promise<{ output: HeadTensor; plan: BlockPlan }>;
+
+async function runFlashSkip(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions) {
+  if (!(method instanceof FlashSkipSoftmax)) throw new UnsupportedError(`method "${method.name}" is not a FlashSkipSoftmax instance`);
+  const s = method.settings;
+  const causal = opts.causal ?? s.isCausal;
+  if (s.groupConsensus && q.heads !== k.heads) {
+    throw new UnsupportedError('flash_skip_softmax.group_consensus on WebGPU: the in-loop kernel decides per query head; a group-wide vote needs one workgroup per KV head (not built)');
+  }
+  const phase = opts.phase ?? phaseOf(q.length);
+  const threshold = method.thresholdFor(phase, k.length);
+  const r = await flashSkipAttentionWebGpu(ctx, q, k, v, { causal, scale: opts.scale, threshold, br: s.br, bc: s.bc, phase });
+  const stats = method.stats(r.kept, r.keptView, r.raisedRows, threshold, q.heads / k.heads);
+  return { output: r.output, plan: { mask: r.kept, stats: { ...stats, phase, extra: { ...stats.extra, skipped_tiles: r.skippedTiles } } } };
+}
+
+export const GPU_METHOD_RUNNERS: Readonly<Record<string, GpuMethodRunner>> = {
+  flash_skip_softmax: runFlashSkip,
+};
