@@ -7,14 +7,22 @@
  *   flash_skip_softmax (v1, v2)  the in-loop kernel (flash-skip-attention.ts): the plan IS the
  *                                kernel's kept tiles. v1's cummax rule and v2's sequential rule
  *                                agree in exact arithmetic (threshold < 1), so both run it.
+ *   sla, sage_sla                block map, sparse part, linear part and projection
+ *                                (sla-attention.ts); the plan is the GPU's block map.
  */
 import { UnsupportedError } from '../../core/errors.js';
 import { phaseOf } from '../../core/stats.js';
 import type { HeadTensor } from '../../core/tensor.js';
 import { FlashSkipSoftmax } from '../../methods/flash-skip-softmax.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../../methods/method.js';
+import { SAGE_SLA_HEAD_DIMS, SageSlaMethod } from '../../methods/sage-sla.js';
+import { blockMapToMask } from '../../methods/sla-block-map.js';
+import { SlaMethod } from '../../methods/sla.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { statsFromMask } from '../../core/stats.js';
 import type { WebGpuContext } from './device.js';
 import { flashSkipAttentionWebGpu } from './flash-skip-attention.js';
+import { slaAttentionWebGpu } from './sla-attention.js';
 
 export type GpuMethodRunner = (
   ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions,
@@ -34,6 +42,21 @@ async function runFlashSkip(ctx: WebGpuContext, method: SparseAttentionMethod, q
   return { output: r.output, plan: { mask: r.kept, stats: { ...stats, phase, extra: { ...stats.extra, skipped_tiles: r.skippedTiles } } } };
 }
 
+async function runSla(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions) {
+  if (!(method instanceof SlaMethod)) throw new UnsupportedError(`method "${method.name}" is not an SlaMethod instance`);
+  const sage = method instanceof SageSlaMethod;
+  if (sage && !SAGE_SLA_HEAD_DIMS.includes(q.headDim)) {
+    throw new InvalidArgumentError('head size (q.headDim)', q.headDim, '64 or 128 for sage_sla (its int8 kernels are built for these; use sla for other sizes)');
+  }
+  const s = method.settings;
+  const { output, map } = await slaAttentionWebGpu(ctx, q, k, v, { ...s, causal: opts.causal ?? s.causal, scale: opts.scale, sage });
+  const mask = blockMapToMask(map);
+  const stats = statsFromMask(method.name, mask, { topk: map.topk, topkRatio: s.topkRatio });
+  return { output, plan: { mask, stats: { ...stats, phase: opts.phase ?? phaseOf(map.queryLength) }, blockScores: map.pooledScores } };
+}
+
 export const GPU_METHOD_RUNNERS: Readonly<Record<string, GpuMethodRunner>> = {
   flash_skip_softmax: runFlashSkip,
+  sla: runSla,
+  sage_sla: runSla,
 };
