@@ -17,8 +17,12 @@ import { assertTensorsClose, type Tolerance } from './helpers/compare.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 
 const gpu = await acquireTestGpu();
-/** A one-unit int8 difference at a rounding boundary moves a logit by about sQ·sK. */
-const SAGE_TOL: Tolerance = { atol: 2e-4, rtol: 2e-3 };
+/**
+ * The GPU quantizes like the CPU (same f32 steps, V rounded to f16 ties-to-even), so the outputs
+ * agree to f32 rounding (measured relative L2 about 2e-7); a rare one-unit int8 difference at a
+ * rounding boundary would move one logit by about sQ·sK, which this still allows.
+ */
+const SAGE_TOL: Tolerance = { atol: 5e-5, rtol: 5e-4 };
 
 interface Case { H: number; Hkv: number; batch: number; Lq: number; Lk: number; D: number; causal: boolean; settings: Record<string, unknown> }
 const CASES: Case[] = [
@@ -59,7 +63,8 @@ describe('WebGPU SageSLA = CPU SageSlaMethod', { skip: gpu.skip }, () => {
       const float = new SlaMethod(c.settings).attention(q, k, v, { causal: c.causal }).output.toFloat32Array();
       const gpuErr = relL2(got.output.toFloat32Array(), cpu.output.toFloat32Array());
       const quantNoise = relL2(cpu.output.toFloat32Array(), float);
-      assert.ok(gpuErr < quantNoise / 10, `${name}: GPU vs CPU SageSLA ${gpuErr.toExponential(2)} should be far below int8 noise ${quantNoise.toExponential(2)}`);
+      if (process.env.SPARSE_ATTN_TEST_VERBOSE) console.log(`${name}: GPU vs CPU ${gpuErr.toExponential(2)}, int8 noise ${quantNoise.toExponential(2)}`);
+      assert.ok(gpuErr < quantNoise / 100, `${name}: GPU vs CPU SageSLA ${gpuErr.toExponential(2)} should be far below int8 noise ${quantNoise.toExponential(2)}`);
     });
   });
 

@@ -88,6 +88,18 @@ describe('WebGPU SLA = CPU SlaMethod', { skip: gpu.skip }, () => {
     assertTensorsClose(got.output, cpu.output, SLA_TOL, 'sparseAttention sla');
   });
 
+  it('every SLA kernel variant compiles', async () => {
+    const { compileProgram } = await import('../src/backends/webgpu/program.js');
+    const k = await import('../src/backends/webgpu/sla-linear.js');
+    const device = gpu.ctx!.device;
+    for (const map of ['softmax', 'elu', 'relu'] as const) await compileProgram(device, k.slaFeatureMapProgram, { map });
+    for (const unselected of [true, false]) {
+      await compileProgram(device, k.slaQueryBlockSumsProgram, { unselected });
+      await compileProgram(device, k.slaLinearRowsProgram, { unselected });
+    }
+    for (const [kind, bias] of [['identity', false], ['weights', false], ['weights', true]] as const) await compileProgram(device, k.slaProjectionProgram, { kind, bias });
+  });
+
   it('topkRatio 1 selects every block: the linear part is empty and SLA equals dense attention', async () => {
     const { q, k, v } = structuredQKV({ heads: 2, length: 50, headDim: 32, seed: 9 });
     const method = new SlaMethod({ topkRatio: 1, BLKQ: 16, BLKK: 8, proj: 'identity' });

@@ -98,11 +98,19 @@ export const sageRoundVProgram: KernelProgram<Record<string, never>, (typeof rou
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // [B, Hkv, Lk, Dv]
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // f16-rounded copy
 ${GRID_WGSL}
+// Round to the nearest f16 value, ties to even, as the CPU does (WGSL leaves the rounding of
+// f32 → f16 conversions and pack2x16float to the implementation). Core WGSL: no shader-f16 needed.
+// |x| >= 65520 (f16 overflow) is out of scope: it becomes 65536 here, infinity on the CPU.
+fn roundToF16(x: f32) -> f32 {
+  if (abs(x) < 6.103515625e-5) { return round(x * 16777216.0) / 16777216.0; }  // subnormal f16: multiples of 2^-24
+  let bits = bitcast<u32>(x);
+  return bitcast<f32>((bits + 0xfffu + ((bits >> 13u) & 1u)) & 0xffffe000u);  // keep 10 mantissa bits
+}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = threadIndex(wg, lid);
   if (t >= P.total) { return; }
-  y[t] = unpack2x16float(pack2x16float(vec2<f32>(x[t], 0.0))).x;  // core WGSL: no shader-f16 needed
+  y[t] = roundToF16(x[t]);
 }
 `,
   supports: () => null,
