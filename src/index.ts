@@ -25,6 +25,20 @@ export {
 } from './methods/xattention-estimate.js';
 // Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
 export * from './config/index.js';
+// Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
+export {
+  KV_BLOCK_SIZES, SparseAttentionMode, kvBlockBytes, parseSchedulerConfig, parseSparseAttentionConfig, resolveNumKvBlocks,
+  type SchedulerConfig, type SchedulerConfigInput,
+  type SparseAttentionConfig as OpenVinoSparseAttentionConfig, type SparseAttentionConfigInput as OpenVinoSparseAttentionConfigInput,
+} from './config/openvino.js';
+export { BlockAllocator, PagedKvCache, type GatheredKv, type PagedKvCacheShape } from './engine/paged-kv-cache.js';
+export { TriShapeTokenSkipper, type ChunkPosition } from './engine/trishape-skipper.js';
+export { xattentionChunkThreshold, type XAttentionChunkState } from './engine/xattention-chunk-rule.js';
+export { SparsePrefillPlanner, type ChunkAttentionKind, type ChunkPlan, type ChunkToPlan } from './engine/sparse-prefill-plan.js';
+export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type SequenceRequest, type StepSchedule } from './engine/scheduler.js';
+export { cpuPagedBackend, naivePagedAttention, type PagedAttentionBackend, type PagedAttentionInput } from './engine/paged-attention.js';
+export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelShape } from './engine/synthetic-model.js';
+export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';
 
 // SLA and SageSLA (sparse-linear attention)
 export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla.js';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { sparseAttention } from '../src/attention.js';
 import { naiveAttention, naiveBlockSparseAttention } from '../src/backends/cpu/naive-attention.js';
+import { createModuleMethod, resolveModuleConfig, sparseAttentionConfig } from '../src/config/index.js';
 import { describeAttention } from '../src/core/attention-shape.js';
 import { blockCausallyValid } from '../src/core/block-mask.js';
 import { computeScores } from '../src/core/scores.js';
@@ -288,6 +289,13 @@ describe('SLA attention', () => {
     assertClose(out.subarray(0, 16), ol.subarray(0, 16), TOL.f32, 'rows without sparse keys');
     (q.data as Float32Array)[5] = NaN;
     assert.throws(() => m.attention(q, k, v, {}), /q\[0, 0, 1, 1\].*must be a finite number, got NaN/);
+  });
+
+  it('a config entry with method "sla" builds the method from its own fields (br/bc as BLKQ/BLKK)', () => {
+    const cfg = sparseAttentionConfig({ sparse_cfg: { '*attn*': { method: 'sla', topkRatio: 0.2, featureMap: 'elu', br: 64, bc: 32 } } });
+    const m = createModuleMethod(resolveModuleConfig(cfg, 'blocks.0.attn')) as SlaMethod;
+    assert.equal(m.name, 'sla');
+    assert.deepEqual([m.settings.topkRatio, m.settings.featureMap, m.settings.BLKQ, m.settings.BLKK], [0.2, 'elu', 64, 32]);
   });
 
   it('runs through the registry and sparseAttention; rejects bad settings with clear messages', async () => {

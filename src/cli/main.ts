@@ -7,8 +7,17 @@ import { calibrateCommand } from './commands/calibrate.js';
 import { demoCommand } from './commands/demo.js';
 import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
+import { prefillCommand } from './commands/prefill.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, deviceCommand, configCommand, calibrateCommand];
+// One command per line, so branches that add commands merge without conflicts.
+const COMMANDS: readonly Command[] = [
+  methodsCommand,
+  demoCommand,
+  deviceCommand,
+  configCommand,
+  calibrateCommand,
+  prefillCommand,
+];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

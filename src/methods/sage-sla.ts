@@ -91,13 +91,15 @@ export function int8Logits(p: AttentionProblem, ops: SageOperands, BLKQ: number,
     const qRow = (b * p.heads + h) * p.queryLength + i;
     const qs = ops.qScale[(b * p.heads + h) * nQB + Math.floor(i / BLKQ)];
     const kh = b * p.kvHeads + Math.floor(h / p.groupSize);
+    // [j0, j1) lies inside one key block (the sparse part asks block by block): one K scale.
+    const rescale = qs * ops.kScale[kh * nKB + Math.floor(j0 / BLKK)] * Math.LN2;
+    const qo = qRow * D;
+    const { qInt8, kInt8 } = ops;
     for (let j = j0; j < j1; j++) {
-      const ks = ops.kScale[kh * nKB + Math.floor(j / BLKK)];
-      const qo = qRow * D;
       const ko = (kh * p.keyLength + j) * D;
       let dot = 0;
-      for (let d = 0; d < D; d++) dot += ops.qInt8[qo + d] * ops.kInt8[ko + d];
-      out[at + j - j0] = dot * qs * ks * Math.LN2;
+      for (let d = 0; d < D; d++) dot += qInt8[qo + d] * kInt8[ko + d];
+      out[at + j - j0] = dot * rescale;
     }
   };
 }

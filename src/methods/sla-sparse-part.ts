@@ -14,7 +14,8 @@ import { selectedBlocks, type SlaBlockMap } from './sla-block-map.js';
 
 /**
  * Writes the natural-log-domain logits of query (b, h, i) against keys [j0, j1) into
- * out[at .. at + j1 - j0). Called once per query row and selected block.
+ * out[at .. at + j1 - j0). Called once per query row and selected block, so [j0, j1) never
+ * crosses a key block.
  */
 export type LogitsHook = (b: number, h: number, i: number, j0: number, j1: number, out: Float64Array, at: number) => void;
 
