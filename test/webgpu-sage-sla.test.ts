@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { sparseAttention } from '../src/attention.js';
 import { webgpuBackend } from '../src/backends/webgpu/index.js';
-import { sageQuantizeProgram } from '../src/backends/webgpu/sage-sla-attention.js';
+import { sageAttentionProgram, sageQuantizeProgram } from '../src/backends/webgpu/sage-sla-attention.js';
 import { slaAttentionWebGpu } from '../src/backends/webgpu/sla-attention.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
@@ -79,8 +79,13 @@ describe('WebGPU SageSLA = CPU SageSlaMethod', { skip: gpu.skip }, () => {
     await assert.rejects(sparseAttention(small.q, small.k, small.v, { method: 'sage_sla', backend: webgpuBackend }), /head size \(q.headDim\) must be 64 or 128 for sage_sla/);
   });
 
-  it('the quantize kernel compiles with and without smoothing', async () => {
+  it('the quantize kernel and every int8 attention variant compile', async () => {
     const { compileProgram } = await import('../src/backends/webgpu/program.js');
     for (const smooth of [false, true]) assert.match((await compileProgram(gpu.ctx!.device, sageQuantizeProgram, { smooth })).label, /^sage-quantize\{smooth=/);
+    for (const headDim of [64, 128])
+      for (const headDimLoop of ['rolled', 'unrolled'] as const) {
+        const spec = { blocks: 'csr', tokenRule: 'none', kv: 'strided', dtype: 'f32', headDim, valueDim: headDim, headDimLoop } as const;
+        assert.match((await compileProgram(gpu.ctx!.device, sageAttentionProgram, spec)).label, /^sage-attention\{/);
+      }
   });
 });

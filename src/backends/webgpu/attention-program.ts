@@ -110,6 +110,8 @@ export const attentionProgram: KernelProgram<AttentionSpec, AttentionParamName, 
  *   gate      WGSL defining `fn keepBlock(b, h, kh, qb, n, j0, j1, lid, rowActive, keyPos, i, qv, m) -> bool`,
  *             called (in uniform control flow) before a causally valid block is visited; it must
  *             return a workgroup-uniform value. A false skips the block: no V loads, m not raised.
+ *   init      WGSL statements run once by every thread before the block loop (e.g. resetting
+ *             workgroup state a gate keeps, so nothing relies on zero-initialised workgroup memory)
  *   logits    'int8' (SageSLA): q and k are int8 packed 4 per u32 (element offsets stay in int8
  *             units), with scales qScale [B, H, ceil(Lq / blockRows)] and kScale [B, Hkv,
  *             ceil(Lk / blockCols)] already in the log2 domain; the score is the integer
@@ -119,6 +121,7 @@ export interface SkeletonHooks {
   bindings: readonly BindingSpec[];
   tiles?: boolean;
   gate?: string;
+  init?: string;
   logits?: 'float' | 'int8';
 }
 
@@ -232,6 +235,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     ${int8 ? 'qs = qScale[(b * P.heads + h) * P.numQueryBlocks + i / P.blockRows];' : ''}
   }
 
+${hooks.init ?? ''}
   let list = blockListRange(b, h, qb);
   for (var n = list.x; n < list.y; n++) {
     let keys = blockKeys(n);

@@ -46,7 +46,10 @@ export const flashSkipAttentionProgram: KernelProgram<FlashSkipAttentionSpec, Fl
   bindings: flashSkipBindings,
   constants: (spec) => ({ headDim: spec.headDim, valueDim: spec.valueDim, workgroupSize: spec.rows, tileKeys: tileKeys(spec) }),
   workgroupSize: (spec) => spec.rows,
-  wgsl: (spec, header) => attentionWgsl(spec, header, { bindings: flashSkipBindings(spec), tiles: true, gate: gateWgsl(spec, flashSkipBindings(spec)) }),
+  wgsl: (spec, header) => attentionWgsl(spec, header, {
+    bindings: flashSkipBindings(spec), tiles: true, gate: gateWgsl(spec, flashSkipBindings(spec)),
+    init: '  if (lid == 0u) { seenFirst = 0u; }  // only thread 0 reads or writes it: no barrier needed',
+  }),
   supports(spec, shape, limits) {
     if (spec.rows > limits.maxComputeInvocationsPerWorkgroup) {
       return `a query tile of ${spec.rows} rows needs ${spec.rows} invocations per workgroup, device allows ${limits.maxComputeInvocationsPerWorkgroup}`;
@@ -64,7 +67,7 @@ function gateWgsl(spec: FlashSkipAttentionSpec, bindings: readonly BindingSpec[]
 var<workgroup> keepVotes: atomic<u32>;     // rows that keep the current tile
 var<workgroup> visibleVotes: atomic<u32>;  // rows that see any key of it
 var<workgroup> decision: u32;              // 1 = keep, read back uniformly
-var<workgroup> seenFirst: u32;             // some earlier tile held a visible score (zero-initialised)
+var<workgroup> seenFirst: u32;             // some earlier tile held a visible score (thread 0 only)
 
 fn loadKeyTile(b: u32, kh: u32, t0: u32, cols: u32, lid: u32) {
   for (var e = lid; e < TILE_KEYS * D4; e += WORKGROUP_SIZE) {
