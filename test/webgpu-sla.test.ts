@@ -95,7 +95,7 @@ describe('WebGPU SLA = CPU SlaMethod', { skip: gpu.skip }, () => {
     for (const map of ['softmax', 'elu', 'relu'] as const) await compileProgram(device, k.slaFeatureMapProgram, { map });
     for (const unselected of [true, false]) {
       await compileProgram(device, k.slaQueryBlockSumsProgram, { unselected });
-      await compileProgram(device, k.slaLinearRowsProgram, { unselected });
+      await compileProgram(device, (await import('../src/backends/webgpu/sla-linear-rows.js')).slaLinearRowsProgram, { unselected });
     }
     for (const [kind, bias] of [['identity', false], ['weights', false], ['weights', true]] as const) await compileProgram(device, k.slaProjectionProgram, { kind, bias });
   });

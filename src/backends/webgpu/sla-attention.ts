@@ -11,7 +11,7 @@
  *   → out [B, H, Lq, Dv] f32 in q's layout
  */
 import { type AttentionProblem, describeAttention } from '../../core/attention-shape.js';
-import { InvalidArgumentError } from '../../core/errors.js';
+import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
 import { HeadTensor } from '../../core/tensor.js';
 import type { SlaBlockMap } from '../../methods/sla-block-map.js';
 import { slaTopk } from '../../methods/sla-block-map.js';
@@ -24,7 +24,8 @@ import type { WebGpuContext } from './device.js';
 import { encodeSageSparsePart } from './sage-sla-attention.js';
 import { encodeBlockSelect, selectedCounts, type SelectDims } from './sla-block-select.js';
 import { encodeGrid } from './sla-grid.js';
-import { slaBlockSumsProgram, slaFeatureMapProgram, slaLinearRowsProgram, slaPrefixSumsProgram, slaProjectionProgram, slaQueryBlockSumsProgram, type SlaLinearParam } from './sla-linear.js';
+import { LINEAR_ROWS_MAX_E, slaLinearRowsProgram } from './sla-linear-rows.js';
+import { slaBlockSumsProgram, slaFeatureMapProgram, slaPrefixSumsProgram, slaProjectionProgram, slaQueryBlockSumsProgram, type SlaLinearParam } from './sla-linear.js';
 import { encodeMeanPool, encodeSequenceMean } from './sla-pool.js';
 
 export interface SlaGpuOptions {
@@ -142,6 +143,7 @@ async function encodeLinearPart(
 ): Promise<void> {
   const D = p.headDim;
   const Dv = p.valueDim;
+  if (Dv > 64 * LINEAR_ROWS_MAX_E) throw new UnsupportedError(`SLA's linear part on WebGPU keeps ${LINEAR_ROWS_MAX_E} value channels per thread: Dv must be at most ${64 * LINEAR_ROWS_MAX_E}, got ${Dv}`);
   const W = Dv + 1;
   const nQB = Math.ceil(p.queryLength / dims.blockQ);
   const nKB = Math.ceil(p.keyLength / dims.blockK);
@@ -165,7 +167,8 @@ async function encodeLinearPart(
     causal: p.causal ? 1 : 0, numQueryBlocks: nQB, numKeyBlocks: nKB, topk: dims.topk, blockQ: dims.blockQ, blockK: dims.blockK, headDim: D, valueDim: Dv,
   };
   await encodeGrid(device, encoder, slaQueryBlockSumsProgram, spec, params, { prefix, sums, lut: buf.lut, hq }, p.batch * p.heads * nQB * D * W);
-  await encodeGrid(device, encoder, slaLinearRowsProgram, spec, params, { phiQ, phiK, v: buf.v.buffer, hq, lut: buf.lut, ol }, qRows * Dv);
+  // One 64-thread workgroup per query row.
+  await encodeGrid(device, encoder, slaLinearRowsProgram, spec, params, { phiQ, phiK, v: buf.v.buffer, hq, lut: buf.lut, ol }, qRows * 64);
   const proj = opts.proj;
   const projBuffers: Record<string, GPUBuffer> = { ol, out: buf.o };
   if (proj.kind === 'weights') {

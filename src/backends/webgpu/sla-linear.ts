@@ -9,8 +9,7 @@
  *   sla-prefix-sums        sums → prefix [B·Hkv, nKB + 1, D, W]           one thread per (kv row, d, w)
  *   sla-query-block-sums   prefix[F] − Σ selected blocks < F → hq [B, H, nQB, D, W]
  *                          F = key blocks wholly visible to the block's first query (nKB if not causal)
- *   sla-linear-rows        Ol_i = (φq·H + Σ_tail w·v) / (ε + φq·Z + Σ_tail w), tail = visible unselected
- *                          keys of blocks ≥ F (causal only, < BLKQ + BLKK keys)   one thread per (row, e)
+ *   sla-linear-rows        (sla-linear-rows.ts) Ol per query row from hq and the causal tail
  *   sla-projection         os += Ol (identity) or Ol·Wᵀ + bias, in place   one thread per (row, e)
  * Sums are f32 here (f64 on the CPU): total-minus-selected loses a few more bits; tests allow it.
  */
@@ -97,8 +96,8 @@ const SHAPE_FIELDS = [
 export const slaLinearParams = new ParamsLayout([...GRID_FIELDS, ...SHAPE_FIELDS] as const);
 export type SlaLinearParam = Exclude<(typeof slaLinearParams.fields)[number][0], 'total' | 'gridX'>;
 
-/** WGSL shared by the two per-query-block kernels: F and the selected-block test. */
-const SHARED = `
+/** WGSL shared by the per-query-block kernels (here and sla-linear-rows.ts): F and the selected-block test. */
+export const SLA_BLOCK_WGSL = `
 fn fullBlocks(qb: u32) -> u32 {
   if (P.causal == 0u) { return P.numKeyBlocks; }
   return min(P.numKeyBlocks, (P.queryOffset + qb * P.blockQ + 1u) / P.blockK);
@@ -125,51 +124,7 @@ ${spec.unselected ? `  for (var n = 0u; n < P.topk; n++) {
   hq[t] = s;`,
     { lut: 'array<i32>' }, { prefix: '[B·Hkv, nKB + 1, D, Dv + 1]', sums: '[B·Hkv, nKB, D, Dv + 1]', lut: '[B, H, nQB, topk]', hq: '[B, H, nQB, D, Dv + 1]' },
   );
-  return { ...p, wgsl: (spec, header) => p.wgsl(spec, header).replace(MAIN, `${SHARED}\n${MAIN}`) };
-})();
-
-export const slaLinearRowsProgram: KernelProgram<LinearSpec, (typeof slaLinearParams.fields)[number][0]> = (() => {
-  const p = program<LinearSpec, (typeof slaLinearParams.fields)[number][0]>(
-    'sla-linear-rows', slaLinearParams, () => [ro('phiQ'), ro('phiK'), ro('v'), ro('hq'), ro('lut'), rw('ol')], (spec) => `  let Dv = P.valueDim;
-  let W = Dv + 1u;
-  let e = t % Dv;
-  let i = (t / Dv) % P.queryLength;
-  let bh = t / (Dv * P.queryLength);
-  let qb = i / P.blockQ;
-  let row = bh * P.numQueryBlocks + qb;
-  let kvRow = (bh / P.heads) * (P.heads / P.groupSize) + (bh % P.heads) / P.groupSize;
-  let F = fullBlocks(qb);
-  let qo = (bh * P.queryLength + i) * P.headDim;
-  let ho = row * P.headDim * W;
-  var num = 0.0;
-  var den = 0.0;
-  for (var d = 0u; d < P.headDim; d++) {
-    num += phiQ[qo + d] * hq[ho + d * W + e];
-    den += phiQ[qo + d] * hq[ho + d * W + Dv];
-  }
-  // Keys of the block part: blocks [0, F) less the selected ones.
-  var count = min(F * P.blockK, P.keyLength);
-${spec.unselected ? `  for (var n = 0u; n < P.topk; n++) {
-    let kb = lut[row * P.topk + n];
-    if (kb >= 0 && u32(kb) < F) { count -= min(u32(kb) * P.blockK + P.blockK, P.keyLength) - u32(kb) * P.blockK; }
-  }` : ''}
-  // Tail (causal): the visible keys of blocks >= F, token by token.
-  let jMax = select(P.keyLength, min(P.queryOffset + i + 1u, P.keyLength), P.causal != 0u);
-  for (var kb = F; kb * P.blockK < jMax; kb++) {
-    ${spec.unselected ? 'if (isSelected(row, kb)) { continue; }' : ''}
-    for (var j = kb * P.blockK; j < min((kb + 1u) * P.blockK, jMax); j++) {
-      let ko = (kvRow * P.keyLength + j) * P.headDim;
-      var w = 0.0;
-      for (var d = 0u; d < P.headDim; d++) { w += phiQ[qo + d] * phiK[ko + d]; }
-      num += w * v[(kvRow * P.keyLength + j) * Dv + e];
-      den += w;
-      count++;
-    }
-  }
-  ol[t] = select(num / (EPS + den), 0.0, count == 0u);`,
-    { lut: 'array<i32>' }, { phiQ: '[B, H, Lq, D]', phiK: '[B·Hkv, Lk, D]', v: '[B·Hkv, Lk, Dv]', hq: '[B, H, nQB, D, Dv + 1]', ol: '[B, H, Lq, Dv]' },
-  );
-  return { ...p, wgsl: (spec, header) => p.wgsl(spec, header).replace(MAIN, `${SHARED}\n${MAIN}`) };
+  return { ...p, wgsl: (spec, header) => p.wgsl(spec, header).replace(MAIN, `${SLA_BLOCK_WGSL}\n${MAIN}`) };
 })();
 
 export type ProjectionSpec = { readonly kind: 'identity' | 'weights'; readonly bias: boolean };
