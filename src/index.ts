@@ -50,3 +50,8 @@ export {
 export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
 export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
 export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';
+// WebGPU backend and backend selection (the npm `webgpu` package itself is imported only on first device use)
+export { createBackend, resolveBackend, BACKEND_CHOICES, type BackendChoice } from './backends/index.js';
+export { gatherPagedKv } from './backends/cpu/paged-kv.js';
+export * from './backends/webgpu/index.js';
+export { createWebGpuPagedBackend, webgpuPagedBackend } from './engine/webgpu-paged-backend.js';

@@ -17,6 +17,7 @@ const COMMANDS: readonly Command[] = [
   configCommand,
   calibrateCommand,
   prefillCommand,
+  deviceCommand,
 ];
 
 function help(): string {

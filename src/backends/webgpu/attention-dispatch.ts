@@ -59,14 +59,17 @@ export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts:
   };
 }
 
-/** Compiles (once per device and variant) and encodes the dispatch into `encoder`. */
-export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<void> {
+/**
+ * Compiles (once per device and variant) and encodes the dispatch into `encoder`. Returns the
+ * dispatch's Params uniform buffer (destroy it once the submitted work is done, or leave it to GC).
+ */
+export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<GPUBuffer> {
   const spec = attentionSpecFor(device, views, opts);
   const d = attentionDispatch(device, views, opts, spec, ATTENTION_WORKGROUP_SIZE);
   const reason = attentionProgram.supports(spec, d.shape, device.limits);
   if (reason) throw new UnsupportedError(`WebGPU attention cannot run this shape: ${reason}`);
   const compiled = await compileProgram(device, attentionProgram, spec);
-  encodeProgram(device, encoder, attentionProgram, compiled, d);
+  return encodeProgram(device, encoder, attentionProgram, compiled, d);
 }
 
 /**

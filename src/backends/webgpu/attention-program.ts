@@ -104,7 +104,55 @@ export const attentionProgram: KernelProgram<AttentionSpec, AttentionParamName, 
 };
 
 /**
- * Variant hooks a program built on this skeleton may add (flash-skip-softmax uses them):
+ * The variant hooks, one WGSL snippet per spec value; a Record over the spec's union type, so a
+ * new value does not compile until it has its hook.
+ */
+const KV_HOOK: Record<AttentionSpec['kv'], string> = {
+  strided: `// Hook kv: element offset of key/value row j of (batch b, KV head kh).
+fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + b * P.kStrideB + kh * P.kStrideH + j * P.kStrideL; }
+fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + b * P.vStrideB + kh * P.vStrideH + j * P.vStrideL; }`,
+  paged: `// Hook kv: element offset of key/value row j of (sequence b, KV head kh) through the block table.
+fn kvPage(b: u32, j: u32) -> u32 { return u32(blockTable[b * P.tableStride + j / P.pageSize]); }
+fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + kvPage(b, j) * P.kStrideB + kh * P.kStrideH + (j % P.pageSize) * P.kStrideL; }
+fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + kvPage(b, j) * P.vStrideB + kh * P.vStrideH + (j % P.pageSize) * P.vStrideL; }`,
+};
+
+const TOKEN_RULE_HOOK: Record<AttentionSpec['tokenRule'], string> = {
+  none: `// Hook tokenRule: every key of a kept block (causality is tested apart).
+fn tokenVisible(i: u32, j: u32) -> bool { return true; }`,
+  trishape: `// Hook tokenRule: tri-shape (core/token-rule.ts) inside kept blocks; causality is tested apart.
+fn tokenVisible(i: u32, j: u32) -> bool {
+  if (i + P.lastDenseQueries >= P.queryLength) { return true; }  // i >= Lq - lastDenseQueries
+  if (j < P.sinkTokens) { return true; }
+  let p = P.queryOffset + i;
+  return j <= p && j + P.localWindow > p;                           // p - window < j <= p
+}`,
+};
+
+const BLOCK_LIST_HOOK: Record<AttentionSpec['blocks'], string> = {
+  all: `// Hook blocks: one entry covering every key (dense); the causal limit clips it.
+fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> { return vec2<u32>(0u, 1u); }
+fn blockKeys(n: u32) -> vec2<u32> { return vec2<u32>(0u, P.keyLength); }`,
+  csr: `// Hook blocks: entries [rowPtr[row], rowPtr[row + 1]) of colIdx for this (b, h, query block);
+// entry n covers keys [colIdx[n]·bc, min((colIdx[n] + 1)·bc, Lk)).
+fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> {
+  let row = (b * P.heads + h) * P.numQueryBlocks + qb;
+  return vec2<u32>(u32(rowPtr[row]), u32(rowPtr[row + 1u]));
+}
+fn blockKeys(n: u32) -> vec2<u32> {
+  let j0 = u32(colIdx[n]) * P.blockCols;
+  return vec2<u32>(j0, min(j0 + P.blockCols, P.keyLength));
+}`,
+};
+
+/** Block list of programs with the `tiles` hook: every key tile of P.blockCols keys, in order. */
+const TILES_BLOCK_LIST = `// Hook blocks (tiles): entry n covers keys [n·bc, min((n + 1)·bc, Lk)), every tile in order.
+fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> { return vec2<u32>(0u, (P.keyLength + P.blockCols - 1u) / P.blockCols); }
+fn blockKeys(n: u32) -> vec2<u32> { return vec2<u32>(n * P.blockCols, min((n + 1u) * P.blockCols, P.keyLength)); }`;
+
+/**
+ * Hooks a program built on this skeleton may add beyond the spec's tables (flash-skip-softmax and
+ * SageSLA use them):
  *   bindings  the program's bindings (the skeleton's own come first, in attentionProgram's order)
  *   tiles     the block list is every key tile of P.blockCols keys (in order), not 'all' or CSR
  *   gate      WGSL defining `fn keepBlock(b, h, kh, qb, n, j0, j1, lid, rowActive, keyPos, i, qv, m) -> bool`,
@@ -128,16 +176,15 @@ export interface SkeletonHooks {
 export function attentionWgsl(spec: AttentionSpec, header: string, hooks: SkeletonHooks): string {
   const T = spec.dtype;
   const csr = spec.blocks === 'csr';
-  const tiles = hooks.tiles === true;
   const paged = spec.kv === 'paged';
   const bindings = hooks.bindings;
+  const int8 = hooks.logits === 'int8';
+  const QK = int8 ? 'u32' : T;
   const rolled = spec.headDimLoop === 'rolled';
   // Loop bounds over the head dims (in vec4s): constants, or the same values from Params.
   const dLoop = rolled ? 'P.headDimVec4' : 'D4';
   const dvLoop = rolled ? 'P.valueDimVec4' : 'DV4';
   const binding = (name: string) => bindings.findIndex((b) => b.name === name) + 1;
-  const int8 = hooks.logits === 'int8';
-  const QK = int8 ? 'u32' : T;
   return /* wgsl */ `${T === 'f16' ? 'enable f16;\n' : ''}${header}
 const D4: u32 = HEAD_DIM / 4u;
 const DV4: u32 = VALUE_DIM / 4u;
@@ -165,33 +212,10 @@ var<workgroup> vTile: array<vec4<f32>, TILE_KEYS * DV4>;  // [TILE_KEYS, VALUE_D
 
 fn loadV4(e: u32) -> vec4<f32> { return vec4<f32>(f32(v[e]), f32(v[e + 1u]), f32(v[e + 2u]), f32(v[e + 3u])); }
 
-// Hook kv: element offset of key/value row j of (batch b, KV head kh).
-${paged ? `fn kvPage(b: u32, j: u32) -> u32 { return u32(blockTable[b * P.tableStride + j / P.pageSize]); }
-fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + kvPage(b, j) * P.kStrideB + kh * P.kStrideH + (j % P.pageSize) * P.kStrideL; }
-fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + kvPage(b, j) * P.vStrideB + kh * P.vStrideH + (j % P.pageSize) * P.vStrideL; }`
-    : `fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + b * P.kStrideB + kh * P.kStrideH + j * P.kStrideL; }
-fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + b * P.vStrideB + kh * P.vStrideH + j * P.vStrideL; }`}
-
-// Hook tokenRule: whether query i may see key j inside a kept block (causality is tested apart).
-fn tokenVisible(i: u32, j: u32) -> bool {
-${spec.tokenRule === 'trishape' ? `  if (i + P.lastDenseQueries >= P.queryLength) { return true; }  // i >= Lq - lastDenseQueries
-  if (j < P.sinkTokens) { return true; }
-  let p = P.queryOffset + i;
-  return j <= p && j + P.localWindow > p;                           // p - window < j <= p`
-    : '  return true;'}
-}
-
-// Hook blocks: the workgroup's list of key ranges, [first, end) entries, and entry n's keys [j0, j1).
-fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> {
-${csr ? `  let row = (b * P.heads + h) * P.numQueryBlocks + qb;
-  return vec2<u32>(u32(rowPtr[row]), u32(rowPtr[row + 1u]));` : tiles ? '  return vec2<u32>(0u, (P.keyLength + P.blockCols - 1u) / P.blockCols);' : '  return vec2<u32>(0u, 1u);'}
-}
-fn blockKeys(n: u32) -> vec2<u32> {
-${csr || tiles ? `  let j0 = ${csr ? 'u32(colIdx[n])' : 'n'} * P.blockCols;
-  return vec2<u32>(j0, min(j0 + P.blockCols, P.keyLength));` : '  return vec2<u32>(0u, P.keyLength);'}
-}
+${KV_HOOK[spec.kv]}
+${TOKEN_RULE_HOOK[spec.tokenRule]}
+${hooks.tiles ? TILES_BLOCK_LIST : BLOCK_LIST_HOOK[spec.blocks]}
 ${hooks.gate ?? ''}
-
 // Cooperative load of keys [t0, t0 + cols) of (b, kh) into kTile/vTile; rows past cols are zero.
 fn loadTile(b: u32, kh: u32, t0: u32, cols: u32, lid: u32) {
   for (var e = lid; e < TILE_KEYS * D4; e += WORKGROUP_SIZE) {
@@ -234,7 +258,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var d = 0u; d < ${dLoop}; d++) { qv[d] = loadQ4(qRow + d * 4u)${int8 ? '' : ' * P.scaleLog2e'}; }
     ${int8 ? 'qs = qScale[(b * P.heads + h) * P.numQueryBlocks + i / P.blockRows];' : ''}
   }
-
 ${hooks.init ?? ''}
   let list = blockListRange(b, h, qb);
   for (var n = list.x; n < list.y; n++) {

@@ -108,7 +108,7 @@ export async function runAttentionOnHost(ctx: WebGpuContext, q: HeadTensor, k: H
       opts.paged = { blockTable, tableStride: run.paged.tableStride, pageSize: run.paged.pageSize };
     }
     const encoder = device.createCommandEncoder({ label });
-    await encodeAttention(device, encoder, views, opts);
+    owned.push(await encodeAttention(device, encoder, views, opts));
     device.queue.submit([encoder.finish()]);
     return await readTensor(device, views.o, q.layout);
   } finally {

@@ -108,7 +108,7 @@ export async function createWebGpuContext(opts: WebGpuOptions = {}): Promise<Web
   if (!adapter) {
     throw new UnsupportedError(
       runtime === 'dawn-node'
-        ? 'No WebGPU adapter found: Dawn sees no Vulkan device. On a machine without a GPU install Mesa lavapipe (.ci/install-lavapipe.sh); on a GPU machine check that the Vulkan loader and ICD are installed.'
+        ? 'No WebGPU adapter found: Dawn (npm "webgpu") sees no GPU. On Linux without a GPU install Mesa lavapipe (.ci/install-lavapipe.sh); on a GPU machine check that the Vulkan loader and the driver\'s ICD are installed.'
         : 'No WebGPU adapter found: navigator.gpu.requestAdapter() returned null (WebGPU disabled or no supported GPU).',
     );
   }

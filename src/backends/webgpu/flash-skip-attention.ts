@@ -146,12 +146,13 @@ export function flashSkipRows(br: number): number {
 
 /**
  * Encodes the in-loop flash-skip dispatch on GPU views; `kept` (u32 [B, H, nQB, nKB], zeroed) and
- * `counters` (u32 [3], zeroed) are written. br = 1 in the decode phase, as on the CPU.
+ * `counters` (u32 [3], zeroed) are written. br = 1 in the decode phase, as on the CPU. Returns the
+ * Params uniform (destroy it once the work is done).
  */
 export async function encodeFlashSkipAttention(
   device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews,
   opts: { causal: boolean; scale: number; threshold: number; br: number; bc: number; kept: GPUBuffer; counters: GPUBuffer },
-): Promise<void> {
+): Promise<GPUBuffer> {
   if (!(opts.threshold > 0 && opts.threshold <= 1)) throw new InvalidArgumentError('threshold', opts.threshold, 'in (0, 1]');
   for (const [name, x] of [['br', opts.br], ['bc', opts.bc]] as const) {
     if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(name, x, 'an integer >= 1');
@@ -166,7 +167,7 @@ export async function encodeFlashSkipAttention(
   if (reason) throw new UnsupportedError(`WebGPU flash-skip attention cannot run this shape: ${reason}`);
   const params = { ...d.params, blockRows: opts.br, blockCols: opts.bc, numQueryBlocks, chunksPerBlock: 1, log2Threshold: Math.log2(opts.threshold), numKeyBlocks };
   const compiled = await compileProgram(device, flashSkipAttentionProgram, spec);
-  encodeProgram(device, encoder, flashSkipAttentionProgram, compiled, {
+  return encodeProgram(device, encoder, flashSkipAttentionProgram, compiled, {
     params, buffers: { ...d.buffers, kept: opts.kept, counters: opts.counters }, workgroups: [numQueryBlocks, views.q.heads, views.q.batch],
   });
 }
@@ -191,9 +192,10 @@ export async function flashSkipAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor
   const keptBytes = p.batch * p.heads * nQB * nKB * 4;
   const kept = createStorageBuffer(device, keptBytes, `${label}.kept`);
   const counters = createStorageBuffer(device, 12, `${label}.counters`);
+  const owned = [views.q.buffer, views.k.buffer, views.v.buffer, views.o.buffer, kept, counters];
   try {
     const encoder = device.createCommandEncoder({ label });
-    await encodeFlashSkipAttention(device, encoder, views, { causal: p.causal, scale: p.scale, threshold: opts.threshold, br, bc, kept, counters });
+    owned.push(await encodeFlashSkipAttention(device, encoder, views, { causal: p.causal, scale: p.scale, threshold: opts.threshold, br, bc, kept, counters }));
     device.queue.submit([encoder.finish()]);
     const output = await readTensor(device, views.o, q.layout);
     const keptFlags = new Uint32Array(await readBuffer(device, kept, keptBytes));
@@ -202,6 +204,6 @@ export async function flashSkipAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor
     const keptView = Uint8Array.from(keptFlags);
     return { output, kept: BlockMask.fromDense(dims, keptView), visitedTiles, skippedTiles, raisedRows, keptView };
   } finally {
-    for (const b of [views.q.buffer, views.k.buffer, views.v.buffer, views.o.buffer, kept, counters]) b.destroy();
+    for (const b of owned) b.destroy();
   }
 }

@@ -157,10 +157,13 @@ export interface Dispatch<F extends string> {
   workgroups: readonly [number, number, number];
 }
 
-/** Encodes one dispatch of a compiled variant into `encoder` (the caller submits). */
+/**
+ * Encodes one dispatch of a compiled variant into `encoder` (the caller submits). Returns the
+ * dispatch's Params uniform buffer, which the caller may destroy once the work is done.
+ */
 export function encodeProgram<S extends KernelSpec, F extends string>(
   device: GPUDevice, encoder: GPUCommandEncoder, program: KernelProgram<S, F>, compiled: CompiledProgram, d: Dispatch<F>,
-): void {
+): GPUBuffer {
   const uniform = device.createBuffer({ label: `${compiled.label}.params`, size: program.params.byteSize, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
   device.queue.writeBuffer(uniform, 0, program.params.pack(d.params));
   const entries = compiled.bindings.map((b, i) => {
@@ -174,4 +177,5 @@ export function encodeProgram<S extends KernelSpec, F extends string>(
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(...d.workgroups);
   pass.end();
+  return uniform;
 }

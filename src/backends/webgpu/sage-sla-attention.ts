@@ -140,7 +140,7 @@ async function encodeQuantize(
   const spec = { smooth: mean !== null };
   const compiled = await compileProgram(device, sageQuantizeProgram, spec);
   const buffers: Record<string, GPUBuffer> = mean ? { x, mean, packed, scale } : { x, packed, scale };
-  encodeProgram(device, encoder, sageQuantizeProgram, compiled, { params: { length, headDim: D, block, numBlocks, factor: factor }, buffers, workgroups: [numBlocks, rows, 1] });
+  own(encodeProgram(device, encoder, sageQuantizeProgram, compiled, { params: { length, headDim: D, block, numBlocks, factor }, buffers, workgroups: [numBlocks, rows, 1] }));
   return { packed, scale };
 }
 
@@ -159,7 +159,7 @@ export async function encodeSageSparsePart(
   const kq = await encodeQuantize(device, encoder, views.k.buffer, views.kMean, p.batch * p.kvHeads, p.keyLength, D, blocks.blockCols, 1, own, 'sage.k');
   const vCount = p.batch * p.kvHeads * p.keyLength * p.valueDim;
   const v16 = own(createStorageBuffer(device, vCount * 4, 'sage.vF16'));
-  await encodeGrid(device, encoder, sageRoundVProgram, {}, {}, { x: views.v.buffer, y: v16 }, vCount);
+  own(await encodeGrid(device, encoder, sageRoundVProgram, {}, {}, { x: views.v.buffer, y: v16 }, vCount));
   const opts: AttentionDispatchOptions = { causal: p.causal, scale: p.scale, blocks };
   const spec: AttentionSpec = {
     blocks: 'csr', tokenRule: 'none', kv: 'strided', dtype: 'f32', headDim: D, valueDim: p.valueDim,
@@ -170,5 +170,5 @@ export async function encodeSageSparsePart(
   const reason = sageAttentionProgram.supports(spec, d.shape, device.limits);
   if (reason) throw new UnsupportedError(`WebGPU SageSLA attention cannot run this shape: ${reason}`);
   const compiled = await compileProgram(device, sageAttentionProgram, spec);
-  encodeProgram(device, encoder, sageAttentionProgram, compiled, { ...d, buffers: { ...d.buffers, qScale: qq.scale, kScale: kq.scale } });
+  own(encodeProgram(device, encoder, sageAttentionProgram, compiled, { ...d, buffers: { ...d.buffers, qScale: qq.scale, kScale: kq.scale } }));
 }

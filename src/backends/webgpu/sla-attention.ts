@@ -74,7 +74,7 @@ export async function slaAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor, k: H
     const sel = await encodeBlockMap(device, encoder, p, dims, views, own);
     const blocks = { kind: 'csr' as const, rowPtr: sel.rowPtr, colIdx: sel.colIdx, blockRows: opts.BLKQ, blockCols: opts.BLKK };
     if (opts.sage) await encodeSageSparsePart(device, encoder, p, { ...views, o, kMean: sel.kMean }, blocks, own);
-    else await encodeAttention(device, encoder, { ...views, o }, { causal: p.causal, scale: p.scale, blocks });
+    else own(await encodeAttention(device, encoder, { ...views, o }, { causal: p.causal, scale: p.scale, blocks }));
     if (!projectionIsZero(opts.proj)) await encodeLinearPart(device, encoder, p, dims, { ...views, o: o.buffer, lut: sel.lut }, opts, own);
     device.queue.submit([encoder.finish()]);
     const output = (await readTensor(device, o, 'BHLD')).toLayout(q.layout);
@@ -105,9 +105,9 @@ async function encodeBlockMap(
   const kMean = own(createStorageBuffer(device, p.batch * p.kvHeads * D * 4, 'sla.kMean'));
   const pooledQ = own(createStorageBuffer(device, rows * D * 4, 'sla.pooledQ'));
   const pooledK = own(createStorageBuffer(device, p.batch * p.kvHeads * nKB * D * 4, 'sla.pooledK'));
-  await encodeSequenceMean(device, encoder, views.k.buffer, kMean, p.batch * p.kvHeads, p.keyLength, D);
-  await encodeMeanPool(device, encoder, views.q.buffer, null, pooledQ, p.batch * p.heads, p.queryLength, D, dims.blockQ);
-  await encodeMeanPool(device, encoder, views.k.buffer, kMean, pooledK, p.batch * p.kvHeads, p.keyLength, D, dims.blockK);
+  own(await encodeSequenceMean(device, encoder, views.k.buffer, kMean, p.batch * p.kvHeads, p.keyLength, D));
+  own(await encodeMeanPool(device, encoder, views.q.buffer, null, pooledQ, p.batch * p.heads, p.queryLength, D, dims.blockQ));
+  own(await encodeMeanPool(device, encoder, views.k.buffer, kMean, pooledK, p.batch * p.kvHeads, p.keyLength, D, dims.blockK));
   const counts = selectedCounts(dims);
   const rowPtr = new Int32Array(rows + 1);
   for (let r = 0; r < rows; r++) rowPtr[r + 1] = rowPtr[r] + counts[r];
@@ -119,7 +119,7 @@ async function encodeBlockMap(
     lut: own(uploadArray(device, new Int32Array(rows * dims.topk).fill(-1), 'sla.lut', BufferUsage.COPY_SRC)),
     colIdx: own(createStorageBuffer(device, rowPtr[rows] * 4, 'sla.colIdx')),
   };
-  await encodeBlockSelect(device, encoder, dims, buf);
+  (await encodeBlockSelect(device, encoder, dims, buf)).forEach(own);
   return { kMean, scores: buf.scores, sparseMap: buf.sparseMap, lut: buf.lut, rowPtr: buf.rowPtr, colIdx: buf.colIdx, counts };
 }
 
@@ -156,19 +156,19 @@ async function encodeLinearPart(
   const hq = own(createStorageBuffer(device, p.batch * p.heads * nQB * D * W * 4, 'sla.queryBlockSums'));
   const ol = own(createStorageBuffer(device, qRows * Dv * 4, 'sla.ol'));
   const map = { map: opts.featureMap };
-  await encodeGrid(device, encoder, slaFeatureMapProgram, map, { headDim: D }, { x: buf.q.buffer, phi: phiQ }, qRows);
-  await encodeGrid(device, encoder, slaFeatureMapProgram, map, { headDim: D }, { x: buf.k.buffer, phi: phiK }, kvRows * p.keyLength);
-  await encodeGrid(device, encoder, slaBlockSumsProgram, {}, { keyLength: p.keyLength, headDim: D, valueDim: Dv, blockK: dims.blockK, numKeyBlocks: nKB },
-    { phiK, v: buf.v.buffer, sums }, kvRows * nKB * D * W);
-  await encodeGrid(device, encoder, slaPrefixSumsProgram, {}, { width: D * W, numKeyBlocks: nKB }, { sums, prefix }, kvRows * D * W);
+  own(await encodeGrid(device, encoder, slaFeatureMapProgram, map, { headDim: D }, { x: buf.q.buffer, phi: phiQ }, qRows));
+  own(await encodeGrid(device, encoder, slaFeatureMapProgram, map, { headDim: D }, { x: buf.k.buffer, phi: phiK }, kvRows * p.keyLength));
+  own(await encodeGrid(device, encoder, slaBlockSumsProgram, {}, { keyLength: p.keyLength, headDim: D, valueDim: Dv, blockK: dims.blockK, numKeyBlocks: nKB },
+    { phiK, v: buf.v.buffer, sums }, kvRows * nKB * D * W));
+  own(await encodeGrid(device, encoder, slaPrefixSumsProgram, {}, { width: D * W, numKeyBlocks: nKB }, { sums, prefix }, kvRows * D * W));
   const spec = { unselected: opts.linearBlocks === 'unselected' };
   const params: Record<SlaLinearParam, number> = {
     heads: p.heads, groupSize: p.groupSize, queryLength: p.queryLength, keyLength: p.keyLength, queryOffset: p.queryOffset,
     causal: p.causal ? 1 : 0, numQueryBlocks: nQB, numKeyBlocks: nKB, topk: dims.topk, blockQ: dims.blockQ, blockK: dims.blockK, headDim: D, valueDim: Dv,
   };
-  await encodeGrid(device, encoder, slaQueryBlockSumsProgram, spec, params, { prefix, sums, lut: buf.lut, hq }, p.batch * p.heads * nQB * D * W);
+  own(await encodeGrid(device, encoder, slaQueryBlockSumsProgram, spec, params, { prefix, sums, lut: buf.lut, hq }, p.batch * p.heads * nQB * D * W));
   // One 64-thread workgroup per query row.
-  await encodeGrid(device, encoder, slaLinearRowsProgram, spec, params, { phiQ, phiK, v: buf.v.buffer, hq, lut: buf.lut, ol }, qRows * 64);
+  own(await encodeGrid(device, encoder, slaLinearRowsProgram, spec, params, { phiQ, phiK, v: buf.v.buffer, hq, lut: buf.lut, ol }, qRows * 64));
   const proj = opts.proj;
   const projBuffers: Record<string, GPUBuffer> = { ol, out: buf.o };
   if (proj.kind === 'weights') {
@@ -176,5 +176,5 @@ async function encodeLinearPart(
     if (proj.bias) projBuffers.bias = own(uploadArray(device, proj.bias, 'sla.projBias'));
   }
   const projSpec = { kind: proj.kind === 'weights' ? 'weights' as const : 'identity' as const, bias: proj.kind === 'weights' && proj.bias !== null };
-  await encodeGrid(device, encoder, slaProjectionProgram, projSpec, { valueDim: Dv }, projBuffers, qRows * Dv);
+  own(await encodeGrid(device, encoder, slaProjectionProgram, projSpec, { valueDim: Dv }, projBuffers, qRows * Dv));
 }

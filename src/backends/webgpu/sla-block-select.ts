@@ -146,20 +146,22 @@ export interface SelectBuffers {
   colIdx: GPUBuffer;
 }
 
-/** Encodes scores → sparseMap → lut/colIdx. */
-export async function encodeBlockSelect(device: GPUDevice, encoder: GPUCommandEncoder, dims: SelectDims, buf: SelectBuffers): Promise<void> {
+/** Encodes scores → sparseMap → lut/colIdx; returns the three Params uniforms. */
+export async function encodeBlockSelect(device: GPUDevice, encoder: GPUCommandEncoder, dims: SelectDims, buf: SelectBuffers): Promise<GPUBuffer[]> {
   const nQB = Math.ceil(dims.queryLength / dims.blockQ);
   const nKB = Math.ceil(dims.keyLength / dims.blockK);
   const total = dims.batch * dims.heads * nQB * nKB;
-  await encodeGrid(device, encoder, slaPooledScoresProgram, {}, {
+  const uniforms: GPUBuffer[] = [];
+  uniforms.push(await encodeGrid(device, encoder, slaPooledScoresProgram, {}, {
     heads: dims.heads, groupSize: dims.heads / dims.kvHeads, kvHeads: dims.kvHeads, numQueryBlocks: nQB, numKeyBlocks: nKB, headDim: dims.headDim,
-  }, { pooledQ: buf.pooledQ, pooledK: buf.pooledK, scores: buf.scores }, total);
-  await encodeGrid(device, encoder, slaTopkSelectProgram, {}, {
+  }, { pooledQ: buf.pooledQ, pooledK: buf.pooledK, scores: buf.scores }, total));
+  uniforms.push(await encodeGrid(device, encoder, slaTopkSelectProgram, {}, {
     numQueryBlocks: nQB, numKeyBlocks: nKB, topk: dims.topk, causal: dims.causal ? 1 : 0,
     queryLength: dims.queryLength, keyLength: dims.keyLength, blockQ: dims.blockQ, blockK: dims.blockK,
-  }, { scores: buf.scores, sparseMap: buf.sparseMap }, total);
-  await encodeGrid(device, encoder, slaLutProgram, {}, { numKeyBlocks: nKB, topk: dims.topk },
-    { sparseMap: buf.sparseMap, rowPtr: buf.rowPtr, lut: buf.lut, colIdx: buf.colIdx }, total);
+  }, { scores: buf.scores, sparseMap: buf.sparseMap }, total));
+  uniforms.push(await encodeGrid(device, encoder, slaLutProgram, {}, { numKeyBlocks: nKB, topk: dims.topk },
+    { sparseMap: buf.sparseMap, rowPtr: buf.rowPtr, lut: buf.lut, colIdx: buf.colIdx }, total));
+  return uniforms;
 }
 
 /** Selected blocks per (b, h, query block): min(topk, causally valid blocks); depends on the shape only. */

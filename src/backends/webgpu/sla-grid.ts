@@ -14,11 +14,11 @@ export const GRID_FIELDS = [['total', 'u32'], ['gridX', 'u32']] as const;
 export const GRID_WGSL = /* wgsl */ `
 fn threadIndex(wg: vec3<u32>, lid: u32) -> u32 { return (wg.y * P.gridX + wg.x) * ${GRID_WORKGROUP}u + lid; }`;
 
-/** Compiles (cached) and encodes a grid kernel over `total` threads. */
+/** Compiles (cached) and encodes a grid kernel over `total` threads; returns its Params uniform. */
 export async function encodeGrid<S extends KernelSpec, F extends string>(
   device: GPUDevice, encoder: GPUCommandEncoder, program: KernelProgram<S, F>, spec: S,
   params: Readonly<Record<Exclude<F, 'total' | 'gridX'>, number>>, buffers: Readonly<Record<string, GPUBuffer>>, total: number,
-): Promise<void> {
+): Promise<GPUBuffer> {
   const groups = Math.max(1, Math.ceil(total / GRID_WORKGROUP));
   const maxX = device.limits.maxComputeWorkgroupsPerDimension;
   const gridX = Math.min(groups, maxX);
@@ -26,5 +26,5 @@ export async function encodeGrid<S extends KernelSpec, F extends string>(
   if (gridY > maxX) throw new UnsupportedError(`${program.name}: ${total} threads exceed a ${maxX}×${maxX} grid of ${GRID_WORKGROUP}-thread workgroups`);
   const compiled = await compileProgram(device, program, spec);
   const all = { ...params, total, gridX } as Record<F, number>;
-  encodeProgram(device, encoder, program, compiled, { params: all, buffers, workgroups: [gridX, gridY, 1] });
+  return encodeProgram(device, encoder, program, compiled, { params: all, buffers, workgroups: [gridX, gridY, 1] });
 }

@@ -85,7 +85,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 };
 
 /** Encodes mean [rows, D] of x [rows, L, D]. */
-export function encodeSequenceMean(device: GPUDevice, encoder: GPUCommandEncoder, x: GPUBuffer, mean: GPUBuffer, rows: number, length: number, headDim: number): Promise<void> {
+export function encodeSequenceMean(device: GPUDevice, encoder: GPUCommandEncoder, x: GPUBuffer, mean: GPUBuffer, rows: number, length: number, headDim: number): Promise<GPUBuffer> {
   return encodeGrid(device, encoder, slaSequenceMeanProgram, {}, { length, headDim }, { x, mean }, rows * headDim);
 }
 
@@ -93,7 +93,7 @@ export function encodeSequenceMean(device: GPUDevice, encoder: GPUCommandEncoder
 export function encodeMeanPool(
   device: GPUDevice, encoder: GPUCommandEncoder, x: GPUBuffer, mean: GPUBuffer | null, pooled: GPUBuffer,
   rows: number, length: number, headDim: number, block: number,
-): Promise<void> {
+): Promise<GPUBuffer> {
   const numBlocks = Math.ceil(length / block);
   const buffers: Record<string, GPUBuffer> = mean ? { x, mean, pooled } : { x, pooled };
   return encodeGrid(device, encoder, slaMeanPoolProgram, { smooth: mean !== null }, { length, headDim, block, numBlocks }, buffers, rows * numBlocks * headDim);
