@@ -111,6 +111,20 @@ describe('WebGPU flash-skip-softmax in the loop = CPU sequential kernel', { skip
     }
   });
 
+  it('edge cases: ±1e4 logits keep the CPU decisions and stay finite; NaN input is named', async () => {
+    const { q, k, v } = structuredQKV({ heads: 2, length: 40, headDim: 64, seed: 13 });
+    const opts = { causal: true, scale: 300, threshold: 0.1, br: 16, bc: 8 };  // logits of order ±1e4
+    const cpu = flashSkipAttention(q, k, v, opts);
+    const got = await flashSkipAttentionWebGpu(gpu.ctx!, q, k, v, opts);
+    assert.deepEqual(keptLists(got.kept), keptLists(cpu.kept));
+    assert.ok(got.output.toFloat32Array().every(Number.isFinite));
+    assertTensorsClose(got.output, cpu.output, TOL.f32, '±1e4 logits');
+    const bad = q.toFloat32Array().slice();
+    bad[70] = NaN;
+    const qNaN = new HeadTensor(q.shape, bad, 'BHLD');
+    await assert.rejects(flashSkipAttentionWebGpu(gpu.ctx!, qNaN, k, v, opts), /q\[0, 0, 1, 6\] \(layout BHLD\) must be a finite number, got NaN/);
+  });
+
   it('rejects bad thresholds and tiles larger than a workgroup, naming them', async () => {
     const { q, k, v } = structuredQKV({ heads: 1, length: 8, headDim: 64, seed: 1 });
     await assert.rejects(flashSkipAttentionWebGpu(gpu.ctx!, q, k, v, { threshold: 1.5 }), /threshold must be in \(0, 1\], got 1.5/);

@@ -100,6 +100,15 @@ describe('WebGPU SLA = CPU SlaMethod', { skip: gpu.skip }, () => {
     for (const [kind, bias] of [['identity', false], ['weights', false], ['weights', true]] as const) await compileProgram(device, k.slaProjectionProgram, { kind, bias });
   });
 
+  it('NaN input is named, not computed', async () => {
+    const { q, k, v } = structuredQKV({ heads: 1, length: 20, headDim: 32, seed: 1 });
+    const bad = k.toFloat32Array().slice();
+    bad[5] = NaN;
+    const kNaN = new HeadTensor(k.shape, bad, 'BHLD');
+    const method = new SlaMethod({ BLKQ: 8, BLKK: 8 });
+    await assert.rejects(slaAttentionWebGpu(gpu.ctx!, q, kNaN, v, { ...method.settings, causal: true }), /k\[0, 0, 0, 5\] \(layout BHLD\) must be a finite number, got NaN/);
+  });
+
   it('topkRatio 1 selects every block: the linear part is empty and SLA equals dense attention', async () => {
     const { q, k, v } = structuredQKV({ heads: 2, length: 50, headDim: 32, seed: 9 });
     const method = new SlaMethod({ topkRatio: 1, BLKQ: 16, BLKK: 8, proj: 'identity' });
