@@ -29,13 +29,14 @@ function declare(bindings: readonly BindingSpec[], types: Record<string, string>
   return bindings.map((b, n) => `@group(0) @binding(${n + 1}) var<storage, ${b.kind === 'storage' ? 'read_write' : 'read'}> ${b.name}: ${types[b.name] ?? 'array<f32>'};${notes[b.name] ? `  // ${notes[b.name]}` : ''}`).join('\n');
 }
 
+/** A one-thread-per-element kernel: bindings, the body of main after `t` is known, helper WGSL. */
 function program<S extends Record<string, string | number | boolean>, F extends string>(
   name: string, params: ParamsLayout<F>, bindings: (spec: S) => BindingSpec[], body: (spec: S) => string,
-  types: Record<string, string> = {}, notes: Record<string, string> = {},
+  types: Record<string, string> = {}, notes: Record<string, string> = {}, helpers = '',
 ): KernelProgram<S, F> {
   return {
     name, params, bindings, constants: () => ({}), workgroupSize: () => 64, supports: () => null,
-    wgsl: (spec, header) => `${header}\nconst EPS: f32 = ${LINEAR_EPS};\n@group(0) @binding(0) var<uniform> P: Params;\n${declare(bindings(spec), types, notes)}\n${MAIN}\n${body(spec)}\n}\n`,
+    wgsl: (spec, header) => `${header}\nconst EPS: f32 = ${LINEAR_EPS};\n@group(0) @binding(0) var<uniform> P: Params;\n${declare(bindings(spec), types, notes)}\n${helpers}\n${MAIN}\n${body(spec)}\n}\n`,
   };
 }
 
@@ -107,9 +108,8 @@ fn isSelected(row: u32, kb: u32) -> bool {
   return false;
 }`;
 
-export const slaQueryBlockSumsProgram: KernelProgram<LinearSpec, (typeof slaLinearParams.fields)[number][0]> = (() => {
-  const p = program<LinearSpec, (typeof slaLinearParams.fields)[number][0]>(
-    'sla-query-block-sums', slaLinearParams, () => [ro('prefix'), ro('sums'), ro('lut'), rw('hq')], (spec) => `  let width = P.headDim * (P.valueDim + 1u);
+export const slaQueryBlockSumsProgram = program<LinearSpec, (typeof slaLinearParams.fields)[number][0]>(
+  'sla-query-block-sums', slaLinearParams, () => [ro('prefix'), ro('sums'), ro('lut'), rw('hq')], (spec) => `  let width = P.headDim * (P.valueDim + 1u);
   let x = t % width;
   let row = t / width;                        // (b, h, qb)
   let qb = row % P.numQueryBlocks;
@@ -122,10 +122,9 @@ ${spec.unselected ? `  for (var n = 0u; n < P.topk; n++) {
     if (kb >= 0 && u32(kb) < F) { s -= sums[(kvRow * P.numKeyBlocks + u32(kb)) * width + x]; }
   }` : ''}
   hq[t] = s;`,
-    { lut: 'array<i32>' }, { prefix: '[B·Hkv, nKB + 1, D, Dv + 1]', sums: '[B·Hkv, nKB, D, Dv + 1]', lut: '[B, H, nQB, topk]', hq: '[B, H, nQB, D, Dv + 1]' },
-  );
-  return { ...p, wgsl: (spec, header) => p.wgsl(spec, header).replace(MAIN, `${SLA_BLOCK_WGSL}\n${MAIN}`) };
-})();
+  { lut: 'array<i32>' }, { prefix: '[B·Hkv, nKB + 1, D, Dv + 1]', sums: '[B·Hkv, nKB, D, Dv + 1]', lut: '[B, H, nQB, topk]', hq: '[B, H, nQB, D, Dv + 1]' },
+  SLA_BLOCK_WGSL,
+);
 
 export type ProjectionSpec = { readonly kind: 'identity' | 'weights'; readonly bias: boolean };
 const projParams = new ParamsLayout([...GRID_FIELDS, ['valueDim', 'u32']] as const);
