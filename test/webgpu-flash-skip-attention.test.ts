@@ -30,6 +30,7 @@ const CASES: Case[] = [
   { D: 64, H: 4, Hkv: 2, batch: 1, Lq: 1, Lk: 121, br: 16, bc: 16, causal: true, dtype: 'f32', threshold: 0.1, scale: 0.5 },
   { D: 128, H: 2, Hkv: 1, batch: 1, Lq: 60, Lk: 60, br: 8, bc: 8, causal: true, dtype: 'f32', threshold: 0.2, scale: 0.5 },
   { D: 64, H: 2, Hkv: 1, batch: 1, Lq: 50, Lk: 70, br: 16, bc: 12, causal: false, dtype: 'f32', threshold: 0.3, random: true },
+  { D: 32, H: 2, Hkv: 2, batch: 1, Lq: 70, Lk: 30, br: 8, bc: 4, causal: false, dtype: 'f32', threshold: 0.5, random: true },  // more queries than keys
 ];
 
 function inputs(c: Case, n: number): { q: HeadTensor; k: HeadTensor; v: HeadTensor } {

@@ -22,7 +22,7 @@ const gpu = await acquireTestGpu();
 export const SLA_TOL: Tolerance = { atol: 2e-5, rtol: 2e-4 };
 
 interface Case {
-  D: number; H: number; Hkv: number; batch: number; Lq: number; Lk: number; causal: boolean; dtype: DType;
+  D: number; H: number; Hkv: number; batch: number; Lq: number; Lk: number; causal: boolean; dtype: DType; Dv?: number;
   settings: Record<string, unknown>;
 }
 
@@ -39,16 +39,18 @@ const CASES: Case[] = [
   { D: 64, H: 2, Hkv: 2, batch: 1, Lq: 97, Lk: 97, causal: false, dtype: 'f16', settings: { topkRatio: 0.2, BLKQ: 20, BLKK: 10, linearBlocks: 'all', proj: weights(64, 2, false) } },
   { D: 32, H: 3, Hkv: 1, batch: 1, Lq: 77, Lk: 77, causal: true, dtype: 'f32', settings: { topkRatio: 0.4, BLKQ: 24, BLKK: 8, proj: 'identity' } },
   { D: 64, H: 2, Hkv: 1, batch: 1, Lq: 60, Lk: 90, causal: false, dtype: 'f32', settings: { topkRatio: 0.1, BLKQ: 32, BLKK: 16 } },
+  // more queries than keys, Dv != D, one key block
+  { D: 32, H: 2, Hkv: 2, batch: 1, Lq: 50, Lk: 20, causal: false, dtype: 'f32', Dv: 16, settings: { topkRatio: 0.5, BLKQ: 8, BLKK: 32, featureMap: 'relu', proj: weights(16, 3, true) } },
 ];
 
 function inputs(c: Case, n: number): { q: HeadTensor; k: HeadTensor; v: HeadTensor } {
   const layout = n % 2 ? 'BLHD' : 'BHLD';
-  const t = n % 3 === 0
+  const t = n % 3 === 0 && c.Dv === undefined
     ? structuredQKV({ batch: c.batch, heads: c.H, kvHeads: c.Hkv, length: c.Lk, queryLength: c.Lq, headDim: c.D, seed: 20 + n, layout })
     : {
       q: HeadTensor.randn({ batch: c.batch, heads: c.H, length: c.Lq, headDim: c.D }, 30 * n, { layout }),
       k: HeadTensor.randn({ batch: c.batch, heads: c.Hkv, length: c.Lk, headDim: c.D }, 30 * n + 1),
-      v: HeadTensor.randn({ batch: c.batch, heads: c.Hkv, length: c.Lk, headDim: c.D }, 30 * n + 2, { layout }),
+      v: HeadTensor.randn({ batch: c.batch, heads: c.Hkv, length: c.Lk, headDim: c.Dv ?? c.D }, 30 * n + 2, { layout }),
     };
   return { q: t.q.toDType(c.dtype), k: t.k.toDType(c.dtype), v: t.v.toDType(c.dtype) };
 }

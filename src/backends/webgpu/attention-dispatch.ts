@@ -96,7 +96,10 @@ export function attentionDispatch(device: GPUDevice, views: AttentionViews, opts
   checkViewFits('o', o, Lq, bytesPerElement(o.dtype));
   const rule = opts.tokenRule;
   const params: Record<AttentionParamName, number> = {
-    batch: q.batch, heads: q.heads, groupSize: q.heads / k.heads, queryLength: Lq, keyLength: Lk, queryOffset: Lk - Lq,
+    batch: q.batch, heads: q.heads, groupSize: q.heads / k.heads, queryLength: Lq, keyLength: Lk,
+    // Causal calls have Lq <= Lk; a non-causal call with Lq > Lk uses the offset only in tri-shape's
+    // window, where a negative offset cannot travel in a u32: clamp it.
+    queryOffset: Math.max(0, Lk - Lq),
     causal: opts.causal ? 1 : 0, scaleLog2e: opts.scale * Math.LOG2E,
     blockRows, blockCols: blocks.kind === 'csr' ? blocks.blockCols : Lk, numQueryBlocks, chunksPerBlock,
     qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,

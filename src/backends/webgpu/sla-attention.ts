@@ -163,7 +163,8 @@ async function encodeLinearPart(
   own(await encodeGrid(device, encoder, slaPrefixSumsProgram, {}, { width: D * W, numKeyBlocks: nKB }, { sums, prefix }, kvRows * D * W));
   const spec = { unselected: opts.linearBlocks === 'unselected' };
   const params: Record<SlaLinearParam, number> = {
-    heads: p.heads, groupSize: p.groupSize, queryLength: p.queryLength, keyLength: p.keyLength, queryOffset: p.queryOffset,
+    heads: p.heads, groupSize: p.groupSize, queryLength: p.queryLength, keyLength: p.keyLength,
+    queryOffset: Math.max(0, p.queryOffset),  // read only when causal, where Lq <= Lk
     causal: p.causal ? 1 : 0, numQueryBlocks: nQB, numKeyBlocks: nKB, topk: dims.topk, blockQ: dims.blockQ, blockK: dims.blockK, headDim: D, valueDim: Dv,
   };
   own(await encodeGrid(device, encoder, slaQueryBlockSumsProgram, spec, params, { prefix, sums, lut: buf.lut, hq }, p.batch * p.heads * nQB * D * W));
