@@ -19,9 +19,8 @@
 import { type AttentionOptions, describeAttention } from '../../core/attention-shape.js';
 import { BlockMask } from '../../core/block-mask.js';
 import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
-import { phaseOf } from '../../core/stats.js';
+import { type Phase, phaseOf } from '../../core/stats.js';
 import type { HeadTensor } from '../../core/tensor.js';
-import type { Phase } from '../../core/stats.js';
 import { type AttentionDispatchOptions, attentionDispatch, attentionSpecFor, type AttentionViews } from './attention-dispatch.js';
 import { attentionParams, attentionProgram, type AttentionShape, type AttentionSpec, attentionWgsl, tileKeys } from './attention-program.js';
 import { createOutputTensor, createStorageBuffer, readBuffer, readTensor, uploadTensor } from './buffers.js';

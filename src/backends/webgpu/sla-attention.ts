@@ -12,15 +12,13 @@
  */
 import { type AttentionProblem, describeAttention } from '../../core/attention-shape.js';
 import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
-import { HeadTensor } from '../../core/tensor.js';
-import type { SlaBlockMap } from '../../methods/sla-block-map.js';
-import { slaTopk } from '../../methods/sla-block-map.js';
+import type { HeadTensor } from '../../core/tensor.js';
+import { type SlaBlockMap, slaTopk } from '../../methods/sla-block-map.js';
 import type { FeatureMap, LinearBlocks } from '../../methods/sla-linear-part.js';
 import { checkProjectionSize, projectionIsZero, type SlaProjection } from '../../methods/sla-projection.js';
 import { encodeAttention } from './attention-dispatch.js';
-import { BufferUsage } from './device.js';
 import { createOutputTensor, createStorageBuffer, type GpuTensorView, readBuffer, readTensor, uploadArray, uploadTensor } from './buffers.js';
-import type { WebGpuContext } from './device.js';
+import { BufferUsage, type WebGpuContext } from './device.js';
 import { encodeSageSparsePart } from './sage-sla-attention.js';
 import { encodeBlockSelect, selectedCounts, type SelectDims } from './sla-block-select.js';
 import { encodeGrid } from './sla-grid.js';
