@@ -14,7 +14,7 @@ import { flashAttention } from '../src/backends/cpu/flash-attention.js';
 import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention-dispatch.js';
 import { blockSparseAttentionWebGpu } from '../src/backends/webgpu/block-sparse-attention.js';
 import { createOutputTensor, type GpuTensorView, uploadArray, uploadTensor } from '../src/backends/webgpu/buffers.js';
-import { createWebGpuContext, type WebGpuContext } from '../src/backends/webgpu/device.js';
+import { createWebGpuContext, hasTensorCores, type WebGpuContext } from '../src/backends/webgpu/device.js';
 import { BlockMask, type BlockMaskDims } from '../src/core/block-mask.js';
 import { Rng } from '../src/core/rng.js';
 import { type DType, HeadTensor } from '../src/core/tensor.js';
@@ -75,11 +75,13 @@ function uploadOperands(ctx: WebGpuContext, L: number, dtype: DType): Operands {
   };
 }
 
-async function timeOne(ctx: WebGpuContext, ops: Operands, loop: Loop, mask: BlockMask | undefined, reps: number): Promise<number> {
+type Kernel = NonNullable<AttentionDispatchOptions['kernel']>;
+
+async function timeOne(ctx: WebGpuContext, ops: Operands, loop: Loop, mask: BlockMask | undefined, reps: number, kernel: Kernel): Promise<number> {
   const { device } = ctx;
   const { q, k, v, o } = ops;
   const D = q.headDim;
-  const opts: AttentionDispatchOptions = { causal: true, scale: 1 / Math.sqrt(D), blocks: { kind: 'all' }, headDimLoop: loop };
+  const opts: AttentionDispatchOptions = { causal: true, scale: 1 / Math.sqrt(D), blocks: { kind: 'all' }, headDimLoop: loop, kernel };
   const extra: GPUBuffer[] = [];
   if (mask) {
     const rowPtr = uploadArray(device, mask.rowPtr, 'bench.rowPtr');
@@ -122,15 +124,17 @@ async function main(): Promise<void> {
     const flops = (4 * 32 * L * L * 128) / 2;
     const dims = { batch: 1, heads: 32, queryLength: L, keyLength: L, blockRows: 64, blockCols: 64, causal: true };
     const mask = sparseMask(dims, 0.2, 7);
-    const configs: [DType, Loop, BlockMask | undefined][] = [
-      ['f32', 'unrolled', undefined], ['f16', 'unrolled', undefined], ['f16', 'rolled', undefined], ['f16', 'unrolled', mask],
+    const tc = hasTensorCores(ctx.device);
+    const configs: [DType, Loop, BlockMask | undefined, Kernel][] = [
+      ['f32', 'unrolled', undefined, 'portable'], ['f16', 'unrolled', undefined, 'portable'], ['f16', 'unrolled', mask, 'portable'],
     ];
+    if (tc) configs.push(['f16', 'unrolled', undefined, 'tensor-core'], ['f16', 'unrolled', mask, 'tensor-core']);
     const operands = new Map<DType, Operands>();
-    for (const [dtype, loop, m] of configs) {
+    for (const [dtype, loop, m, kernel] of configs) {
       if (dtype === 'f16' && !ctx.report.shaderF16) continue;
       if (!operands.has(dtype)) operands.set(dtype, uploadOperands(ctx, L, dtype));
-      const ms = await timeOne(ctx, operands.get(dtype)!, loop, m, reps);
-      const row = { L, dtype, headDimLoop: loop, kernel: m ? 'block-sparse' : 'dense', density: m ? m.density : 1, ms, effectiveTflops: flops / ms / 1e9 };
+      const ms = await timeOne(ctx, operands.get(dtype)!, loop, m, reps, kernel);
+      const row = { L, dtype, headDimLoop: loop, impl: kernel, kernel: m ? 'block-sparse' : 'dense', density: m ? m.density : 1, ms, effectiveTflops: flops / ms / 1e9 };
       console.error(JSON.stringify(row));
       result.rows.push(row);
     }

@@ -11,6 +11,7 @@ import { ATTENTION_WORKGROUP_SIZE, type AttentionParamName, type AttentionSpec, 
 import { bytesPerElement, type GpuTensorView } from './buffers.js';
 import { isSoftwareDevice } from './device.js';
 import { compileProgram, encodeProgram } from './program.js';
+import { encodeTensorCoreAttention, tensorCoreSpecFor } from './tensor-core-attention.js';
 
 export interface AttentionViews {
   /** [B, H, Lq, D] */
@@ -44,6 +45,11 @@ export interface AttentionDispatchOptions {
   paged?: PagedKvBinding;
   /** See AttentionSpec.headDimLoop; default 'rolled' on software adapters, else 'unrolled'. */
   headDimLoop?: AttentionSpec['headDimLoop'];
+  /**
+   * 'auto' (default): the tensor-core kernel when the adapter and the call allow it, else the
+   * portable skeleton; 'portable' / 'tensor-core' force one (the latter throws with the reason).
+   */
+  kernel?: 'auto' | 'portable' | 'tensor-core';
 }
 
 /** The spec a dispatch with these views and options uses (exposed for tests and benchmarks). */
@@ -64,6 +70,12 @@ export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts:
  * dispatch's Params uniform buffer (destroy it once the submitted work is done, or leave it to GC).
  */
 export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<GPUBuffer> {
+  checkAttentionCall(views, opts);
+  if ((opts.kernel ?? 'auto') !== 'portable') {
+    const tc = tensorCoreSpecFor(device, views, opts);
+    if (typeof tc !== 'string') return encodeTensorCoreAttention(device, encoder, views, opts, tc);
+    if (opts.kernel === 'tensor-core') throw new UnsupportedError(`tensor-core attention: ${tc}`);
+  }
   const spec = attentionSpecFor(device, views, opts);
   const d = attentionDispatch(device, views, opts, spec, ATTENTION_WORKGROUP_SIZE);
   const reason = attentionProgram.supports(spec, d.shape, device.limits);
@@ -72,11 +84,8 @@ export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEnco
   return encodeProgram(device, encoder, attentionProgram, compiled, d);
 }
 
-/**
- * The checks, Params, buffers and grid of one dispatch of the skeleton with `workgroupRows` rows
- * per workgroup; shared by every program built on the skeleton (they add their own params/buffers).
- */
-export function attentionDispatch(device: GPUDevice, views: AttentionViews, opts: AttentionDispatchOptions, spec: AttentionSpec, workgroupRows: number) {
+/** The checks every attention call makes on its views; returns the key length. */
+function checkAttentionCall(views: AttentionViews, opts: AttentionDispatchOptions): number {
   const { q, k, v, o } = views;
   const Lq = q.length;
   const Lk = opts.keyLength ?? (opts.paged ? NaN : k.length);
@@ -86,6 +95,18 @@ export function attentionDispatch(device: GPUDevice, views: AttentionViews, opts
   }
   if (q.heads % k.heads !== 0) throw new InvalidArgumentError('k.heads', k.heads, `a divisor of q.heads (${q.heads})`);
   if (opts.causal && Lq > Lk) throw new InvalidArgumentError('q.length', Lq, `at most keyLength (${Lk}) for causal attention`);
+  return Lk;
+}
+
+/**
+ * The checks, Params, buffers and grid of one dispatch of the portable skeleton with
+ * `workgroupRows` rows per workgroup; shared by every program built on the skeleton (they add
+ * their own params and buffers).
+ */
+export function attentionDispatch(device: GPUDevice, views: AttentionViews, opts: AttentionDispatchOptions, spec: AttentionSpec, workgroupRows: number) {
+  const { q, k, v, o } = views;
+  const Lq = q.length;
+  const Lk = checkAttentionCall(views, opts);
   if (spec.dtype === 'f16' && !device.features.has('shader-f16')) throw new UnsupportedError('f16 attention needs the shader-f16 feature, which this device lacks');
   const blocks = opts.blocks;
   const blockRows = blocks.kind === 'csr' ? blocks.blockRows : workgroupRows;
@@ -122,4 +143,13 @@ function checkViewFits(name: string, t: GpuTensorView, length: number, elementBy
   if (last * elementBytes > t.buffer.size) {
     throw new InvalidArgumentError(`${name} view`, `${last} elements`, `within its buffer (${t.buffer.size} B)`);
   }
+}
+
+/**
+ * The WGSL rule makes rows i >= Lq - lastDenseQueries dense; tokenRuleVisible clamps the count to
+ * Lq - 1 and makes decode and calls with Lk <= localWindow wholly dense: pass what gives the same.
+ */
+function trishapeDenseRows(rule: TokenRule, Lq: number, Lk: number): number {
+  if (Lq === 1 || Lk <= rule.localWindow) return Lq;
+  return Math.min(rule.lastDenseQueries, Lq - 1);
 }

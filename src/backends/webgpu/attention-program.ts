@@ -14,7 +14,7 @@
  * up to 64 rows of one mask query block); one thread per query row i. Per visited key tile:
  *   kTile [TILE_KEYS, HEAD_DIM/4] vec4<f32>, vTile [TILE_KEYS, VALUE_DIM/4] vec4<f32> in workgroup
  *   memory (TILE_KEYS·(HEAD_DIM+VALUE_DIM)·4 bytes ≤ 16 KiB, the WebGPU default limit), loaded by
- *   all threads; each thread keeps q[HEAD_DIM] (pre-scaled by scale·log2 e, so exp2 gives e^x),
+ *   all threads; each thread keeps q[HEAD_DIM] (in the I/O dtype; scores are scaled by scale·log2 e so exp2 gives e^x),
  *   acc[VALUE_DIM], the running max m and sum l in registers:
  *     m' = max(m, max_c s_c);  acc = acc·2^(m-m') + Σ_c 2^(s_c-m') v_c;  l = l·2^(m-m') + Σ_c 2^(s_c-m')
  * Queries shorter than keys are right-aligned (query i sits at key position queryOffset + i).
@@ -248,14 +248,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // Keys past the causal diagonal of the workgroup's last row are never loaded.
   let keyLimit = select(P.keyLength, min(P.keyLength, P.queryOffset + rowsEnd), P.causal != 0u);
 
-  var qv: array<${int8 ? 'u32' : 'vec4<f32>'}, D4>;
+  // f16 I/O keeps q as f16 (exact: it was stored so) to free registers for acc; f32 keeps f32.
+  var qv: array<${int8 ? 'u32' : `vec4<${T}>`}, D4>;
   var acc: array<vec4<f32>, DV4>;
   var m = MASKED;
   var l = 0.0;
   ${int8 ? 'var qs = 0.0;  // the row\'s block scale (log2 domain)' : ''}
   if (rowActive) {
     let qRow = P.qOffset + b * P.qStrideB + h * P.qStrideH + i * P.qStrideL;
-    for (var d = 0u; d < ${dLoop}; d++) { qv[d] = loadQ4(qRow + d * 4u)${int8 ? '' : ' * P.scaleLog2e'}; }
+    for (var d = 0u; d < ${dLoop}; d++) { qv[d] = ${int8 ? 'loadQ4(qRow + d * 4u)' : `vec4<${T}>(loadQ4(qRow + d * 4u))`}; }
     ${int8 ? 'qs = qScale[(b * P.heads + h) * P.numQueryBlocks + i / P.blockRows];' : ''}
   }
 ${hooks.init ?? ''}
@@ -277,7 +278,8 @@ ${hooks.gate ? `    // Hook gate: a causally valid block the gate rejects is ski
 ${int8 ? `            var xi = 0i;  // |Σ| <= D·127² fits i32
             for (var d = 0u; d < ${dLoop}; d++) { xi += dot4I8Packed(qv[d], kTile[c * D4 + d]); }
             let x = f32(xi) * qs * kScaleTile[c];` : `            var x = 0.0;
-            for (var d = 0u; d < ${dLoop}; d++) { x += dot(qv[d], kTile[c * D4 + d]); }`}
+            for (var d = 0u; d < ${dLoop}; d++) { x += dot(vec4<f32>(qv[d]), kTile[c * D4 + d]); }
+            x *= P.scaleLog2e;`}
             // Online softmax one key at a time; the rescale runs only when the max grows.
             if (x > m) {
               let rescale = exp2(m - x);

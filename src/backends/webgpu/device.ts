@@ -78,6 +78,7 @@ export interface WebGpuOptions {
 }
 
 let dawnGpu: Promise<GPU> | undefined;
+const extraInstances: GPU[] = [];
 
 /** The GPU entry point: navigator.gpu in a browser, else Dawn (created once per process). */
 async function gpuEntry(opts: WebGpuOptions): Promise<{ gpu: GPU; runtime: AdapterReport['runtime'] }> {
@@ -85,7 +86,13 @@ async function gpuEntry(opts: WebGpuOptions): Promise<{ gpu: GPU; runtime: Adapt
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, runtime: 'browser' };
   const toggles = [...DAWN_TOGGLES, ...(opts.dawnToggles ?? [])];
-  if (opts.dawnToggles?.length) return { gpu: (await loadDawn()).create(toggles), runtime: 'dawn-node' };
+  if (opts.dawnToggles?.length) {
+    // A Dawn instance that is garbage-collected takes its devices' event processing with it
+    // (waits on the GPU then abort the process), so every instance we create stays referenced.
+    const gpu = (await loadDawn()).create(toggles);
+    extraInstances.push(gpu);
+    return { gpu, runtime: 'dawn-node' };
+  }
   dawnGpu ??= loadDawn().then((m) => m.create(toggles));
   return { gpu: await dawnGpu, runtime: 'dawn-node' };
 }
@@ -123,6 +130,9 @@ export async function createWebGpuContext(opts: WebGpuOptions = {}): Promise<Web
   });
   const report = adapterReport(adapter, runtime, enabledFeatures);
   if (report.softwareAdapter) softwareDevices.add(device);
+  if (report.subgroupMatrix.configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) {
+    tensorCoreDevices.add(device);
+  }
   let destroyed = false;
   device.lost.then((info) => {
     if (!destroyed) console.error(`sparse-attention: WebGPU device lost (${info.reason}): ${info.message}`);
@@ -141,6 +151,13 @@ export async function createWebGpuContext(opts: WebGpuOptions = {}): Promise<Web
 const softwareDevices = new WeakSet<GPUDevice>();
 
 /** Whether a device made by createWebGpuContext runs on a CPU implementation (lavapipe, SwiftShader). */
+/** Devices whose adapter has an f16→f32 16×16×16 subgroup-matrix configuration (tensor cores). */
+const tensorCoreDevices = new WeakSet<GPUDevice>();
+
+export function hasTensorCores(device: GPUDevice): boolean {
+  return tensorCoreDevices.has(device);
+}
+
 export function isSoftwareDevice(device: GPUDevice): boolean {
   return softwareDevices.has(device);
 }

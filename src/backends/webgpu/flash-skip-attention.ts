@@ -76,9 +76,9 @@ fn loadKeyTile(b: u32, kh: u32, t0: u32, cols: u32, lid: u32) {
 }
 
 fn keepBlock(b: u32, h: u32, kh: u32, qb: u32, n: u32, j0: u32, j1: u32, lid: u32, rowActive: bool, keyPos: u32, i: u32,
-             qv: ptr<function, array<vec4<f32>, D4>>, m: f32) -> bool {
+             qv: ptr<function, array<vec4<${spec.dtype}>, D4>>, m: f32) -> bool {
   if (lid == 0u) { atomicStore(&keepVotes, 0u); atomicStore(&visibleVotes, 0u); }
-  // Pass 1: the row's max over the tile, with exactly the dot products pass 2 will compute.
+  // Pass 1: the row's max over the tile, with exactly the arithmetic pass 2 will use.
   var tileMax = MASKED;
   for (var t0 = j0; t0 < j1; t0 += TILE_KEYS) {
     let cols = min(TILE_KEYS, j1 - t0);
@@ -88,8 +88,8 @@ fn keepBlock(b: u32, h: u32, kh: u32, qb: u32, n: u32, j0: u32, j1: u32, lid: u3
       for (var c = 0u; c < cols; c++) {
         if (P.causal == 0u || t0 + c <= keyPos) {
           var x = 0.0;
-          for (var d = 0u; d < ${dLoop}; d++) { x += dot((*qv)[d], kTile[c * D4 + d]); }
-          tileMax = max(tileMax, x);
+          for (var d = 0u; d < ${dLoop}; d++) { x += dot(vec4<f32>((*qv)[d]), kTile[c * D4 + d]); }
+          tileMax = max(tileMax, x * P.scaleLog2e);
         }
       }
     }
