@@ -110,6 +110,12 @@ describe('WebGPU flash-skip-softmax in the loop = CPU sequential kernel', { skip
       assert.equal(got.plan.stats.extra?.correction_factor, cpuPlan.stats.extra?.correction_factor);
       assertTensorsClose(got.output, cpu.output, TOL.f32, version);
     }
+    // A calibrated (dynamic) threshold a·exp(b·target) / Lk reaches the kernel too.
+    const calibrated = createSparseMethod('flash_skip_softmax', { br: 16, bc: 16, calibration: { prefill: { a: 7, b: 1 } }, target: { prefill: 0.5 } }, 'v2');
+    const got = await sparseAttention(q, k, v, { method: calibrated, causal: true, scale: 1, backend: webgpuBackend });
+    const cpuPlan = calibrated.planBlockMask(q, k, { causal: true, scale: 1 });
+    assert.deepEqual(keptLists(got.plan.mask), keptLists(cpuPlan.mask), 'calibrated plan');
+    assert.equal(got.plan.stats.extra?.threshold, (7 * Math.exp(0.5)) / 70);
   });
 
   it('edge cases: ±1e4 logits keep the CPU decisions and stay finite; NaN input is named', async () => {
