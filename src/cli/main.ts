@@ -15,9 +15,8 @@ const COMMANDS: readonly Command[] = [
   demoCommand,
   deviceCommand,
   configCommand,
-  prefillCommand,
   calibrateCommand,
-  deviceCommand,
+  prefillCommand,
 ];
 
 function help(): string {

@@ -291,7 +291,8 @@ export class FlashSkipSoftmax implements SparseAttentionMethod {
     return { mask: BlockMask.fromDense(dims, planned), stats: { ...stats, phase } };
   }
 
-  private stats(dims: BlockMaskDims, kept: Uint8Array, raised: number, threshold: number, groupSize: number): SparsityStats {
+  /** ModelOpt statistics of a kept view (public: the WebGPU runner reports the same fields). */
+  stats(dims: BlockMaskDims, kept: Uint8Array, raised: number, threshold: number, groupSize: number): SparsityStats {
     const mask = BlockMask.fromDense(dims, kept);
     const total = mask.validBlocks;
     const keptValid = mask.keptValidBlocks;
