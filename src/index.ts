@@ -40,6 +40,19 @@ export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type Seque
 export { cpuPagedBackend, naivePagedAttention, type PagedAttentionBackend, type PagedAttentionInput } from './engine/paged-attention.js';
 export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelShape } from './engine/synthetic-model.js';
 export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';
+// flash-skip-softmax (ModelOpt) and calibration of every method's knob.
+export {
+  FlashSkipSoftmax, FlashSkipSoftmaxSequential, DEFAULT_THRESHOLD as FLASH_SKIP_DEFAULT_THRESHOLD, flashSkipStatistics, groupConsensusView,
+  parseFlashSkipSettings,
+  type ExponentialFit, type FlashSkipCalibration, type FlashSkipCalibrationRequest, type FlashSkipSettings, type PhaseValues,
+} from './methods/flash-skip-softmax.js';
+export { TileSkipDecider, scoreTile, tileOperands, type FlashSkipVariant, type TileOperands } from './methods/flash-skip-tiles.js';
+export { flashSkipAttention, type FlashSkipAttentionOptions, type FlashSkipAttentionResult } from './backends/cpu/flash-skip-attention.js';
+export {
+  calibrate, createCalibratedMethod, type CalibrateOptions, type CalibrationData, type CalibrationResult, type CalibrationSample,
+} from './calibration/calibrate.js';
+export { FIT_SPARSITY_RANGE, fitExponential, flashSkipTileMargins, sparsityAt, type ExponentialFitResult, type TileMargins } from './calibration/flash-skip-fit.js';
+export { CALIBRATION_KNOBS, bisectDecreasing, type CalibrationKnob, type FitKnob, type SearchKnob } from './calibration/knobs.js';
 
 // SLA and SageSLA (sparse-linear attention)
 export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla.js';

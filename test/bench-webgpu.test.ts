@@ -30,6 +30,16 @@ describe('bench harness on the WebGPU target', { skip: gpu.skip }, () => {
     }
   });
 
+  it('runs SLA through the backend\'s whole-method runner, validated against the CPU method', async () => {
+    const target = await benchTarget('webgpu');
+    const c = benchCase({ method: 'sla', heads: 4, headDim: 32, queryLength: 200, causal: false, dtype: 'f32' });
+    const [r] = await runBench(target, [c], { timing: FAST });
+    assert.equal(r.status, 'ok', r.reason);
+    assert.equal(r.validation!.oracle, 'sla.attention on the CPU');
+    assert.equal(r.timing, 'wall-clock');
+    assert.ok(r.density! < 1);
+  });
+
   it('refuses what the adapter cannot hold, with the limit named', async () => {
     const target = await benchTarget('webgpu');
     const huge = benchCase({ method: 'dense', heads: 64, headDim: 256, queryLength: 1 << 20, dtype: 'f32' });

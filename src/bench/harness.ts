@@ -49,8 +49,11 @@ export interface BenchTarget {
    */
   planBlockMask?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms?: number } | undefined>;
   plans?(method: string): boolean;
-  /** For methods that compute their own output (SLA's linear part): the target's implementation. */
-  methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<HeadTensor>;
+  /**
+   * For methods that compute their own output (SLA's linear part): the target's implementation,
+   * or undefined when it has none for this method (the case is then skipped, with that reason).
+   */
+  methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<HeadTensor | undefined>;
   dispose?(): void | Promise<void>;
 }
 
@@ -150,8 +153,9 @@ export async function validateCase(target: BenchTarget, c: BenchCase): Promise<V
   let oracle: string;
   let planMismatch: number | undefined;
   if (method.attention) {
-    if (!target.methodAttention) return `${c.method} computes its own output (not block-sparse softmax alone); target "${target.name}" has no methodAttention hook`;
-    actual = await target.methodAttention(method, q, k, v, opts);
+    const own = await target.methodAttention?.(method, q, k, v, opts);
+    if (!own) return `${c.method} computes its own output (not block-sparse softmax alone); target "${target.name}" has no implementation of it`;
+    actual = own;
     expected = method.attention(q, k, v, opts).output;
     oracle = `${c.method}.attention on the CPU`;
   } else {

@@ -4,7 +4,9 @@
  * (upload, dispatch, read back). Timing encodes the same dispatch on inputs uploaded once and
  * fences on the queue ('gpu-fence': GPU work alone, no transfers), as bench/webgpu-attention.ts
  * does. XAttention and tri-shape masks are planned by the backend's GPU planners (estimation,
- * selection and the block list on the GPU), timed the same way. Imported lazily by targets.ts, so
+ * selection and the block list on the GPU), timed the same way. Methods with their own output
+ * (SLA) run through the backend's whole-method runner, validated against the CPU method and
+ * timed by the wall clock (transfers included). Imported lazily by targets.ts, so
  * the CPU target never loads Dawn.
  */
 import { type AttentionOptions, describeAttention } from '../core/attention-shape.js';
@@ -109,6 +111,10 @@ export async function webgpuTarget(): Promise<BenchTarget> {
       if (largest > limit) return `a ${largest}-byte operand exceeds maxStorageBufferBindingSize (${limit})`;
       if (r.softwareAdapter && denseFlops(c) > CPU_MAX_FLOPS) return `software adapter: ${(denseFlops(c) / 1e9).toFixed(0)} GFLOP is beyond its reach`;
       return undefined;
+    },
+    // SLA and the like: the backend's whole-method GPU runner (plan, sparse and linear parts).
+    async methodAttention(method, q, k, v, opts) {
+      return (await webgpuBackend.methodAttention?.(method, q, k, v, opts))?.output;
     },
     plans: (name) => name in GPU_PLANNERS,
     planBlockMask: planOnGpu,

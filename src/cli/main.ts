@@ -3,6 +3,7 @@
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
 import { benchCommand } from './commands/bench.js';
+import { calibrateCommand } from './commands/calibrate.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { deviceCommand } from './commands/device.js';
@@ -15,6 +16,7 @@ const COMMANDS: readonly Command[] = [
   demoCommand,
   deviceCommand,
   configCommand,
+  calibrateCommand,
   prefillCommand,
   benchCommand,
 ];

@@ -3,6 +3,7 @@
  * A new method is one file in this folder and one row here.
  */
 import { DenseMethod } from './dense.js';
+import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from './flash-skip-softmax.js';
 import { TriShapeMethod } from './tri-shape.js';
 import { XAttentionMethod } from './xattention.js';
 import { SageSlaMethod } from './sage-sla.js';
@@ -12,6 +13,8 @@ import { MethodRegistry, type RegisteredMethod } from './registry.js';
 
 export const BUILTIN_METHODS: readonly RegisteredMethod[] = [
   { name: 'dense', version: 'v1', cls: DenseMethod },
+  { name: 'flash_skip_softmax', version: 'v1', cls: FlashSkipSoftmax },
+  { name: 'flash_skip_softmax', version: 'v2', cls: FlashSkipSoftmaxSequential },
   { name: 'tri_shape', version: 'v1', cls: TriShapeMethod },
   { name: 'xattention', version: 'v1', cls: XAttentionMethod },
   { name: 'sla', version: 'v1', cls: SlaMethod },

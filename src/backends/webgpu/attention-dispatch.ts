@@ -70,6 +70,22 @@ export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts:
  * dispatch's Params uniform buffer (destroy it once the submitted work is done, or leave it to GC).
  */
 export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<GPUBuffer> {
+  checkAttentionCall(views, opts);
+  if ((opts.kernel ?? 'auto') !== 'portable') {
+    const tc = tensorCoreSpecFor(device, views, opts);
+    if (typeof tc !== 'string') return encodeTensorCoreAttention(device, encoder, views, opts, tc);
+    if (opts.kernel === 'tensor-core') throw new UnsupportedError(`tensor-core attention: ${tc}`);
+  }
+  const spec = attentionSpecFor(device, views, opts);
+  const d = attentionDispatch(device, views, opts, spec, ATTENTION_WORKGROUP_SIZE);
+  const reason = attentionProgram.supports(spec, d.shape, device.limits);
+  if (reason) throw new UnsupportedError(`WebGPU attention cannot run this shape: ${reason}`);
+  const compiled = await compileProgram(device, attentionProgram, spec);
+  return encodeProgram(device, encoder, attentionProgram, compiled, d);
+}
+
+/** The checks every attention call makes on its views; returns the key length. */
+function checkAttentionCall(views: AttentionViews, opts: AttentionDispatchOptions): number {
   const { q, k, v, o } = views;
   const Lq = q.length;
   const Lk = opts.keyLength ?? (opts.paged ? NaN : k.length);
@@ -79,26 +95,32 @@ export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEnco
   }
   if (q.heads % k.heads !== 0) throw new InvalidArgumentError('k.heads', k.heads, `a divisor of q.heads (${q.heads})`);
   if (opts.causal && Lq > Lk) throw new InvalidArgumentError('q.length', Lq, `at most keyLength (${Lk}) for causal attention`);
-  if ((opts.kernel ?? 'auto') !== 'portable') {
-    const tc = tensorCoreSpecFor(device, views, opts);
-    if (typeof tc !== 'string') return encodeTensorCoreAttention(device, encoder, views, opts, tc);
-    if (opts.kernel === 'tensor-core') throw new UnsupportedError(`tensor-core attention: ${tc}`);
-  }
-  const spec = attentionSpecFor(device, views, opts);
+  return Lk;
+}
+
+/**
+ * The checks, Params, buffers and grid of one dispatch of the portable skeleton with
+ * `workgroupRows` rows per workgroup; shared by every program built on the skeleton (they add
+ * their own params and buffers).
+ */
+export function attentionDispatch(device: GPUDevice, views: AttentionViews, opts: AttentionDispatchOptions, spec: AttentionSpec, workgroupRows: number) {
+  const { q, k, v, o } = views;
+  const Lq = q.length;
+  const Lk = checkAttentionCall(views, opts);
   if (spec.dtype === 'f16' && !device.features.has('shader-f16')) throw new UnsupportedError('f16 attention needs the shader-f16 feature, which this device lacks');
   const blocks = opts.blocks;
-  const blockRows = blocks.kind === 'csr' ? blocks.blockRows : ATTENTION_WORKGROUP_SIZE;
+  const blockRows = blocks.kind === 'csr' ? blocks.blockRows : workgroupRows;
   const numQueryBlocks = Math.ceil(Lq / blockRows);
-  const chunksPerBlock = Math.ceil(blockRows / ATTENTION_WORKGROUP_SIZE);
+  const chunksPerBlock = Math.ceil(blockRows / workgroupRows);
   const bytes = (t: GpuTensorView) => t.buffer.size;
   const shape = { batch: q.batch, heads: q.heads, workgroupsX: numQueryBlocks * chunksPerBlock, maxBindingBytes: Math.max(bytes(q), bytes(k), bytes(v), bytes(o)) };
-  const reason = attentionProgram.supports(spec, shape, device.limits);
-  if (reason) throw new UnsupportedError(`WebGPU attention cannot run this shape: ${reason}`);
   checkViewFits('o', o, Lq, bytesPerElement(o.dtype));
-  const compiled = await compileProgram(device, attentionProgram, spec);
   const rule = opts.tokenRule;
   const params: Record<AttentionParamName, number> = {
-    batch: q.batch, heads: q.heads, groupSize: q.heads / k.heads, queryLength: Lq, keyLength: Lk, queryOffset: Lk - Lq,
+    batch: q.batch, heads: q.heads, groupSize: q.heads / k.heads, queryLength: Lq, keyLength: Lk,
+    // Causal calls have Lq <= Lk; a non-causal call with Lq > Lk uses the offset only in tri-shape's
+    // window, where a negative offset cannot travel in a u32: clamp it.
+    queryOffset: Math.max(0, Lk - Lq),
     causal: opts.causal ? 1 : 0, scaleLog2e: opts.scale * Math.LOG2E,
     blockRows, blockCols: blocks.kind === 'csr' ? blocks.blockCols : Lk, numQueryBlocks, chunksPerBlock,
     qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
@@ -112,7 +134,7 @@ export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEnco
   const buffers: Record<string, GPUBuffer> = { q: q.buffer, k: k.buffer, v: v.buffer, o: o.buffer };
   if (blocks.kind === 'csr') Object.assign(buffers, { rowPtr: blocks.rowPtr, colIdx: blocks.colIdx });
   if (opts.paged) buffers.blockTable = opts.paged.blockTable;
-  return encodeProgram(device, encoder, attentionProgram, compiled, { params, buffers, workgroups: [shape.workgroupsX, q.heads, q.batch] });
+  return { params, buffers, shape, workgroups: [shape.workgroupsX, q.heads, q.batch] as [number, number, number] };
 }
 
 /** The output is written, so an out-of-range view would be a silent robustness clamp: refuse it. */

@@ -86,7 +86,7 @@ export const attentionProgram: KernelProgram<AttentionSpec, AttentionParamName, 
   },
   constants: (spec) => ({ headDim: spec.headDim, valueDim: spec.valueDim, workgroupSize: ATTENTION_WORKGROUP_SIZE, tileKeys: tileKeys(spec) }),
   workgroupSize: () => ATTENTION_WORKGROUP_SIZE,
-  wgsl: attentionWgsl,
+  wgsl: (spec, header) => attentionWgsl(spec, header, { bindings: attentionProgram.bindings(spec) }),
   supports(spec, shape, limits) {
     if (spec.headDim % 4 !== 0 || spec.valueDim % 4 !== 0) return `head dims must be multiples of 4 (vec4 tiles), got D=${spec.headDim}, Dv=${spec.valueDim}`;
     if (spec.headDim > MAX_HEAD_DIM || spec.valueDim > MAX_HEAD_DIM) return `head dims must be at most ${MAX_HEAD_DIM} (per-thread registers), got D=${spec.headDim}, Dv=${spec.valueDim}`;
@@ -145,11 +145,41 @@ fn blockKeys(n: u32) -> vec2<u32> {
 }`,
 };
 
-function attentionWgsl(spec: AttentionSpec, header: string): string {
+/** Block list of programs with the `tiles` hook: every key tile of P.blockCols keys, in order. */
+const TILES_BLOCK_LIST = `// Hook blocks (tiles): entry n covers keys [n·bc, min((n + 1)·bc, Lk)), every tile in order.
+fn blockListRange(b: u32, h: u32, qb: u32) -> vec2<u32> { return vec2<u32>(0u, (P.keyLength + P.blockCols - 1u) / P.blockCols); }
+fn blockKeys(n: u32) -> vec2<u32> { return vec2<u32>(n * P.blockCols, min((n + 1u) * P.blockCols, P.keyLength)); }`;
+
+/**
+ * Hooks a program built on this skeleton may add beyond the spec's tables (flash-skip-softmax and
+ * SageSLA use them):
+ *   bindings  the program's bindings (the skeleton's own come first, in attentionProgram's order)
+ *   tiles     the block list is every key tile of P.blockCols keys (in order), not 'all' or CSR
+ *   gate      WGSL defining `fn keepBlock(b, h, kh, qb, n, j0, j1, lid, rowActive, keyPos, i, qv, m) -> bool`,
+ *             called (in uniform control flow) before a causally valid block is visited; it must
+ *             return a workgroup-uniform value. A false skips the block: no V loads, m not raised.
+ *   init      WGSL statements run once by every thread before the block loop (e.g. resetting
+ *             workgroup state a gate keeps, so nothing relies on zero-initialised workgroup memory)
+ *   logits    'int8' (SageSLA): q and k are int8 packed 4 per u32 (element offsets stay in int8
+ *             units), with scales qScale [B, H, ceil(Lq / blockRows)] and kScale [B, Hkv,
+ *             ceil(Lk / blockCols)] already in the log2 domain; the score is the integer
+ *             dot4I8Packed sum times both scales. kTile then holds packed u32s.
+ */
+export interface SkeletonHooks {
+  bindings: readonly BindingSpec[];
+  tiles?: boolean;
+  gate?: string;
+  init?: string;
+  logits?: 'float' | 'int8';
+}
+
+export function attentionWgsl(spec: AttentionSpec, header: string, hooks: SkeletonHooks): string {
   const T = spec.dtype;
   const csr = spec.blocks === 'csr';
   const paged = spec.kv === 'paged';
-  const bindings = attentionProgram.bindings(spec);
+  const bindings = hooks.bindings;
+  const int8 = hooks.logits === 'int8';
+  const QK = int8 ? 'u32' : T;
   const rolled = spec.headDimLoop === 'rolled';
   // Loop bounds over the head dims (in vec4s): constants, or the same values from Params.
   const dLoop = rolled ? 'P.headDimVec4' : 'D4';
@@ -162,31 +192,42 @@ const DV4: u32 = VALUE_DIM / 4u;
 const MASKED: f32 = -3.0e38;
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(${binding('q')}) var<storage, read> q: array<${T}>;
-@group(0) @binding(${binding('k')}) var<storage, read> k: array<${T}>;
+@group(0) @binding(${binding('q')}) var<storage, read> q: array<${QK}>;
+@group(0) @binding(${binding('k')}) var<storage, read> k: array<${QK}>;
 @group(0) @binding(${binding('v')}) var<storage, read> v: array<${T}>;
 @group(0) @binding(${binding('o')}) var<storage, read_write> o: array<${T}>;
 ${csr ? `@group(0) @binding(${binding('rowPtr')}) var<storage, read> rowPtr: array<i32>;  // [B·H·nQB + 1]
 @group(0) @binding(${binding('colIdx')}) var<storage, read> colIdx: array<i32>;  // [kept blocks]` : ''}
 ${paged ? `@group(0) @binding(${binding('blockTable')}) var<storage, read> blockTable: array<i32>;  // [B, tableStride]` : ''}
 
-var<workgroup> kTile: array<vec4<f32>, TILE_KEYS * D4>;   // [TILE_KEYS, HEAD_DIM/4]
+${int8 ? `@group(0) @binding(${binding('qScale')}) var<storage, read> qScale: array<f32>;  // [B, H, nQB]
+@group(0) @binding(${binding('kScale')}) var<storage, read> kScale: array<f32>;  // [B, Hkv, nKB]
+var<workgroup> kTile: array<u32, TILE_KEYS * D4>;         // [TILE_KEYS, HEAD_DIM/4] packed int8
+var<workgroup> kScaleTile: array<f32, TILE_KEYS>;         // [TILE_KEYS] each key's block scale
+fn loadQ4(e: u32) -> u32 { return q[e / 4u]; }
+fn loadK4(e: u32) -> u32 { return k[e / 4u]; }` : `var<workgroup> kTile: array<vec4<f32>, TILE_KEYS * D4>;   // [TILE_KEYS, HEAD_DIM/4]
+fn loadQ4(e: u32) -> vec4<f32> { return vec4<f32>(f32(q[e]), f32(q[e + 1u]), f32(q[e + 2u]), f32(q[e + 3u])); }
+fn loadK4(e: u32) -> vec4<f32> { return vec4<f32>(f32(k[e]), f32(k[e + 1u]), f32(k[e + 2u]), f32(k[e + 3u])); }`}
 var<workgroup> vTile: array<vec4<f32>, TILE_KEYS * DV4>;  // [TILE_KEYS, VALUE_DIM/4]
 
-fn loadQ4(e: u32) -> vec4<f32> { return vec4<f32>(f32(q[e]), f32(q[e + 1u]), f32(q[e + 2u]), f32(q[e + 3u])); }
-fn loadK4(e: u32) -> vec4<f32> { return vec4<f32>(f32(k[e]), f32(k[e + 1u]), f32(k[e + 2u]), f32(k[e + 3u])); }
 fn loadV4(e: u32) -> vec4<f32> { return vec4<f32>(f32(v[e]), f32(v[e + 1u]), f32(v[e + 2u]), f32(v[e + 3u])); }
 
 ${KV_HOOK[spec.kv]}
 ${TOKEN_RULE_HOOK[spec.tokenRule]}
-${BLOCK_LIST_HOOK[spec.blocks]}
+${hooks.tiles ? TILES_BLOCK_LIST : BLOCK_LIST_HOOK[spec.blocks]}
+${hooks.gate ?? ''}
 // Cooperative load of keys [t0, t0 + cols) of (b, kh) into kTile/vTile; rows past cols are zero.
 fn loadTile(b: u32, kh: u32, t0: u32, cols: u32, lid: u32) {
   for (var e = lid; e < TILE_KEYS * D4; e += WORKGROUP_SIZE) {
     let c = e / D4;
-    kTile[e] = select(vec4<f32>(0.0), loadK4(keyRow(b, kh, t0 + min(c, cols - 1u)) + (e % D4) * 4u), c < cols);
+    kTile[e] = select(${int8 ? '0u' : 'vec4<f32>(0.0)'}, loadK4(keyRow(b, kh, t0 + min(c, cols - 1u)) + (e % D4) * 4u), c < cols);
   }
-  for (var e = lid; e < TILE_KEYS * DV4; e += WORKGROUP_SIZE) {
+${int8 ? `  let kvHeads = P.heads / P.groupSize;
+  let nKB = (P.keyLength + P.blockCols - 1u) / P.blockCols;
+  for (var c = lid; c < TILE_KEYS; c += WORKGROUP_SIZE) {
+    kScaleTile[c] = kScale[(b * kvHeads + kh) * nKB + min(t0 + c, P.keyLength - 1u) / P.blockCols];
+  }
+` : ''}  for (var e = lid; e < TILE_KEYS * DV4; e += WORKGROUP_SIZE) {
     let c = e / DV4;
     vTile[e] = select(vec4<f32>(0.0), loadV4(valueRow(b, kh, t0 + min(c, cols - 1u)) + (e % DV4) * 4u), c < cols);
   }
@@ -208,20 +249,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let keyLimit = select(P.keyLength, min(P.keyLength, P.queryOffset + rowsEnd), P.causal != 0u);
 
   // f16 I/O keeps q as f16 (exact: it was stored so) to free registers for acc; f32 keeps f32.
-  var qv: array<vec4<${T}>, D4>;
+  var qv: array<${int8 ? 'u32' : `vec4<${T}>`}, D4>;
   var acc: array<vec4<f32>, DV4>;
   var m = MASKED;
   var l = 0.0;
+  ${int8 ? 'var qs = 0.0;  // the row\'s block scale (log2 domain)' : ''}
   if (rowActive) {
     let qRow = P.qOffset + b * P.qStrideB + h * P.qStrideH + i * P.qStrideL;
-    for (var d = 0u; d < ${dLoop}; d++) { qv[d] = vec4<${T}>(loadQ4(qRow + d * 4u)); }
+    for (var d = 0u; d < ${dLoop}; d++) { qv[d] = ${int8 ? 'loadQ4(qRow + d * 4u)' : `vec4<${T}>(loadQ4(qRow + d * 4u))`}; }
+    ${int8 ? 'qs = qScale[(b * P.heads + h) * P.numQueryBlocks + i / P.blockRows];' : ''}
   }
-
+${hooks.init ?? ''}
   let list = blockListRange(b, h, qb);
   for (var n = list.x; n < list.y; n++) {
     let keys = blockKeys(n);
     let j1 = min(keys.y, keyLimit);
-    for (var t0 = keys.x; t0 < j1; t0 += TILE_KEYS) {
+${hooks.gate ? `    // Hook gate: a causally valid block the gate rejects is skipped whole.
+    if (keys.x >= j1) { continue; }
+    if (!keepBlock(b, h, kh, qb, n, keys.x, j1, lid, rowActive, keyPos, i, &qv, m)) { continue; }
+` : ''}    for (var t0 = keys.x; t0 < j1; t0 += TILE_KEYS) {
       let cols = min(TILE_KEYS, j1 - t0);
       loadTile(b, kh, t0, cols, lid);
       workgroupBarrier();
@@ -229,9 +275,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var c = 0u; c < cols; c++) {
           let j = t0 + c;
           if ((P.causal == 0u || j <= keyPos) && tokenVisible(i, j)) {
-            var x = 0.0;
+${int8 ? `            var xi = 0i;  // |Σ| <= D·127² fits i32
+            for (var d = 0u; d < ${dLoop}; d++) { xi += dot4I8Packed(qv[d], kTile[c * D4 + d]); }
+            let x = f32(xi) * qs * kScaleTile[c];` : `            var x = 0.0;
             for (var d = 0u; d < ${dLoop}; d++) { x += dot(vec4<f32>(qv[d]), kTile[c * D4 + d]); }
-            x *= P.scaleLog2e;
+            x *= P.scaleLog2e;`}
             // Online softmax one key at a time; the rescale runs only when the max grows.
             if (x > m) {
               let rescale = exp2(m - x);

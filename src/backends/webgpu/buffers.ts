@@ -68,3 +68,22 @@ export async function readTensor(device: GPUDevice, view: GpuTensorView, layout:
   staging.destroy();
   return out;
 }
+
+/** Copies the first `bytes` of a storage buffer (made with COPY_SRC) back to the host. */
+export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+  const staging = device.createBuffer({ label: `${buffer.label}.readback`, size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+  const encoder = device.createCommandEncoder({ label: `${buffer.label}.readback` });
+  encoder.copyBufferToBuffer(buffer, 0, staging, 0, size);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(MapMode.READ);
+  const out = staging.getMappedRange().slice(0, bytes);
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+/** A zero-filled storage buffer of `bytes` (at least 4), readable back with readBuffer. */
+export function createStorageBuffer(device: GPUDevice, bytes: number, label: string): GPUBuffer {
+  return device.createBuffer({ label, size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST });
+}

@@ -61,3 +61,9 @@ export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './xatten
 export { xattentionSelectProgram, type XAttentionSelectSpec } from './xattention-select.js';
 export { encodeTriShapePlan, triShapeBlockMaskWebGpu, trishapeBlocksProgram, type GpuTriShapePlan } from './trishape-blocks.js';
 export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './block-list.js';
+// GPU work of flash-skip-softmax and SLA (gpu-fssla)
+export {
+  flashSkipAttentionWebGpu, encodeFlashSkipAttention, flashSkipAttentionProgram, flashSkipParams, flashSkipRows,
+  type FlashSkipAttentionSpec, type FlashSkipGpuOptions, type FlashSkipGpuResult,
+} from './flash-skip-attention.js';
+export { GPU_METHOD_RUNNERS, type GpuMethodRunner } from './method-runners.js';
