@@ -28,8 +28,6 @@ export interface AttentionModule {
   readonly layer: number;
   method: SparseAttentionMethod;
   backend: AttentionBackend;
-  /** Decode steps (one query) use dense attention when false; prefill always uses `method`. */
-  sparseDecode: boolean;
 }
 
 export interface ForwardOptions {
@@ -48,8 +46,6 @@ export class LlamaModel {
   readonly attention: AttentionModule[];
   /** When set, every attention call records its plan's statistics here under the module name. */
   stats?: StatsAggregator;
-  private readonly dense = new DenseMethod();
-
   constructor(
     readonly config: LlamaConfig,
     readonly weights: LlamaWeights,
@@ -58,9 +54,8 @@ export class LlamaModel {
     this.attention = weights.layers.map((_, i) => ({
       name: `model.layers.${i}.self_attn`,
       layer: i,
-      method: this.dense,
+      method: new DenseMethod(),
       backend: cpuBackend,
-      sparseDecode: true,
     }));
   }
 
@@ -111,9 +106,7 @@ export class LlamaModel {
     const kv = cache.view(l, start + n);
     const qt = new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: c.headDim }, q, 'BLHD');
     const module = this.attention[l];
-    const phase = phaseOf(n);
-    const method = phase === 'decode' && !module.sparseDecode ? this.dense : module.method;
-    const { output, plan } = await sparseAttention(qt, kv.k, kv.v, { method, backend: module.backend, causal: true, phase });
+    const { output, plan } = await sparseAttention(qt, kv.k, kv.v, { method: module.method, backend: module.backend, causal: true, phase: phaseOf(n) });
     this.stats?.record(module.name, plan.stats);
     const o = output.toLayout('BLHD').toFloat32Array();
     addInPlace(x, linear(o, n, w.o.weight, w.o.outFeatures, w.o.inFeatures, w.o.bias));
