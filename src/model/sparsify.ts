@@ -6,8 +6,9 @@
  *                   "model.layers.0.self_attn": { enable: false },      // exception: first layer dense
  *                   default: { enable: false } } }
  *
- * A module's settings are `default` overlaid by every pattern that matches its name, in the
- * order written (so a later, narrower pattern overrides an earlier, broader one). Enabled modules
+ * As in ModelOpt, `default` applies to every module first, then each pattern that matches the
+ * module's name, in the order written, replaces its attributes wholesale (fields it leaves out
+ * take their defaults, e.g. enable: true): the last matching pattern wins. Enabled modules
  * get the named method constructed with the remaining fields as its settings; disabled ones run
  * dense. Statistics of every attention call go to a StatsAggregator keyed by module name.
  *
@@ -50,11 +51,11 @@ export function resolveModuleConfigMinimal(cfg: SparseAttentionConfigLike, modul
   if (!cfg || typeof cfg.sparse_cfg !== 'object' || cfg.sparse_cfg === null) {
     throw new InvalidArgumentError('config.sparse_cfg', cfg?.sparse_cfg, 'an object of { pattern: module settings }');
   }
-  let out: ModuleSparseConfig = { ...(cfg.sparse_cfg.default ?? {}) };
+  let out: ModuleSparseConfig = cfg.sparse_cfg.default ?? {};
   for (const [pattern, attrs] of Object.entries(cfg.sparse_cfg)) {
-    if (pattern !== 'default' && modulePatternMatches(pattern, moduleName)) out = { ...out, ...attrs };
+    if (pattern !== 'default' && modulePatternMatches(pattern, moduleName)) out = attrs;
   }
-  return out;
+  return { ...out };
 }
 
 export interface SparsifyOptions {
