@@ -16,3 +16,10 @@ export { DenseMethod } from './methods/dense.js';
 export type { AttentionBackend, BackendName } from './backends/backend.js';
 export { cpuBackend, flashAttention, naiveAttention, naiveBlockSparseAttention } from './backends/cpu/index.js';
 export { sparseAttention, type SparseAttentionOptions, type SparseAttentionResult } from './attention.js';
+// Tri-shape and XAttention (methods-tx)
+export { TriShapeMethod, TRI_SHAPE_DEFAULTS, triShapeSettings, triShapeTokenRule, triShapeBlockMask, triShapeIsDense, type TriShapeSettings } from './methods/tri-shape.js';
+export { XAttentionMethod, XATTENTION_DEFAULTS, xattentionSettings, type XAttentionSettings } from './methods/xattention.js';
+export {
+  estimateXAttention, estimateXAttentionChunk, checkXAttentionParams, selectBlocks as selectXAttentionBlocks,
+  type XAttentionParams, type XAttentionEstimate,
+} from './methods/xattention-estimate.js';

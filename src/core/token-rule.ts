@@ -10,7 +10,11 @@ export interface TriShapeTokenRule {
   sinkTokens: number;
   /** Keys with p - localWindow < j <= p are visible to the query at key position p. */
   localWindow: number;
-  /** Query rows i >= Lq - lastDenseQueries see every (causal) key. */
+  /**
+   * The last min(lastDenseQueries, Lq - 1) query rows see every (causal) key. The clamp keeps the
+   * first row sparse (MInference / SCBench); decode (Lq = 1) and calls with Lk <= localWindow are
+   * dense as a whole (tri-shape spec A).
+   */
   lastDenseQueries: number;
 }
 
@@ -24,7 +28,8 @@ export type TokenRule = TriShapeTokenRule;
 export function tokenRuleVisible(rule: TokenRule, qi: number, kj: number, queryLength: number, queryOffset: number): boolean {
   switch (rule.kind) {
     case 'trishape': {
-      if (qi >= queryLength - rule.lastDenseQueries) return true;
+      if (queryLength === 1 || queryOffset + queryLength <= rule.localWindow) return true;
+      if (qi >= queryLength - Math.min(rule.lastDenseQueries, queryLength - 1)) return true;
       if (kj < rule.sinkTokens) return true;
       const p = queryOffset + qi;
       return kj > p - rule.localWindow && kj <= p;

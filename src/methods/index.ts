@@ -3,11 +3,15 @@
  * A new method is one file in this folder and one row here.
  */
 import { DenseMethod } from './dense.js';
+import { TriShapeMethod } from './tri-shape.js';
+import { XAttentionMethod } from './xattention.js';
 import type { SparseMethodClass } from './method.js';
 import { MethodRegistry, type RegisteredMethod } from './registry.js';
 
 export const BUILTIN_METHODS: readonly RegisteredMethod[] = [
   { name: 'dense', version: 'v1', cls: DenseMethod },
+  { name: 'tri_shape', version: 'v1', cls: TriShapeMethod },
+  { name: 'xattention', version: 'v1', cls: XAttentionMethod },
 ];
 
 export const sparseMethods = new MethodRegistry(BUILTIN_METHODS);
