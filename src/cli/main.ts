@@ -3,9 +3,10 @@
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
 import { methodsCommand } from './commands/methods.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand];
+const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, evalCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -46,6 +46,8 @@ export class LlamaModel {
   readonly attention: AttentionModule[];
   /** When set, every attention call records its plan's statistics here under the module name. */
   stats?: StatsAggregator;
+  /** Called before every attention call with its operands (q BLHD [1, L, H, D]; k/v views of the cache). */
+  onAttention?: (module: AttentionModule, q: HeadTensor, k: HeadTensor, v: HeadTensor) => void;
   constructor(
     readonly config: LlamaConfig,
     readonly weights: LlamaWeights,
@@ -106,6 +108,7 @@ export class LlamaModel {
     const kv = cache.view(l, start + n);
     const qt = new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: c.headDim }, q, 'BLHD');
     const module = this.attention[l];
+    this.onAttention?.(module, qt, kv.k, kv.v);
     const { output, plan } = await sparseAttention(qt, kv.k, kv.v, { method: module.method, backend: module.backend, causal: true, phase: phaseOf(n) });
     this.stats?.record(module.name, plan.stats);
     const o = output.toLayout('BLHD').toFloat32Array();
