@@ -23,3 +23,30 @@ export {
   estimateXAttention, estimateXAttentionChunk, checkXAttentionParams, selectBlocks as selectXAttentionBlocks,
   type XAttentionParams, type XAttentionEstimate,
 } from './methods/xattention-estimate.js';
+// Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
+export * from './config/index.js';
+// Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
+export {
+  KV_BLOCK_SIZES, SparseAttentionMode, kvBlockBytes, parseSchedulerConfig, parseSparseAttentionConfig, resolveNumKvBlocks,
+  type SchedulerConfig, type SchedulerConfigInput,
+  type SparseAttentionConfig as OpenVinoSparseAttentionConfig, type SparseAttentionConfigInput as OpenVinoSparseAttentionConfigInput,
+} from './config/openvino.js';
+export { BlockAllocator, PagedKvCache, type GatheredKv, type PagedKvCacheShape } from './engine/paged-kv-cache.js';
+export { TriShapeTokenSkipper, type ChunkPosition } from './engine/trishape-skipper.js';
+export { xattentionChunkThreshold, type XAttentionChunkState } from './engine/xattention-chunk-rule.js';
+export { SparsePrefillPlanner, type ChunkAttentionKind, type ChunkPlan, type ChunkToPlan } from './engine/sparse-prefill-plan.js';
+export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type SequenceRequest, type StepSchedule } from './engine/scheduler.js';
+export { cpuPagedBackend, naivePagedAttention, type PagedAttentionBackend, type PagedAttentionInput } from './engine/paged-attention.js';
+export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelShape } from './engine/synthetic-model.js';
+export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';
+
+// SLA and SageSLA (sparse-linear attention)
+export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla.js';
+export { SageSlaMethod, sageQuantize, quantizeInt8PerBlock, int8Logits, SAGE_SLA_HEAD_DIMS, type SageOperands } from './methods/sage-sla.js';
+export {
+  getBlockMap, slaTopk, selectTopBlocks as slaSelectTopBlocks, blockMapToMask as slaBlockMapToMask, selectedBlocks as slaSelectedBlocks,
+  meanPool as slaMeanPool, sequenceMean as slaSequenceMean, type SlaBlockMap,
+} from './methods/sla-block-map.js';
+export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
+export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
+export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';

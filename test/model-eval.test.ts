@@ -9,7 +9,8 @@ import { formatAccuracyTable, runAccuracyEval, sparseConfigFor } from '../src/mo
 import { LlamaModel } from '../src/model/llama.js';
 import { buildNeedlePrompt, loadCorpus } from '../src/model/needle.js';
 import { plannedSparsity, SPARSITY_KNOBS, searchSetting } from '../src/model/sparsity-search.js';
-import { resolveModuleConfigMinimal } from '../src/model/sparsify.js';
+import { resolveModuleConfig } from '../src/config/resolve.js';
+import { sparseAttentionConfig } from '../src/config/sparse-config.js';
 
 const FIXTURES = new URL('../../test/fixtures/', import.meta.url);
 const corpus = loadCorpus(new URL('python-corpus', FIXTURES).pathname);
@@ -48,9 +49,11 @@ test('knob search finds tri-shape windows near 50% and 80% block sparsity', () =
 });
 
 test('eval configs keep the first N layers dense', () => {
-  const cfg = sparseConfigFor({ method: 'xattention', label: 'x', settings: { threshold: 0.5 } }, 2);
-  assert.equal(resolveModuleConfigMinimal(cfg, 'model.layers.1.self_attn').enable, false);
-  assert.deepEqual(resolveModuleConfigMinimal(cfg, 'model.layers.2.self_attn'), { method: 'xattention', threshold: 0.5 });
+  const cfg = sparseAttentionConfig(sparseConfigFor({ method: 'xattention', label: 'x', settings: { threshold: 0.5 } }, 2));
+  assert.equal(resolveModuleConfig(cfg, 'model.layers.1.self_attn').enable, false);
+  const layer2 = resolveModuleConfig(cfg, 'model.layers.2.self_attn');
+  assert.equal(layer2.enable, true);
+  assert.deepEqual(layer2.settings, { threshold: 0.5 });
 });
 
 test('a tiny accuracy run on bytes-llama-dev: dense row is the baseline, sparse rows measured', async () => {

@@ -12,7 +12,7 @@ import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../src/metho
 import type { Scores } from '../src/core/scores.js';
 import { blockSizeSettings } from '../src/methods/settings.js';
 import { LlamaModel, prefill } from '../src/model/llama.js';
-import { desparsify, modulePatternMatches, resolveModuleConfigMinimal, sparsify } from '../src/model/sparsify.js';
+import { desparsify, sparsify } from '../src/model/sparsify.js';
 import { assertClose, TOL } from './helpers/compare.js';
 import { TINY_CONFIG, writeTinyCheckpoint } from './helpers/tiny-llama.js';
 
@@ -39,24 +39,6 @@ class SinkDiagonalMethod implements SparseAttentionMethod {
 }
 registerSparseMethod('test_sink_diagonal')(SinkDiagonalMethod);
 
-describe('module patterns', () => {
-  test('fnmatch-style patterns match whole module names, dots included', () => {
-    assert.ok(modulePatternMatches('*self_attn*', 'model.layers.3.self_attn'));
-    assert.ok(modulePatternMatches('model.layers.?.self_attn', 'model.layers.3.self_attn'));
-    assert.ok(!modulePatternMatches('model.layers.1.self_attn', 'model.layers.11.self_attn'));
-    assert.ok(!modulePatternMatches('*attention*', 'model.layers.3.self_attn'));
-    assert.ok(!modulePatternMatches('model.layers.1*', 'xmodel.layers.1.self_attn'));
-  });
-
-  test('default first, then the last matching pattern replaces the attributes wholesale (ModelOpt)', () => {
-    const cfg = { sparse_cfg: { '*self_attn*': { method: 'a', threshold: 0.5 }, 'model.layers.0.*': { enable: false }, default: { enable: false, br: 64 } } };
-    assert.deepEqual(resolveModuleConfigMinimal(cfg, 'model.layers.0.self_attn'), { enable: false });
-    assert.deepEqual(resolveModuleConfigMinimal(cfg, 'model.layers.1.self_attn'), { method: 'a', threshold: 0.5 });
-    assert.deepEqual(resolveModuleConfigMinimal(cfg, 'lm_head'), { enable: false, br: 64 });
-    assert.throws(() => resolveModuleConfigMinimal({} as never, 'x'), /config\.sparse_cfg must be an object/);
-  });
-});
-
 describe('sparsify on a tiny model', () => {
   const dir = writeTinyCheckpoint({ ...TINY_CONFIG, num_hidden_layers: 3 });
   const model = LlamaModel.load(dir);
@@ -69,6 +51,15 @@ describe('sparsify on a tiny model', () => {
       default: { enable: false },
     },
   };
+
+  test('patterns: "?" and exact names, modules no entry matches stay dense', () => {
+    const { modules } = sparsify(model, { sparse_cfg: { 'model.layers.?.self_attn': { method: 'test_sink_diagonal' }, 'model.layers.2.self_attn': { method: 'dense' } } });
+    assert.deepEqual(modules.map((m) => [m.method, m.matchedBy]), [
+      ['test_sink_diagonal', '"model.layers.?.self_attn"'], ['test_sink_diagonal', '"model.layers.?.self_attn"'], ['dense', '"model.layers.2.self_attn"'],
+    ]);
+    assert.deepEqual(sparsify(model, { sparse_cfg: { 'lm_head': { method: 'test_sink_diagonal' } } }).modules.map((m) => m.enabled), [false, false, false]);
+    desparsify(model);
+  });
 
   test('the first layer stays dense, the others get the method with their settings; stats per module', async () => {
     const dense = await prefill(model, tokens, model.newCache(tokens.length), tokens.length, 'all');
@@ -98,8 +89,8 @@ describe('sparsify on a tiny model', () => {
     const dense = await prefill(model, tokens, model.newCache(tokens.length), tokens.length, 'all');
     sparsify(model, { sparse_cfg: { '*': { method: 'dense', br: 3, bc: 5 } } });
     assertClose(await prefill(model, tokens, model.newCache(tokens.length), 4, 'all'), dense, TOL.f32, 'dense via sparsify, chunked');
-    assert.throws(() => sparsify(model, { sparse_cfg: { '*': { method: 'no_such_method' } } }), /unknown sparse method "no_such_method"/);
-    assert.throws(() => sparsify(model, { sparse_cfg: { '*': { method: 'dense', backend: 'tpu' } } }), /model\.layers\.0\.self_attn\.backend must be one of cpu, pytorch, got "tpu"/);
+    assert.throws(() => sparsify(model, { sparse_cfg: { '*': { method: 'no_such_method' } } }), /sparse_cfg\["\*"\]\.method must be a registered sparse method.*got "no_such_method"/);
+    assert.throws(() => sparsify(model, { sparse_cfg: { '*': { method: 'dense', backend: 'webgpu' } } }), /model\.layers\.0\.self_attn: backend "webgpu" was asked for by sparse_cfg\["\*"\]; pass it in sparsify's options\.backends/);
     desparsify(model);
   });
 });

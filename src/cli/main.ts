@@ -2,11 +2,20 @@
 /** `sparse-attn`: the command-line face of the library. */
 import { SparseAttentionError } from '../core/errors.js';
 import type { Command } from './command.js';
+import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { methodsCommand } from './commands/methods.js';
+import { prefillCommand } from './commands/prefill.js';
 
-const COMMANDS: readonly Command[] = [methodsCommand, demoCommand, evalCommand];
+// One command per line, so branches that add commands merge without conflicts.
+const COMMANDS: readonly Command[] = [
+  methodsCommand,
+  demoCommand,
+  configCommand,
+  prefillCommand,
+  evalCommand,
+];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

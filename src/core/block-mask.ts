@@ -58,6 +58,8 @@ export class BlockMask {
       throw new InvalidArgumentError('rowPtr', [rowPtr[0], rowPtr[rows]], `to start at 0 and end at colIdx.length (${colIdx.length})`);
     }
     for (let r = 0; r < rows; r++) {
+      // A decreasing rowPtr would let rows overlap and count one block twice.
+      if (rowPtr[r + 1] < rowPtr[r]) throw new InvalidArgumentError(`rowPtr[${r + 1}]`, rowPtr[r + 1], `>= rowPtr[${r}] (${rowPtr[r]}): row offsets must not decrease`);
       for (let i = rowPtr[r]; i < rowPtr[r + 1]; i++) {
         const c = colIdx[i];
         if (c < 0 || c >= this.numKeyBlocks || (i > rowPtr[r] && c <= colIdx[i - 1])) {
@@ -160,6 +162,7 @@ export class BlockMask {
 
   /** From a dense [B, H, nQB, nKB] boolean view. */
   static fromDense(dims: BlockMaskDims, dense: ArrayLike<number | boolean>, tokenRule?: TokenRule): BlockMask {
+    checkDims(dims);
     const nQB = Math.ceil(dims.queryLength / dims.blockRows);
     const nKB = Math.ceil(dims.keyLength / dims.blockCols);
     const rows = dims.batch * dims.heads * nQB;
@@ -175,6 +178,7 @@ export class BlockMask {
 
   /** From a function deciding each (b, h, qb, kb). */
   static fromPredicate(dims: BlockMaskDims, keep: (b: number, h: number, qb: number, kb: number) => boolean, tokenRule?: TokenRule): BlockMask {
+    checkDims(dims);
     const nQB = Math.ceil(dims.queryLength / dims.blockRows);
     const nKB = Math.ceil(dims.keyLength / dims.blockCols);
     const rowPtr = new Int32Array(dims.batch * dims.heads * nQB + 1);
@@ -200,4 +204,14 @@ export function blockCausallyValid(dims: BlockMaskDims, qb: number, kb: number):
   if (!dims.causal) return true;
   const lastQuery = Math.min((qb + 1) * dims.blockRows, dims.queryLength) - 1;
   return kb * dims.blockCols <= dims.keyLength - dims.queryLength + lastQuery;
+}
+
+/** The constructor's checks, run before a factory sizes arrays from the dims (else a bad br is a RangeError). */
+function checkDims(dims: BlockMaskDims): void {
+  requireInteger('batch', dims.batch, 1);
+  requireInteger('heads', dims.heads, 1);
+  requireInteger('queryLength', dims.queryLength, 1);
+  requireInteger('keyLength', dims.keyLength, 1);
+  requireInteger('blockRows (br)', dims.blockRows, 1);
+  requireInteger('blockCols (bc)', dims.blockCols, 1);
 }

@@ -5,6 +5,8 @@
 import { DenseMethod } from './dense.js';
 import { TriShapeMethod } from './tri-shape.js';
 import { XAttentionMethod } from './xattention.js';
+import { SageSlaMethod } from './sage-sla.js';
+import { SlaMethod } from './sla.js';
 import type { SparseMethodClass } from './method.js';
 import { MethodRegistry, type RegisteredMethod } from './registry.js';
 
@@ -12,6 +14,8 @@ export const BUILTIN_METHODS: readonly RegisteredMethod[] = [
   { name: 'dense', version: 'v1', cls: DenseMethod },
   { name: 'tri_shape', version: 'v1', cls: TriShapeMethod },
   { name: 'xattention', version: 'v1', cls: XAttentionMethod },
+  { name: 'sla', version: 'v1', cls: SlaMethod },
+  { name: 'sage_sla', version: 'v1', cls: SageSlaMethod },
 ];
 
 export const sparseMethods = new MethodRegistry(BUILTIN_METHODS);

@@ -16,7 +16,8 @@ import { sparseMethods } from '../methods/index.js';
 import type { LlamaModel } from './llama.js';
 import { buildNeedlePrompt, type NeedlePrompt } from './needle.js';
 import { type PromptScore, scorePrompt } from './prompt-score.js';
-import { desparsify, type SparseAttentionConfigLike, sparsify } from './sparsify.js';
+import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
+import { desparsify, sparsify } from './sparsify.js';
 import { type CapturedAttention, SPARSITY_KNOBS, searchSetting } from './sparsity-search.js';
 
 export interface AccuracyOptions {
@@ -65,8 +66,8 @@ interface Variant {
   plannedSparsity?: number;
 }
 
-export function sparseConfigFor(v: Variant, denseLayers: number): SparseAttentionConfigLike {
-  const cfg: SparseAttentionConfigLike = { sparse_cfg: { '*self_attn*': { method: v.method, ...v.settings } } };
+export function sparseConfigFor(v: Variant, denseLayers: number): SparseAttentionConfigJson {
+  const cfg: SparseAttentionConfigJson = { sparse_cfg: { '*self_attn*': { method: v.method, ...v.settings } }, export_format: null };
   for (let l = 0; l < denseLayers; l++) cfg.sparse_cfg[`model.layers.${l}.self_attn`] = { enable: false };
   cfg.sparse_cfg.default = { enable: false };
   return cfg;

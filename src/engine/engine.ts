@@ -1,0 +1,190 @@
+/**
+ * The chunked-prefill engine: a scheduler, a paged KV cache, a QKV producer (the model) and a
+ * paged-attention backend. Each step: schedule chunks; for every chunk and layer, produce Q/K/V of
+ * its tokens, write K/V into the cache, then attend over the chunk's visible blocks with its plan
+ * (dense, TRISHAPE skipped blocks, or an XAttention block mask estimated from the chunk's queries
+ * and every cached key); then decode steps, one token per sequence, dense over the whole cache.
+ *
+ * Outputs are kept per sequence and layer ([1, H, totalLength, D], the latest computation of each
+ * position) so tests can compare them with a dense reference over the whole sequence.
+ */
+import { BlockMask } from '../core/block-mask.js';
+import { InvalidArgumentError, UnsupportedError } from '../core/errors.js';
+import { HeadTensor } from '../core/tensor.js';
+import { createSparseMethod, sparseMethods } from '../methods/index.js';
+import { parseSchedulerConfig, resolveNumKvBlocks, type SchedulerConfig, type SchedulerConfigInput } from '../config/openvino.js';
+import { cpuPagedBackend, type PagedAttentionBackend } from './paged-attention.js';
+import { PagedKvCache } from './paged-kv-cache.js';
+import { Scheduler, type SchedulerSequenceStats, type ScheduledChunk, type SequenceRequest, type StepSchedule } from './scheduler.js';
+import type { QkvProducer } from './synthetic-model.js';
+
+export interface EngineOptions {
+  model: QkvProducer;
+  /** OpenVINO-shaped scheduler config (validated here). */
+  config: SchedulerConfigInput;
+  backend?: PagedAttentionBackend;
+}
+
+export interface ChunkRecord {
+  step: number;
+  start: number;
+  length: number;
+  phase: 'prefill' | 'decode';
+  kind: ScheduledChunk['plan']['kind'];
+  skippedBlocks: number[];
+  xattentionThreshold: number | null;
+  /** (query, key) pairs attended, and causally possible, over heads and layers. */
+  keptPairs: number;
+  totalPairs: number;
+}
+
+export interface SequenceStats extends SchedulerSequenceStats {
+  seqId: number;
+  promptLength: number;
+  /** Logical blocks skipped, summed over prefill chunks. */
+  skippedBlocks: number;
+  /** 1 - kept / causal (query, key) pairs over prefill chunks, heads and layers. */
+  prefillSparsity: number;
+  chunks: ChunkRecord[];
+}
+
+export class Engine {
+  readonly config: SchedulerConfig;
+  readonly cache: PagedKvCache;
+  readonly scheduler: Scheduler;
+  readonly model: QkvProducer;
+  readonly backend: PagedAttentionBackend;
+  private readonly outputs = new Map<number, Float32Array[]>();
+  private readonly records = new Map<number, { promptLength: number; totalLength: number; chunks: ChunkRecord[] }>();
+
+  constructor(opts: EngineOptions) {
+    this.config = parseSchedulerConfig(opts.config);
+    this.model = opts.model;
+    this.backend = opts.backend ?? cpuPagedBackend;
+    const { numLayers, kvHeads, headDim } = opts.model;
+    this.cache = new PagedKvCache({ numLayers, kvHeads, headDim, blockSize: this.config.kvBlockSize, numBlocks: resolveNumKvBlocks(this.config, opts.model) });
+    this.scheduler = new Scheduler(this.config, this.cache);
+  }
+
+  addRequest(req: SequenceRequest): void {
+    this.scheduler.addRequest(req);
+    const totalLength = req.promptLength + (req.decodeTokens ?? 0);
+    const { numLayers, heads, headDim } = this.model;
+    this.outputs.set(req.id, Array.from({ length: numLayers }, () => new Float32Array(heads * totalLength * headDim)));
+    this.records.set(req.id, { promptLength: req.promptLength, totalLength, chunks: [] });
+  }
+
+  get done(): boolean {
+    return !this.scheduler.hasUnfinished;
+  }
+
+  /** Runs one scheduler step; null when every request has finished. */
+  async step(): Promise<StepSchedule | null> {
+    if (this.done) return null;
+    const schedule = this.scheduler.schedule();
+    for (const chunk of schedule.chunks) await this.runChunk(schedule.step, chunk);
+    this.scheduler.finishStep(schedule);
+    return schedule;
+  }
+
+  /** Steps until every request has finished (or `maxSteps` steps ran). */
+  async run(maxSteps = Number.POSITIVE_INFINITY): Promise<StepSchedule[]> {
+    const steps: StepSchedule[] = [];
+    for (let i = 0; i < maxSteps; i++) {
+      const s = await this.step();
+      if (!s) break;
+      steps.push(s);
+    }
+    return steps;
+  }
+
+  /** Attention outputs of a sequence for one layer: [1, H, promptLength + decodeTokens, D]. */
+  output(seqId: number, layer: number): HeadTensor {
+    const rec = this.record(seqId);
+    const data = this.outputs.get(seqId)![layer];
+    if (!data) throw new InvalidArgumentError('layer', layer, `in [0, ${this.model.numLayers})`);
+    return new HeadTensor({ batch: 1, heads: this.model.heads, length: rec.totalLength, headDim: this.model.headDim }, data);
+  }
+
+  stats(seqId: number): SequenceStats {
+    const rec = this.record(seqId);
+    const prefill = rec.chunks.filter((c) => c.phase === 'prefill');
+    const kept = prefill.reduce((a, c) => a + c.keptPairs, 0);
+    const total = prefill.reduce((a, c) => a + c.totalPairs, 0);
+    return {
+      seqId, promptLength: rec.promptLength, ...this.scheduler.stats(seqId),
+      skippedBlocks: prefill.reduce((a, c) => a + c.skippedBlocks.length, 0),
+      prefillSparsity: total === 0 ? 0 : 1 - kept / total,
+      chunks: rec.chunks.map((c) => ({ ...c, skippedBlocks: [...c.skippedBlocks] })),
+    };
+  }
+
+  private async runChunk(step: number, chunk: ScheduledChunk): Promise<void> {
+    const { seqId, start, length, plan } = chunk;
+    const contextLength = start + length;
+    const blockTable = this.cache.blockTable(seqId);
+    const record: ChunkRecord = {
+      step, start, length, phase: chunk.phase, kind: plan.kind, skippedBlocks: plan.skippedBlocks,
+      xattentionThreshold: plan.xattentionThreshold, keptPairs: 0, totalPairs: 0,
+    };
+    for (let layer = 0; layer < this.model.numLayers; layer++) {
+      const { q, k, v } = this.model.qkv(layer, seqId, start, length);
+      this.cache.write(layer, seqId, start, k, v);
+      const mask = plan.xattentionThreshold === null ? undefined : this.xattentionMask(layer, blockTable, q, contextLength, plan.xattentionThreshold);
+      const out = await this.backend.pagedAttention({ cache: this.cache, layer, blockTable, q, contextLength, visibleBlocks: plan.visibleBlocks, mask });
+      this.storeOutput(seqId, layer, start, out);
+      const pairs = countPairs(q.heads, start, length, this.visibleTokens(plan.visibleBlocks, contextLength), mask);
+      record.keptPairs += pairs.kept;
+      record.totalPairs += pairs.total;
+    }
+    this.record(seqId).chunks.push(record);
+  }
+
+  /** XAttention's block mask for the chunk's queries against every cached key (queries right-aligned). */
+  private xattentionMask(layer: number, blockTable: number[], q: HeadTensor, contextLength: number, threshold: number): BlockMask {
+    if (!sparseMethods.has('xattention')) {
+      throw new UnsupportedError('XATTENTION mode needs the "xattention" method, which is not registered in this build');
+    }
+    const sa = this.config.sparseAttentionConfig;
+    const all = Array.from({ length: this.cache.blocksFor(contextLength) }, (_, b) => b);
+    const { k } = this.cache.gatherBlocks(layer, blockTable, all, contextLength);
+    const method = createSparseMethod('xattention', { threshold, blockSize: sa.xattentionBlockSize, stride: sa.xattentionStride });
+    return method.planBlockMask(q, k, { causal: true, phase: 'prefill' }).mask;
+  }
+
+  private visibleTokens(visibleBlocks: readonly number[], contextLength: number): number {
+    const bs = this.cache.blockSize;
+    return visibleBlocks.reduce((a, b) => a + Math.max(0, Math.min(bs, contextLength - b * bs)), 0);
+  }
+
+  private storeOutput(seqId: number, layer: number, start: number, out: HeadTensor): void {
+    const dst = this.outputs.get(seqId)![layer];
+    const { heads, headDim } = this.model;
+    const totalLength = this.record(seqId).totalLength;
+    const o = out.toFloat32Array();
+    for (let h = 0; h < heads; h++)
+      for (let i = 0; i < out.length; i++) {
+        const src = out.offset(0, h, i);
+        dst.set(o.subarray(src, src + headDim), (h * totalLength + start + i) * headDim);
+      }
+  }
+
+  private record(seqId: number) {
+    const rec = this.records.get(seqId);
+    if (!rec) throw new InvalidArgumentError('seqId', seqId, 'the id of a request added to this engine');
+    return rec;
+  }
+}
+
+/**
+ * Causally possible and attended (query, key) pairs of a chunk, over heads. Without a mask the
+ * query at position p sees every gathered key up to p: the G - n visible cached tokens, then the
+ * chunk's tokens up to itself. With a mask, its expanded token mask is counted.
+ */
+function countPairs(heads: number, start: number, n: number, gathered: number, mask?: BlockMask): { kept: number; total: number } {
+  const total = heads * (n * start + (n * (n + 1)) / 2);
+  if (!mask) return { kept: heads * (n * (gathered - n) + (n * (n + 1)) / 2), total };
+  let kept = 0;
+  for (let h = 0; h < heads; h++) for (const x of mask.expand(0, h)) kept += x;
+  return { kept, total };
+}

@@ -1,0 +1,220 @@
+/**
+ * A paged KV cache (vLLM / OpenVINO GenAI style): fixed-size physical blocks handed out by an
+ * allocator, and per sequence a block table mapping logical block i (tokens [i·bs, (i+1)·bs)) to a
+ * physical block. One table serves every layer (OpenVINO keeps one per layer only for eviction).
+ *
+ *   keys[layer], values[layer]: Float32Array [numBlocks, Hkv, blockSize, D]
+ *   token t of a sequence lives in physical block table[floor(t / bs)], slot t % bs
+ *
+ * Writes check that every slot belongs to the writing sequence's own blocks, so one sequence can
+ * never overwrite another's keys and values.
+ */
+import { InvalidArgumentError, requireInteger, SparseAttentionError } from '../core/errors.js';
+import { HeadTensor } from '../core/tensor.js';
+
+/** Hands out physical block ids [0, numBlocks); a freed id can be handed out again. */
+export class BlockAllocator {
+  private readonly freeList: number[];
+  private readonly inUse: Uint8Array;
+
+  constructor(readonly numBlocks: number) {
+    requireInteger('numBlocks', numBlocks, 1);
+    // Lowest ids first, so tests and dumps read naturally.
+    this.freeList = Array.from({ length: numBlocks }, (_, i) => numBlocks - 1 - i);
+    this.inUse = new Uint8Array(numBlocks);
+  }
+
+  get freeCount(): number {
+    return this.freeList.length;
+  }
+
+  get usedCount(): number {
+    return this.numBlocks - this.freeList.length;
+  }
+
+  allocate(): number {
+    const id = this.freeList.pop();
+    if (id === undefined) throw new SparseAttentionError(`KV cache is full: all ${this.numBlocks} blocks are in use`);
+    this.inUse[id] = 1;
+    return id;
+  }
+
+  free(id: number): void {
+    requireInteger('block id', id, 0, this.numBlocks - 1);
+    if (!this.inUse[id]) throw new InvalidArgumentError('block id', id, 'a block that is currently allocated (double free)');
+    this.inUse[id] = 0;
+    this.freeList.push(id);
+  }
+
+  isAllocated(id: number): boolean {
+    return this.inUse[id] === 1;
+  }
+}
+
+export interface GatheredKv {
+  /** [1, Hkv, n, D] f32 */
+  k: HeadTensor;
+  v: HeadTensor;
+  /** Position in the sequence of each gathered token, ascending. */
+  positions: Int32Array;
+}
+
+export interface PagedKvCacheShape {
+  numLayers: number;
+  numBlocks: number;
+  kvHeads: number;
+  headDim: number;
+  blockSize: number;
+}
+
+export class PagedKvCache {
+  readonly numLayers: number;
+  readonly numBlocks: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly blockSize: number;
+  readonly allocator: BlockAllocator;
+  /** Per layer, [numBlocks, Hkv, blockSize, D]. */
+  readonly keys: Float32Array[];
+  readonly values: Float32Array[];
+  private readonly tables = new Map<number, number[]>();
+
+  constructor(shape: PagedKvCacheShape) {
+    this.numLayers = requireInteger('numLayers', shape.numLayers, 1);
+    this.numBlocks = requireInteger('numBlocks', shape.numBlocks, 1);
+    this.kvHeads = requireInteger('kvHeads', shape.kvHeads, 1);
+    this.headDim = requireInteger('headDim', shape.headDim, 1);
+    this.blockSize = requireInteger('blockSize', shape.blockSize, 1);
+    this.allocator = new BlockAllocator(this.numBlocks);
+    const n = this.numBlocks * this.kvHeads * this.blockSize * this.headDim;
+    this.keys = Array.from({ length: this.numLayers }, () => new Float32Array(n));
+    this.values = Array.from({ length: this.numLayers }, () => new Float32Array(n));
+  }
+
+  get freeBlocks(): number {
+    return this.allocator.freeCount;
+  }
+
+  /** Blocks needed to hold `tokens` tokens. */
+  blocksFor(tokens: number): number {
+    return Math.ceil(tokens / this.blockSize);
+  }
+
+  /** Logical → physical block ids of a sequence (a copy; empty when it holds none). */
+  blockTable(seqId: number): number[] {
+    return [...(this.tables.get(seqId) ?? [])];
+  }
+
+  /** Token slots the sequence's blocks hold. */
+  capacity(seqId: number): number {
+    return (this.tables.get(seqId)?.length ?? 0) * this.blockSize;
+  }
+
+  /** Grows the sequence's table to hold `tokens` tokens; throws (allocating nothing) if too few blocks are free. */
+  reserve(seqId: number, tokens: number): void {
+    requireInteger('tokens', tokens, 0);
+    let table = this.tables.get(seqId);
+    const need = this.blocksFor(tokens) - (table?.length ?? 0);
+    if (need <= 0) return;
+    if (need > this.freeBlocks) {
+      throw new SparseAttentionError(`KV cache cannot hold ${tokens} tokens for sequence ${seqId}: needs ${need} more blocks, ${this.freeBlocks} free`);
+    }
+    if (!table) this.tables.set(seqId, (table = []));
+    for (let i = 0; i < need; i++) table.push(this.allocator.allocate());
+  }
+
+  /** Returns every block of the sequence to the allocator. */
+  freeSequence(seqId: number): number {
+    const table = this.tables.get(seqId) ?? [];
+    for (const id of table) this.allocator.free(id);
+    this.tables.delete(seqId);
+    return table.length;
+  }
+
+  /**
+   * Writes one layer's keys and values of tokens [start, start + n) of a sequence.
+   * k, v: [1, Hkv, n, D] (either layout, f32 or f16).
+   */
+  write(layer: number, seqId: number, start: number, k: HeadTensor, v: HeadTensor): void {
+    requireInteger('layer', layer, 0, this.numLayers - 1);
+    requireInteger('start', start, 0);
+    for (const [name, t] of [['k', k], ['v', v]] as const) {
+      if (t.batch !== 1 || t.heads !== this.kvHeads || t.headDim !== this.headDim || t.length !== k.length) {
+        throw new InvalidArgumentError(`${name}.shape`, t.shape, `{ batch: 1, heads: ${this.kvHeads}, length: ${k.length}, headDim: ${this.headDim} }`);
+      }
+    }
+    const end = start + k.length;
+    if (end > this.capacity(seqId)) {
+      throw new InvalidArgumentError('start + k.length', end, `at most the ${this.capacity(seqId)} token slots reserved for sequence ${seqId}`);
+    }
+    const table = this.tables.get(seqId)!;
+    const D = this.headDim;
+    const kf = k.toFloat32Array();
+    const vf = v.toFloat32Array();
+    for (let t = start; t < end; t++) {
+      const block = table[Math.floor(t / this.blockSize)];
+      for (let h = 0; h < this.kvHeads; h++) {
+        const dst = this.slotOffset(block, h, t % this.blockSize);
+        const src = k.offset(0, h, t - start);
+        this.keys[layer].set(kf.subarray(src, src + D), dst);
+        this.values[layer].set(vf.subarray(v.offset(0, h, t - start), v.offset(0, h, t - start) + D), dst);
+      }
+    }
+  }
+
+  /**
+   * Copies the keys and values of the given logical blocks (ascending) of a sequence into
+   * contiguous [1, Hkv, n, D] tensors, n = tokens of those blocks below `length` (the sequence's
+   * written length, so the last block may be partial). Also returns each gathered token's position.
+   */
+  gather(layer: number, seqId: number, logicalBlocks: readonly number[], length: number): GatheredKv {
+    return this.gatherBlocks(layer, this.tables.get(seqId) ?? [], logicalBlocks, length);
+  }
+
+  /** As `gather`, from an explicit block table (logical → physical), the way a kernel reads the cache. */
+  gatherBlocks(layer: number, table: readonly number[], logicalBlocks: readonly number[], length: number): GatheredKv {
+    requireInteger('layer', layer, 0, this.numLayers - 1);
+    if (length > table.length * this.blockSize) {
+      throw new InvalidArgumentError('length', length, `at most the ${table.length * this.blockSize} token slots of the block table`);
+    }
+    const positions: number[] = [];
+    let prev = -1;
+    for (const lb of logicalBlocks) {
+      if (!Number.isInteger(lb) || lb <= prev || lb * this.blockSize >= length) {
+        throw new InvalidArgumentError('logicalBlocks', logicalBlocks, `strictly ascending block indices below ${this.blocksFor(length)}`);
+      }
+      prev = lb;
+      for (let t = lb * this.blockSize; t < Math.min((lb + 1) * this.blockSize, length); t++) positions.push(t);
+    }
+    const shape = { batch: 1, heads: this.kvHeads, length: positions.length, headDim: this.headDim };
+    const k = HeadTensor.zeros(shape);
+    const v = HeadTensor.zeros(shape);
+    const D = this.headDim;
+    for (let h = 0; h < this.kvHeads; h++) {
+      positions.forEach((t, i) => {
+        const src = this.slotOffset(table[Math.floor(t / this.blockSize)], h, t % this.blockSize);
+        (k.data as Float32Array).set(this.keys[layer].subarray(src, src + D), k.offset(0, h, i));
+        (v.data as Float32Array).set(this.values[layer].subarray(src, src + D), v.offset(0, h, i));
+      });
+    }
+    return { k, v, positions: Int32Array.from(positions) };
+  }
+
+  /**
+   * Views (no copy) of one logical block of a sequence in a layer's storage, [Hkv, blockSize, D]
+   * each: what a kernel reading the cache in place sees. Slots past the written length hold stale data.
+   */
+  blockViews(layer: number, seqId: number, logicalBlock: number): { k: Float32Array; v: Float32Array } {
+    requireInteger('layer', layer, 0, this.numLayers - 1);
+    const table = this.tables.get(seqId) ?? [];
+    requireInteger('logicalBlock', logicalBlock, 0, table.length - 1);
+    const o = this.slotOffset(table[logicalBlock], 0, 0);
+    const n = this.kvHeads * this.blockSize * this.headDim;
+    return { k: this.keys[layer].subarray(o, o + n), v: this.values[layer].subarray(o, o + n) };
+  }
+
+  /** Element offset of (physical block, kv head, slot, 0) in a layer's storage. */
+  slotOffset(block: number, head: number, slot: number): number {
+    return ((block * this.kvHeads + head) * this.blockSize + slot) * this.headDim;
+  }
+}
