@@ -66,3 +66,4 @@ export { buildNeedlePrompt, loadCorpus, type NeedlePrompt } from './model/needle
 export { scorePrompt, type PromptScore, type ScoreOptions } from './model/prompt-score.js';
 export { SPARSITY_KNOBS, knobSettings, plannedSparsity, searchSetting, type CapturedAttention, type SearchResult, type SparsityKnob } from './model/sparsity-search.js';
 export { formatAccuracyTable, machineName, runAccuracyEval, sparseConfigFor, type AccuracyOptions, type AccuracyReport, type AccuracyRow } from './model/accuracy.js';
+export { LlamaEngineProducer, generateWithEngine, type EngineGeneration } from './model/engine-runner.js';

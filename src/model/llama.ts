@@ -76,26 +76,38 @@ export class LlamaModel {
     const c = this.config;
     const n = requireInteger('tokens.length', tokens.length, 1);
     const start = cache.length;
+    const x = this.embed(tokens);
+    for (let l = 0; l < c.numLayers; l++) {
+      const { q, k, v } = this.projectQkv(l, x, n, start);
+      cache.write(l, start, n, k, v);
+      const kv = cache.view(l, start + n);
+      const qt = new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: c.headDim }, q, 'BLHD');
+      const module = this.attention[l];
+      this.onAttention?.(module, qt, kv.k, kv.v);
+      const { output, plan } = await sparseAttention(qt, kv.k, kv.v, { method: module.method, backend: module.backend, causal: true, phase: phaseOf(n) });
+      this.stats?.record(module.name, plan.stats);
+      this.finishLayer(l, x, n, output.toLayout('BLHD').toFloat32Array());
+    }
+    cache.length = start + n;
+    const rows = opts.logits === 'all' ? n : 1;
+    return { logits: this.logits(x.subarray((n - rows) * c.hiddenSize), rows), rows };
+  }
+
+  /** The residual stream [n, hidden] of token ids. */
+  embed(tokens: ArrayLike<number>): Float32Array {
+    const c = this.config;
     const H = c.hiddenSize;
-    const x = new Float32Array(n * H);
-    for (let t = 0; t < n; t++) {
+    const x = new Float32Array(tokens.length * H);
+    for (let t = 0; t < tokens.length; t++) {
       const id = tokens[t];
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new InvalidArgumentError(`tokens[${t}]`, id, `an integer token id in [0, ${c.vocabSize})`);
       x.set(this.weights.embed.subarray(id * H, (id + 1) * H), t * H);
     }
-    for (let l = 0; l < c.numLayers; l++) {
-      await this.attentionBlock(l, x, n, start, cache);
-      this.mlpBlock(l, x, n);
-    }
-    cache.length = start + n;
-    const rows = opts.logits === 'all' ? n : 1;
-    const last = x.subarray((n - rows) * H);
-    const normed = rmsNorm(last, rows, H, this.weights.finalNorm, c.rmsNormEps);
-    const head = this.weights.lmHead;
-    return { logits: linear(normed, rows, head.weight, head.outFeatures, head.inFeatures), rows };
+    return x;
   }
 
-  private async attentionBlock(l: number, x: Float32Array, n: number, start: number, cache: KvCache): Promise<void> {
+  /** Layer `l`'s attention operands for n tokens at positions [start, start + n): q [n, H·D], k/v [n, Hkv·D], RoPE applied. */
+  projectQkv(l: number, x: Float32Array, n: number, start: number): { q: Float32Array; k: Float32Array; v: Float32Array } {
     const c = this.config;
     const w = this.weights.layers[l];
     const h = rmsNorm(x, n, c.hiddenSize, w.inputNorm, c.rmsNormEps);
@@ -104,24 +116,26 @@ export class LlamaModel {
     const v = linear(h, n, w.v.weight, w.v.outFeatures, w.v.inFeatures, w.v.bias);
     this.rope.apply(q, n, c.numHeads, start);
     this.rope.apply(k, n, c.numKvHeads, start);
-    cache.write(l, start, n, k, v);
-    const kv = cache.view(l, start + n);
-    const qt = new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: c.headDim }, q, 'BLHD');
-    const module = this.attention[l];
-    this.onAttention?.(module, qt, kv.k, kv.v);
-    const { output, plan } = await sparseAttention(qt, kv.k, kv.v, { method: module.method, backend: module.backend, causal: true, phase: phaseOf(n) });
-    this.stats?.record(module.name, plan.stats);
-    const o = output.toLayout('BLHD').toFloat32Array();
-    addInPlace(x, linear(o, n, w.o.weight, w.o.outFeatures, w.o.inFeatures, w.o.bias));
+    return { q, k, v };
   }
 
-  private mlpBlock(l: number, x: Float32Array, n: number): void {
+  /** The rest of layer `l`, in place on x: x += o_proj(attention [n, H·D]); x += MLP(RMSNorm(x)). */
+  finishLayer(l: number, x: Float32Array, n: number, attention: Float32Array): void {
     const c = this.config;
     const w = this.weights.layers[l];
+    addInPlace(x, linear(attention, n, w.o.weight, w.o.outFeatures, w.o.inFeatures, w.o.bias));
     const h = rmsNorm(x, n, c.hiddenSize, w.postAttentionNorm, c.rmsNormEps);
     const gate = linear(h, n, w.gate.weight, w.gate.outFeatures, w.gate.inFeatures, w.gate.bias);
     const up = linear(h, n, w.up.weight, w.up.outFeatures, w.up.inFeatures, w.up.bias);
     addInPlace(x, linear(siluMul(gate, up), n, w.down.weight, w.down.outFeatures, w.down.inFeatures, w.down.bias));
+  }
+
+  /** Logits [rows, vocab] of the last layer's residual rows x [rows, hidden]. */
+  logits(x: Float32Array, rows: number): Float32Array {
+    const c = this.config;
+    const normed = rmsNorm(x, rows, c.hiddenSize, this.weights.finalNorm, c.rmsNormEps);
+    const head = this.weights.lmHead;
+    return linear(normed, rows, head.weight, head.outFeatures, head.inFeatures);
   }
 }
 
