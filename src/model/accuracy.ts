@@ -32,6 +32,8 @@ export interface AccuracyOptions {
   seed?: number;
   prefillChunk?: number;
   onProgress?: (done: number, total: number, label: string) => void;
+  /** Called with the rows so far after each (length, method, setting) finishes, e.g. to save partial results. */
+  onRow?: (rows: readonly AccuracyRow[]) => void;
 }
 
 export interface AccuracyRow {
@@ -53,7 +55,9 @@ export interface AccuracyReport {
   date: string;
   machine: string;
   model: string;
-  options: Omit<AccuracyOptions, 'onProgress'>;
+  options: Omit<AccuracyOptions, 'onProgress' | 'onRow'>;
+  /** True while the run is still going (a file saved after each row). */
+  partial?: boolean;
   rows: AccuracyRow[];
 }
 
@@ -100,6 +104,7 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       tick(`L=${length} dense`);
     }
     rows.push(summarize(length, { method: 'dense', label: 'dense', settings: {} }, prompts, dense, dense, 0, (Date.now() - t0) / 1000));
+    opts.onRow?.(rows);
     for (const method of methods) {
       for (const v of variantsOf(method, targets, captured, length)) {
         tick(`L=${length} ${method} ${v.label}`);
@@ -115,11 +120,17 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
         const kept = sparse.reduce((a, r) => a + r.keptBlocks, 0);
         const all = sparse.reduce((a, r) => a + r.totalBlocks, 0);
         rows.push(summarize(length, v, prompts, dense, scores, all === 0 ? 0 : 1 - kept / all, (Date.now() - t1) / 1000));
+        opts.onRow?.(rows);
       }
     }
   }
   desparsify(model);
-  return { date: new Date().toISOString(), machine: machineName(), model: '', options: { ...opts, onProgress: undefined } as AccuracyReport['options'], rows };
+  return newReport(opts, rows);
+}
+
+export function newReport(opts: AccuracyOptions, rows: AccuracyRow[]): AccuracyReport {
+  const { onProgress: _p, onRow: _r, ...options } = opts;
+  return { date: new Date().toISOString(), machine: machineName(), model: '', options, rows };
 }
 
 function variantsOf(method: string, targets: number[], captured: CapturedAttention[], length: number): Variant[] {

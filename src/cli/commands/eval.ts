@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '../../core/errors.js';
-import { formatAccuracyTable, runAccuracyEval } from '../../model/accuracy.js';
+import { type AccuracyOptions, type AccuracyReport, formatAccuracyTable, newReport, runAccuracyEval } from '../../model/accuracy.js';
 import { LlamaModel } from '../../model/llama.js';
 import { loadCorpus } from '../../model/needle.js';
 import type { Command } from '../command.js';
@@ -74,7 +74,12 @@ answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 
     const targets = list('targets', values.targets, Number);
     if (targets.some((t) => !(t > 0 && t < 1))) throw new InvalidArgumentError('--targets', values.targets, 'sparsities in (0, 1)');
     const bar = new ProgressBar();
-    const report = await runAccuracyEval(model, corpus, {
+    const save = (report: AccuracyReport) => {
+      if (!values.out) return;
+      mkdirSync(dirname(values.out), { recursive: true });
+      writeFileSync(values.out, `${JSON.stringify({ ...report, model: values.model }, null, 2)}\n`);
+    };
+    const opts: AccuracyOptions = {
       lengths: list('lengths', values.lengths, (s) => positiveInt('lengths', s)),
       prompts: positiveInt('prompts', values.prompts),
       methods: values.methods?.split(',').map((s) => s.trim()),
@@ -84,13 +89,13 @@ answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 
       prefillChunk: values['prefill-chunk'] ? positiveInt('prefill-chunk', values['prefill-chunk']) : undefined,
       seed: Number(values.seed),
       onProgress: (d, t, label) => bar.update(d, t, label),
-    });
+      // A long run keeps what it has measured: the file is rewritten (partial: true) after each row.
+      onRow: (rows) => save({ ...newReport(opts, [...rows]), partial: true }),
+    };
+    const report = await runAccuracyEval(model, corpus, opts);
     bar.finish();
     report.model = values.model;
-    if (values.out) {
-      mkdirSync(dirname(values.out), { recursive: true });
-      writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);
-    }
+    save(report);
     console.log(values.json ? JSON.stringify(report, null, 2) : `${formatAccuracyTable(report)}\n\n${report.date}, ${report.machine}`);
     return 0;
   },
