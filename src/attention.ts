@@ -4,7 +4,7 @@
  *   const { output, plan } = await sparseAttention(q, k, v, { method: 'xattention', causal: true });
  */
 import type { AttentionBackend } from './backends/backend.js';
-import { cpuBackend } from './backends/cpu/index.js';
+import { type BackendChoice, resolveBackend } from './backends/index.js';
 import type { AttentionOptions } from './core/attention-shape.js';
 import type { Phase } from './core/stats.js';
 import type { HeadTensor } from './core/tensor.js';
@@ -16,8 +16,8 @@ export interface SparseAttentionOptions extends AttentionOptions {
   method?: string | SparseAttentionMethod;
   /** Settings for a method given by name. */
   settings?: Record<string, unknown>;
-  /** Default: the CPU reference backend. */
-  backend?: AttentionBackend;
+  /** A backend object, or 'cpu' | 'webgpu' | 'auto' (see backends/index.ts). Default: the CPU reference backend. */
+  backend?: AttentionBackend | BackendChoice;
   phase?: Phase;
 }
 
@@ -29,8 +29,11 @@ export interface SparseAttentionResult {
 export async function sparseAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: SparseAttentionOptions = {}): Promise<SparseAttentionResult> {
   const method = typeof opts.method === 'object' ? opts.method : createSparseMethod(opts.method ?? 'dense', opts.settings ?? {});
   const planOpts = { causal: opts.causal, scale: opts.scale, phase: opts.phase };
+  const backend = await resolveBackend(opts.backend);
+  const own = await backend.methodAttention?.(method, q, k, v, planOpts);
+  if (own) return own;
   if (method.attention) return method.attention(q, k, v, planOpts);
   const plan = method.planBlockMask(q, k, planOpts);
-  const output = await (opts.backend ?? cpuBackend).blockSparseAttention(q, k, v, plan.mask, { causal: opts.causal, scale: opts.scale });
+  const output = await backend.blockSparseAttention(q, k, v, plan.mask, { causal: opts.causal, scale: opts.scale });
   return { output, plan };
 }

@@ -25,6 +25,7 @@ export {
 } from './methods/xattention-estimate.js';
 // Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
 export * from './config/index.js';
+
 // Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
 export {
   KV_BLOCK_SIZES, SparseAttentionMode, kvBlockBytes, parseSchedulerConfig, parseSparseAttentionConfig, resolveNumKvBlocks,
@@ -67,3 +68,8 @@ export { scorePrompt, type PromptScore, type ScoreOptions } from './model/prompt
 export { SPARSITY_KNOBS, knobSettings, plannedSparsity, searchSetting, type CapturedAttention, type SearchResult, type SparsityKnob } from './model/sparsity-search.js';
 export { formatAccuracyTable, machineName, runAccuracyEval, sparseConfigFor, type AccuracyOptions, type AccuracyReport, type AccuracyRow } from './model/accuracy.js';
 export { LlamaEngineProducer, generateWithEngine, type EngineGeneration } from './model/engine-runner.js';
+// WebGPU backend and backend selection (the npm `webgpu` package itself is imported only on first device use)
+export { createBackend, resolveBackend, BACKEND_CHOICES, type BackendChoice } from './backends/index.js';
+export { gatherPagedKv } from './backends/cpu/paged-kv.js';
+export * from './backends/webgpu/index.js';
+export { createWebGpuPagedBackend, webgpuPagedBackend } from './engine/webgpu-paged-backend.js';

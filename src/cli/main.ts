@@ -5,6 +5,7 @@ import type { Command } from './command.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
+import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 import { prefillCommand } from './commands/prefill.js';
 
@@ -12,9 +13,11 @@ import { prefillCommand } from './commands/prefill.js';
 const COMMANDS: readonly Command[] = [
   methodsCommand,
   demoCommand,
+  deviceCommand,
   configCommand,
   prefillCommand,
   evalCommand,
+  deviceCommand,
 ];
 
 function help(): string {

@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import { sparseAttention } from '../../attention.js';
+import type { AttentionBackend } from '../../backends/backend.js';
+import { BACKEND_CHOICES, type BackendChoice, createBackend } from '../../backends/index.js';
 import { cpuBackend } from '../../backends/cpu/index.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { formatTable } from '../../core/stats.js';
@@ -32,6 +34,7 @@ max abs error and relative L2 error of the output against dense attention, and t
   --head-dim N    (default 64)
   --non-causal    bidirectional attention (video); default causal (LLM prefill)
   --seed N        (default 1)
+  --backend B     cpu | webgpu | auto (default auto: WebGPU when an adapter exists, else CPU)
   --json          print the rows as JSON`,
   async run(argv) {
     const { values } = parseArgs({
@@ -44,6 +47,7 @@ max abs error and relative L2 error of the output against dense attention, and t
         'head-dim': { type: 'string', default: '64' },
         'non-causal': { type: 'boolean', default: false },
         seed: { type: 'string', default: '1' },
+        backend: { type: 'string', default: 'auto' },
         json: { type: 'boolean', default: false },
       },
     });
@@ -53,12 +57,20 @@ max abs error and relative L2 error of the output against dense attention, and t
       return n;
     };
     const causal = !values['non-causal'];
+    const choice = values.backend as BackendChoice;
+    if (!BACKEND_CHOICES.includes(choice)) throw new InvalidArgumentError('--backend', values.backend, BACKEND_CHOICES.join(' | '));
     const { q, k, v } = structuredQKV({
       length: int('length', values.length), heads: int('heads', values.heads), kvHeads: int('kv-heads', values['kv-heads']),
       headDim: int('head-dim', values['head-dim']), seed: int('seed', values.seed),
     });
-    if (!values.json) console.error(`demo: B=1 H=${q.heads} Hkv=${k.heads} L=${q.length} D=${q.headDim} ${causal ? 'causal' : 'non-causal'}, CPU backend`);
-    const rows = await runDemo(q, k, v, causal, (m) => !values.json && process.stderr.write(`  ${m}...\n`));
+    const backend = await createBackend(choice);
+    if (!values.json) console.error(`demo: B=1 H=${q.heads} Hkv=${k.heads} L=${q.length} D=${q.headDim} ${causal ? 'causal' : 'non-causal'}, ${backend.name} backend`);
+    let rows: DemoRow[];
+    try {
+      rows = await runDemo(q, k, v, causal, (m) => !values.json && process.stderr.write(`  ${m}...\n`), backend);
+    } finally {
+      backend.dispose?.();
+    }
     if (values.json) {
       console.log(JSON.stringify(rows, null, 2));
     } else {
@@ -73,9 +85,11 @@ max abs error and relative L2 error of the output against dense attention, and t
 };
 
 /** Every registered method (latest version) against dense attention on the same inputs. */
-export async function runDemo(q: HeadTensor, k: HeadTensor, v: HeadTensor, causal: boolean, progress: (method: string) => void): Promise<DemoRow[]> {
+export async function runDemo(
+  q: HeadTensor, k: HeadTensor, v: HeadTensor, causal: boolean, progress: (method: string) => void, backend: AttentionBackend = cpuBackend,
+): Promise<DemoRow[]> {
   const t0 = performance.now();
-  const dense = (await sparseAttention(q, k, v, { method: 'dense', causal, backend: cpuBackend })).output.toFloat32Array();
+  const dense = (await sparseAttention(q, k, v, { method: 'dense', causal, backend })).output.toFloat32Array();
   const denseMs = performance.now() - t0;
   const rows: DemoRow[] = [];
   for (const m of sparseMethods.list()) {
@@ -86,7 +100,7 @@ export async function runDemo(q: HeadTensor, k: HeadTensor, v: HeadTensor, causa
     }
     try {
       const t = performance.now();
-      const { output, plan } = await sparseAttention(q, k, v, { method: m.name, causal, backend: cpuBackend });
+      const { output, plan } = await sparseAttention(q, k, v, { method: m.name, causal, backend });
       const ms = performance.now() - t;
       const out = output.toFloat32Array();
       let maxAbs = 0;

@@ -1,0 +1,133 @@
+/// <reference types="@webgpu/types" />
+/**
+ * Encodes one attention dispatch of the skeleton in attention-program.ts from GPU tensor views.
+ * This is the level the engine uses (views into a resident KV cache, a block table it owns); the
+ * host-level functions in flash-attention.ts and block-sparse-attention.ts upload HeadTensors and
+ * call it.
+ */
+import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
+import type { TokenRule } from '../../core/token-rule.js';
+import { ATTENTION_WORKGROUP_SIZE, type AttentionParamName, type AttentionSpec, attentionProgram } from './attention-program.js';
+import { bytesPerElement, type GpuTensorView } from './buffers.js';
+import { isSoftwareDevice } from './device.js';
+import { compileProgram, encodeProgram } from './program.js';
+import { encodeTensorCoreAttention, tensorCoreSpecFor } from './tensor-core-attention.js';
+
+export interface AttentionViews {
+  /** [B, H, Lq, D] */
+  q: GpuTensorView;
+  /** [B, Hkv, Lk, D]; for paged KV a cache [numPages, Hkv, pageSize, D] (batch = pages, length = pageSize). */
+  k: GpuTensorView;
+  v: GpuTensorView;
+  /** [B, H, Lq, Dv], written. */
+  o: GpuTensorView;
+}
+
+export type BlockList =
+  | { kind: 'all' }
+  | { kind: 'csr'; rowPtr: GPUBuffer; colIdx: GPUBuffer; blockRows: number; blockCols: number };
+
+export interface PagedKvBinding {
+  /** Int32 [batch, tableStride]: logical key block → physical page of the cache. */
+  blockTable: GPUBuffer;
+  tableStride: number;
+  /** Keys per page (the cache's length axis). */
+  pageSize: number;
+}
+
+export interface AttentionDispatchOptions {
+  causal: boolean;
+  scale: number;
+  /** Keys visible to the call; required with paged KV, else k.length. */
+  keyLength?: number;
+  blocks: BlockList;
+  tokenRule?: TokenRule;
+  paged?: PagedKvBinding;
+  /** See AttentionSpec.headDimLoop; default 'rolled' on software adapters, else 'unrolled'. */
+  headDimLoop?: AttentionSpec['headDimLoop'];
+  /**
+   * 'auto' (default): the tensor-core kernel when the adapter and the call allow it, else the
+   * portable skeleton; 'portable' / 'tensor-core' force one (the latter throws with the reason).
+   */
+  kernel?: 'auto' | 'portable' | 'tensor-core';
+}
+
+/** The spec a dispatch with these views and options uses (exposed for tests and benchmarks). */
+export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts: AttentionDispatchOptions): AttentionSpec {
+  return {
+    blocks: opts.blocks.kind,
+    tokenRule: opts.tokenRule ? opts.tokenRule.kind : 'none',
+    kv: opts.paged ? 'paged' : 'strided',
+    dtype: views.q.dtype,
+    headDim: views.q.headDim,
+    valueDim: views.v.headDim,
+    headDimLoop: opts.headDimLoop ?? (isSoftwareDevice(device) ? 'rolled' : 'unrolled'),
+  };
+}
+
+/**
+ * Compiles (once per device and variant) and encodes the dispatch into `encoder`. Returns the
+ * dispatch's Params uniform buffer (destroy it once the submitted work is done, or leave it to GC).
+ */
+export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<GPUBuffer> {
+  const { q, k, v, o } = views;
+  const Lq = q.length;
+  const Lk = opts.keyLength ?? (opts.paged ? NaN : k.length);
+  if (!Number.isInteger(Lk) || Lk < 1) throw new InvalidArgumentError('keyLength', opts.keyLength, 'a positive integer (required with paged KV)');
+  for (const [name, t] of [['k', k], ['v', v], ['o', o]] as const) {
+    if (t.dtype !== q.dtype) throw new InvalidArgumentError(`${name}.dtype`, t.dtype, `equal to q.dtype (${q.dtype})`);
+  }
+  if (q.heads % k.heads !== 0) throw new InvalidArgumentError('k.heads', k.heads, `a divisor of q.heads (${q.heads})`);
+  if (opts.causal && Lq > Lk) throw new InvalidArgumentError('q.length', Lq, `at most keyLength (${Lk}) for causal attention`);
+  if ((opts.kernel ?? 'auto') !== 'portable') {
+    const tc = tensorCoreSpecFor(device, views, opts);
+    if (typeof tc !== 'string') return encodeTensorCoreAttention(device, encoder, views, opts, tc);
+    if (opts.kernel === 'tensor-core') throw new UnsupportedError(`tensor-core attention: ${tc}`);
+  }
+  const spec = attentionSpecFor(device, views, opts);
+  if (spec.dtype === 'f16' && !device.features.has('shader-f16')) throw new UnsupportedError('f16 attention needs the shader-f16 feature, which this device lacks');
+  const blocks = opts.blocks;
+  const blockRows = blocks.kind === 'csr' ? blocks.blockRows : ATTENTION_WORKGROUP_SIZE;
+  const numQueryBlocks = Math.ceil(Lq / blockRows);
+  const chunksPerBlock = Math.ceil(blockRows / ATTENTION_WORKGROUP_SIZE);
+  const bytes = (t: GpuTensorView) => t.buffer.size;
+  const shape = { batch: q.batch, heads: q.heads, workgroupsX: numQueryBlocks * chunksPerBlock, maxBindingBytes: Math.max(bytes(q), bytes(k), bytes(v), bytes(o)) };
+  const reason = attentionProgram.supports(spec, shape, device.limits);
+  if (reason) throw new UnsupportedError(`WebGPU attention cannot run this shape: ${reason}`);
+  checkViewFits('o', o, Lq, bytesPerElement(o.dtype));
+  const compiled = await compileProgram(device, attentionProgram, spec);
+  const rule = opts.tokenRule;
+  const params: Record<AttentionParamName, number> = {
+    batch: q.batch, heads: q.heads, groupSize: q.heads / k.heads, queryLength: Lq, keyLength: Lk, queryOffset: Lk - Lq,
+    causal: opts.causal ? 1 : 0, scaleLog2e: opts.scale * Math.LOG2E,
+    blockRows, blockCols: blocks.kind === 'csr' ? blocks.blockCols : Lk, numQueryBlocks, chunksPerBlock,
+    qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
+    kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
+    vOffset: v.offset, vStrideB: v.strideB, vStrideH: v.strideH, vStrideL: v.strideL,
+    oOffset: o.offset, oStrideB: o.strideB, oStrideH: o.strideH, oStrideL: o.strideL,
+    sinkTokens: rule?.sinkTokens ?? 0, localWindow: rule?.localWindow ?? 0, lastDenseQueries: rule ? trishapeDenseRows(rule, Lq, Lk) : 0,
+    pageSize: opts.paged?.pageSize ?? 1, tableStride: opts.paged?.tableStride ?? 0,
+    headDimVec4: q.headDim / 4, valueDimVec4: v.headDim / 4,
+  };
+  const buffers: Record<string, GPUBuffer> = { q: q.buffer, k: k.buffer, v: v.buffer, o: o.buffer };
+  if (blocks.kind === 'csr') Object.assign(buffers, { rowPtr: blocks.rowPtr, colIdx: blocks.colIdx });
+  if (opts.paged) buffers.blockTable = opts.paged.blockTable;
+  return encodeProgram(device, encoder, attentionProgram, compiled, { params, buffers, workgroups: [shape.workgroupsX, q.heads, q.batch] });
+}
+
+/** The output is written, so an out-of-range view would be a silent robustness clamp: refuse it. */
+function checkViewFits(name: string, t: GpuTensorView, length: number, elementBytes: number): void {
+  const last = t.offset + (t.batch - 1) * t.strideB + (t.heads - 1) * t.strideH + (length - 1) * t.strideL + t.headDim;
+  if (last * elementBytes > t.buffer.size) {
+    throw new InvalidArgumentError(`${name} view`, `${last} elements`, `within its buffer (${t.buffer.size} B)`);
+  }
+}
+
+/**
+ * The WGSL rule makes rows i >= Lq - lastDenseQueries dense; tokenRuleVisible clamps the count to
+ * Lq - 1 and makes decode and calls with Lk <= localWindow wholly dense: pass what gives the same.
+ */
+function trishapeDenseRows(rule: TokenRule, Lq: number, Lk: number): number {
+  if (Lq === 1 || Lk <= rule.localWindow) return Lq;
+  return Math.min(rule.lastDenseQueries, Lq - 1);
+}

@@ -1,0 +1,63 @@
+/**
+ * The WebGPU attention backend: block-sparse (and dense) flash attention on any WebGPU adapter,
+ * from Node through Dawn (npm `webgpu`) or in a browser through navigator.gpu.
+ */
+import type { AttentionBackend } from '../backend.js';
+import { blockSparseAttentionWebGpu } from './block-sparse-attention.js';
+import { GPU_METHOD_RUNNERS } from './method-runners.js';
+import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './device.js';
+
+export interface WebGpuBackend extends AttentionBackend {
+  readonly name: 'webgpu';
+  /** The device context this backend runs on (created on first use for the default backend). */
+  context(): Promise<WebGpuContext>;
+}
+
+/**
+ * A backend on `ctx`, or on the process-wide default device when omitted. dispose() destroys the
+ * default device (so a Node process can exit); a context you pass in stays yours to destroy.
+ */
+export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
+  const context = () => (ctx ? Promise.resolve(ctx) : defaultWebGpuContext());
+  return {
+    name: 'webgpu',
+    context,
+    async blockSparseAttention(q, k, v, mask, opts) {
+      return blockSparseAttentionWebGpu(await context(), q, k, v, mask, opts);
+    },
+    async methodAttention(method, q, k, v, opts) {
+      const run = GPU_METHOD_RUNNERS[method.name];
+      return run ? run(await context(), method, q, k, v, opts) : undefined;
+    },
+    dispose() {
+      if (!ctx) void releaseDefaultWebGpuContext();
+    },
+  };
+}
+
+/** The backend on the default device. */
+export const webgpuBackend: WebGpuBackend = createWebGpuBackend();
+
+export {
+  createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, probeWebGpu, formatAdapterReport, isSoftwareDevice,
+  DAWN_TOGGLES, OPTIONAL_FEATURES, type AdapterReport, type SubgroupMatrixConfig, type WebGpuContext, type WebGpuOptions,
+} from './device.js';
+export {
+  ParamsLayout, variantKey, wgslConstants, programSource, compileProgram, encodeProgram,
+  type KernelProgram, type KernelSpec, type CompiledProgram, type BindingSpec, type Dispatch,
+} from './program.js';
+export { attentionProgram, attentionParams, tileKeys, type AttentionSpec, type AttentionShape, MAX_HEAD_DIM } from './attention-program.js';
+export { encodeAttention, attentionSpecFor, type AttentionViews, type AttentionDispatchOptions, type BlockList, type PagedKvBinding } from './attention-dispatch.js';
+export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides, type GpuTensorView } from './buffers.js';
+export { flashAttentionWebGpu } from './flash-attention.js';
+export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './block-sparse-attention.js';
+// GPU plans of XAttention and tri-shape (gpu-xattn)
+export { planXAttentionOnGpu, planTriShapeOnGpu, runPlannedMethodWebGpu, type GpuMethodPlan, type GpuMethodPlanner } from './method-plans.js';
+export {
+  encodeXAttentionPlan, encodeXAttentionEstimate, encodeXAttentionSelection, estimateXAttentionWebGpu, selectXAttentionBlocksWebGpu, readXAttentionPlan,
+  type GpuXAttentionPlan, type XAttentionGpuOptions,
+} from './xattention-plan.js';
+export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './xattention-estimate.js';
+export { xattentionSelectProgram, type XAttentionSelectSpec } from './xattention-select.js';
+export { encodeTriShapePlan, triShapeBlockMaskWebGpu, trishapeBlocksProgram, type GpuTriShapePlan } from './trishape-blocks.js';
+export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './block-list.js';

@@ -1,0 +1,68 @@
+/**
+ * The tensor-core (subgroup-matrix) attention kernel = the CPU reference, dense and block-sparse.
+ * Runs only where the adapter has f16→f32 16×16×16 subgroup matrices (NVIDIA through Dawn);
+ * lavapipe has none, so in CI this suite skips with that reason and runs on the H100.
+ */
+import { after, describe, it } from 'node:test';
+import { naiveAttention } from '../src/backends/cpu/naive-attention.js';
+import { runAttentionOnHost } from '../src/backends/webgpu/block-sparse-attention.js';
+import { hasTensorCores } from '../src/backends/webgpu/device.js';
+import { BlockMask, blockCausallyValid } from '../src/core/block-mask.js';
+import { Rng } from '../src/core/rng.js';
+import { HeadTensor, type Layout } from '../src/core/tensor.js';
+import { assertTensorsClose } from './helpers/compare.js';
+import { acquireTestGpu } from './helpers/webgpu.js';
+
+const gpu = await acquireTestGpu();
+const skip = gpu.skip || (gpu.ctx && !hasTensorCores(gpu.ctx.device) ? `adapter "${gpu.ctx.report.description}" has no f16→f32 16×16×16 subgroup matrices` : false);
+
+// P is rounded to f16 before the P·V product: a little looser than the portable f16 kernel.
+const TOL_TC = { atol: 4e-3, rtol: 2e-2 };
+
+interface Case { H: number; Hkv: number; Lq: number; Lk: number; D: number; causal: boolean; layout: Layout; density?: number; br?: number; bc?: number }
+
+const CASES: Case[] = [
+  { H: 4, Hkv: 2, Lq: 128, Lk: 256, D: 128, causal: true, layout: 'BHLD' },
+  { H: 4, Hkv: 4, Lq: 256, Lk: 256, D: 64, causal: false, layout: 'BLHD' },
+  { H: 4, Hkv: 1, Lq: 256, Lk: 256, D: 128, causal: true, layout: 'BHLD' },
+  { H: 2, Hkv: 1, Lq: 256, Lk: 512, D: 128, causal: true, layout: 'BHLD', density: 0.4, br: 128, bc: 128 },
+  { H: 2, Hkv: 2, Lq: 512, Lk: 512, D: 128, causal: false, layout: 'BLHD', density: 0.3, br: 64, bc: 64 },
+  { H: 8, Hkv: 2, Lq: 64, Lk: 1024, D: 64, causal: true, layout: 'BHLD', density: 0.5, br: 64, bc: 256 },
+];
+
+describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
+  after(() => gpu.release());
+  for (const c of CASES) {
+    {
+      it(JSON.stringify(c), async () => {
+        const shapeQ = { batch: 1, heads: c.H, length: c.Lq, headDim: c.D };
+        const shapeK = { batch: 1, heads: c.Hkv, length: c.Lk, headDim: c.D };
+        const q = HeadTensor.randn(shapeQ, 11, { dtype: 'f16', layout: c.layout });
+        const k = HeadTensor.randn(shapeK, 12, { dtype: 'f16', layout: c.layout });
+        const v = HeadTensor.randn(shapeK, 13, { dtype: 'f16', layout: c.layout });
+        const rng = new Rng(5);
+        const dims = { batch: 1, heads: c.H, queryLength: c.Lq, keyLength: c.Lk, blockRows: c.br ?? 64, blockCols: c.bc ?? 64, causal: c.causal };
+        const mask = c.density === undefined ? undefined
+          : BlockMask.fromPredicate(dims, (_b, _h, qb, kb) => blockCausallyValid(dims, qb, kb) && (kb === 0 || rng.next() < c.density!));
+        const got = await runAttentionOnHost(gpu.ctx!, q, k, v, { causal: c.causal, scale: 1 / Math.sqrt(c.D), mask, kernel: 'tensor-core', label: 'tc-test' });
+        const want = naiveAttention(q.toDType('f32'), k.toDType('f32'), v.toDType('f32'), { causal: c.causal, visible: mask && ((b, h, i, j) => mask.visible(b, h, i, j)) });
+        assertTensorsClose(got.toDType('f32'), want, TOL_TC, 'tensor-core vs CPU');
+      });
+    }
+  }
+});
+
+describe('every tensor-core variant compiles', { skip }, () => {
+  after(() => gpu.release());
+  it('compiles', async () => {
+    const { compileProgram } = await import('../src/backends/webgpu/program.js');
+    const { tensorCoreAttentionProgram } = await import('../src/backends/webgpu/tensor-core-attention.js');
+    for (const headDim of [64, 128] as const)
+      for (const causal of [true, false])
+        for (const blocks of ['all', 'csr'] as const)
+          for (const out of ['f16', 'f32'] as const)
+            for (const [subgroups, stage] of [[4, true], [4, false], [8, false]] as const) {
+              await compileProgram(gpu.ctx!.device, tensorCoreAttentionProgram, { headDim, causal, blocks, out, subgroups, stage });
+            }
+  });
+});
