@@ -64,6 +64,23 @@ export {
 export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
 export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
 export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';
+
+// Real models: Hugging Face Llama checkpoints on the CPU, sparsify by module name, accuracy eval.
+export { SafetensorsFile, writeSafetensors, type F32Tensor, type SafetensorsDType, type TensorEntry } from './model/safetensors.js';
+export { parseLlamaConfig, type LlamaConfig } from './model/llama-config.js';
+export { loadLlamaCheckpoint, type LinearWeights, type LlamaCheckpoint, type LlamaLayerWeights, type LlamaWeights } from './model/checkpoint.js';
+export { RopeTable } from './model/rope.js';
+export { KvCache } from './model/kv-cache.js';
+export {
+  LlamaModel, argmax, logProb, prefill as prefillPrompt, generateGreedy,
+  type AttentionModule, type ForwardOptions, type ForwardResult, type GenerateOptions,
+} from './model/llama.js';
+export { sparsify, desparsify, type SparsifiedModule, type SparsifyOptions, type SparsifyResult } from './model/sparsify.js';
+export { buildNeedlePrompt, loadCorpus, type NeedlePrompt } from './model/needle.js';
+export { scorePrompt, type PromptScore, type ScoreOptions } from './model/prompt-score.js';
+export { SPARSITY_KNOBS, knobSettings, plannedSparsity, searchSetting, type CapturedAttention, type SearchResult, type SparsityKnob } from './model/sparsity-search.js';
+export { formatAccuracyTable, machineName, runAccuracyEval, sparseConfigFor, type AccuracyOptions, type AccuracyReport, type AccuracyRow } from './model/accuracy.js';
+export { LlamaEngineProducer, generateWithEngine, type EngineGeneration } from './model/engine-runner.js';
 // WebGPU backend and backend selection (the npm `webgpu` package itself is imported only on first device use)
 export { createBackend, resolveBackend, BACKEND_CHOICES, type BackendChoice } from './backends/index.js';
 export { gatherPagedKv } from './backends/cpu/paged-kv.js';

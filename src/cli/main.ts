@@ -6,6 +6,7 @@ import { benchCommand } from './commands/bench.js';
 import { calibrateCommand } from './commands/calibrate.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
 import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 import { prefillCommand } from './commands/prefill.js';
@@ -19,6 +20,7 @@ const COMMANDS: readonly Command[] = [
   calibrateCommand,
   prefillCommand,
   benchCommand,
+  evalCommand,
 ];
 
 function help(): string {
