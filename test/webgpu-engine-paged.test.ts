@@ -8,6 +8,8 @@ import { naivePagedAttention } from '../src/engine/paged-attention.js';
 import { PagedKvCache } from '../src/engine/paged-kv-cache.js';
 import { createWebGpuPagedBackend } from '../src/engine/webgpu-paged-backend.js';
 import { assertTensorsClose, TOL } from './helpers/compare.js';
+import { Engine } from '../src/engine/engine.js';
+import { syntheticModel } from '../src/engine/synthetic-model.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 
 const gpu = await acquireTestGpu();
@@ -40,6 +42,27 @@ describe('engine paged attention: WebGPU backend = naive reference twin', { skip
       assertTensorsClose(await createWebGpuPagedBackend(gpu.ctx).pagedAttention(input), naivePagedAttention(input), TOL.f32, name);
     });
   }
+
+  it('XATTENTION mode: masks estimated on the GPU give the CPU engine\'s chunks and outputs', async () => {
+    const model = syntheticModel({ numLayers: 2, heads: 2, kvHeads: 1, headDim: 16, seed: 3 });
+    const config = {
+      maxNumBatchedTokens: 48, numKvBlocks: 40, kvBlockSize: 16, useSparseAttention: true,
+      sparseAttentionConfig: { mode: 'XATTENTION', xattentionThreshold: 0.6, xattentionBlockSize: 16, xattentionStride: 4, numLastDenseTokensInPrefill: 40 },
+    } as const;
+    const requests = [{ id: 0, promptLength: 150, decodeTokens: 2 }, { id: 1, promptLength: 70, decodeTokens: 1 }];
+    const engines = [new Engine({ model, config }), new Engine({ model, config, backend: createWebGpuPagedBackend(gpu.ctx) })];
+    for (const e of engines) {
+      for (const r of requests) e.addRequest(r);
+      await e.run(1000);
+    }
+    const [cpu, webgpu] = engines;
+    for (const r of requests) {
+      const pairs = (e: Engine) => e.stats(r.id).chunks.map((c) => [c.start, c.length, c.xattentionThreshold, c.keptPairs]);
+      assert.deepEqual(pairs(webgpu), pairs(cpu), `sequence ${r.id}: chunks and kept pairs`);
+      assert.ok(cpu.stats(r.id).prefillSparsity > 0, `sequence ${r.id} is sparse somewhere`);
+      for (let layer = 0; layer < 2; layer++) assertTensorsClose(webgpu.output(r.id, layer), cpu.output(r.id, layer), TOL.f32, `sequence ${r.id} layer ${layer}`);
+    }
+  });
 
   it("refuses a plan that hides the chunk's own blocks", async () => {
     const cache = new PagedKvCache({ numLayers: 1, numBlocks: 4, kvHeads: 1, headDim: 64, blockSize: 4 });

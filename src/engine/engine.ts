@@ -130,7 +130,7 @@ export class Engine {
     for (let layer = 0; layer < this.model.numLayers; layer++) {
       const { q, k, v } = this.model.qkv(layer, seqId, start, length);
       this.cache.write(layer, seqId, start, k, v);
-      const mask = plan.xattentionThreshold === null ? undefined : this.xattentionMask(layer, blockTable, q, contextLength, plan.xattentionThreshold);
+      const mask = plan.xattentionThreshold === null ? undefined : await this.xattentionMask(layer, blockTable, q, contextLength, plan.xattentionThreshold);
       const out = await this.backend.pagedAttention({ cache: this.cache, layer, blockTable, q, contextLength, visibleBlocks: plan.visibleBlocks, mask });
       this.storeOutput(seqId, layer, start, out);
       const pairs = countPairs(q.heads, start, length, this.visibleTokens(plan.visibleBlocks, contextLength), mask);
@@ -141,15 +141,16 @@ export class Engine {
   }
 
   /** XAttention's block mask for the chunk's queries against every cached key (queries right-aligned). */
-  private xattentionMask(layer: number, blockTable: number[], q: HeadTensor, contextLength: number, threshold: number): BlockMask {
+  private async xattentionMask(layer: number, blockTable: number[], q: HeadTensor, contextLength: number, threshold: number): Promise<BlockMask> {
     if (!sparseMethods.has('xattention')) {
       throw new UnsupportedError('XATTENTION mode needs the "xattention" method, which is not registered in this build');
     }
     const sa = this.config.sparseAttentionConfig;
     const all = Array.from({ length: this.cache.blocksFor(contextLength) }, (_, b) => b);
     const { k } = this.cache.gatherBlocks(layer, blockTable, all, contextLength);
-    const method = createSparseMethod('xattention', { threshold, blockSize: sa.xattentionBlockSize, stride: sa.xattentionStride });
-    return method.planBlockMask(q, k, { causal: true, phase: 'prefill' }).mask;
+    const params = { threshold, blockSize: sa.xattentionBlockSize, stride: sa.xattentionStride };
+    if (this.backend.xattentionMask) return this.backend.xattentionMask(q, k, params);
+    return createSparseMethod('xattention', params).planBlockMask(q, k, { causal: true, phase: 'prefill' }).mask;
   }
 
   private visibleTokens(visibleBlocks: readonly number[], contextLength: number): number {

@@ -14,6 +14,7 @@ import type { BackendName } from '../backends/backend.js';
 import { flashAttention } from '../backends/cpu/flash-attention.js';
 import { naiveAttention } from '../backends/cpu/naive-attention.js';
 import { BlockMask } from '../core/block-mask.js';
+import type { XAttentionParams } from '../methods/xattention-estimate.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { HeadTensor } from '../core/tensor.js';
 import type { PagedKvCache } from './paged-kv-cache.js';
@@ -34,6 +35,12 @@ export interface PagedAttentionInput {
 export interface PagedAttentionBackend {
   readonly name: BackendName;
   pagedAttention(input: PagedAttentionInput): Promise<HeadTensor>;
+  /**
+   * XAttention's block mask for a chunk's queries q [1, H, Lq, D] against every cached key
+   * k [1, Hkv, Lk, D] (queries right-aligned, causal). A backend that can estimate it where it
+   * attends (the GPU) offers this; otherwise the engine plans on the CPU with the method.
+   */
+  xattentionMask?(q: HeadTensor, k: HeadTensor, params: XAttentionParams): Promise<BlockMask>;
 }
 
 /** Gathers the visible blocks, then the flash loop over a full (or the method's) block mask. */

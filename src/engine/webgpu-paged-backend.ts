@@ -11,6 +11,7 @@
  */
 import { pagedAttentionWebGpu } from '../backends/webgpu/block-sparse-attention.js';
 import { defaultWebGpuContext, type WebGpuContext } from '../backends/webgpu/device.js';
+import { estimateXAttentionWebGpu } from '../backends/webgpu/xattention-plan.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { HeadTensor } from '../core/tensor.js';
 import type { PagedAttentionBackend } from './paged-attention.js';
@@ -39,6 +40,9 @@ export function createWebGpuPagedBackend(ctx?: WebGpuContext): PagedAttentionBac
       return pagedAttentionWebGpu(ctx ?? (await defaultWebGpuContext()), q, new HeadTensor(cacheShape, cache.keys[layer]), new HeadTensor(cacheShape, cache.values[layer]), {
         keyLength, blockTable: table, tableStride: table.length, causal: true, scale: input.scale, mask: input.mask,
       });
+    },
+    async xattentionMask(q, k, params) {
+      return (await estimateXAttentionWebGpu(ctx ?? (await defaultWebGpuContext()), q, k, params, { causal: true })).mask;
     },
   };
 }

@@ -9,6 +9,8 @@ import type { Command } from '../command.js';
 
 export interface PrefillWorkload {
   mode: 'trishape' | 'xattention' | 'dense';
+  /** Paged attention (and XAttention estimation) on the CPU reference or on WebGPU; default cpu. */
+  backend?: 'cpu' | 'webgpu';
   lengths: number[];
   decodeTokens: number;
   chunk: number;
@@ -71,7 +73,9 @@ export async function runPrefillWorkload(w: PrefillWorkload): Promise<PrefillRep
       xattentionStride: w.xattentionStride,
     },
   };
-  const engine = new Engine({ model, config });
+  // Loaded on demand so a CPU run never loads Dawn.
+  const backend = w.backend === 'webgpu' ? (await import('../../engine/webgpu-paged-backend.js')).webgpuPagedBackend : undefined;
+  const engine = new Engine({ model, config, backend });
   w.lengths.forEach((promptLength, id) => engine.addRequest({ id, promptLength, decodeTokens: w.decodeTokens }));
   const t0 = performance.now();
   const steps = await engine.run();
@@ -125,6 +129,7 @@ query-key pairs not computed), steps held back for lack of KV blocks, and preemp
   --layers N --heads N --kv-heads N --head-dim N   model shape (default 2, 4, 2, 16)
   --seed N            (default 1)
   --check             also report max |output - dense attention| per sequence
+  --backend B         cpu | webgpu: where paged attention and XAttention estimation run (default cpu)
   --json              print the report as JSON`,
   async run(argv) {
     const { values: v } = parseArgs({
@@ -138,7 +143,7 @@ query-key pairs not computed), steps held back for lack of KV blocks, and preemp
         threshold: { type: 'string', default: '0.8' }, 'xa-block': { type: 'string', default: '64' }, 'xa-stride': { type: 'string', default: '8' },
         layers: { type: 'string', default: '2' }, heads: { type: 'string', default: '4' }, 'kv-heads': { type: 'string', default: '2' },
         'head-dim': { type: 'string', default: '16' }, seed: { type: 'string', default: '1' },
-        check: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
+        check: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, backend: { type: 'string', default: 'cpu' },
       },
     });
     const int = (name: string, min = 1) => {
@@ -147,13 +152,14 @@ query-key pairs not computed), steps held back for lack of KV blocks, and preemp
       return n;
     };
     if (v.mode !== 'trishape' && v.mode !== 'xattention' && v.mode !== 'dense') throw new InvalidArgumentError('--mode', v.mode, 'one of trishape, xattention, dense');
+    if (v.backend !== 'cpu' && v.backend !== 'webgpu') throw new InvalidArgumentError('--backend', v.backend, 'cpu or webgpu');
     const blockSize = int('block-size');
     if (blockSize !== 16 && blockSize !== 32) throw new InvalidArgumentError('--block-size', blockSize, '16 or 32');
     const given = v.lengths!.split(',').map((s) => Number(s.trim()));
     if (given.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError('--lengths', v.lengths, 'comma-separated integers >= 1');
     const n = int('sequences');
     const report = await runPrefillWorkload({
-      mode: v.mode, lengths: Array.from({ length: n }, (_, i) => given[i % given.length]), decodeTokens: int('decode', 0),
+      mode: v.mode, backend: v.backend, lengths: Array.from({ length: n }, (_, i) => given[i % given.length]), decodeTokens: int('decode', 0),
       chunk: int('chunk'), blockSize, numKvBlocks: int('blocks', 0), layers: int('layers'), heads: int('heads'), kvHeads: int('kv-heads'),
       headDim: int('head-dim', 2), lastDense: int('last-dense', 0), startTokens: int('start-tokens', 0), recentTokens: int('recent-tokens', 0),
       threshold: Number(v.threshold), xattentionBlockSize: int('xa-block'), xattentionStride: int('xa-stride'), seed: int('seed', 0), check: v.check!,
@@ -162,7 +168,7 @@ query-key pairs not computed), steps held back for lack of KV blocks, and preemp
       console.log(JSON.stringify(report, null, 2));
       return 0;
     }
-    console.log(`prefill: mode ${report.mode}, ${report.rows.length} sequences, ${report.steps} steps, ${report.numKvBlocks} KV blocks of ${report.blockSize}, ${report.ms.toFixed(0)} ms (CPU)`);
+    console.log(`prefill: mode ${report.mode}, ${report.rows.length} sequences, ${report.steps} steps, ${report.numKvBlocks} KV blocks of ${report.blockSize}, ${report.ms.toFixed(0)} ms (${v.backend === 'webgpu' ? 'WebGPU' : 'CPU'})`);
     const header = ['seq', 'prompt', 'decode', 'chunks', 'sparse chunks', 'skipped blocks', 'sparsity', 'held back', 'preempted'];
     if (v.check) header.push('max |err| vs dense');
     console.log(formatTable(header, report.rows.map((r) => [
