@@ -19,6 +19,7 @@ import { formatTable } from '../src/core/stats.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { FlashSkipSoftmax } from '../src/methods/flash-skip-softmax.js';
 import { sparseMethods } from '../src/methods/index.js';
+import { relativeL2Error } from '../src/core/error-metrics.js';
 
 const { values } = parseArgs({
   options: {
@@ -94,15 +95,8 @@ function runKernel(m: FlashSkipSoftmax, q: ReturnType<typeof input>['q'], k: Ret
   t = performance.now();
   const dense = flashAttention(q, k, v, { causal: true, scale, br: m.br, bc: m.bc }).toFloat32Array();
   const denseMs = performance.now() - t;
-  const out = res.output.toFloat32Array();
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < out.length; i++) {
-    num += (out[i] - dense[i]) ** 2;
-    den += dense[i] ** 2;
-  }
   rss();
-  return { threshold, skippedTiles: res.skippedTiles, visitedTiles: res.visitedTiles, relL2Error: Math.sqrt(num / den), skipMs, denseFlashMs: denseMs };
+  return { threshold, skippedTiles: res.skippedTiles, visitedTiles: res.visitedTiles, relL2Error: relativeL2Error(res.output.toFloat32Array(), dense), skipMs, denseFlashMs: denseMs };
 }
 
 const report = {

@@ -19,13 +19,7 @@ import { structuredQKV } from '../src/core/structured-inputs.js';
 import type { HeadTensor } from '../src/core/tensor.js';
 import { SageSlaMethod } from '../src/methods/sage-sla.js';
 import { SlaMethod } from '../src/methods/sla.js';
-
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) (num += (a[i] - b[i]) ** 2), (den += b[i] ** 2);
-  return Math.sqrt(num / den);
-}
+import { relativeL2Error as relL2 } from '../src/core/error-metrics.js';
 
 const { values } = parseArgs({
   options: {

@@ -11,13 +11,7 @@ import { parseArgs } from 'node:util';
 import { flashAttention, naiveAttention } from '../src/backends/cpu/index.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { createSparseMethod } from '../src/methods/index.js';
-
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) (num += (a[i] - b[i]) ** 2), (den += b[i] ** 2);
-  return Math.sqrt(num / den);
-}
+import { relativeL2Error as relL2 } from '../src/core/error-metrics.js';
 
 const { values } = parseArgs({ options: { length: { type: 'string', default: '2048' }, out: { type: 'string', default: 'sla-bench.json' } } });
 const L = Number(values.length);

@@ -18,6 +18,7 @@ import { createWebGpuContext, hasTensorCores, type WebGpuContext } from '../src/
 import { BlockMask, type BlockMaskDims } from '../src/core/block-mask.js';
 import { Rng } from '../src/core/rng.js';
 import { type DType, HeadTensor } from '../src/core/tensor.js';
+import { relativeL2Error } from '../src/core/error-metrics.js';
 
 type Loop = 'unrolled' | 'rolled';
 
@@ -31,16 +32,6 @@ function sparseMask(dims: BlockMaskDims, density: number, seed: number): BlockMa
   });
 }
 
-function maxRelError(a: Float32Array, e: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - e[i]) ** 2;
-    den += e[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 async function validate(ctx: WebGpuContext, dtype: DType): Promise<Record<string, number>> {
   const q = HeadTensor.randn({ batch: 1, heads: 4, length: 300, headDim: 128 }, 1, { dtype });
   const k = HeadTensor.randn({ batch: 1, heads: 1, length: 300, headDim: 128 }, 2, { dtype });
@@ -49,7 +40,7 @@ async function validate(ctx: WebGpuContext, dtype: DType): Promise<Record<string
   const out: Record<string, number> = {};
   for (const [name, mask] of [['dense', BlockMask.full(dims)], ['sparse', sparseMask(dims, 0.3, 5)]] as const) {
     const gpu = (await blockSparseAttentionWebGpu(ctx, q, k, v, mask, { causal: true })).toFloat32Array();
-    const err = maxRelError(gpu, flashAttention(q, k, v, { causal: true, mask }).toFloat32Array());
+    const err = relativeL2Error(gpu, flashAttention(q, k, v, { causal: true, mask }).toFloat32Array());
     if (!(err < (dtype === 'f32' ? 1e-5 : 2e-3))) throw new Error(`validation failed: ${dtype} ${name} relative L2 error ${err}`);
     out[name] = err;
   }

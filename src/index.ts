@@ -9,6 +9,7 @@ export * from './core/block-mask.js';
 export * from './core/scores.js';
 export * from './core/stats.js';
 export * from './core/structured-inputs.js';
+export * from './core/error-metrics.js';
 export * from './methods/method.js';
 export { MethodRegistry, compareVersions, type RegisteredMethod } from './methods/registry.js';
 export { BUILTIN_METHODS, sparseMethods, registerSparseMethod, getSparseMethod, createSparseMethod } from './methods/index.js';

@@ -9,6 +9,7 @@ import { structuredQKV } from '../../core/structured-inputs.js';
 import type { HeadTensor } from '../../core/tensor.js';
 import { sparseMethods } from '../../methods/index.js';
 import type { Command } from '../command.js';
+import { outputError } from '../../core/error-metrics.js';
 
 export interface DemoRow {
   method: string;
@@ -113,17 +114,8 @@ export async function runDemo(
       const t = performance.now();
       const { output, plan } = await sparseAttention(q, k, v, { method: m.name, settings: demoSettings(m.name, k.length), causal, backend });
       const ms = performance.now() - t;
-      const out = output.toFloat32Array();
-      let maxAbs = 0;
-      let num = 0;
-      let den = 0;
-      for (let i = 0; i < out.length; i++) {
-        const d = out[i] - dense[i];
-        maxAbs = Math.max(maxAbs, Math.abs(d));
-        num += d * d;
-        den += dense[i] * dense[i];
-      }
-      rows.push({ method: m.name, version: m.latest, density: 1 - plan.stats.sparsity, maxAbsError: maxAbs, relL2Error: Math.sqrt(num / den), ms, note: '' });
+      const { maxAbsError, relL2Error } = outputError(output.toFloat32Array(), dense);
+      rows.push({ method: m.name, version: m.latest, density: 1 - plan.stats.sparsity, maxAbsError, relL2Error, ms, note: '' });
     } catch (err) {
       rows.push({ method: m.name, version: m.latest, density: null, maxAbsError: null, relL2Error: null, ms: null, note: `not run: ${(err as Error).message}` });
     }
