@@ -3,6 +3,7 @@
  * Runs only where the adapter has f16→f32 16×16×16 subgroup matrices (NVIDIA through Dawn);
  * lavapipe has none, so in CI this suite skips with that reason and runs on the H100.
  */
+import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { naiveAttention } from '../src/backends/cpu/naive-attention.js';
 import { runAttentionOnHost } from '../src/backends/webgpu/block-sparse-attention.js';
@@ -19,7 +20,7 @@ const skip = gpu.skip || (gpu.ctx && !hasTensorCores(gpu.ctx.device) ? `adapter 
 // P is rounded to f16 before the P·V product: a little looser than the portable f16 kernel.
 const TOL_TC = { atol: 4e-3, rtol: 2e-2 };
 
-interface Case { H: number; Hkv: number; Lq: number; Lk: number; D: number; causal: boolean; layout: Layout; density?: number; br?: number; bc?: number }
+interface Case { H: number; Hkv: number; Lq: number; Lk: number; D: number; causal: boolean; layout: Layout; density?: number; br?: number; bc?: number; ramp?: boolean }
 
 const CASES: Case[] = [
   { H: 4, Hkv: 2, Lq: 128, Lk: 256, D: 128, causal: true, layout: 'BHLD' },
@@ -28,23 +29,38 @@ const CASES: Case[] = [
   { H: 2, Hkv: 1, Lq: 256, Lk: 512, D: 128, causal: true, layout: 'BHLD', density: 0.4, br: 128, bc: 128 },
   { H: 2, Hkv: 2, Lq: 512, Lk: 512, D: 128, causal: false, layout: 'BLHD', density: 0.3, br: 64, bc: 64 },
   { H: 8, Hkv: 2, Lq: 64, Lk: 1024, D: 64, causal: true, layout: 'BHLD', density: 0.5, br: 64, bc: 256 },
+  // Logits that grow along the keys: a row's max keeps rising, so the one-pass kernel rescales O
+  // on most tiles (on the cases above it does so on the first tile only).
+  { H: 2, Hkv: 1, Lq: 256, Lk: 512, D: 128, causal: true, layout: 'BHLD', ramp: true },
+  { H: 2, Hkv: 2, Lq: 128, Lk: 384, D: 64, causal: false, layout: 'BLHD', ramp: true, density: 0.6, br: 64, bc: 64 },
 ];
 
+/** K rows scaled by 1 + j/24: scores (and their running max) rise with the key position. */
+function ramped(k: HeadTensor): HeadTensor {
+  const f = k.toDType('f32');
+  const data = f.data as Float32Array;
+  return HeadTensor.fromFunction(f.shape, (b, h, j, d) => data[f.offset(b, h, j) + d] * (1 + j / 24), f.layout).toDType('f16');
+}
+
+// One release for the file: a device destroyed after the first suite would let the second
+// "pass" without compiling anything (a lost device reports no errors).
+after(() => gpu.release());
+
 describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
-  after(() => gpu.release());
   for (const c of CASES) {
-    {
-      it(JSON.stringify(c), async () => {
+    for (const passes of [1, 2] as const) {
+      it(`${JSON.stringify(c)} passes=${passes}`, async () => {
         const shapeQ = { batch: 1, heads: c.H, length: c.Lq, headDim: c.D };
         const shapeK = { batch: 1, heads: c.Hkv, length: c.Lk, headDim: c.D };
         const q = HeadTensor.randn(shapeQ, 11, { dtype: 'f16', layout: c.layout });
-        const k = HeadTensor.randn(shapeK, 12, { dtype: 'f16', layout: c.layout });
+        const k0 = HeadTensor.randn(shapeK, 12, { dtype: 'f16', layout: c.layout });
+        const k = c.ramp ? ramped(k0) : k0;
         const v = HeadTensor.randn(shapeK, 13, { dtype: 'f16', layout: c.layout });
         const rng = new Rng(5);
         const dims = { batch: 1, heads: c.H, queryLength: c.Lq, keyLength: c.Lk, blockRows: c.br ?? 64, blockCols: c.bc ?? 64, causal: c.causal };
         const mask = c.density === undefined ? undefined
           : BlockMask.fromPredicate(dims, (_b, _h, qb, kb) => blockCausallyValid(dims, qb, kb) && (kb === 0 || rng.next() < c.density!));
-        const got = await runAttentionOnHost(gpu.ctx!, q, k, v, { causal: c.causal, scale: 1 / Math.sqrt(c.D), mask, kernel: 'tensor-core', label: 'tc-test' });
+        const got = await runAttentionOnHost(gpu.ctx!, q, k, v, { causal: c.causal, scale: 1 / Math.sqrt(c.D), mask, kernel: 'tensor-core', tensorCore: { passes }, label: 'tc-test' });
         const want = naiveAttention(q.toDType('f32'), k.toDType('f32'), v.toDType('f32'), { causal: c.causal, visible: mask && ((b, h, i, j) => mask.visible(b, h, i, j)) });
         assertTensorsClose(got.toDType('f32'), want, TOL_TC, 'tensor-core vs CPU');
       });
@@ -53,16 +69,22 @@ describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
 });
 
 describe('every tensor-core variant compiles', { skip }, () => {
-  after(() => gpu.release());
   it('compiles', async () => {
     const { compileProgram } = await import('../src/backends/webgpu/program.js');
-    const { tensorCoreAttentionProgram } = await import('../src/backends/webgpu/tensor-core-attention.js');
+    const { tensorCoreAttentionProgram, tensorCoreWorkgroupBytes } = await import('../src/backends/webgpu/tensor-core-attention.js');
+    const limit = gpu.ctx!.device.limits.maxComputeWorkgroupStorageSize;
+    let compiled = 0;
     for (const headDim of [64, 128] as const)
       for (const causal of [true, false])
         for (const blocks of ['all', 'csr'] as const)
           for (const out of ['f16', 'f32'] as const)
-            for (const [subgroups, stage] of [[4, true], [4, false], [8, false]] as const) {
-              await compileProgram(gpu.ctx!.device, tensorCoreAttentionProgram, { headDim, causal, blocks, out, subgroups, stage });
-            }
+            for (const [subgroups, stage] of [[4, true], [4, false], [8, false]] as const)
+              for (const passes of [1, 2] as const) {
+                const spec = { headDim, causal, blocks, out, subgroups, stage, passes };
+                if (tensorCoreWorkgroupBytes(spec) > limit) continue; // supports() refuses it before compiling
+                await compileProgram(gpu.ctx!.device, tensorCoreAttentionProgram, spec);
+                compiled++;
+              }
+    assert.ok(compiled >= 40, `only ${compiled} variants fit this device's ${limit} B of workgroup memory`);
   });
 });

@@ -11,7 +11,7 @@ import { ATTENTION_WORKGROUP_SIZE, type AttentionParamName, type AttentionSpec, 
 import { bytesPerElement, type GpuTensorView } from './buffers.js';
 import { isSoftwareDevice } from './device.js';
 import { compileProgram, encodeProgram } from './program.js';
-import { encodeTensorCoreAttention, tensorCoreSpecFor } from './tensor-core-attention.js';
+import { encodeTensorCoreAttention, type TensorCoreOptions, tensorCoreSpecFor } from './tensor-core-attention.js';
 
 export interface AttentionViews {
   /** [B, H, Lq, D] */
@@ -50,6 +50,8 @@ export interface AttentionDispatchOptions {
    * portable skeleton; 'portable' / 'tensor-core' force one (the latter throws with the reason).
    */
   kernel?: 'auto' | 'portable' | 'tensor-core';
+  /** Variant of the tensor-core kernel (subgroups, staging, passes); its defaults otherwise. */
+  tensorCore?: TensorCoreOptions;
 }
 
 /** The spec a dispatch with these views and options uses (exposed for tests and benchmarks). */
@@ -72,7 +74,7 @@ export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts:
 export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<GPUBuffer> {
   checkAttentionCall(views, opts);
   if ((opts.kernel ?? 'auto') !== 'portable') {
-    const tc = tensorCoreSpecFor(device, views, opts);
+    const tc = tensorCoreSpecFor(device, views, opts, opts.tensorCore);
     if (typeof tc !== 'string') return encodeTensorCoreAttention(device, encoder, views, opts, tc);
     if (opts.kernel === 'tensor-core') throw new UnsupportedError(`tensor-core attention: ${tc}`);
   }

@@ -75,6 +75,7 @@ export interface HostRun {
   causal: boolean;
   /** Which kernel serves the call (AttentionDispatchOptions.kernel); default 'auto'. */
   kernel?: AttentionDispatchOptions['kernel'];
+  tensorCore?: AttentionDispatchOptions['tensorCore'];
   scale: number;
   mask?: BlockMask;
   paged?: { blockTable: Int32Array; tableStride: number; keyLength: number; pageSize: number };
@@ -94,7 +95,7 @@ export async function runAttentionOnHost(ctx: WebGpuContext, q: HeadTensor, k: H
   };
   const owned = [views.q.buffer, views.k.buffer, views.v.buffer, views.o.buffer];
   try {
-    const opts: AttentionDispatchOptions = { causal: run.causal, scale: run.scale, blocks: { kind: 'all' }, keyLength: run.paged?.keyLength, kernel: run.kernel };
+    const opts: AttentionDispatchOptions = { causal: run.causal, scale: run.scale, blocks: { kind: 'all' }, keyLength: run.paged?.keyLength, kernel: run.kernel, tensorCore: run.tensorCore };
     const mask = run.mask;
     // A mask that keeps every causally valid block and has no token rule is dense: skip the list.
     if (mask && (mask.tokenRule || mask.keptValidBlocks !== mask.validBlocks)) {

@@ -31,10 +31,10 @@ export interface TensorCoreShape {
   batch: number;
 }
 
-/** Workgroup memory of a variant: score and probability scratch, plus the staged K/V tile. */
-function workgroupBytes(spec: TensorCoreAttentionSpec): number {
+/** Workgroup memory of a variant: score and probability scratch, the staged K/V tile, the rescale flags. */
+export function tensorCoreWorkgroupBytes(spec: TensorCoreAttentionSpec): number {
   const scratch = spec.subgroups * 16 * TC_KEY_TILE * (4 + 2);
-  return scratch + (spec.stage ? TC_KEY_TILE * (spec.headDim + 8) * 2 : 0);
+  return scratch + (spec.stage ? TC_KEY_TILE * (spec.headDim + 8) * 2 : 0) + (spec.passes === 1 ? spec.subgroups * 4 : 0);
 }
 
 export const tensorCoreAttentionProgram: KernelProgram<TensorCoreAttentionSpec, TcParam, TensorCoreShape> = {
@@ -54,7 +54,7 @@ export const tensorCoreAttentionProgram: KernelProgram<TensorCoreAttentionSpec, 
     const rows = TC_ROWS_PER_SUBGROUP * spec.subgroups;
     if (shape.queryLength % rows !== 0) return `query length ${shape.queryLength} is not a multiple of ${rows}`;
     if (shape.keyLength % TC_KEY_TILE !== 0) return `key length ${shape.keyLength} is not a multiple of ${TC_KEY_TILE}`;
-    const bytes = workgroupBytes(spec);
+    const bytes = tensorCoreWorkgroupBytes(spec);
     if (bytes > limits.maxComputeWorkgroupStorageSize) return `needs ${bytes} B of workgroup memory, device has ${limits.maxComputeWorkgroupStorageSize}`;
     for (const [axis, n] of [['query tiles', shape.workgroupsX], ['heads', shape.heads], ['batch', shape.batch]] as const) {
       if (n > limits.maxComputeWorkgroupsPerDimension) return `${axis} = ${n} workgroups exceeds maxComputeWorkgroupsPerDimension`;
@@ -67,6 +67,11 @@ export interface TensorCoreOptions {
   subgroups?: 4 | 8;
   /** Stage K/V tiles in workgroup memory (default: on when the views allow it). */
   stage?: boolean;
+  /**
+   * 1: one pass with lazy rescale (default with 4 subgroups); 2: exact max and sum first, QKᵀ
+   * twice (default with 8: their scratch fills the 48 KiB of workgroup memory, no room for flags).
+   */
+  passes?: 1 | 2;
 }
 
 /**
@@ -91,7 +96,7 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, opts
   }
   const aligned = (t: GpuTensorView) => t.offset % 8 === 0 && t.strideB % 8 === 0 && t.strideH % 8 === 0 && t.strideL % 8 === 0;
   const stage = (tc.stage ?? true) && subgroups === 4 && aligned(k) && aligned(v);
-  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage };
+  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1) };
 }
 
 export async function encodeTensorCoreAttention(

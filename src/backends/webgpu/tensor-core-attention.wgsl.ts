@@ -11,6 +11,11 @@
  *   pass 1: S = Q Kᵀ on tensor cores → workgroup scratch → exact row max m and sum l;
  *   pass 2: S again → P = exp(S − m) / l (already normalised) as f16 → O += P V on tensor cores.
  * QKᵀ is computed twice (1.5× the MMA work of one pass) but O never leaves registers.
+ * The one-pass variant (spec.passes = 1) instead keeps a per-row reference max that moves only when
+ * a tile's scores exceed it by more than 2^8: P = exp2(S − m) ≤ 256 is still exact enough in f16,
+ * and the rare rescale of O (on random inputs: the first tile only) stores the accumulators to
+ * workgroup memory, scales each row there and loads them back. The decision is made workgroup-wide
+ * (a flag per subgroup, read with workgroupUniformLoad) so the barriers inside stay uniform.
  *
  * Block-sparse: the key tiles visited are those of the kept key blocks of the workgroup's query
  * block (CSR rowPtr/colIdx of a BlockMask), so dense is the same loop over every block.
@@ -32,6 +37,12 @@ export type TensorCoreAttentionSpec = {
    * instead of every subgroup reading it from global memory. Needs 16-byte aligned rows.
    */
   readonly stage: boolean;
+  /**
+   * 2: exact max and sum first, then P·V (QKᵀ twice). 1: one pass with a lazy rescale — a row's
+   * reference max moves only when a tile's max exceeds it by more than 2^RESCALE_LOG2, so P stays
+   * ≤ 2^8 (exact in f16's range) and the O accumulators go through workgroup memory only then.
+   */
+  readonly passes: 1 | 2;
 };
 
 export const TC_KEY_TILE = 64;
@@ -60,6 +71,88 @@ function storeF16(D: number, BC: number): string {
       }`);
   }
   return parts.join('\n');
+}
+
+/** How far (log2) a row's scores may rise above its reference max before O is rescaled. */
+export const RESCALE_LOG2 = 8;
+
+type Src = (d: number) => string;
+
+/**
+ * The one-pass loop: S = QKᵀ → scratch; per row, move the reference max only when this tile's max
+ * exceeds it by more than 2^RESCALE_LOG2; P = exp2(S − m) → f16; if any row of the workgroup moved,
+ * rescale O through the scratch (uniform branch); O += P V. The epilogue divides by l in scratch.
+ */
+function onePassLoop(spec: TensorCoreAttentionSpec, kSrc: Src, vSrc: Src): string {
+  const D = spec.headDim;
+  const DT = D / 16;
+  const BC = TC_KEY_TILE;
+  const CT = BC / 16;
+  const SG = spec.subgroups;
+  // O goes through the subgroup's 16×BC f32 scratch CT matrices at a time.
+  const viaScratch = (body: (half: number) => string) => Array.from({ length: D / BC }, (_, half) => `
+      workgroupBarrier();
+${seq(CT, (c) => `      subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + ${c * 16}u, o${half * CT + c}, BC);`)}
+      workgroupBarrier();
+${body(half)}`).join('\n');
+  return `  var m = -3.0e38; // this row's reference max (log2 units)
+  var l = 0.0;      // Σ exp2(s − m) over the keys seen
+${seq(DT, (d) => `  var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
+  for (var t = 0u; t < nTiles; t++) {
+    let j0 = tileStart(t, qbRow);
+    workgroupBarrier(); // the previous tile's scratch and staged V have been read
+${spec.stage ? `    stageK(kBase, j0, lid);
+    workgroupBarrier();` : ''}
+    for (var c = 0u; c < CT; c++) {
+      var s = subgroup_matrix_result<f32, 16, 16>();
+      let kRow = kBase + (j0 + c * 16u) * P.kStrideL;
+${seq(DT, (d) => `      s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${kSrc(d)}), s);`)}
+      subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + c * 16u, s, BC);
+    }
+    workgroupBarrier();
+    var tileMax = -3.0e38;
+    for (var c = 0u; c < BC / 2u; c++) {
+      let j = j0 + side * (BC / 2u) + c;
+      if (!CAUSAL || j <= qPos) { tileMax = max(tileMax, sTile[scratch + c] * P.scaleLog2); }
+    }
+    tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));
+    var alpha = 1.0;
+    if (tileMax > m + RESCALE_LOG2) {
+      alpha = exp2(m - tileMax); // 0 while the row has seen nothing
+      m = tileMax;
+      l = l * alpha;
+    }
+    let moved = subgroupAny(alpha != 1.0);
+    if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved); }
+    var sum = 0.0;
+    for (var c = 0u; c < BC / 2u; c++) {
+      let j = j0 + side * (BC / 2u) + c;
+      var p = 0.0;
+      if (!CAUSAL || j <= qPos) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m); }
+      pTile[scratch + c] = f16(p);
+      sum += p;
+    }
+    l += sum + subgroupShuffleXor(sum, 1u);
+${spec.stage ? '    stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' : ''}
+    let flags = workgroupUniformLoad(&rescaled); // also the barrier that publishes P (and V)
+    if (t > 0u && (${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')}) != 0u) { // tile 0: O is still zero
+${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) { sTile[scratch + c] *= alpha; }
+      workgroupBarrier();
+${seq(CT, (c) => `      o${half * CT + c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&sTile, sg * 16u * BC + ${c * 16}u, BC);`)}`)}
+    }
+    for (var c = 0u; c < CT; c++) {
+      let pm = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&pTile, sg * 16u * BC + c * 16u, BC);
+      let vRow = vBase + (j0 + c * 16u) * P.vStrideL;
+${seq(DT, (d) => `      o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(${vSrc(d)}), o${d});`)}
+    }
+  }
+  // O / l, through the scratch (the accumulators are opaque), written as ${spec.out}.
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  let oBase = P.oOffset + b * P.oStrideB + h * P.oStrideH + (rowBase + sg * 16u) * P.oStrideL;
+${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) {
+        O[oBase + row * P.oStrideL + ${half * BC}u + side * (BC / 2u) + c] = ${spec.out}(sTile[scratch + c] * inv);
+      }`)}
+`;
 }
 
 export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: string): string {
@@ -112,6 +205,9 @@ const CT: u32 = ${CT}u;      // 16-wide slices of a key tile
 // Per subgroup: 16 rows × BC scores (f32) and probabilities (f16).  [SG][16][BC]
 var<workgroup> sTile: array<f32, ${SG * 16 * BC}>;
 var<workgroup> pTile: array<f16, ${SG * 16 * BC}>;
+${spec.passes === 1 ? `// One pass: whether each subgroup moved a row's reference max on this tile (one writer per slot).
+var<workgroup> rescaled: array<u32, ${SG}>;
+const RESCALE_LOG2: f32 = ${RESCALE_LOG2}.0;` : ''}
 ${spec.stage ? `// The current K (then V) tile, shared by all subgroups.  [BC][D + 8]
 var<workgroup> kv: array<f16, ${BC * KVS}>;
 ${stageFn('stageK', 'K', 'P.kStrideL')}
@@ -162,7 +258,7 @@ ${seq(DT, (t) => `  let q${t} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16,
   let scratch = sg * 16u * BC + row * BC + side * (BC / 2u);
   let nTiles = tileCount(rowBase, qbRow);
 
-  var m = -3.0e38;
+${spec.passes === 1 ? onePassLoop(spec, kSrc, vSrc) : `  var m = -3.0e38;
   var l = 0.0;
   for (var phase = 0u; phase < 2u; phase++) {
 ${seq(DT, (d) => `    var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
@@ -216,6 +312,6 @@ ${seq(DT, (d) => `          o${d} = subgroupMatrixMultiplyAccumulate(pm, subgrou
 ${spec.out === 'f32' ? seq(DT, (d) => `      subgroupMatrixStore<row_major>(&O, oBase + ${d * 16}u, o${d}, P.oStrideL);`) : storeF16(D, BC)}
     }
   }
-}
+`}}
 `;
 }

@@ -1,0 +1,110 @@
+/**
+ * Chooses the tensor-core attention variant by measurement: for every (passes, subgroups, stage)
+ * variant, validate on a small GQA shape against the CPU reference (random and ramped logits),
+ * then time dense causal and block-sparse attention on device-resident f16 operands
+ * (B=1, H=32, Hkv=8, D=128) with a queue fence. Writes JSON.
+ *
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--reps 3] [--out result.json]
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { flashAttention } from '../src/backends/cpu/flash-attention.js';
+import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention-dispatch.js';
+import { runAttentionOnHost } from '../src/backends/webgpu/block-sparse-attention.js';
+import { createOutputTensor, uploadArray, uploadTensor } from '../src/backends/webgpu/buffers.js';
+import { createWebGpuContext, hasTensorCores } from '../src/backends/webgpu/device.js';
+import type { TensorCoreOptions } from '../src/backends/webgpu/tensor-core-attention.js';
+import { BlockMask } from '../src/core/block-mask.js';
+import { relativeL2Error } from '../src/core/error-metrics.js';
+import { Rng } from '../src/core/rng.js';
+import { HeadTensor } from '../src/core/tensor.js';
+
+const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, out: { type: 'string' } } });
+const VARIANTS: Required<TensorCoreOptions>[] = [
+  { passes: 1, subgroups: 4, stage: true }, { passes: 1, subgroups: 4, stage: false },
+  { passes: 2, subgroups: 4, stage: true },
+];
+
+const ctx = await createWebGpuContext();
+if (!hasTensorCores(ctx.device)) throw new Error(`adapter "${ctx.report.description}" has no f16→f32 subgroup matrices`);
+const { device } = ctx;
+const [H, Hkv, D] = [32, 8, 128];
+
+/** Keeps block 0, the diagonal and a random `density` of the other causally valid 64×64 blocks. */
+function sparseMask(L: number, density: number): BlockMask {
+  const rng = new Rng(7);
+  const dims = { batch: 1, heads: H, queryLength: L, keyLength: L, blockRows: 64, blockCols: 64, causal: true };
+  return BlockMask.fromPredicate(dims, (_b, _h, qb, kb) => kb <= qb && (kb === 0 || kb === qb || rng.next() < density));
+}
+
+async function validate(tc: Required<TensorCoreOptions>): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const ramp of [false, true]) {
+    const L = 512; // a multiple of 128 rows (8 subgroups × 16)
+    const q = HeadTensor.randn({ batch: 1, heads: 4, length: L, headDim: D }, 1, { dtype: 'f16' });
+    const k0 = HeadTensor.randn({ batch: 1, heads: 2, length: L, headDim: D }, 2);
+    const kd = k0.data as Float32Array;
+    if (ramp) for (let h = 0; h < 2; h++) for (let j = 0; j < L; j++) for (let d = 0; d < D; d++) kd[k0.offset(0, h, j) + d] *= 1 + j / 24;
+    const k = k0.toDType('f16');
+    const v = HeadTensor.randn({ batch: 1, heads: 2, length: L, headDim: D }, 3, { dtype: 'f16' });
+    const got = await runAttentionOnHost(ctx, q, k, v, { causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc, label: 'tc-variants' });
+    const err = relativeL2Error(got.toFloat32Array(), flashAttention(q, k, v, { causal: true }).toFloat32Array());
+    if (!(err < 3e-3)) throw new Error(`validation failed: ${JSON.stringify(tc)} ramp=${ramp} relative L2 error ${err}`);
+    out[ramp ? 'ramp' : 'random'] = err;
+  }
+  return out;
+}
+
+const result = { date: new Date().toISOString(), adapter: ctx.report, shape: { batch: 1, heads: H, kvHeads: Hkv, headDim: D, causal: true, dtype: 'f16' }, validation: [] as unknown[], rows: [] as unknown[] };
+for (const tc of VARIANTS) {
+  const v = await validate(tc);
+  result.validation.push({ ...tc, relativeL2: v });
+  console.error(JSON.stringify({ ...tc, relativeL2: v }));
+}
+for (const L of values.lengths!.split(',').map(Number)) {
+  const t0 = performance.now();
+  const views = {
+    q: uploadTensor(device, HeadTensor.randn({ batch: 1, heads: H, length: L, headDim: D }, 1, { dtype: 'f16' }), 'tcv.q'),
+    k: uploadTensor(device, HeadTensor.randn({ batch: 1, heads: Hkv, length: L, headDim: D }, 2, { dtype: 'f16' }), 'tcv.k'),
+    v: uploadTensor(device, HeadTensor.randn({ batch: 1, heads: Hkv, length: L, headDim: D }, 3, { dtype: 'f16' }), 'tcv.v'),
+    o: createOutputTensor(device, { batch: 1, heads: H, length: L, headDim: D }, 'BHLD', 'f16', 'tcv.o'),
+  };
+  const mask = sparseMask(L, 0.1);
+  const rowPtr = uploadArray(device, mask.rowPtr, 'tcv.rowPtr');
+  const colIdx = uploadArray(device, mask.colIdx, 'tcv.colIdx');
+  console.error(`L=${L}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
+  const flops = (4 * H * L * L * D) / 2;
+  for (const tc of VARIANTS)
+    for (const sparse of [false, true]) {
+      const opts: AttentionDispatchOptions = {
+        causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,
+        blocks: sparse ? { kind: 'csr', rowPtr, colIdx, blockRows: 64, blockCols: 64 } : { kind: 'all' },
+      };
+      const run = async () => {
+        const encoder = device.createCommandEncoder({ label: 'tcv' });
+        const params = await encodeAttention(device, encoder, views, opts);
+        device.queue.submit([encoder.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        params.destroy();
+      };
+      await run();
+      const times: number[] = [];
+      for (let r = 0; r < Number(values.reps); r++) {
+        const t = performance.now();
+        await run();
+        times.push(performance.now() - t);
+      }
+      const ms = times.sort((a, b) => a - b)[times.length >> 1];
+      const density = sparse ? mask.density : 1;
+      const row = { L, ...tc, kernel: sparse ? 'block-sparse' : 'dense', density, ms, tflops: (flops * density) / ms / 1e9, denseEquivalentTflops: flops / ms / 1e9 };
+      console.error(JSON.stringify(row));
+      result.rows.push(row);
+    }
+  for (const t of [views.q, views.k, views.v, views.o]) t.buffer.destroy();
+  rowPtr.destroy();
+  colIdx.destroy();
+}
+ctx.destroy();
+const json = JSON.stringify(result, null, 2);
+if (values.out) writeFileSync(values.out, json);
+else console.log(json);
