@@ -50,10 +50,13 @@ export interface BenchTarget {
   planBlockMask?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms?: number } | undefined>;
   plans?(method: string): boolean;
   /**
-   * For methods that compute their own output (SLA's linear part): the target's implementation,
-   * or undefined when it has none for this method (the case is then skipped, with that reason).
+   * For methods that compute their own output (SLA's linear part), and methods whose plan is made
+   * inside the kernel (flash-skip-softmax's in-loop skip): the target's whole-method run, with the
+   * mask it kept, or undefined when it has none for this method (an SLA case is then skipped).
    */
-  methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<HeadTensor | undefined>;
+  methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<{ output: HeadTensor; plan: BlockPlan } | undefined>;
+  /** Methods the target runs whole (methodAttention) although they are block-sparse: no plan step of their own. */
+  runsWhole?(method: string): boolean;
   dispose?(): void | Promise<void>;
 }
 
@@ -155,9 +158,17 @@ export async function validateCase(target: BenchTarget, c: BenchCase): Promise<V
   if (method.attention) {
     const own = await target.methodAttention?.(method, q, k, v, opts);
     if (!own) return `${c.method} computes its own output (not block-sparse softmax alone); target "${target.name}" has no implementation of it`;
-    actual = own;
+    actual = own.output;
     expected = method.attention(q, k, v, opts).output;
     oracle = `${c.method}.attention on the CPU`;
+  } else if (target.runsWhole?.(c.method)) {
+    // The kernel decides what it keeps as it goes: the oracle expands the tiles it reports kept.
+    const own = await target.methodAttention!(method, q, k, v, opts);
+    if (!own) return `target "${target.name}" said it runs ${c.method} whole, then did not`;
+    actual = own.output;
+    expected = naiveBlockSparseAttention(q, k, v, own.plan.mask, opts);
+    oracle = 'naive attention with the kernel\'s kept tiles expanded to tokens';
+    planMismatch = blocksDiffering(own.plan.mask, method.planBlockMask(q, k, opts).mask);
   } else {
     // The kernel runs the mask the target would plan (its GPU planner, if any); the oracle expands
     // that same mask. How far a target's plan departs from the CPU plan is recorded beside.
@@ -211,15 +222,23 @@ async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions
   const { q, k, v } = inputs.get(c);
   const method = createSparseMethod(c.method, c.settings);
   const opts = { causal: c.causal };
-  const { plan, ms: estimationMs } = await planOn(target, method, q, k, opts);
+  let plan: BlockPlan;
+  let estimationMs: number | undefined;
   let times: number[];
   let source: TimingSource = 'wall-clock';
-  if (method.attention) {
-    times = await wallClock(() => target.methodAttention!(method, q, k, v, opts), timing);
-  } else if (target.timeBlockSparse) {
-    ({ ms: times, source } = await target.timeBlockSparse(q, k, v, plan.mask, opts, Math.max(timing.minIters, 1)));
+  if (method.attention || target.runsWhole?.(c.method)) {
+    // One method call: its plan (where separate) is inside the timed call, not an estimation step.
+    let last: { output: HeadTensor; plan: BlockPlan } | undefined;
+    times = await wallClock(async () => { last = await target.methodAttention!(method, q, k, v, opts); }, timing);
+    if (!last) throw new Error(`target "${target.name}" returned no result for ${c.method}`);
+    plan = last.plan;
   } else {
-    times = await wallClock(() => target.backend.blockSparseAttention(q, k, v, plan.mask, opts), timing);
+    ({ plan, ms: estimationMs } = await planOn(target, method, q, k, opts));
+    if (target.timeBlockSparse) {
+      ({ ms: times, source } = await target.timeBlockSparse(q, k, v, plan.mask, opts, Math.max(timing.minIters, 1)));
+    } else {
+      times = await wallClock(() => target.backend.blockSparseAttention(q, k, v, plan.mask, opts), timing);
+    }
   }
   const ms = median(times);
   const flops = sparseFlops(c, plan.mask);
@@ -279,7 +298,7 @@ export async function runBench(target: BenchTarget, cases: readonly BenchCase[],
       continue;
     }
     const planFlops = cpuPlanFlops(c);
-    if (!target.plans?.(c.method) && planFlops > CPU_PLAN_MAX_FLOPS) {
+    if (!target.plans?.(c.method) && !target.runsWhole?.(c.method) && planFlops > CPU_PLAN_MAX_FLOPS) {
       base.reason = `planning the ${c.method} mask on the CPU is ~${(planFlops / 1e9).toFixed(0)} GFLOP; target "${target.name}" does not plan it`;
       continue;
     }

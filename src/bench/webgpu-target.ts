@@ -112,10 +112,10 @@ export async function webgpuTarget(): Promise<BenchTarget> {
       if (r.softwareAdapter && denseFlops(c) > CPU_MAX_FLOPS) return `software adapter: ${(denseFlops(c) / 1e9).toFixed(0)} GFLOP is beyond its reach`;
       return undefined;
     },
-    // SLA and the like: the backend's whole-method GPU runner (plan, sparse and linear parts).
-    async methodAttention(method, q, k, v, opts) {
-      return (await webgpuBackend.methodAttention?.(method, q, k, v, opts))?.output;
-    },
+    // SLA (plan, sparse and linear parts) and flash-skip-softmax (the in-loop kernel): the
+    // backend's whole-method GPU runners.
+    methodAttention: (method, q, k, v, opts) => webgpuBackend.methodAttention!(method, q, k, v, opts),
+    runsWhole: (name) => name === 'flash_skip_softmax',
     plans: (name) => name in GPU_PLANNERS,
     planBlockMask: planOnGpu,
     async timeBlockSparse(q, k, v, mask, opts, iterations) {
