@@ -9,6 +9,7 @@ import { naiveAttention } from '../src/backends/cpu/naive-attention.js';
 import { runAttentionOnHost } from '../src/backends/webgpu/block-sparse-attention.js';
 import { hasTensorCores } from '../src/backends/webgpu/device.js';
 import { BlockMask, blockCausallyValid } from '../src/core/block-mask.js';
+import { createSparseMethod } from '../src/methods/index.js';
 import { Rng } from '../src/core/rng.js';
 import { HeadTensor, type Layout } from '../src/core/tensor.js';
 import { assertTensorsClose } from './helpers/compare.js';
@@ -20,7 +21,7 @@ const skip = gpu.skip || (gpu.ctx && !hasTensorCores(gpu.ctx.device) ? `adapter 
 // P is rounded to f16 before the P·V product: a little looser than the portable f16 kernel.
 const TOL_TC = { atol: 4e-3, rtol: 2e-2 };
 
-interface Case { H: number; Hkv: number; Lq: number; Lk: number; D: number; causal: boolean; layout: Layout; density?: number; br?: number; bc?: number; ramp?: boolean }
+interface Case { H: number; Hkv: number; Lq: number; Lk: number; D: number; causal: boolean; layout: Layout; density?: number; br?: number; bc?: number; ramp?: boolean; triShape?: { sinkTokens: number; localWindow: number; lastDenseQueries: number } }
 
 const CASES: Case[] = [
   { H: 4, Hkv: 2, Lq: 128, Lk: 256, D: 128, causal: true, layout: 'BHLD' },
@@ -33,6 +34,9 @@ const CASES: Case[] = [
   // on most tiles (on the cases above it does so on the first tile only).
   { H: 2, Hkv: 1, Lq: 256, Lk: 512, D: 128, causal: true, layout: 'BHLD', ramp: true },
   { H: 2, Hkv: 2, Lq: 128, Lk: 384, D: 64, causal: false, layout: 'BLHD', ramp: true, density: 0.6, br: 64, bc: 64 },
+  // Tri-shape's token rule inside kept blocks: sink, window and dense last rows cut through tiles.
+  { H: 4, Hkv: 2, Lq: 512, Lk: 512, D: 128, causal: true, layout: 'BHLD', br: 64, bc: 64, triShape: { sinkTokens: 20, localWindow: 150, lastDenseQueries: 37 } },
+  { H: 2, Hkv: 1, Lq: 256, Lk: 1024, D: 64, causal: true, layout: 'BLHD', br: 128, bc: 128, triShape: { sinkTokens: 5, localWindow: 200, lastDenseQueries: 70 } },
 ];
 
 /** K rows scaled by 1 + j/24: scores (and their running max) rise with the key position. */
@@ -58,8 +62,10 @@ describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
         const v = HeadTensor.randn(shapeK, 13, { dtype: 'f16', layout: c.layout });
         const rng = new Rng(5);
         const dims = { batch: 1, heads: c.H, queryLength: c.Lq, keyLength: c.Lk, blockRows: c.br ?? 64, blockCols: c.bc ?? 64, causal: c.causal };
-        const mask = c.density === undefined ? undefined
+        const mask = c.triShape ? createSparseMethod('tri_shape', { ...c.triShape, br: c.br, bc: c.bc }).planBlockMask(q, k, { causal: true }).mask
+          : c.density === undefined ? undefined
           : BlockMask.fromPredicate(dims, (_b, _h, qb, kb) => blockCausallyValid(dims, qb, kb) && (kb === 0 || rng.next() < c.density!));
+        if (c.triShape) assert.ok(mask?.tokenRule && mask.keptValidBlocks < mask.validBlocks, 'the tri-shape case must be sparse, with a token rule');
         const got = await runAttentionOnHost(gpu.ctx!, q, k, v, { causal: c.causal, scale: 1 / Math.sqrt(c.D), mask, kernel: 'tensor-core', tensorCore: { passes }, label: 'tc-test' });
         const want = naiveAttention(q.toDType('f32'), k.toDType('f32'), v.toDType('f32'), { causal: c.causal, visible: mask && ((b, h, i, j) => mask.visible(b, h, i, j)) });
         assertTensorsClose(got.toDType('f32'), want, TOL_TC, 'tensor-core vs CPU');
@@ -80,7 +86,7 @@ describe('every tensor-core variant compiles', { skip }, () => {
           for (const out of ['f16', 'f32'] as const)
             for (const [subgroups, stage] of [[4, true], [4, false], [8, false]] as const)
               for (const passes of [1, 2] as const) {
-                const spec = { headDim, causal, blocks, out, subgroups, stage, passes };
+                const spec = { headDim, causal, blocks, out, subgroups, stage, passes, tokenRule: causal && blocks === 'csr' && out === 'f16' ? 'trishape' as const : 'none' as const };
                 if (tensorCoreWorkgroupBytes(spec) > limit) continue; // supports() refuses it before compiling
                 await compileProgram(gpu.ctx!.device, tensorCoreAttentionProgram, spec);
                 compiled++;

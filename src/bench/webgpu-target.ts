@@ -24,6 +24,9 @@ import { CPU_MAX_FLOPS } from './targets.js';
 
 const GPU_PLANNERS: Readonly<Record<string, GpuMethodPlanner>> = { xattention: planXAttentionOnGpu, tri_shape: planTriShapeOnGpu };
 
+/** Minimum warm-up before a timed dispatch series (GPU clocks ramp up under load). */
+const WARM_MS = 1500;
+
 /** Submit, then wait for the queue: the wall clock of the GPU work alone. */
 async function fenced(device: GPUDevice, encoder: GPUCommandEncoder): Promise<number> {
   const t0 = performance.now();
@@ -57,7 +60,11 @@ async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask:
       owned.push(await encodeAttention(device, encoder, views, dispatch)); // its Params uniform
       return fenced(device, encoder);
     };
-    await run(); // pipeline compilation
+    // Compile, then keep the GPU busy for a while: an idle H100 sits at 345 MHz and needs some
+    // hundreds of ms of load to reach its boost clock (a 4K case measured cold ran 30% of warm).
+    const warmStart = performance.now();
+    await run();
+    while (performance.now() - warmStart < WARM_MS) await run();
     const times: number[] = [];
     for (let i = 0; i < iterations; i++) times.push(await run());
     return times;

@@ -151,7 +151,7 @@ function checkViewFits(name: string, t: GpuTensorView, length: number, elementBy
  * The WGSL rule makes rows i >= Lq - lastDenseQueries dense; tokenRuleVisible clamps the count to
  * Lq - 1 and makes decode and calls with Lk <= localWindow wholly dense: pass what gives the same.
  */
-function trishapeDenseRows(rule: TokenRule, Lq: number, Lk: number): number {
+export function trishapeDenseRows(rule: TokenRule, Lq: number, Lk: number): number {
   if (Lq === 1 || Lk <= rule.localWindow) return Lq;
   return Math.min(rule.lastDenseQueries, Lq - 1);
 }

@@ -2,11 +2,12 @@
 /**
  * The tensor-core attention kernel as a KernelProgram (see program.ts), and when the dispatcher
  * may use it. What it computes and its tiles: tensor-core-attention.wgsl.ts. It serves f16 Q/K/V
- * on adapters with an f16→f32 16×16×16 subgroup-matrix configuration; everything else (f32, token
- * rules, paged KV, awkward lengths) stays on the portable skeleton in attention-program.ts.
+ * on adapters with an f16→f32 16×16×16 subgroup-matrix configuration, with tri-shape's token rule
+ * or none; everything else (f32, paged KV, awkward lengths) stays on the portable skeleton in
+ * attention-program.ts.
  */
 import { UnsupportedError } from '../../core/errors.js';
-import type { AttentionDispatchOptions, AttentionViews } from './attention-dispatch.js';
+import { type AttentionDispatchOptions, type AttentionViews, trishapeDenseRows } from './attention-dispatch.js';
 import type { GpuTensorView } from './buffers.js';
 import { hasTensorCores } from './device.js';
 import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
@@ -19,6 +20,7 @@ export const tensorCoreParams = new ParamsLayout([
   ['vOffset', 'u32'], ['vStrideB', 'u32'], ['vStrideH', 'u32'], ['vStrideL', 'u32'],
   ['oOffset', 'u32'], ['oStrideB', 'u32'], ['oStrideH', 'u32'], ['oStrideL', 'u32'],
   ['scaleLog2', 'f32'], ['numQueryBlocks', 'u32'], ['blockRows', 'u32'], ['blockCols', 'u32'],
+  ['sinkTokens', 'u32'], ['localWindow', 'u32'], ['lastDenseQueries', 'u32'],
 ] as const);
 
 type TcParam = (typeof tensorCoreParams.fields)[number][0];
@@ -84,7 +86,7 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, opts
   if (q.dtype !== 'f16' || k.dtype !== 'f16' || v.dtype !== 'f16') return 'tensor cores take f16 Q, K and V';
   if (q.headDim !== 64 && q.headDim !== 128) return `head dim ${q.headDim} is not 64 or 128`;
   if (v.headDim !== q.headDim) return 'value dim differs from head dim';
-  if (opts.tokenRule) return 'token rules run on the portable kernel';
+  if (opts.tokenRule && opts.tokenRule.kind !== 'trishape') return `token rule "${(opts.tokenRule as { kind: string }).kind}" runs on the portable kernel`;
   if (opts.paged) return 'paged KV runs on the portable kernel';
   const subgroups = tc.subgroups ?? 4;
   const rows = TC_ROWS_PER_SUBGROUP * subgroups;
@@ -96,7 +98,7 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, opts
   }
   const aligned = (t: GpuTensorView) => t.offset % 8 === 0 && t.strideB % 8 === 0 && t.strideH % 8 === 0 && t.strideL % 8 === 0;
   const stage = (tc.stage ?? true) && subgroups === 4 && aligned(k) && aligned(v);
-  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1) };
+  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1), tokenRule: opts.tokenRule ? 'trishape' : 'none' };
 }
 
 export async function encodeTensorCoreAttention(
@@ -110,6 +112,8 @@ export async function encodeTensorCoreAttention(
   if (reason) throw new UnsupportedError(`tensor-core attention cannot run this shape: ${reason}`);
   const compiled = await compileProgram(device, tensorCoreAttentionProgram, spec);
   const csr = opts.blocks.kind === 'csr' ? opts.blocks : undefined;
+  if ((opts.tokenRule !== undefined) !== (spec.tokenRule === 'trishape')) throw new UnsupportedError(`tensor-core spec tokenRule=${spec.tokenRule} does not match the call's token rule`);
+  const rule = opts.tokenRule;
   const params: Record<TcParam, number> = {
     qLen: q.length, kLen: Lk, heads: q.heads, group: q.heads / k.heads,
     qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
@@ -118,6 +122,7 @@ export async function encodeTensorCoreAttention(
     oOffset: o.offset, oStrideB: o.strideB, oStrideH: o.strideH, oStrideL: o.strideL,
     scaleLog2: opts.scale * Math.LOG2E,
     numQueryBlocks: csr ? Math.ceil(q.length / csr.blockRows) : 1, blockRows: csr?.blockRows ?? rows, blockCols: csr?.blockCols ?? TC_KEY_TILE,
+    sinkTokens: rule?.sinkTokens ?? 0, localWindow: rule?.localWindow ?? 0, lastDenseQueries: rule ? trishapeDenseRows(rule, q.length, Lk) : 0,
   };
   const buffers: Record<string, GPUBuffer> = { q: q.buffer, k: k.buffer, v: v.buffer, o: o.buffer };
   if (csr) Object.assign(buffers, { rowPtr: csr.rowPtr, colIdx: csr.colIdx });

@@ -19,6 +19,8 @@
  *
  * Block-sparse: the key tiles visited are those of the kept key blocks of the workgroup's query
  * block (CSR rowPtr/colIdx of a BlockMask), so dense is the same loop over every block.
+ * Visibility (causality, and a token rule inside kept blocks) is tested per score in the scalar
+ * softmax step, so it costs nothing on the tensor cores.
  * Requirements (checked by `tensorCoreSupports`): Lq % (16·SG) == 0, Lk % 64 == 0, D in {64, 128},
  * mask blockRows % (16·SG) == 0 and blockCols % 64 == 0.
  */
@@ -43,6 +45,8 @@ export type TensorCoreAttentionSpec = {
    * ≤ 2^8 (exact in f16's range) and the O accumulators go through workgroup memory only then.
    */
   readonly passes: 1 | 2;
+  /** 'trishape': tri-shape's sink + window + dense last rows inside kept blocks (core/token-rule.ts). */
+  readonly tokenRule: 'none' | 'trishape';
 };
 
 export const TC_KEY_TILE = 64;
@@ -113,7 +117,7 @@ ${seq(DT, (d) => `      s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatr
     var tileMax = -3.0e38;
     for (var c = 0u; c < BC / 2u; c++) {
       let j = j0 + side * (BC / 2u) + c;
-      if (!CAUSAL || j <= qPos) { tileMax = max(tileMax, sTile[scratch + c] * P.scaleLog2); }
+      if (visible(qi, j)) { tileMax = max(tileMax, sTile[scratch + c] * P.scaleLog2); }
     }
     tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));
     var alpha = 1.0;
@@ -128,7 +132,7 @@ ${seq(DT, (d) => `      s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatr
     for (var c = 0u; c < BC / 2u; c++) {
       let j = j0 + side * (BC / 2u) + c;
       var p = 0.0;
-      if (!CAUSAL || j <= qPos) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m); }
+      if (visible(qi, j)) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m); }
       pTile[scratch + c] = f16(p);
       sum += p;
     }
@@ -234,6 +238,15 @@ fn tileStart(t: u32, qb: u32) -> u32 {
 
 fn tileStart(t: u32, qb: u32) -> u32 { return t * BC; }`}
 
+// Whether query row i (of this call) sees key j: causality, then the token rule.
+fn visible(i: u32, j: u32) -> bool {
+  let p = (P.kLen - P.qLen) + i; // the query's key position
+  if (CAUSAL && j > p) { return false; }
+${spec.tokenRule === 'trishape' ? `  if (i + P.lastDenseQueries >= P.qLen) { return true; }
+  if (j < P.sinkTokens) { return true; }
+  return j <= p && j + P.localWindow > p;` : '  return true;'}
+}
+
 @compute @workgroup_size(${SG * 32})
 fn main(@builtin(workgroup_id) wg: vec3u,
         @builtin(subgroup_id) sg: u32,
@@ -254,7 +267,7 @@ ${seq(DT, (t) => `  let q${t} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16,
   // This lane's share of the subgroup's 16×BC tile: row lane/2, columns [side·BC/2, +BC/2).
   let row = lane / 2u;
   let side = lane % 2u;
-  let qPos = (P.kLen - P.qLen) + rowBase + sg * 16u + row; // key position of this query
+  let qi = rowBase + sg * 16u + row; // this lane's query row
   let scratch = sg * 16u * BC + row * BC + side * (BC / 2u);
   let nTiles = tileCount(rowBase, qbRow);
 
@@ -278,14 +291,14 @@ ${seq(DT, (d) => `        s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMa
         var tileMax = -3.0e38;
         for (var c = 0u; c < BC / 2u; c++) {
           let j = j0 + side * (BC / 2u) + c;
-          if (!CAUSAL || j <= qPos) { tileMax = max(tileMax, sTile[scratch + c] * P.scaleLog2); }
+          if (visible(qi, j)) { tileMax = max(tileMax, sTile[scratch + c] * P.scaleLog2); }
         }
         tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));
         let mNew = max(m, tileMax);
         var sum = 0.0;
         for (var c = 0u; c < BC / 2u; c++) {
           let j = j0 + side * (BC / 2u) + c;
-          if (!CAUSAL || j <= qPos) { sum += exp2(sTile[scratch + c] * P.scaleLog2 - mNew); }
+          if (visible(qi, j)) { sum += exp2(sTile[scratch + c] * P.scaleLog2 - mNew); }
         }
         sum += subgroupShuffleXor(sum, 1u);
         l = l * exp2(m - mNew) + sum;
@@ -295,7 +308,7 @@ ${seq(DT, (d) => `        s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMa
         for (var c = 0u; c < BC / 2u; c++) {
           let j = j0 + side * (BC / 2u) + c;
           var p = 0.0;
-          if (!CAUSAL || j <= qPos) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m) * inv; }
+          if (visible(qi, j)) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m) * inv; }
           pTile[scratch + c] = f16(p);
         }
 ${spec.stage ? '        stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' : ''}
