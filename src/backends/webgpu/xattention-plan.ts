@@ -1,6 +1,7 @@
 /// <reference types="@webgpu/types" />
 /**
- * XAttention's whole plan on the GPU: estimation (xattention-estimate.ts) → selection
+ * XAttention's whole plan on the GPU: estimation (xattention-estimate.ts, or on tensor cores
+ * tensor-core-xattention-estimate.ts) → selection
  * (xattention-select.ts) → CSR block list (block-list.ts), four dispatches in one command encoder,
  * nothing read back before attention runs. The GPU twin of estimateXAttention
  * (methods/xattention-estimate.ts), which the tests compare it with: same block lists, W within
@@ -23,12 +24,18 @@ import { isSoftwareDevice, type WebGpuContext } from './device.js';
 import { compileProgram, encodeProgram } from './program.js';
 import { columnsPerThread, groupColumns, rowCapacity, type XAttentionEstimateSpec, xattentionEstimateProgram } from './xattention-estimate.js';
 import { SELECT_TILE, xattentionSelectProgram } from './xattention-select.js';
+import { encodeTensorCoreEstimate, tcEstimateProgram, tensorCoreEstimateSpec } from './tensor-core-xattention-estimate.js';
 
 export interface XAttentionGpuOptions {
   causal: boolean;
   scale: number;
   /** See XAttentionEstimateSpec.rowLoop; default 'rolled' on software adapters, else 'unrolled'. */
   rowLoop?: XAttentionEstimateSpec['rowLoop'];
+  /**
+   * 'auto' (default): the tensor-core estimation (tensor-core-xattention-estimate.ts) when the
+   * adapter and the shape allow it, else the portable one; 'portable' / 'tensor-core' force one.
+   */
+  estimateKernel?: 'auto' | 'portable' | 'tensor-core';
 }
 
 /** The plan's GPU buffers; the caller destroys them (destroy()) after attention has been submitted. */
@@ -80,10 +87,24 @@ export async function encodeXAttentionEstimate(
   if (q.dtype === 'f16' && !device.features.has('shader-f16')) throw new UnsupportedError('f16 estimation needs the shader-f16 feature, which this device lacks');
   const g = stridedGeometry(q.length, k.length, params, opts.causal);
   const { numQueryBlocks: nQB, numKeyBlocks: nKB } = g;
+  const wBytes = q.batch * q.heads * nQB * nKB * 4;
+  if ((opts.estimateKernel ?? 'auto') !== 'portable') {
+    const tc = tensorCoreEstimateSpec(device, q, k, g.rowsPerBlock, params.stride, opts.causal);
+    if (typeof tc !== 'string') {
+      const reason = tcEstimateProgram.supports(tc, { queryLength: q.length, keyLength: k.length, stride: params.stride, heads: q.heads, batch: q.batch }, device.limits)
+        ?? (Math.max(q.buffer.size, k.buffer.size, wBytes) > device.limits.maxStorageBufferBindingSize ? 'a buffer exceeds maxStorageBufferBindingSize' : null);
+      if (reason) throw new UnsupportedError(`tensor-core XAttention estimation cannot run this shape: ${reason}`);
+      const blockScores = createStorage(device, wBytes, 'xattention.blockScores');
+      const uniform = await encodeTensorCoreEstimate(device, encoder, q, k, blockScores, tc, {
+        stride: params.stride, scale: opts.scale, keyCols: g.keyCols, causalOffset: g.offset, numQueryBlocks: nQB, numKeyBlocks: nKB,
+      });
+      return { blockScores, destroy: () => { blockScores.destroy(); uniform.destroy(); } };
+    }
+    if (opts.estimateKernel === 'tensor-core') throw new UnsupportedError(`tensor-core XAttention estimation: ${tc}`);
+  }
   const rowLoop = opts.rowLoop ?? (isSoftwareDevice(device) ? 'rolled' : 'unrolled');
   const capacity = rowCapacity(g.rowsPerBlock, rowLoop);
   const spec: XAttentionEstimateSpec = { dtype: q.dtype, rowCapacity: capacity, rowLoop, columnsPerThread: columnsPerThread(capacity, rowLoop) };
-  const wBytes = q.batch * q.heads * nQB * nKB * 4;
   const reason = xattentionEstimateProgram.supports(spec, {
     rowsPerBlock: g.rowsPerBlock, numQueryBlocks: nQB, heads: q.heads, batch: q.batch, headDim: q.headDim, maxBindingBytes: Math.max(q.buffer.size, k.buffer.size, wBytes),
   }, device.limits);
@@ -166,7 +187,8 @@ export async function readXAttentionPlan(device: GPUDevice, plan: GpuXAttentionP
  * back. q [B, H, Lq, D], k [B, Hkv, Lk, D] (GQA: head h reads KV head floor(h / (H/Hkv))).
  */
 export async function estimateXAttentionWebGpu(
-  ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, params: XAttentionParams, opts: { causal?: boolean; scale?: number; rowLoop?: XAttentionGpuOptions['rowLoop'] } = {},
+  ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, params: XAttentionParams,
+  opts: { causal?: boolean; scale?: number; rowLoop?: XAttentionGpuOptions['rowLoop']; estimateKernel?: XAttentionGpuOptions['estimateKernel'] } = {},
 ): Promise<XAttentionEstimate> {
   const p = describeAttention(q, k, k, opts);
   for (const [name, t] of [['q', q], ['k', k]] as const) t.assertFinite(name);
@@ -175,7 +197,7 @@ export async function estimateXAttentionWebGpu(
   let plan: GpuXAttentionPlan | undefined;
   try {
     const encoder = device.createCommandEncoder({ label: 'xattention-plan' });
-    plan = await encodeXAttentionPlan(device, encoder, views, params, { causal: p.causal, scale: p.scale, rowLoop: opts.rowLoop });
+    plan = await encodeXAttentionPlan(device, encoder, views, params, { causal: p.causal, scale: p.scale, rowLoop: opts.rowLoop, estimateKernel: opts.estimateKernel });
     device.queue.submit([encoder.finish()]);
     return await readXAttentionPlan(device, plan);
   } finally {
