@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { benchCase, caseInputs, denseFlops, keptPairFraction, minBytes, sparseFlops, validationTwin } from '../src/bench/cases.js';
 import { type BenchTarget, compareOutputs, runBench } from '../src/bench/harness.js';
-import { buildReport, loadPeerFiles, peerRowsOf } from '../src/bench/report.js';
-import { issue8Sweep, smokeSweep } from '../src/bench/sweeps.js';
+import { buildReport, loadPeerFiles, loadReportFiles, mergeReportRecords, peerRowsOf } from '../src/bench/report.js';
+import { h100Sweep, issue8Sweep, smokeSweep } from '../src/bench/sweeps.js';
 import { cpuTarget } from '../src/bench/targets.js';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
 import { benchCommand } from '../src/cli/commands/bench.js';
@@ -191,6 +191,35 @@ describe('bench report and peers', () => {
     const notPeer = join(dir, 'other.json');
     writeFileSync(notPeer, '{"x": 1}');
     assert.throws(() => loadPeerFiles([notPeer]), /--peers must be a peer result JSON/);
+  });
+
+  it('merges earlier reports: a later timed record replaces an earlier one, an untimed one does not; speedups are recomputed', async () => {
+    const cases = smokeSweep({ lengths: [70], kvHeads: [2], methods: ['dense', 'xattention'] });
+    const first = await runBench(cpuTarget, cases, { timing: FAST });
+    const second = first.map((r) => (r.case.method === 'dense' ? { ...r, ms: r.ms! * 2 } : { ...r, status: 'skipped' as const, ms: undefined, reason: 'budget' }));
+    const dir = mkdtempSync(join(tmpdir(), 'bench-merge-'));
+    const a = join(dir, 'a.json');
+    const b = join(dir, 'b.json');
+    writeFileSync(a, JSON.stringify(buildReport({ name: 't', backend: 'cpu' }, FAST, first, [])));
+    writeFileSync(b, JSON.stringify(buildReport({ name: 't', backend: 'cpu' }, FAST, second, [])));
+    const merged = mergeReportRecords(loadReportFiles([a, b]));
+    assert.equal(merged.length, first.length);
+    const dense = merged.find((r) => r.case.method === 'dense' && r.case.causal)!;
+    const xattn = merged.find((r) => r.case.method === 'xattention')!;
+    assert.equal(dense.ms, first.find((r) => r.name === dense.name)!.ms! * 2);
+    assert.equal(xattn.status, 'ok');
+    assert.equal(xattn.speedupOverDense, dense.ms! / xattn.ms!);
+    writeFileSync(join(dir, 'c.json'), '{"peer": "sdpa"}');
+    assert.throws(() => mergeReportRecords(loadReportFiles([join(dir, 'c.json')])), /--from must be a report written by sparse-attn bench --out/);
+  });
+
+  it('the h100 sweep keeps every method of issue 8 and cuts the long lengths to what one device call affords', () => {
+    const cases = h100Sweep();
+    const at = (L: number) => new Set(cases.filter((c) => c.keyLength === L).map((c) => c.method));
+    assert.deepEqual([...at(4096)].sort(), ['dense', 'flash_skip_softmax', 'sla', 'tri_shape', 'xattention']);
+    assert.deepEqual([...at(131072)].sort(), ['dense', 'tri_shape', 'xattention']);
+    assert.equal(cases.filter((c) => c.method === 'xattention' && c.keyLength === 131072).length, 1);
+    assert.ok(cases.every((c) => c.kvHeads === 8 && c.input === 'structured' && (c.method === 'sla' ? !c.causal : true)));
   });
 
   it('sparse-attn bench writes the JSON report and rejects bad options by name', async () => {

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../core/errors.js';
 import { formatTable } from '../core/stats.js';
-import type { BenchRecord, DeviceInfo, TimingOptions } from './harness.js';
+import { type BenchRecord, type DeviceInfo, fillSpeedups, type TimingOptions } from './harness.js';
 
 /** One peer timing at one shape, whatever tool produced it. */
 export interface PeerRow {
@@ -34,6 +34,8 @@ export interface BenchReport {
   records: (BenchRecord & { peers?: PeerRow[] })[];
   peerRows: PeerRow[];
   peers: { source: string; data: unknown }[];
+  /** When the report merges earlier ones (`bench --from`): their files, in order. */
+  sources?: string[];
 }
 
 const DTYPE_ALIASES: Record<string, string> = { float16: 'f16', f16: 'f16', bfloat16: 'bf16', bf16: 'bf16', float32: 'f32', f32: 'f32' };
@@ -138,4 +140,37 @@ export function formatPeerRows(rows: readonly PeerRow[]): string {
     ['peer', 'dtype', 'H/Hkv', 'D', 'causal', 'L', 'ms', 'TFLOP/s', 'timing', 'validated'],
     rows.map((p) => [p.peer, p.dtype, `${p.heads}/${p.kvHeads}`, String(p.headDim), p.causal ? 'yes' : 'no', String(p.length), fmt(p.ms, 3), fmt(p.tflops, 1), p.timing, p.validated ? 'yes' : 'NO']),
   );
+}
+
+/**
+ * Our records of earlier reports as one list (`bench --from a.json,b.json`): a later file's record
+ * of the same target and case replaces an earlier one unless it was not timed (skipped, invalid)
+ * and the earlier one was; speedups over dense are recomputed over the merged list.
+ */
+export function mergeReportRecords(sources: { source: string; data: unknown }[]): BenchRecord[] {
+  const merged = new Map<string, BenchRecord>();
+  for (const { source, data } of sources) {
+    const records = (data as Partial<BenchReport> | null)?.records;
+    if (!Array.isArray(records)) throw new InvalidArgumentError('--from', source, 'a report written by sparse-attn bench --out (it has "records")');
+    for (const r of records) {
+      const { peers: _beside, speedupOverDense: _speedup, ...own } = r;
+      const key = `${own.target}|${own.name}`;
+      const before = merged.get(key);
+      if (before && before.status === 'ok' && own.status !== 'ok') continue;
+      merged.set(key, own);
+    }
+  }
+  const out = [...merged.values()];
+  fillSpeedups(out);
+  return out;
+}
+
+export function loadReportFiles(paths: readonly string[]): { source: string; data: unknown }[] {
+  return paths.map((source) => {
+    try {
+      return { source, data: JSON.parse(readFileSync(source, 'utf8')) as unknown };
+    } catch (err) {
+      throw new InvalidArgumentError('--from', source, `a readable JSON file (${(err as Error).message})`);
+    }
+  });
 }

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { caseName, denseFlops } from '../../bench/cases.js';
 import { DEFAULT_TIMING, runBench, type TimingOptions } from '../../bench/harness.js';
-import { buildReport, formatPeerRows, formatRecords, loadPeerFiles } from '../../bench/report.js';
+import { type BenchReport, buildReport, formatPeerRows, formatRecords, loadPeerFiles, loadReportFiles, mergeReportRecords } from '../../bench/report.js';
 import { SWEEPS } from '../../bench/sweeps.js';
 import { BENCH_TARGETS, benchTarget } from '../../bench/targets.js';
 import { InvalidArgumentError } from '../../core/errors.js';
@@ -46,6 +46,8 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
   --peers F,...       peer JSON files (bench/peers/) to merge: kept whole, and listed beside our records
   --warmup N  --min-iters N  --max-iters N  --target-ms N   timing loop (defaults ${DEFAULT_TIMING.warmup}/${DEFAULT_TIMING.minIters}/${DEFAULT_TIMING.maxIters}/${DEFAULT_TIMING.targetMs})
   --budget-s N        skip the cases left after N seconds (reported, with that reason)
+  --from F,...        run nothing: merge the records of earlier --out reports (a later file's timed
+                      record of a case replaces an earlier one), recompute speedups, add --peers
   --dry-run           list the cases (with dense GFLOP) and exit
   --out FILE          write the JSON report there
   --json              print the JSON report instead of tables`,
@@ -64,6 +66,7 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
         methods: { type: 'string' },
         backend: { type: 'string', default: 'cpu' },
         peers: { type: 'string' },
+        from: { type: 'string' },
         warmup: { type: 'string', default: String(DEFAULT_TIMING.warmup) },
         'min-iters': { type: 'string', default: String(DEFAULT_TIMING.minIters) },
         'max-iters': { type: 'string', default: String(DEFAULT_TIMING.maxIters) },
@@ -94,6 +97,22 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
     }
     const budgetMs = v['budget-s'] === undefined ? undefined : int('budget-s', v['budget-s'], 1) * 1000;
     const peers = loadPeerFiles(list('peers', v.peers) ?? []);
+    const print = (report: BenchReport) => {
+      if (v.out) writeFileSync(v.out, JSON.stringify(report, null, 2));
+      if (v.json) {
+        console.log(JSON.stringify(report, null, 2));
+      } else {
+        console.log(formatRecords(report.records));
+        if (report.peerRows.length) console.log(`\npeers\n${formatPeerRows(report.peerRows)}`);
+      }
+      return report.records.some((r) => r.status === 'invalid') ? 1 : 0;
+    };
+    const from = list('from', v.from);
+    if (from) {
+      const docs = loadReportFiles(from);
+      const first = docs[0].data as BenchReport;
+      return print({ ...buildReport(first.device, first.timing, mergeReportRecords(docs), peers), sources: from });
+    }
     const target = await benchTarget(v.backend);
     try {
       const device = await target.describe();
@@ -103,15 +122,7 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
         budgetMs,
         onCase: (c, i, n) => !v.json && process.stderr.write(`  [${i + 1}/${n}] ${caseName(c)}\n`),
       });
-      const report = buildReport(device, timing, records, peers);
-      if (v.out) writeFileSync(v.out, JSON.stringify(report, null, 2));
-      if (v.json) {
-        console.log(JSON.stringify(report, null, 2));
-      } else {
-        console.log(formatRecords(report.records));
-        if (report.peerRows.length) console.log(`\npeers\n${formatPeerRows(report.peerRows)}`);
-      }
-      return report.records.some((r) => r.status === 'invalid') ? 1 : 0;
+      return print(buildReport(device, timing, records, peers));
     } finally {
       await target.dispose?.();
     }
