@@ -30,14 +30,26 @@ describe('bench harness on the WebGPU target', { skip: gpu.skip }, () => {
     }
   });
 
-  it('runs SLA through the backend\'s whole-method runner, validated against the CPU method', async () => {
+  it('runs SLA through the backend\'s whole-method runner, validated against the CPU method, timed on device inputs', async () => {
     const target = await benchTarget('webgpu');
     const c = benchCase({ method: 'sla', heads: 4, headDim: 32, queryLength: 200, causal: false, dtype: 'f32' });
     const [r] = await runBench(target, [c], { timing: FAST });
     assert.equal(r.status, 'ok', r.reason);
     assert.equal(r.validation!.oracle, 'sla.attention on the CPU');
-    assert.equal(r.timing, 'wall-clock');
+    assert.equal(r.timing, 'gpu-fence');
+    assert.equal(r.iters, FAST.minIters);
     assert.ok(r.density! < 1);
+  });
+
+  it('runs flash-skip-softmax as its in-loop kernel: validated on the tiles it kept, timed on device inputs', async () => {
+    const target = await benchTarget('webgpu');
+    const c = benchCase({ method: 'flash_skip_softmax', settings: { threshold: 0.2, br: 32, bc: 32 }, heads: 4, kvHeads: 2, headDim: 32, queryLength: 150, causal: true, dtype: 'f32', input: 'random' });
+    const [r] = await runBench(target, [c], { timing: FAST });
+    assert.equal(r.status, 'ok', r.reason);
+    assert.equal(r.validation!.oracle, "naive attention with the kernel's kept tiles expanded to tokens");
+    assert.equal(r.validation!.planBlocksDifferingFromCpu, 0);
+    assert.equal(r.timing, 'gpu-fence');
+    assert.ok(r.density! > 0 && r.density! <= 1);
   });
 
   it('refuses what the adapter cannot hold, with the limit named', async () => {

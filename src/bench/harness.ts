@@ -57,6 +57,12 @@ export interface BenchTarget {
   methodAttention?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<{ output: HeadTensor; plan: BlockPlan } | undefined>;
   /** Methods the target runs whole (methodAttention) although they are block-sparse: no plan step of their own. */
   runsWhole?(method: string): boolean;
+  /**
+   * ms of `iterations` whole-method runs on inputs already on the device, GPU work alone (the
+   * target warms up first); undefined when the target has no such timer for the method (the
+   * harness then fences the wall clock around methodAttention, transfers included).
+   */
+  timeWholeMethod?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, iterations: number): Promise<{ ms: number[]; source: TimingSource } | undefined>;
   dispose?(): void | Promise<void>;
 }
 
@@ -228,8 +234,16 @@ async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions
   let source: TimingSource = 'wall-clock';
   if (method.attention || target.runsWhole?.(c.method)) {
     // One method call: its plan (where separate) is inside the timed call, not an estimation step.
+    // The plan (density) comes from one full run; the time from the target's device-resident
+    // timer when it has one, else from the wall clock around whole calls.
     let last: { output: HeadTensor; plan: BlockPlan } | undefined;
-    times = await wallClock(async () => { last = await target.methodAttention!(method, q, k, v, opts); }, timing);
+    const onDevice = await target.timeWholeMethod?.(method, q, k, v, opts, Math.max(timing.minIters, 1));
+    if (onDevice) {
+      last = await target.methodAttention!(method, q, k, v, opts);
+      ({ ms: times, source } = onDevice);
+    } else {
+      times = await wallClock(async () => { last = await target.methodAttention!(method, q, k, v, opts); }, timing);
+    }
     if (!last) throw new Error(`target "${target.name}" returned no result for ${c.method}`);
     plan = last.plan;
   } else {

@@ -4,9 +4,10 @@
  * (upload, dispatch, read back). Timing encodes the same dispatch on inputs uploaded once and
  * fences on the queue ('gpu-fence': GPU work alone, no transfers), as bench/webgpu-attention.ts
  * does. XAttention and tri-shape masks are planned by the backend's GPU planners (estimation,
- * selection and the block list on the GPU), timed the same way. Methods with their own output
- * (SLA) run through the backend's whole-method runner, validated against the CPU method and
- * timed by the wall clock (transfers included). Imported lazily by targets.ts, so
+ * selection and the block list on the GPU), timed the same way. Methods run whole (SLA: its own
+ * output; flash-skip-softmax: the plan is made inside the kernel) go through the backend's
+ * whole-method runner for validation and their plan, and are timed by GPU_METHOD_TIMERS on
+ * inputs uploaded once (queue fence). Imported lazily by targets.ts, so
  * the CPU target never loads Dawn.
  */
 import { type AttentionOptions, describeAttention } from '../core/attention-shape.js';
@@ -15,7 +16,7 @@ import { phaseOf } from '../core/stats.js';
 import type { HeadTensor } from '../core/tensor.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';
 import {
-  type AttentionDispatchOptions, createOutputTensor, encodeAttention, type GpuMethodPlan, type GpuMethodPlanner,
+  type AttentionDispatchOptions, createOutputTensor, encodeAttention, GPU_METHOD_TIMERS, type GpuMethodPlan, type GpuMethodPlanner,
   planTriShapeOnGpu, planXAttentionOnGpu, readBlockMask, uploadArray, uploadTensor, webgpuBackend,
 } from '../backends/webgpu/index.js';
 import { type BenchCase, denseFlops } from './cases.js';
@@ -24,8 +25,9 @@ import { CPU_MAX_FLOPS } from './targets.js';
 
 const GPU_PLANNERS: Readonly<Record<string, GpuMethodPlanner>> = { xattention: planXAttentionOnGpu, tri_shape: planTriShapeOnGpu };
 
-/** Minimum warm-up before a timed dispatch series (GPU clocks ramp up under load). */
+/** Minimum warm-up before a timed series on a GPU (its clocks ramp up under load); none on a CPU adapter. */
 const WARM_MS = 1500;
+const warmMs = (ctx: { report: { softwareAdapter: boolean } }) => (ctx.report.softwareAdapter ? 0 : WARM_MS);
 
 /** Submit, then wait for the queue: the wall clock of the GPU work alone. */
 async function fenced(device: GPUDevice, encoder: GPUCommandEncoder): Promise<number> {
@@ -37,7 +39,8 @@ async function fenced(device: GPUDevice, encoder: GPUCommandEncoder): Promise<nu
 
 /** Dispatch times (ms) of `iterations` attention calls on device-resident q, k, v and block list. */
 async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<number[]> {
-  const { device } = await webgpuBackend.context();
+  const ctx = await webgpuBackend.context();
+  const { device } = ctx;
   const views = {
     q: uploadTensor(device, q, 'bench.q'),
     k: uploadTensor(device, k.toDType(q.dtype), 'bench.k'),
@@ -64,7 +67,7 @@ async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask:
     // hundreds of ms of load to reach its boost clock (a 4K case measured cold ran 30% of warm).
     const warmStart = performance.now();
     await run();
-    while (performance.now() - warmStart < WARM_MS) await run();
+    while (performance.now() - warmStart < warmMs(ctx)) await run();
     const times: number[] = [];
     for (let i = 0; i < iterations; i++) times.push(await run());
     return times;
@@ -123,6 +126,12 @@ export async function webgpuTarget(): Promise<BenchTarget> {
     // backend's whole-method GPU runners.
     methodAttention: (method, q, k, v, opts) => webgpuBackend.methodAttention!(method, q, k, v, opts),
     runsWhole: (name) => name === 'flash_skip_softmax',
+    async timeWholeMethod(method, q, k, v, opts, iterations) {
+      const timer = GPU_METHOD_TIMERS[method.name];
+      if (!timer) return undefined;
+      const ctx = await webgpuBackend.context();
+      return { ms: await timer(ctx, method, q, k, v, opts, iterations, warmMs(ctx)), source: 'gpu-fence' };
+    },
     plans: (name) => name in GPU_PLANNERS,
     planBlockMask: planOnGpu,
     async timeBlockSparse(q, k, v, mask, opts, iterations) {

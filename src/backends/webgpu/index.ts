@@ -66,4 +66,4 @@ export {
   flashSkipAttentionWebGpu, encodeFlashSkipAttention, flashSkipAttentionProgram, flashSkipParams, flashSkipRows,
   type FlashSkipAttentionSpec, type FlashSkipGpuOptions, type FlashSkipGpuResult,
 } from './flash-skip-attention.js';
-export { GPU_METHOD_RUNNERS, type GpuMethodRunner } from './method-runners.js';
+export { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS, type GpuMethodRunner, type GpuMethodTimer } from './method-runners.js';

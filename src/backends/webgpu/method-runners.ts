@@ -12,19 +12,23 @@
  *                                agree in exact arithmetic (threshold < 1), so both run it.
  *   sla, sage_sla                block map, sparse part, linear part and projection
  *                                (sla-attention.ts); the plan is the GPU's block map.
+ * GPU_METHOD_TIMERS time the runners that are one command buffer on inputs uploaded once, for
+ * the benchmark (the host-level runners include uploads and readbacks).
  */
+import { describeAttention } from '../../core/attention-shape.js';
 import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
+import { phaseOf, statsFromMask } from '../../core/stats.js';
 import type { HeadTensor } from '../../core/tensor.js';
 import { FlashSkipSoftmax } from '../../methods/flash-skip-softmax.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../../methods/method.js';
 import { SAGE_SLA_HEAD_DIMS, SageSlaMethod } from '../../methods/sage-sla.js';
 import { blockMapToMask } from '../../methods/sla-block-map.js';
 import { SlaMethod } from '../../methods/sla.js';
-import { phaseOf, statsFromMask } from '../../core/stats.js';
+import { createOutputTensor, createStorageBuffer, uploadTensor } from './buffers.js';
 import type { WebGpuContext } from './device.js';
-import { flashSkipAttentionWebGpu } from './flash-skip-attention.js';
+import { encodeFlashSkipAttention, flashSkipAttentionWebGpu } from './flash-skip-attention.js';
 import { planTriShapeOnGpu, planXAttentionOnGpu, runPlannedMethodWebGpu } from './method-plans.js';
-import { slaAttentionWebGpu } from './sla-attention.js';
+import { encodeSlaAttention, slaAttentionWebGpu, uploadSlaInputs } from './sla-attention.js';
 
 export type GpuMethodRunner = (
   ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions,
@@ -63,4 +67,82 @@ export const GPU_METHOD_RUNNERS: Readonly<Record<string, GpuMethodRunner>> = {
   sage_sla: runSla,
   xattention: (ctx, method, q, k, v, opts) => runPlannedMethodWebGpu(ctx, planXAttentionOnGpu, method, q, k, v, opts),
   tri_shape: (ctx, method, q, k, v, opts) => runPlannedMethodWebGpu(ctx, planTriShapeOnGpu, method, q, k, v, opts),
+};
+
+/**
+ * GPU time of whole-method runs on inputs uploaded once (for benchmarks): `encode` records one run
+ * into a fresh encoder and returns the buffers it made; each run is submitted alone and fenced.
+ * Runs repeat for at least `warmMs` first (GPU clocks ramp up under load), then `iterations` are
+ * timed.
+ */
+async function fencedRuns(device: GPUDevice, encode: (encoder: GPUCommandEncoder) => Promise<GPUBuffer[]>, iterations: number, warmMs: number): Promise<number[]> {
+  const run = async () => {
+    const encoder = device.createCommandEncoder({ label: 'method-timer' });
+    const made = await encode(encoder);
+    const t0 = performance.now();
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    const ms = performance.now() - t0;
+    for (const b of made) b.destroy();
+    return ms;
+  };
+  const warmStart = performance.now();
+  await run();
+  while (performance.now() - warmStart < warmMs) await run();
+  const times: number[] = [];
+  for (let i = 0; i < iterations; i++) times.push(await run());
+  return times;
+}
+
+export type GpuMethodTimer = (
+  ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, iterations: number, warmMs: number,
+) => Promise<number[]>;
+
+async function timeFlashSkip(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, iterations: number, warmMs: number) {
+  if (!(method instanceof FlashSkipSoftmax)) throw new UnsupportedError(`method "${method.name}" is not a FlashSkipSoftmax instance`);
+  const s = method.settings;
+  const p = describeAttention(q, k, v, { causal: opts.causal ?? s.isCausal, scale: opts.scale });
+  const phase = opts.phase ?? phaseOf(q.length);
+  const threshold = method.thresholdFor(phase, k.length);
+  const br = phase === 'decode' ? 1 : s.br;
+  const { device } = ctx;
+  const views = {
+    q: uploadTensor(device, q, 'fs-timer.q'), k: uploadTensor(device, k.toDType(q.dtype), 'fs-timer.k'), v: uploadTensor(device, v.toDType(q.dtype), 'fs-timer.v'),
+    o: createOutputTensor(device, { batch: p.batch, heads: p.heads, length: p.queryLength, headDim: p.valueDim }, q.layout, q.dtype, 'fs-timer.o'),
+  };
+  const keptBytes = p.batch * p.heads * Math.ceil(p.queryLength / br) * Math.ceil(p.keyLength / s.bc) * 4;
+  try {
+    return await fencedRuns(device, async (encoder) => {
+      const kept = createStorageBuffer(device, keptBytes, 'fs-timer.kept');
+      const counters = createStorageBuffer(device, 12, 'fs-timer.counters');
+      const params = await encodeFlashSkipAttention(device, encoder, views, { causal: p.causal, scale: p.scale, threshold, br, bc: s.bc, kept, counters });
+      return [kept, counters, params];
+    }, iterations, warmMs);
+  } finally {
+    for (const t of Object.values(views)) t.buffer.destroy();
+  }
+}
+
+async function timeSla(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, iterations: number, warmMs: number) {
+  if (!(method instanceof SlaMethod)) throw new UnsupportedError(`method "${method.name}" is not an SlaMethod instance`);
+  const s = method.settings;
+  const slaOpts = { ...s, causal: opts.causal ?? s.causal, scale: opts.scale, sage: method instanceof SageSlaMethod };
+  const { device } = ctx;
+  const { inputs, problem } = uploadSlaInputs(device, q, k, v, slaOpts);
+  try {
+    return await fencedRuns(device, async (encoder) => {
+      const made: GPUBuffer[] = [];
+      await encodeSlaAttention(device, encoder, problem, inputs, slaOpts, (b) => (made.push(b), b));
+      return made;
+    }, iterations, warmMs);
+  } finally {
+    for (const t of Object.values(inputs)) t.buffer.destroy();
+  }
+}
+
+/** Benchmark timers of the whole-method runners whose every step is one command buffer. */
+export const GPU_METHOD_TIMERS: Readonly<Record<string, GpuMethodTimer>> = {
+  flash_skip_softmax: timeFlashSkip,
+  sla: timeSla,
+  sage_sla: timeSla,
 };

@@ -50,33 +50,66 @@ function uploadBhld(device: GPUDevice, t: HeadTensor, label: string): GpuTensorV
   return uploadTensor(device, t.toDType('f32').toLayout('BHLD'), label);
 }
 
-export async function slaAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: SlaGpuOptions): Promise<SlaGpuResult> {
+function checkSlaCall(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: SlaGpuOptions): AttentionProblem {
   const p = describeAttention(q, k, v, { causal: opts.causal, scale: opts.scale });
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) t.assertFinite(name);
   checkProjectionSize(opts.proj, p.valueDim);
   for (const [name, x] of [['BLKQ', opts.BLKQ], ['BLKK', opts.BLKK]] as const) {
     if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(name, x, 'an integer >= 1');
   }
+  return p;
+}
+
+/** SLA's inputs on the device: dense BHLD f32 q, k, v and the f32 output. */
+export interface SlaGpuInputs {
+  q: GpuTensorView;
+  k: GpuTensorView;
+  v: GpuTensorView;
+  o: GpuTensorView;
+}
+
+/** Uploads q, k, v as SLA reads them and allocates the output; the caller destroys the buffers. */
+export function uploadSlaInputs(device: GPUDevice, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: SlaGpuOptions): { inputs: SlaGpuInputs; problem: AttentionProblem } {
+  const p = checkSlaCall(q, k, v, opts);
+  const inputs = {
+    q: uploadBhld(device, q, 'sla.q'), k: uploadBhld(device, k, 'sla.k'), v: uploadBhld(device, v, 'sla.v'),
+    o: createOutputTensor(device, { batch: p.batch, heads: p.heads, length: p.queryLength, headDim: p.valueDim }, 'BHLD', 'f32', 'sla.o'),
+  };
+  return { inputs, problem: p };
+}
+
+/**
+ * Encodes the whole method on device inputs into `encoder`: the block map, the sparse part and the
+ * linear part, writing inputs.o. Every buffer it creates goes to `own` (destroy them after the work
+ * is done); the returned handles let the caller read the block map back.
+ */
+export async function encodeSlaAttention(
+  device: GPUDevice, encoder: GPUCommandEncoder, p: AttentionProblem, inputs: SlaGpuInputs, opts: SlaGpuOptions, own: (b: GPUBuffer) => GPUBuffer,
+): Promise<{ dims: SelectDims; selection: BlockMapBuffers }> {
+  const views = { q: inputs.q, k: inputs.k, v: inputs.v };
+  const dims: SelectDims = {
+    batch: p.batch, heads: p.heads, kvHeads: p.kvHeads, queryLength: p.queryLength, keyLength: p.keyLength,
+    blockQ: opts.BLKQ, blockK: opts.BLKK, causal: p.causal, topk: slaTopk(opts.topkRatio, Math.ceil(p.keyLength / opts.BLKK)), headDim: p.headDim,
+  };
+  const sel = await encodeBlockMap(device, encoder, p, dims, views, own);
+  const blocks = { kind: 'csr' as const, rowPtr: sel.rowPtr, colIdx: sel.colIdx, blockRows: opts.BLKQ, blockCols: opts.BLKK };
+  if (opts.sage) await encodeSageSparsePart(device, encoder, p, { ...views, o: inputs.o, kMean: sel.kMean }, blocks, own);
+  else own(await encodeAttention(device, encoder, { ...views, o: inputs.o }, { causal: p.causal, scale: p.scale, blocks }));
+  if (!projectionIsZero(opts.proj)) await encodeLinearPart(device, encoder, p, dims, { ...views, o: inputs.o.buffer, lut: sel.lut }, opts, own);
+  return { dims, selection: sel };
+}
+
+export async function slaAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: SlaGpuOptions): Promise<SlaGpuResult> {
   const { device } = ctx;
-  const owned: GPUBuffer[] = [];
+  const { inputs, problem: p } = uploadSlaInputs(device, q, k, v, opts);
+  const owned: GPUBuffer[] = [inputs.q.buffer, inputs.k.buffer, inputs.v.buffer, inputs.o.buffer];
   const own = <T extends GPUBuffer>(b: T): T => (owned.push(b), b);
-  const views = { q: uploadBhld(device, q, 'sla.q'), k: uploadBhld(device, k, 'sla.k'), v: uploadBhld(device, v, 'sla.v') };
-  const o = createOutputTensor(device, { batch: p.batch, heads: p.heads, length: p.queryLength, headDim: p.valueDim }, 'BHLD', 'f32', 'sla.o');
-  owned.push(views.q.buffer, views.k.buffer, views.v.buffer, o.buffer);
   try {
     const encoder = device.createCommandEncoder({ label: 'sla' });
-    const dims: SelectDims = {
-      batch: p.batch, heads: p.heads, kvHeads: p.kvHeads, queryLength: p.queryLength, keyLength: p.keyLength,
-      blockQ: opts.BLKQ, blockK: opts.BLKK, causal: p.causal, topk: slaTopk(opts.topkRatio, Math.ceil(p.keyLength / opts.BLKK)), headDim: p.headDim,
-    };
-    const sel = await encodeBlockMap(device, encoder, p, dims, views, own);
-    const blocks = { kind: 'csr' as const, rowPtr: sel.rowPtr, colIdx: sel.colIdx, blockRows: opts.BLKQ, blockCols: opts.BLKK };
-    if (opts.sage) await encodeSageSparsePart(device, encoder, p, { ...views, o, kMean: sel.kMean }, blocks, own);
-    else own(await encodeAttention(device, encoder, { ...views, o }, { causal: p.causal, scale: p.scale, blocks }));
-    if (!projectionIsZero(opts.proj)) await encodeLinearPart(device, encoder, p, dims, { ...views, o: o.buffer, lut: sel.lut }, opts, own);
+    const { dims, selection } = await encodeSlaAttention(device, encoder, p, inputs, opts, own);
     device.queue.submit([encoder.finish()]);
-    const output = (await readTensor(device, o, 'BHLD')).toLayout(q.layout);
-    return { output, map: await readBlockMap(device, dims, sel) };
+    const output = (await readTensor(device, inputs.o, 'BHLD')).toLayout(q.layout);
+    return { output, map: await readBlockMap(device, dims, selection) };
   } finally {
     for (const b of owned) b.destroy();
   }
