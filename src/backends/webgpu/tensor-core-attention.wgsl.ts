@@ -24,6 +24,8 @@
  * mask blockRows % (16·SG) == 0 and blockCols % 64 == 0.
  */
 
+import { seq, SUBGROUP_MATRIX_PRELUDE } from './subgroup-matrix-wgsl.js';
+
 export type TensorCoreAttentionSpec = {
   readonly headDim: 64 | 128;
   readonly causal: boolean;
@@ -52,11 +54,6 @@ export const TC_KEY_TILE = 64;
 export const TC_ROWS_PER_SUBGROUP = 16;
 
 
-/** One generated line per index: unrolled code, so subgroup matrices live in named registers. */
-function seq(n: number, line: (i: number) => string): string {
-  return Array.from({ length: n }, (_, i) => line(i)).join('\n');
-}
-
 /**
  * f16 output: accumulators are f32 matrices, so they go through the subgroup's f32 scratch
  * (BC columns at a time) and each lane converts its half-row.
@@ -82,6 +79,25 @@ export const RESCALE_LOG2 = 8;
 type Src = (d: number) => string;
 
 /**
+ * S = Q Kᵀ of the key tile at j0 into the subgroup's f32 scratch (staging K first when the spec
+ * stages), between the barriers that keep the previous tile's readers and this tile's apart.
+ */
+function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string): string {
+  const DT = spec.headDim / 16;
+  return [
+    `workgroupBarrier(); // the previous tile's scratch (and staged V) have been read`,
+    ...(spec.stage ? ['stageK(kBase, j0, lid);', 'workgroupBarrier();'] : []),
+    'for (var c = 0u; c < CT; c++) {',
+    '  var s = subgroup_matrix_result<f32, 16, 16>();',
+    '  let kRow = kBase + (j0 + c * 16u) * P.kStrideL;',
+    ...Array.from({ length: DT }, (_, d) => `  s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${kSrc(d)}), s);`),
+    '  subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + c * 16u, s, BC);',
+    '}',
+    'workgroupBarrier();',
+  ].map((line) => pad + line).join('\n');
+}
+
+/**
  * The one-pass loop: S = QKᵀ → scratch; per row, move the reference max only when this tile's max
  * exceeds it by more than 2^RESCALE_LOG2; P = exp2(S − m) → f16; if any row of the workgroup moved,
  * rescale O through the scratch (uniform branch); O += P V. The epilogue divides by l in scratch.
@@ -103,16 +119,7 @@ ${body(half)}`).join('\n');
 ${seq(DT, (d) => `  var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
   for (var t = 0u; t < nTiles; t++) {
     let j0 = tileStart(t, qbRow);
-    workgroupBarrier(); // the previous tile's scratch and staged V have been read
-${spec.stage ? `    stageK(kBase, j0, lid);
-    workgroupBarrier();` : ''}
-    for (var c = 0u; c < CT; c++) {
-      var s = subgroup_matrix_result<f32, 16, 16>();
-      let kRow = kBase + (j0 + c * 16u) * P.kStrideL;
-${seq(DT, (d) => `      s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${kSrc(d)}), s);`)}
-      subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + c * 16u, s, BC);
-    }
-    workgroupBarrier();
+${scoreTile(spec, kSrc, '    ')}
     var tileMax = -3.0e38;
     for (var c = 0u; c < BC / 2u; c++) {
       let j = j0 + side * (BC / 2u) + c;
@@ -184,12 +191,7 @@ fn ${name}(base: u32, j0: u32, lid: u32) {
   }
 }`;
   return /* wgsl */ `
-enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-// Offsets derive from subgroup_id, which Tint's analysis cannot prove uniform per subgroup.
-diagnostic(off, chromium.subgroup_matrix_uniformity);
-diagnostic(off, subgroup_uniformity);
+${SUBGROUP_MATRIX_PRELUDE}
 
 ${header}
 
@@ -276,16 +278,7 @@ ${spec.passes === 1 ? onePassLoop(spec, kSrc, vSrc) : `  var m = -3.0e38;
 ${seq(DT, (d) => `    var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
     for (var t = 0u; t < nTiles; t++) {
       let j0 = tileStart(t, qbRow);
-      workgroupBarrier(); // the previous tile's scratch has been read
-${spec.stage ? `      stageK(kBase, j0, lid);
-      workgroupBarrier();` : ''}
-      for (var c = 0u; c < CT; c++) {
-        var s = subgroup_matrix_result<f32, 16, 16>();
-        let kRow = kBase + (j0 + c * 16u) * P.kStrideL;
-${seq(DT, (d) => `        s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${kSrc(d)}), s);`)}
-        subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + c * 16u, s, BC);
-      }
-      workgroupBarrier();
+${scoreTile(spec, kSrc, '      ')}
       if (phase == 0u) {
         var tileMax = -3.0e38;
         for (var c = 0u; c < BC / 2u; c++) {

@@ -22,6 +22,7 @@
 import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
 import type { GpuTensorView } from './buffers.js';
 import { hasTensorCores } from './device.js';
+import { seq, SUBGROUP_MATRIX_PRELUDE } from './subgroup-matrix-wgsl.js';
 
 export type TcEstimateSpec = {
   readonly headDim: 64 | 128;
@@ -51,10 +52,6 @@ export interface TcEstimateShape {
   batch: number;
 }
 
-function seq(n: number, line: (i: number) => string): string {
-  return Array.from({ length: n }, (_, i) => line(i)).join('\n');
-}
-
 function tcEstimateWgsl(spec: TcEstimateSpec, header: string): string {
   const DT = spec.headDim / 16;
   const CT = COLS_PER_SUBGROUP / 16;
@@ -74,11 +71,7 @@ ${seq(CT, (c) => `        if (j0 + ${c * 16}u < colEnd) { acc${c} = subgroupMatr
 ${seq(CT, (c) => `    subgroupMatrixStore<row_major>(&scratch, sg * ${ROWS * COLS_PER_SUBGROUP}u + ${c * 16}u, acc${c}, ${COLS_PER_SUBGROUP}u);`)}
     workgroupBarrier();`;
   return /* wgsl */ `
-enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium.subgroup_matrix_uniformity);
-diagnostic(off, subgroup_uniformity);
+${SUBGROUP_MATRIX_PRELUDE}
 
 ${header}
 
