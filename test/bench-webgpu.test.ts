@@ -28,6 +28,21 @@ describe('bench harness on the WebGPU target', { skip: gpu.skip }, () => {
     for (const r of records.filter((x) => x.case.method !== 'dense')) {
       assert.equal(r.validation!.planBlocksDifferingFromCpu, 0, `${r.name}: GPU plan = CPU plan on the twin`);
     }
+    // With timestamp queries, one extra profiled run splits the plan and the call into kernels.
+    if ((device.features as string[]).includes('timestamp-query')) {
+      const xattn = records.find((r) => r.case.method === 'xattention')!;
+      assert.deepEqual(Object.keys(xattn.planKernelMs!), ['xattention-estimate', 'xattention-select', 'block-list-scan', 'block-list-compact']);
+      assert.deepEqual(Object.keys(records.find((r) => r.case.method === 'tri_shape')!.planKernelMs!), ['trishape-blocks', 'block-list-scan', 'block-list-compact']);
+      for (const r of records) {
+        assert.deepEqual(Object.keys(r.kernelMs!), ['attention'], r.name);
+        assert.ok(Object.values({ ...r.kernelMs, ...r.planKernelMs }).every((ms) => ms >= 0 && ms < 60_000), r.name);
+      }
+    }
+  });
+
+  it('msByProgram sums passes per program name, in first-seen order', async () => {
+    const { msByProgram } = await import('../src/backends/webgpu/pass-profiler.js');
+    assert.deepEqual(msByProgram([{ label: 'a{x=1}', ms: 1 }, { label: 'b{y=2}', ms: 2 }, { label: 'a{x=3}', ms: 0.5 }]), { a: 1.5, b: 2 });
   });
 
   it('runs SLA through the backend\'s whole-method runner, validated against the CPU method, timed on device inputs', async () => {

@@ -40,14 +40,14 @@ export interface BenchTarget {
    * wall clock around the awaited blockSparseAttention call ('wall-clock', transfers included).
    * The hook does its own warm-up (the harness's would upload and read back the inputs each time).
    */
-  timeBlockSparse?(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; source: TimingSource }>;
+  timeBlockSparse?(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; source: TimingSource; kernelMs?: KernelMs }>;
   /**
    * The target's own mask planning (a GPU estimation kernel) and its time in ms (timed by the
    * target, so uploads can be left out; undefined: the harness's wall clock around the call), or
    * undefined when the target has no planner for this method and the method's CPU planBlockMask
    * applies. `plans(name)` says which methods it plans, before any work.
    */
-  planBlockMask?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms?: number } | undefined>;
+  planBlockMask?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms?: number; kernelMs?: KernelMs } | undefined>;
   plans?(method: string): boolean;
   /**
    * For methods that compute their own output (SLA's linear part), and methods whose plan is made
@@ -62,11 +62,14 @@ export interface BenchTarget {
    * target warms up first); undefined when the target has no such timer for the method (the
    * harness then fences the wall clock around methodAttention, transfers included).
    */
-  timeWholeMethod?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, iterations: number): Promise<{ ms: number[]; source: TimingSource } | undefined>;
+  timeWholeMethod?(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, iterations: number): Promise<{ ms: number[]; source: TimingSource; kernelMs?: KernelMs } | undefined>;
   dispose?(): void | Promise<void>;
 }
 
 export type TimingSource = 'timestamp-query' | 'gpu-fence' | 'wall-clock';
+
+/** GPU ms per kernel program of one profiled run (timestamp queries), e.g. { 'xattention-estimate': 2.1 }. */
+export type KernelMs = Record<string, number>;
 
 export interface TimingOptions {
   warmup: number;
@@ -130,6 +133,9 @@ export interface BenchRecord {
   bytes?: number;
   gbps?: number;
   speedupOverDense?: number | null;
+  /** Per-kernel GPU ms of one extra profiled run of the plan and of the timed call, where the target has timestamps. */
+  planKernelMs?: KernelMs;
+  kernelMs?: KernelMs;
   /** Wall time the harness spent on the case: inputs, validation, planning, timing (what a budget pays for). */
   caseWallMs?: number;
 }
@@ -214,10 +220,10 @@ export async function wallClock(call: () => Promise<unknown>, t: TimingOptions):
 }
 
 /** The target's plan when it has a planner for the method, else the method's CPU plan; with its time. */
-async function planOn(target: BenchTarget, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms: number; where: 'target' | 'cpu' }> {
+async function planOn(target: BenchTarget, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms: number; where: 'target' | 'cpu'; kernelMs?: KernelMs }> {
   const t0 = performance.now();
   const own = target.plans?.(method.name) ? await target.planBlockMask?.(method, q, k, opts) : undefined;
-  if (own) return { plan: own.plan, ms: own.ms ?? performance.now() - t0, where: 'target' };
+  if (own) return { plan: own.plan, ms: own.ms ?? performance.now() - t0, where: 'target', kernelMs: own.kernelMs };
   const t1 = performance.now();
   const plan = method.planBlockMask(q, k, opts);
   return { plan, ms: performance.now() - t1, where: 'cpu' };
@@ -230,6 +236,8 @@ async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions
   const opts = { causal: c.causal };
   let plan: BlockPlan;
   let estimationMs: number | undefined;
+  let planKernelMs: KernelMs | undefined;
+  let kernelMs: KernelMs | undefined;
   let times: number[];
   let source: TimingSource = 'wall-clock';
   if (method.attention || target.runsWhole?.(c.method)) {
@@ -240,16 +248,16 @@ async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions
     const onDevice = await target.timeWholeMethod?.(method, q, k, v, opts, Math.max(timing.minIters, 1));
     if (onDevice) {
       last = await target.methodAttention!(method, q, k, v, opts);
-      ({ ms: times, source } = onDevice);
+      ({ ms: times, source, kernelMs } = onDevice);
     } else {
       times = await wallClock(async () => { last = await target.methodAttention!(method, q, k, v, opts); }, timing);
     }
     if (!last) throw new Error(`target "${target.name}" returned no result for ${c.method}`);
     plan = last.plan;
   } else {
-    ({ plan, ms: estimationMs } = await planOn(target, method, q, k, opts));
+    ({ plan, ms: estimationMs, kernelMs: planKernelMs } = await planOn(target, method, q, k, opts));
     if (target.timeBlockSparse) {
-      ({ ms: times, source } = await target.timeBlockSparse(q, k, v, plan.mask, opts, Math.max(timing.minIters, 1)));
+      ({ ms: times, source, kernelMs } = await target.timeBlockSparse(q, k, v, plan.mask, opts, Math.max(timing.minIters, 1)));
     } else {
       times = await wallClock(() => target.backend.blockSparseAttention(q, k, v, plan.mask, opts), timing);
     }
@@ -260,6 +268,7 @@ async function timeCase(target: BenchTarget, c: BenchCase, timing: TimingOptions
   const bytes = minBytes(c);
   return {
     density: plan.mask.density, keptPairFraction: keptPairFraction(plan.mask), estimationMs, ms, minMs: Math.min(...times), iters: times.length, timing: source,
+    ...(planKernelMs ? { planKernelMs } : {}), ...(kernelMs ? { kernelMs } : {}),
     flops, denseFlops: dense, tflops: flops / (ms * 1e9), denseEquivalentTflops: dense / (ms * 1e9), bytes, gbps: bytes / (ms * 1e6),
   };
 }

@@ -19,6 +19,7 @@ import {
   type AttentionDispatchOptions, createOutputTensor, encodeAttention, GPU_METHOD_TIMERS, type GpuMethodPlan, type GpuMethodPlanner,
   planTriShapeOnGpu, planXAttentionOnGpu, readBlockMask, uploadArray, uploadTensor, webgpuBackend,
 } from '../backends/webgpu/index.js';
+import { attachProfiler, detachProfiler, msByProgram, PassProfiler } from '../backends/webgpu/pass-profiler.js';
 import { type BenchCase, denseFlops } from './cases.js';
 import type { BenchTarget } from './harness.js';
 import { CPU_MAX_FLOPS } from './targets.js';
@@ -37,8 +38,26 @@ async function fenced(device: GPUDevice, encoder: GPUCommandEncoder): Promise<nu
   return performance.now() - t0;
 }
 
+/**
+ * One more run under a PassProfiler (after the timed ones, so timestamps cannot perturb them): ms
+ * per kernel program of that run, or undefined without timestamp queries.
+ */
+async function profiled(device: GPUDevice, run: () => Promise<unknown>): Promise<Record<string, number> | undefined> {
+  if (!device.features.has('timestamp-query')) return undefined;
+  const profiler = new PassProfiler(device);
+  attachProfiler(device, profiler);
+  try {
+    await run();
+    detachProfiler(device);
+    return msByProgram(await profiler.read());
+  } finally {
+    detachProfiler(device);
+    profiler.destroy();
+  }
+}
+
 /** Dispatch times (ms) of `iterations` attention calls on device-resident q, k, v and block list. */
-async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<number[]> {
+async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; kernelMs?: Record<string, number> }> {
   const ctx = await webgpuBackend.context();
   const { device } = ctx;
   const views = {
@@ -70,14 +89,14 @@ async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask:
     while (performance.now() - warmStart < warmMs(ctx)) await run();
     const times: number[] = [];
     for (let i = 0; i < iterations; i++) times.push(await run());
-    return times;
+    return { ms: times, kernelMs: await profiled(device, run) };
   } finally {
     for (const b of owned) b.destroy();
   }
 }
 
 /** The method's mask from its GPU planner (second run timed; the first compiles), read back. */
-async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms: number } | undefined> {
+async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms: number; kernelMs?: Record<string, number> } | undefined> {
   const planner = GPU_PLANNERS[method.name];
   if (!planner) return undefined;
   const ctx = await webgpuBackend.context();
@@ -86,15 +105,17 @@ async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTe
   const views = { q: uploadTensor(device, q, 'bench.plan.q'), k: uploadTensor(device, k.toDType(q.dtype), 'bench.plan.k') };
   const plans: GpuMethodPlan[] = [];
   try {
-    let ms = 0;
-    for (let i = 0; i < 2; i++) {
+    const run = async () => {
       const encoder = device.createCommandEncoder({ label: `bench.plan.${method.name}` });
       plans.push(await planner(ctx, encoder, method, views, p));
-      ms = await fenced(device, encoder);
-    }
+      return fenced(device, encoder);
+    };
+    await run();
+    const ms = await run();
     const last = plans[plans.length - 1];
     const mask = last.blocks ? await readBlockMask(device, last.blocks) : BlockMask.full(last.dims);
-    return { plan: last.finish(mask, undefined, opts.phase ?? phaseOf(p.queryLength)), ms };
+    const kernelMs = await profiled(device, run);
+    return { plan: last.finish(mask, undefined, opts.phase ?? phaseOf(p.queryLength)), ms, kernelMs };
   } finally {
     for (const pl of plans) pl.destroy();
     views.q.buffer.destroy();
@@ -130,12 +151,14 @@ export async function webgpuTarget(): Promise<BenchTarget> {
       const timer = GPU_METHOD_TIMERS[method.name];
       if (!timer) return undefined;
       const ctx = await webgpuBackend.context();
-      return { ms: await timer(ctx, method, q, k, v, opts, iterations, warmMs(ctx)), source: 'gpu-fence' };
+      const ms = await timer(ctx, method, q, k, v, opts, { iterations, warmMs: warmMs(ctx), warmRuns: 1 });
+      // One profiled run, no warm-up: the pipelines are compiled and the clocks up.
+      return { ms, source: 'gpu-fence', kernelMs: await profiled(ctx.device, () => timer(ctx, method, q, k, v, opts, { iterations: 1, warmMs: 0, warmRuns: 0 })) };
     },
     plans: (name) => name in GPU_PLANNERS,
     planBlockMask: planOnGpu,
     async timeBlockSparse(q, k, v, mask, opts, iterations) {
-      return { ms: await timeDispatches(q, k, v, mask, opts, iterations), source: 'gpu-fence' };
+      return { ...(await timeDispatches(q, k, v, mask, opts, iterations)), source: 'gpu-fence' };
     },
     dispose: () => webgpuBackend.dispose?.(),
   };

@@ -70,12 +70,20 @@ export const GPU_METHOD_RUNNERS: Readonly<Record<string, GpuMethodRunner>> = {
 };
 
 /**
+ * How a timer runs: `warmRuns` untimed runs at least (1 compiles the pipelines), more until `warmMs`
+ * have passed (GPU clocks ramp up under load), then `iterations` timed runs.
+ */
+export interface TimerRuns {
+  iterations: number;
+  warmMs: number;
+  warmRuns: number;
+}
+
+/**
  * GPU time of whole-method runs on inputs uploaded once (for benchmarks): `encode` records one run
  * into a fresh encoder and returns the buffers it made; each run is submitted alone and fenced.
- * Runs repeat for at least `warmMs` first (GPU clocks ramp up under load), then `iterations` are
- * timed.
  */
-async function fencedRuns(device: GPUDevice, encode: (encoder: GPUCommandEncoder) => Promise<GPUBuffer[]>, iterations: number, warmMs: number): Promise<number[]> {
+async function fencedRuns(device: GPUDevice, encode: (encoder: GPUCommandEncoder) => Promise<GPUBuffer[]>, t: TimerRuns): Promise<number[]> {
   const run = async () => {
     const encoder = device.createCommandEncoder({ label: 'method-timer' });
     const made = await encode(encoder);
@@ -87,18 +95,18 @@ async function fencedRuns(device: GPUDevice, encode: (encoder: GPUCommandEncoder
     return ms;
   };
   const warmStart = performance.now();
-  await run();
-  while (performance.now() - warmStart < warmMs) await run();
+  for (let i = 0; i < t.warmRuns; i++) await run();
+  while (performance.now() - warmStart < t.warmMs) await run();
   const times: number[] = [];
-  for (let i = 0; i < iterations; i++) times.push(await run());
+  for (let i = 0; i < t.iterations; i++) times.push(await run());
   return times;
 }
 
 export type GpuMethodTimer = (
-  ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, iterations: number, warmMs: number,
+  ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, runs: TimerRuns,
 ) => Promise<number[]>;
 
-async function timeFlashSkip(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, iterations: number, warmMs: number) {
+async function timeFlashSkip(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, runs: TimerRuns) {
   if (!(method instanceof FlashSkipSoftmax)) throw new UnsupportedError(`method "${method.name}" is not a FlashSkipSoftmax instance`);
   const s = method.settings;
   const p = describeAttention(q, k, v, { causal: opts.causal ?? s.isCausal, scale: opts.scale });
@@ -117,13 +125,13 @@ async function timeFlashSkip(ctx: WebGpuContext, method: SparseAttentionMethod, 
       const counters = createStorageBuffer(device, 12, 'fs-timer.counters');
       const params = await encodeFlashSkipAttention(device, encoder, views, { causal: p.causal, scale: p.scale, threshold, br, bc: s.bc, kept, counters });
       return [kept, counters, params];
-    }, iterations, warmMs);
+    }, runs);
   } finally {
     for (const t of Object.values(views)) t.buffer.destroy();
   }
 }
 
-async function timeSla(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, iterations: number, warmMs: number) {
+async function timeSla(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, runs: TimerRuns) {
   if (!(method instanceof SlaMethod)) throw new UnsupportedError(`method "${method.name}" is not an SlaMethod instance`);
   const s = method.settings;
   const slaOpts = { ...s, causal: opts.causal ?? s.causal, scale: opts.scale, sage: method instanceof SageSlaMethod };
@@ -134,7 +142,7 @@ async function timeSla(ctx: WebGpuContext, method: SparseAttentionMethod, q: Hea
       const made: GPUBuffer[] = [];
       await encodeSlaAttention(device, encoder, problem, inputs, slaOpts, (b) => (made.push(b), b));
       return made;
-    }, iterations, warmMs);
+    }, runs);
   } finally {
     for (const t of Object.values(inputs)) t.buffer.destroy();
   }

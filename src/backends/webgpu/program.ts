@@ -21,6 +21,7 @@
  */
 import { UnsupportedError } from '../../core/errors.js';
 import { BufferUsage, ShaderStage } from './device.js';
+import { activeProfiler } from './pass-profiler.js';
 
 export type SpecValue = string | number | boolean;
 export type KernelSpec = { readonly [field: string]: SpecValue };
@@ -172,7 +173,9 @@ export function encodeProgram<S extends KernelSpec, F extends string>(
     return { binding: i + 1, resource: { buffer } };
   });
   const bindGroup = device.createBindGroup({ label: compiled.label, layout: compiled.layout, entries: [{ binding: 0, resource: { buffer: uniform } }, ...entries] });
-  const pass = encoder.beginComputePass({ label: compiled.label });
+  // A benchmark's PassProfiler, if one is attached, times this pass with timestamp queries.
+  const timestampWrites = activeProfiler(device)?.timestampWrites(compiled.label);
+  const pass = encoder.beginComputePass(timestampWrites ? { label: compiled.label, timestampWrites } : { label: compiled.label });
   pass.setPipeline(compiled.pipeline);
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(...d.workgroups);
