@@ -43,18 +43,32 @@ async function fenced(device: GPUDevice, encoder: GPUCommandEncoder): Promise<nu
  * per kernel program of that run, or undefined without timestamp queries.
  */
 async function profiled(device: GPUDevice, run: () => Promise<unknown>): Promise<Record<string, number> | undefined> {
-  if (!device.features.has('timestamp-query')) return undefined;
+  if (!device.features.has('timestamp-query') || profilerBroken) return undefined;
+  device.pushErrorScope('validation');
+  let popped = false;
   const profiler = new PassProfiler(device);
   attachProfiler(device, profiler);
   try {
     await run();
     detachProfiler(device);
-    return msByProgram(await profiler.read());
+    const times = await profiler.read();
+    const err = await device.popErrorScope();
+    popped = true;
+    if (err) throw new Error(err.message);
+    return msByProgram(times);
+  } catch (err) {
+    // The split is extra information: say once why it is missing, keep the benchmark going.
+    profilerBroken = true;
+    console.error(`bench: per-kernel timestamps disabled: ${(err as Error).message}`);
+    return undefined;
   } finally {
     detachProfiler(device);
+    if (!popped) await device.popErrorScope().catch(() => undefined);
     profiler.destroy();
   }
 }
+
+let profilerBroken = false;
 
 /** Dispatch times (ms) of `iterations` attention calls on device-resident q, k, v and block list. */
 async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; kernelMs?: Record<string, number> }> {
