@@ -87,6 +87,8 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, opts
   if (q.headDim !== 64 && q.headDim !== 128) return `head dim ${q.headDim} is not 64 or 128`;
   if (v.headDim !== q.headDim) return 'value dim differs from head dim';
   if (opts.tokenRule && opts.tokenRule.kind !== 'trishape') return `token rule "${(opts.tokenRule as { kind: string }).kind}" runs on the portable kernel`;
+  // The kernel places query i at key position Lk - Lq + i, which only a causal call (Lq <= Lk) keeps in u32.
+  if (opts.tokenRule && !opts.causal) return 'token rules of non-causal calls run on the portable kernel';
   if (opts.paged) return 'paged KV runs on the portable kernel';
   const subgroups = tc.subgroups ?? 4;
   const rows = TC_ROWS_PER_SUBGROUP * subgroups;
