@@ -13,6 +13,7 @@ import type { AttentionOptions } from '../core/attention-shape.js';
 import type { BlockMask } from '../core/block-mask.js';
 import type { HeadTensor } from '../core/tensor.js';
 import type { AttentionBackend } from '../backends/backend.js';
+import type { KernelMs } from '../backends/webgpu/pass-profiler.js';
 import { naiveBlockSparseAttention } from '../backends/cpu/naive-attention.js';
 import { createSparseMethod, sparseMethods } from '../methods/index.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';
@@ -68,8 +69,6 @@ export interface BenchTarget {
 
 export type TimingSource = 'timestamp-query' | 'gpu-fence' | 'wall-clock';
 
-/** GPU ms per kernel program of one profiled run (timestamp queries), e.g. { 'xattention-estimate': 2.1 }. */
-export type KernelMs = Record<string, number>;
 
 export interface TimingOptions {
   warmup: number;

@@ -19,7 +19,7 @@ import {
   type AttentionDispatchOptions, createOutputTensor, encodeAttention, GPU_METHOD_TIMERS, type GpuMethodPlan, type GpuMethodPlanner,
   planTriShapeOnGpu, planXAttentionOnGpu, readBlockMask, uploadArray, uploadTensor, webgpuBackend,
 } from '../backends/webgpu/index.js';
-import { attachProfiler, detachProfiler, msByProgram, PassProfiler } from '../backends/webgpu/pass-profiler.js';
+import { fencedRuns, type KernelMs, profileRun } from '../backends/webgpu/pass-profiler.js';
 import { type BenchCase, denseFlops } from './cases.js';
 import type { BenchTarget } from './harness.js';
 import { CPU_MAX_FLOPS } from './targets.js';
@@ -38,40 +38,8 @@ async function fenced(device: GPUDevice, encoder: GPUCommandEncoder): Promise<nu
   return performance.now() - t0;
 }
 
-/**
- * One more run under a PassProfiler (after the timed ones, so timestamps cannot perturb them): ms
- * per kernel program of that run, or undefined without timestamp queries.
- */
-async function profiled(device: GPUDevice, run: () => Promise<unknown>): Promise<Record<string, number> | undefined> {
-  if (!device.features.has('timestamp-query') || profilerBroken) return undefined;
-  device.pushErrorScope('validation');
-  let popped = false;
-  const profiler = new PassProfiler(device);
-  attachProfiler(device, profiler);
-  try {
-    await run();
-    detachProfiler(device);
-    const times = await profiler.read();
-    const err = await device.popErrorScope();
-    popped = true;
-    if (err) throw new Error(err.message);
-    return msByProgram(times);
-  } catch (err) {
-    // The split is extra information: say once why it is missing, keep the benchmark going.
-    profilerBroken = true;
-    console.error(`bench: per-kernel timestamps disabled: ${(err as Error).message}`);
-    return undefined;
-  } finally {
-    detachProfiler(device);
-    if (!popped) await device.popErrorScope().catch(() => undefined);
-    profiler.destroy();
-  }
-}
-
-let profilerBroken = false;
-
 /** Dispatch times (ms) of `iterations` attention calls on device-resident q, k, v and block list. */
-async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; kernelMs?: Record<string, number> }> {
+async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; kernelMs?: KernelMs }> {
   const ctx = await webgpuBackend.context();
   const { device } = ctx;
   const views = {
@@ -91,26 +59,18 @@ async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask:
       dispatch.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: mask.blockRows, blockCols: mask.blockCols };
       dispatch.tokenRule = mask.tokenRule;
     }
-    const run = async () => {
-      const encoder = device.createCommandEncoder({ label: 'bench.attention' });
-      owned.push(await encodeAttention(device, encoder, views, dispatch)); // its Params uniform
-      return fenced(device, encoder);
-    };
-    // Compile, then keep the GPU busy for a while: an idle H100 sits at 345 MHz and needs some
-    // hundreds of ms of load to reach its boost clock (a 4K case measured cold ran 30% of warm).
-    const warmStart = performance.now();
-    await run();
-    while (performance.now() - warmStart < warmMs(ctx)) await run();
-    const times: number[] = [];
-    for (let i = 0; i < iterations; i++) times.push(await run());
-    return { ms: times, kernelMs: await profiled(device, run) };
+    // An idle H100 sits at 345 MHz and needs some hundreds of ms of load to reach its boost
+    // clock (a 4K case measured cold ran at 30% of warm): warm up before timing.
+    return await fencedRuns(device, async (encoder) => [await encodeAttention(device, encoder, views, dispatch)], {
+      iterations, warmMs: warmMs(ctx), warmRuns: 1, profile: true,
+    });
   } finally {
     for (const b of owned) b.destroy();
   }
 }
 
 /** The method's mask from its GPU planner (second run timed; the first compiles), read back. */
-async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms: number; kernelMs?: Record<string, number> } | undefined> {
+async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms: number; kernelMs?: KernelMs } | undefined> {
   const planner = GPU_PLANNERS[method.name];
   if (!planner) return undefined;
   const ctx = await webgpuBackend.context();
@@ -128,7 +88,7 @@ async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTe
     const ms = await run();
     const last = plans[plans.length - 1];
     const mask = last.blocks ? await readBlockMask(device, last.blocks) : BlockMask.full(last.dims);
-    const kernelMs = await profiled(device, run);
+    const kernelMs = await profileRun(device, run);
     return { plan: last.finish(mask, undefined, opts.phase ?? phaseOf(p.queryLength)), ms, kernelMs };
   } finally {
     for (const pl of plans) pl.destroy();
@@ -165,9 +125,7 @@ export async function webgpuTarget(): Promise<BenchTarget> {
       const timer = GPU_METHOD_TIMERS[method.name];
       if (!timer) return undefined;
       const ctx = await webgpuBackend.context();
-      const ms = await timer(ctx, method, q, k, v, opts, { iterations, warmMs: warmMs(ctx), warmRuns: 1 });
-      // One profiled run, no warm-up: the pipelines are compiled and the clocks up.
-      return { ms, source: 'gpu-fence', kernelMs: await profiled(ctx.device, () => timer(ctx, method, q, k, v, opts, { iterations: 1, warmMs: 0, warmRuns: 0 })) };
+      return { ...(await timer(ctx, method, q, k, v, opts, { iterations, warmMs: warmMs(ctx), warmRuns: 1, profile: true })), source: 'gpu-fence' };
     },
     plans: (name) => name in GPU_PLANNERS,
     planBlockMask: planOnGpu,

@@ -27,6 +27,7 @@ import { SlaMethod } from '../../methods/sla.js';
 import { createOutputTensor, createStorageBuffer, uploadTensor } from './buffers.js';
 import type { WebGpuContext } from './device.js';
 import { encodeFlashSkipAttention, flashSkipAttentionWebGpu } from './flash-skip-attention.js';
+import { fencedRuns, type KernelMs, type TimerRuns } from './pass-profiler.js';
 import { planTriShapeOnGpu, planXAttentionOnGpu, runPlannedMethodWebGpu } from './method-plans.js';
 import { encodeSlaAttention, slaAttentionWebGpu, uploadSlaInputs } from './sla-attention.js';
 
@@ -69,42 +70,9 @@ export const GPU_METHOD_RUNNERS: Readonly<Record<string, GpuMethodRunner>> = {
   tri_shape: (ctx, method, q, k, v, opts) => runPlannedMethodWebGpu(ctx, planTriShapeOnGpu, method, q, k, v, opts),
 };
 
-/**
- * How a timer runs: `warmRuns` untimed runs at least (1 compiles the pipelines), more until `warmMs`
- * have passed (GPU clocks ramp up under load), then `iterations` timed runs.
- */
-export interface TimerRuns {
-  iterations: number;
-  warmMs: number;
-  warmRuns: number;
-}
-
-/**
- * GPU time of whole-method runs on inputs uploaded once (for benchmarks): `encode` records one run
- * into a fresh encoder and returns the buffers it made; each run is submitted alone and fenced.
- */
-async function fencedRuns(device: GPUDevice, encode: (encoder: GPUCommandEncoder) => Promise<GPUBuffer[]>, t: TimerRuns): Promise<number[]> {
-  const run = async () => {
-    const encoder = device.createCommandEncoder({ label: 'method-timer' });
-    const made = await encode(encoder);
-    const t0 = performance.now();
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    const ms = performance.now() - t0;
-    for (const b of made) b.destroy();
-    return ms;
-  };
-  const warmStart = performance.now();
-  for (let i = 0; i < t.warmRuns; i++) await run();
-  while (performance.now() - warmStart < t.warmMs) await run();
-  const times: number[] = [];
-  for (let i = 0; i < t.iterations; i++) times.push(await run());
-  return times;
-}
-
 export type GpuMethodTimer = (
   ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, runs: TimerRuns,
-) => Promise<number[]>;
+) => Promise<{ ms: number[]; kernelMs?: KernelMs }>;
 
 async function timeFlashSkip(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, runs: TimerRuns) {
   if (!(method instanceof FlashSkipSoftmax)) throw new UnsupportedError(`method "${method.name}" is not a FlashSkipSoftmax instance`);
