@@ -13,10 +13,10 @@ import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/
 import { runAttentionOnHost } from '../src/backends/webgpu/block-sparse-attention.js';
 import { createOutputTensor, uploadArray, uploadTensor } from '../src/backends/webgpu/buffers.js';
 import { createWebGpuContext, hasTensorCores } from '../src/backends/webgpu/device.js';
+import { fencedRuns } from '../src/backends/webgpu/pass-profiler.js';
 import type { TensorCoreOptions } from '../src/backends/webgpu/tensor-core-attention.js';
-import { BlockMask } from '../src/core/block-mask.js';
+import { randomCausalBlockMask } from '../src/bench/cases.js';
 import { relativeL2Error } from '../src/core/error-metrics.js';
-import { Rng } from '../src/core/rng.js';
 import { HeadTensor } from '../src/core/tensor.js';
 
 const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, out: { type: 'string' } } });
@@ -29,13 +29,6 @@ const ctx = await createWebGpuContext();
 if (!hasTensorCores(ctx.device)) throw new Error(`adapter "${ctx.report.description}" has no f16→f32 subgroup matrices`);
 const { device } = ctx;
 const [H, Hkv, D] = [32, 8, 128];
-
-/** Keeps block 0, the diagonal and a random `density` of the other causally valid 64×64 blocks. */
-function sparseMask(L: number, density: number): BlockMask {
-  const rng = new Rng(7);
-  const dims = { batch: 1, heads: H, queryLength: L, keyLength: L, blockRows: 64, blockCols: 64, causal: true };
-  return BlockMask.fromPredicate(dims, (_b, _h, qb, kb) => kb <= qb && (kb === 0 || kb === qb || rng.next() < density));
-}
 
 async function validate(tc: Required<TensorCoreOptions>): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -69,7 +62,7 @@ for (const L of values.lengths!.split(',').map(Number)) {
     v: uploadTensor(device, HeadTensor.randn({ batch: 1, heads: Hkv, length: L, headDim: D }, 3, { dtype: 'f16' }), 'tcv.v'),
     o: createOutputTensor(device, { batch: 1, heads: H, length: L, headDim: D }, 'BHLD', 'f16', 'tcv.o'),
   };
-  const mask = sparseMask(L, 0.1);
+  const mask = randomCausalBlockMask({ batch: 1, heads: H, queryLength: L, keyLength: L, blockRows: 64, blockCols: 64, causal: true }, 0.1, 7);
   const rowPtr = uploadArray(device, mask.rowPtr, 'tcv.rowPtr');
   const colIdx = uploadArray(device, mask.colIdx, 'tcv.colIdx');
   console.error(`L=${L}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
@@ -80,20 +73,9 @@ for (const L of values.lengths!.split(',').map(Number)) {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,
         blocks: sparse ? { kind: 'csr', rowPtr, colIdx, blockRows: 64, blockCols: 64 } : { kind: 'all' },
       };
-      const run = async () => {
-        const encoder = device.createCommandEncoder({ label: 'tcv' });
-        const params = await encodeAttention(device, encoder, views, opts);
-        device.queue.submit([encoder.finish()]);
-        await device.queue.onSubmittedWorkDone();
-        params.destroy();
-      };
-      await run();
-      const times: number[] = [];
-      for (let r = 0; r < Number(values.reps); r++) {
-        const t = performance.now();
-        await run();
-        times.push(performance.now() - t);
-      }
+      const { ms: times } = await fencedRuns(device, async (encoder) => [await encodeAttention(device, encoder, views, opts)], {
+        iterations: Number(values.reps), warmMs: 0, warmRuns: 1,
+      });
       const ms = times.sort((a, b) => a - b)[times.length >> 1];
       const density = sparse ? mask.density : 1;
       const row = { L, ...tc, kernel: sparse ? 'block-sparse' : 'dense', density, ms, tflops: (flops * density) / ms / 1e9, denseEquivalentTflops: flops / ms / 1e9 };

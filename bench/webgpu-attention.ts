@@ -15,22 +15,12 @@ import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/
 import { blockSparseAttentionWebGpu } from '../src/backends/webgpu/block-sparse-attention.js';
 import { createOutputTensor, type GpuTensorView, uploadArray, uploadTensor } from '../src/backends/webgpu/buffers.js';
 import { createWebGpuContext, hasTensorCores, type WebGpuContext } from '../src/backends/webgpu/device.js';
-import { BlockMask, type BlockMaskDims } from '../src/core/block-mask.js';
-import { Rng } from '../src/core/rng.js';
+import { BlockMask } from '../src/core/block-mask.js';
+import { randomCausalBlockMask } from '../src/bench/cases.js';
 import { type DType, HeadTensor } from '../src/core/tensor.js';
 import { relativeL2Error } from '../src/core/error-metrics.js';
 
 type Loop = 'unrolled' | 'rolled';
-
-/** Keeps the diagonal, the first key block (sink) and a random `density` of the rest. */
-function sparseMask(dims: BlockMaskDims, density: number, seed: number): BlockMask {
-  const rng = new Rng(seed);
-  return BlockMask.fromPredicate(dims, (_b, _h, qb, kb) => {
-    const diag = Math.floor((qb * dims.blockRows) / dims.blockCols);
-    if (kb > diag) return false;
-    return kb === 0 || kb === diag || rng.next() < density;
-  });
-}
 
 async function validate(ctx: WebGpuContext, dtype: DType): Promise<Record<string, number>> {
   const q = HeadTensor.randn({ batch: 1, heads: 4, length: 300, headDim: 128 }, 1, { dtype });
@@ -38,7 +28,7 @@ async function validate(ctx: WebGpuContext, dtype: DType): Promise<Record<string
   const v = HeadTensor.randn({ batch: 1, heads: 1, length: 300, headDim: 128 }, 3, { dtype });
   const dims = { batch: 1, heads: 4, queryLength: 300, keyLength: 300, blockRows: 64, blockCols: 64, causal: true };
   const out: Record<string, number> = {};
-  for (const [name, mask] of [['dense', BlockMask.full(dims)], ['sparse', sparseMask(dims, 0.3, 5)]] as const) {
+  for (const [name, mask] of [['dense', BlockMask.full(dims)], ['sparse', randomCausalBlockMask(dims, 0.3, 5)]] as const) {
     const gpu = (await blockSparseAttentionWebGpu(ctx, q, k, v, mask, { causal: true })).toFloat32Array();
     const err = relativeL2Error(gpu, flashAttention(q, k, v, { causal: true, mask }).toFloat32Array());
     if (!(err < (dtype === 'f32' ? 1e-5 : 2e-3))) throw new Error(`validation failed: ${dtype} ${name} relative L2 error ${err}`);
@@ -114,7 +104,7 @@ async function main(): Promise<void> {
   for (const L of lengths) {
     const flops = (4 * 32 * L * L * 128) / 2;
     const dims = { batch: 1, heads: 32, queryLength: L, keyLength: L, blockRows: 64, blockCols: 64, causal: true };
-    const mask = sparseMask(dims, 0.2, 7);
+    const mask = randomCausalBlockMask(dims, 0.2, 7);
     const tc = hasTensorCores(ctx.device);
     const configs: [DType, Loop, BlockMask | undefined, Kernel][] = [
       ['f32', 'unrolled', undefined, 'portable'], ['f16', 'unrolled', undefined, 'portable'], ['f16', 'unrolled', mask, 'portable'],

@@ -9,7 +9,8 @@
  *   sparse  dense FLOPs × (visible token pairs in kept blocks / visible token pairs in all blocks)
  * so the dense mask gives exactly the dense figure and a mask keeping half the visible pairs half.
  */
-import type { BlockMask } from '../core/block-mask.js';
+import { BlockMask, type BlockMaskDims } from '../core/block-mask.js';
+import { Rng } from '../core/rng.js';
 import { InvalidArgumentError, requireInteger } from '../core/errors.js';
 import { structuredQKV } from '../core/structured-inputs.js';
 import { type DType, HeadTensor } from '../core/tensor.js';
@@ -149,4 +150,18 @@ export function cpuPlanFlops(c: BenchCase): number {
   if (c.method === 'xattention') return qk / Number(c.settings.stride ?? 8);
   if (c.method === 'flash_skip_softmax') return qk;
   return 0;
+}
+
+/**
+ * A seeded random causal block mask for kernel benchmarks: block 0 (the sink) and the diagonal block
+ * of each query block are kept, every other causally valid block with probability `density`
+ * (queries and keys aligned, Lq = Lk).
+ */
+export function randomCausalBlockMask(dims: BlockMaskDims, density: number, seed: number): BlockMask {
+  const rng = new Rng(seed);
+  return BlockMask.fromPredicate(dims, (_b, _h, qb, kb) => {
+    const diag = Math.floor((qb * dims.blockRows) / dims.blockCols);
+    if (kb > diag) return false;
+    return kb === 0 || kb === diag || rng.next() < density;
+  });
 }
