@@ -30,8 +30,8 @@ export async function sparseAttention(q: HeadTensor, k: HeadTensor, v: HeadTenso
   const method = typeof opts.method === 'object' ? opts.method : createSparseMethod(opts.method ?? 'dense', opts.settings ?? {});
   const planOpts = { causal: opts.causal, scale: opts.scale, phase: opts.phase };
   const backend = await resolveBackend(opts.backend);
-  const own = await backend.methodAttention?.(method, q, k, v, planOpts);
-  if (own) return own;
+  const hooks = backend.methodHooks?.(method);
+  if (hooks?.run) return hooks.run(q, k, v, planOpts);
   if (method.attention) return method.attention(q, k, v, planOpts);
   const plan = method.planBlockMask(q, k, planOpts);
   const output = await backend.blockSparseAttention(q, k, v, plan.mask, { causal: opts.causal, scale: opts.scale });

@@ -38,7 +38,8 @@ export { TriShapeTokenSkipper, type ChunkPosition } from './engine/trishape-skip
 export { xattentionChunkThreshold, type XAttentionChunkState } from './engine/xattention-chunk-rule.js';
 export { SparsePrefillPlanner, type ChunkAttentionKind, type ChunkPlan, type ChunkToPlan } from './engine/sparse-prefill-plan.js';
 export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type SequenceRequest, type StepSchedule } from './engine/scheduler.js';
-export { cpuPagedBackend, naivePagedAttention, type PagedAttentionBackend, type PagedAttentionInput } from './engine/paged-attention.js';
+export { naivePagedAttention } from './backends/cpu/paged.js';
+export type { PagedAttentionInput, PagedKvView, MethodHooks, TimingRuns, TimedRuns } from './backends/backend.js';
 export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelShape } from './engine/synthetic-model.js';
 export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';
 // flash-skip-softmax (ModelOpt) and calibration of every method's knob.
@@ -86,7 +87,6 @@ export { LlamaEngineProducer, generateWithEngine, type EngineGeneration } from '
 export { createBackend, resolveBackend, BACKEND_CHOICES, type BackendChoice } from './backends/index.js';
 export { gatherPagedKv } from './backends/cpu/paged-kv.js';
 export * from './backends/webgpu/index.js';
-export { createWebGpuPagedBackend, webgpuPagedBackend } from './engine/webgpu-paged-backend.js';
 // Benchmarks: case lists with FLOPs/bytes and the validate-then-time harness (browser-safe; the node-only
 // targets table and JSON report with peers live in src/bench/targets.ts and report.ts, used by the CLI).
 export {

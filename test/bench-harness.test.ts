@@ -9,6 +9,7 @@ import { buildReport, loadPeerFiles, loadReportFiles, mergeReportRecords, peerRo
 import { h100Sweep, issue8Sweep, smokeSweep } from '../src/bench/sweeps.js';
 import { cpuTarget } from '../src/bench/targets.js';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
+import { cpuBackend } from '../src/backends/cpu/index.js';
 import { benchCommand } from '../src/cli/commands/bench.js';
 import { BlockMask } from '../src/core/block-mask.js';
 import { Rng } from '../src/core/rng.js';
@@ -116,7 +117,7 @@ describe('bench harness on the CPU target', () => {
     const ignoresMask: BenchTarget = {
       ...cpuTarget,
       name: 'ignores-mask',
-      backend: { name: 'cpu', async blockSparseAttention(q, k, v, _mask, opts) { calls++; return flashAttention(q, k, v, opts); } },
+      backend: { ...cpuBackend, async blockSparseAttention(q, k, v, _mask, opts) { calls++; return flashAttention(q, k, v, opts); } },
     };
     const c = smokeSweep({ lengths: [150], kvHeads: [2], methods: ['tri_shape'] })[0];
     const [r] = await runBench(ignoresMask, [c], { timing: FAST });

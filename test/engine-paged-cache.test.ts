@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { BlockMask } from '../src/core/block-mask.js';
 import { Rng } from '../src/core/rng.js';
 import { HeadTensor } from '../src/core/tensor.js';
-import { cpuPagedBackend, naivePagedAttention } from '../src/engine/paged-attention.js';
+import { cpuBackend } from '../src/backends/cpu/index.js';
+import { naivePagedAttention } from '../src/backends/cpu/paged.js';
 import { BlockAllocator, PagedKvCache } from '../src/engine/paged-kv-cache.js';
 import { assertTensorsClose, TOL } from './helpers/compare.js';
 
@@ -97,7 +98,7 @@ describe('paged attention: CPU backend = naive reference twin', () => {
         ? BlockMask.fromPredicate({ batch: 1, heads: H, queryLength: n, keyLength: gathered, blockRows: 4, blockCols: 4, causal: true }, () => rng.next() < 0.6)
         : undefined;
       const input = { cache, layer: 0, blockTable: cache.blockTable(1), q, contextLength: ctx, visibleBlocks, mask };
-      assertTensorsClose(await cpuPagedBackend.pagedAttention(input), naivePagedAttention(input), TOL.f32, name);
+      assertTensorsClose(await cpuBackend.pagedAttention(input), naivePagedAttention(input), TOL.f32, name);
     });
   }
 
@@ -105,6 +106,6 @@ describe('paged attention: CPU backend = naive reference twin', () => {
     const cache = new PagedKvCache({ numLayers: 1, numBlocks: 4, kvHeads: 1, headDim: 4, blockSize: 4 });
     cache.reserve(1, 10);
     const input = { cache, layer: 0, blockTable: cache.blockTable(1), q: kv(1, 3, 4, 1), contextLength: 10, visibleBlocks: [0, 2] };
-    await assert.rejects(cpuPagedBackend.pagedAttention(input), /visibleBlocks must be a list that includes the chunk's own block 1/);
+    await assert.rejects(cpuBackend.pagedAttention(input), /visibleBlocks must be a list that includes the chunk's own block 1/);
   });
 });

@@ -4,9 +4,9 @@ import { after, describe, it } from 'node:test';
 import { BlockMask } from '../src/core/block-mask.js';
 import { Rng } from '../src/core/rng.js';
 import { HeadTensor } from '../src/core/tensor.js';
-import { naivePagedAttention } from '../src/engine/paged-attention.js';
+import { naivePagedAttention } from '../src/backends/cpu/paged.js';
 import { PagedKvCache } from '../src/engine/paged-kv-cache.js';
-import { createWebGpuPagedBackend } from '../src/engine/webgpu-paged-backend.js';
+import { createWebGpuBackend } from '../src/backends/webgpu/index.js';
 import { assertTensorsClose, TOL } from './helpers/compare.js';
 import { Engine } from '../src/engine/engine.js';
 import { syntheticModel } from '../src/engine/synthetic-model.js';
@@ -39,7 +39,7 @@ describe('engine paged attention: WebGPU backend = naive reference twin', { skip
         ? BlockMask.fromPredicate({ batch: 1, heads: H, queryLength: n, keyLength: gathered, blockRows: 16, blockCols: 16, causal: true }, () => rng.next() < 0.6)
         : undefined;
       const input = { cache, layer: 1, blockTable: cache.blockTable(1), q: kv(H, n, D, 3), contextLength: ctx, visibleBlocks, mask };
-      assertTensorsClose(await createWebGpuPagedBackend(gpu.ctx).pagedAttention(input), naivePagedAttention(input), TOL.f32, name);
+      assertTensorsClose(await createWebGpuBackend(gpu.ctx).pagedAttention(input), naivePagedAttention(input), TOL.f32, name);
     });
   }
 
@@ -50,7 +50,7 @@ describe('engine paged attention: WebGPU backend = naive reference twin', { skip
       sparseAttentionConfig: { mode: 'XATTENTION', xattentionThreshold: 0.6, xattentionBlockSize: 16, xattentionStride: 4, numLastDenseTokensInPrefill: 40 },
     } as const;
     const requests = [{ id: 0, promptLength: 150, decodeTokens: 2 }, { id: 1, promptLength: 70, decodeTokens: 1 }];
-    const engines = [new Engine({ model, config }), new Engine({ model, config, backend: createWebGpuPagedBackend(gpu.ctx) })];
+    const engines = [new Engine({ model, config }), new Engine({ model, config, backend: createWebGpuBackend(gpu.ctx) })];
     for (const e of engines) {
       for (const r of requests) e.addRequest(r);
       await e.run(1000);
@@ -68,6 +68,6 @@ describe('engine paged attention: WebGPU backend = naive reference twin', { skip
     const cache = new PagedKvCache({ numLayers: 1, numBlocks: 4, kvHeads: 1, headDim: 64, blockSize: 4 });
     cache.reserve(1, 10);
     const input = { cache, layer: 0, blockTable: cache.blockTable(1), q: kv(1, 3, 64, 1), contextLength: 10, visibleBlocks: [0, 2] };
-    await assert.rejects(createWebGpuPagedBackend(gpu.ctx).pagedAttention(input), /visibleBlocks must be a list that includes the chunk's own block 1/);
+    await assert.rejects(createWebGpuBackend(gpu.ctx).pagedAttention(input), /visibleBlocks must be a list that includes the chunk's own block 1/);
   });
 });

@@ -119,7 +119,7 @@ export async function webgpuTarget(): Promise<BenchTarget> {
     },
     // SLA (plan, sparse and linear parts) and flash-skip-softmax (the in-loop kernel): the
     // backend's whole-method GPU runners.
-    methodAttention: (method, q, k, v, opts) => webgpuBackend.methodAttention!(method, q, k, v, opts),
+    methodAttention: async (method, q, k, v, opts) => webgpuBackend.methodHooks?.(method)?.run?.(q, k, v, opts),
     runsWhole: (name) => name === 'flash_skip_softmax',
     async timeWholeMethod(method, q, k, v, opts, iterations) {
       const timer = GPU_METHOD_TIMERS[method.name];

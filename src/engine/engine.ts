@@ -13,7 +13,8 @@ import { InvalidArgumentError, UnsupportedError } from '../core/errors.js';
 import { HeadTensor } from '../core/tensor.js';
 import { createSparseMethod, sparseMethods } from '../methods/index.js';
 import { parseSchedulerConfig, resolveNumKvBlocks, type SchedulerConfig, type SchedulerConfigInput } from '../config/openvino.js';
-import { cpuPagedBackend, type PagedAttentionBackend } from './paged-attention.js';
+import type { AttentionBackend } from '../backends/backend.js';
+import { cpuBackend } from '../backends/cpu/index.js';
 import { PagedKvCache } from './paged-kv-cache.js';
 import { Scheduler, type SchedulerSequenceStats, type ScheduledChunk, type SequenceRequest, type StepSchedule } from './scheduler.js';
 import type { QkvProducer } from './synthetic-model.js';
@@ -22,7 +23,7 @@ export interface EngineOptions {
   model: QkvProducer;
   /** OpenVINO-shaped scheduler config (validated here). */
   config: SchedulerConfigInput;
-  backend?: PagedAttentionBackend;
+  backend?: AttentionBackend;
 }
 
 export interface ChunkRecord {
@@ -53,14 +54,14 @@ export class Engine {
   readonly cache: PagedKvCache;
   readonly scheduler: Scheduler;
   readonly model: QkvProducer;
-  readonly backend: PagedAttentionBackend;
+  readonly backend: AttentionBackend;
   private readonly outputs = new Map<number, Float32Array[]>();
   private readonly records = new Map<number, { promptLength: number; totalLength: number; chunks: ChunkRecord[] }>();
 
   constructor(opts: EngineOptions) {
     this.config = parseSchedulerConfig(opts.config);
     this.model = opts.model;
-    this.backend = opts.backend ?? cpuPagedBackend;
+    this.backend = opts.backend ?? cpuBackend;
     const { numLayers, kvHeads, headDim } = opts.model;
     this.cache = new PagedKvCache({ numLayers, kvHeads, headDim, blockSize: this.config.kvBlockSize, numBlocks: resolveNumKvBlocks(this.config, opts.model) });
     this.scheduler = new Scheduler(this.config, this.cache);
@@ -149,8 +150,10 @@ export class Engine {
     const all = Array.from({ length: this.cache.blocksFor(contextLength) }, (_, b) => b);
     const { k } = this.cache.gatherBlocks(layer, blockTable, all, contextLength);
     const params = { threshold, blockSize: sa.xattentionBlockSize, stride: sa.xattentionStride };
-    if (this.backend.xattentionMask) return this.backend.xattentionMask(q, k, params);
-    return createSparseMethod('xattention', params).planBlockMask(q, k, { causal: true, phase: 'prefill' }).mask;
+    const method = createSparseMethod('xattention', params);
+    const plan = this.backend.methodHooks?.(method)?.plan;
+    const opts = { causal: true, phase: 'prefill' as const };
+    return (plan ? await plan(q, k, opts) : method.planBlockMask(q, k, opts)).mask;
   }
 
   private visibleTokens(visibleBlocks: readonly number[], contextLength: number): number {

@@ -2,10 +2,16 @@
  * The WebGPU attention backend: block-sparse (and dense) flash attention on any WebGPU adapter,
  * from Node through Dawn (npm `webgpu`) or in a browser through navigator.gpu.
  */
-import type { AttentionBackend } from '../backend.js';
+import type { AttentionBackend, MethodHooks } from '../backend.js';
+import { statsFromMask } from '../../core/stats.js';
+import { phaseOf } from '../../core/stats.js';
+import type { SparseAttentionMethod } from '../../methods/method.js';
+import { XAttentionMethod } from '../../methods/xattention.js';
 import { blockSparseAttentionWebGpu } from './block-sparse-attention.js';
-import { GPU_METHOD_RUNNERS } from './method-runners.js';
+import { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS } from './method-runners.js';
 import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './device.js';
+import { pagedAttentionOnWebGpu } from './paged-backend.js';
+import { estimateXAttentionWebGpu } from './xattention-plan.js';
 
 export interface WebGpuBackend extends AttentionBackend {
   readonly name: 'webgpu';
@@ -25,14 +31,30 @@ export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
     async blockSparseAttention(q, k, v, mask, opts) {
       return blockSparseAttentionWebGpu(await context(), q, k, v, mask, opts);
     },
-    async methodAttention(method, q, k, v, opts) {
-      const run = GPU_METHOD_RUNNERS[method.name];
-      return run ? run(await context(), method, q, k, v, opts) : undefined;
+    async pagedAttention(input) {
+      return pagedAttentionOnWebGpu(await context(), input);
     },
+    methodHooks: (method) => methodHooks(context, method),
     dispose() {
       if (!ctx) void releaseDefaultWebGpuContext();
     },
   };
+}
+
+function methodHooks(context: () => Promise<WebGpuContext>, method: SparseAttentionMethod): MethodHooks | undefined {
+  const run = GPU_METHOD_RUNNERS[method.name];
+  const timer = GPU_METHOD_TIMERS[method.name];
+  const hooks: MethodHooks = {};
+  if (run) hooks.run = async (q, k, v, opts) => run(await context(), method, q, k, v, opts);
+  if (timer) hooks.time = async (q, k, v, opts, runs) => timer(await context(), method, q, k, v, opts, { warmMs: 0, warmRuns: 1, ...runs });
+  if (method instanceof XAttentionMethod && !method.settings.dense) {
+    const s = method.settings;
+    hooks.plan = async (q, k, opts) => {
+      const { mask, blockScores } = await estimateXAttentionWebGpu(await context(), q, k, s, opts);
+      return { mask, blockScores, stats: { ...statsFromMask(method.name, mask, { threshold: s.threshold }), phase: opts.phase ?? phaseOf(q.length) } };
+    };
+  }
+  return Object.keys(hooks).length > 0 ? hooks : undefined;
 }
 
 /** The backend on the default device. */
@@ -67,3 +89,4 @@ export {
   type FlashSkipAttentionSpec, type FlashSkipGpuOptions, type FlashSkipGpuResult,
 } from './flash-skip-attention.js';
 export { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS, type GpuMethodRunner, type GpuMethodTimer } from './method-runners.js';
+export { pagedAttentionOnWebGpu } from './paged-backend.js';

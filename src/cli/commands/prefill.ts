@@ -74,7 +74,7 @@ export async function runPrefillWorkload(w: PrefillWorkload): Promise<PrefillRep
     },
   };
   // Loaded on demand so a CPU run never loads Dawn.
-  const backend = w.backend === 'webgpu' ? (await import('../../engine/webgpu-paged-backend.js')).webgpuPagedBackend : undefined;
+  const backend = w.backend === 'webgpu' ? (await import('../../backends/webgpu/index.js')).webgpuBackend : undefined;
   const engine = new Engine({ model, config, backend });
   w.lengths.forEach((promptLength, id) => engine.addRequest({ id, promptLength, decodeTokens: w.decodeTokens }));
   const t0 = performance.now();
