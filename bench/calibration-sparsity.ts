@@ -13,11 +13,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
-import { flashSkipAttention } from '../src/backends/cpu/flash-skip-attention.js';
+import { flashSkipAttention } from '../src/methods/flash-skip-softmax/flash-skip-cpu.js';
 import { calibrate, createCalibratedMethod } from '../src/calibration/calibrate.js';
 import { formatTable } from '../src/core/stats.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
-import { FlashSkipSoftmax } from '../src/methods/flash-skip-softmax.js';
+import { FlashSkipSoftmax } from '../src/methods/flash-skip-softmax/flash-skip-softmax.js';
 import { sparseMethods } from '../src/methods/index.js';
 import { relativeL2Error } from '../src/core/error-metrics.js';
 

@@ -10,15 +10,15 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { flashSkipAttention } from '../src/backends/cpu/flash-skip-attention.js';
+import { flashSkipAttention } from '../src/methods/flash-skip-softmax/flash-skip-cpu.js';
 import { flashAttentionWebGpu } from '../src/backends/webgpu/flash-attention.js';
 import { flashSkipAttentionWebGpu } from '../src/backends/webgpu/flash-skip-attention.js';
 import { createWebGpuContext } from '../src/backends/webgpu/device.js';
 import { slaAttentionWebGpu } from '../src/backends/webgpu/sla-attention.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import type { HeadTensor } from '../src/core/tensor.js';
-import { SageSlaMethod } from '../src/methods/sage-sla.js';
-import { SlaMethod } from '../src/methods/sla.js';
+import { SageSlaMethod } from '../src/methods/sage-sla/sage-sla.js';
+import { SlaMethod } from '../src/methods/sla/sla.js';
 import { relativeL2Error as relL2 } from '../src/core/error-metrics.js';
 
 const { values } = parseArgs({

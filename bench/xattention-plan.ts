@@ -21,8 +21,8 @@ import { encodeXAttentionPlan, estimateXAttentionWebGpu } from '../src/backends/
 import type { BlockMask } from '../src/core/block-mask.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import type { DType } from '../src/core/tensor.js';
-import { triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape.js';
-import { estimateXAttention, type XAttentionParams } from '../src/methods/xattention-estimate.js';
+import { triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
+import { estimateXAttention, type XAttentionParams } from '../src/methods/xattention/antidiagonal-estimate.js';
 
 const [H, HKV, D] = [32, 8, 128];
 const XATTN: XAttentionParams = { threshold: 0.9, blockSize: 64, stride: 8 };

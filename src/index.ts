@@ -13,17 +13,17 @@ export * from './core/error-metrics.js';
 export * from './methods/method.js';
 export { MethodRegistry, compareVersions, type RegisteredMethod } from './methods/registry.js';
 export { BUILTIN_METHODS, sparseMethods, registerSparseMethod, getSparseMethod, createSparseMethod } from './methods/index.js';
-export { DenseMethod } from './methods/dense.js';
+export { DenseMethod } from './methods/dense/dense.js';
 export type { AttentionBackend, BackendName } from './backends/backend.js';
 export { cpuBackend, flashAttention, naiveAttention, naiveBlockSparseAttention } from './backends/cpu/index.js';
 export { sparseAttention, type SparseAttentionOptions, type SparseAttentionResult } from './attention.js';
 // Tri-shape and XAttention (methods-tx)
-export { TriShapeMethod, TRI_SHAPE_DEFAULTS, triShapeSettings, triShapeTokenRule, triShapeBlockMask, triShapeIsDense, type TriShapeSettings } from './methods/tri-shape.js';
-export { XAttentionMethod, XATTENTION_DEFAULTS, xattentionSettings, type XAttentionSettings } from './methods/xattention.js';
+export { TriShapeMethod, TRI_SHAPE_DEFAULTS, triShapeSettings, triShapeTokenRule, triShapeBlockMask, triShapeIsDense, type TriShapeSettings } from './methods/tri-shape/tri-shape.js';
+export { XAttentionMethod, XATTENTION_DEFAULTS, xattentionSettings, type XAttentionSettings } from './methods/xattention/xattention.js';
 export {
   estimateXAttention, estimateXAttentionChunk, checkXAttentionParams, selectBlocks as selectXAttentionBlocks,
   type XAttentionParams, type XAttentionEstimate,
-} from './methods/xattention-estimate.js';
+} from './methods/xattention/antidiagonal-estimate.js';
 // Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
 export * from './config/index.js';
 
@@ -34,8 +34,8 @@ export {
   type SparseAttentionConfig as OpenVinoSparseAttentionConfig, type SparseAttentionConfigInput as OpenVinoSparseAttentionConfigInput,
 } from './config/openvino.js';
 export { BlockAllocator, PagedKvCache, type GatheredKv, type PagedKvCacheShape } from './engine/paged-kv-cache.js';
-export { TriShapeTokenSkipper, type ChunkPosition } from './engine/trishape-skipper.js';
-export { xattentionChunkThreshold, type XAttentionChunkState } from './engine/xattention-chunk-rule.js';
+export { TriShapeTokenSkipper, type ChunkPosition } from './methods/tri-shape/trishape-skipper.js';
+export { xattentionChunkThreshold, type XAttentionChunkState } from './methods/xattention/xattention-chunk-rule.js';
 export { SparsePrefillPlanner, type ChunkAttentionKind, type ChunkPlan, type ChunkToPlan } from './engine/sparse-prefill-plan.js';
 export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type SequenceRequest, type StepSchedule } from './engine/scheduler.js';
 export { naivePagedAttention } from './backends/cpu/paged.js';
@@ -47,25 +47,25 @@ export {
   FlashSkipSoftmax, FlashSkipSoftmaxSequential, DEFAULT_THRESHOLD as FLASH_SKIP_DEFAULT_THRESHOLD, flashSkipStatistics, groupConsensusView,
   parseFlashSkipSettings,
   type ExponentialFit, type FlashSkipCalibration, type FlashSkipCalibrationRequest, type FlashSkipSettings, type PhaseValues,
-} from './methods/flash-skip-softmax.js';
-export { TileSkipDecider, scoreTile, tileOperands, type FlashSkipVariant, type TileOperands } from './methods/flash-skip-tiles.js';
-export { flashSkipAttention, type FlashSkipAttentionOptions, type FlashSkipAttentionResult } from './backends/cpu/flash-skip-attention.js';
+} from './methods/flash-skip-softmax/flash-skip-softmax.js';
+export { TileSkipDecider, scoreTile, tileOperands, type FlashSkipVariant, type TileOperands } from './methods/flash-skip-softmax/flash-skip-tiles.js';
+export { flashSkipAttention, type FlashSkipAttentionOptions, type FlashSkipAttentionResult } from './methods/flash-skip-softmax/flash-skip-cpu.js';
 export {
   calibrate, createCalibratedMethod, type CalibrateOptions, type CalibrationData, type CalibrationResult, type CalibrationSample,
 } from './calibration/calibrate.js';
-export { FIT_SPARSITY_RANGE, fitExponential, flashSkipTileMargins, sparsityAt, type ExponentialFitResult, type TileMargins } from './calibration/flash-skip-fit.js';
+export { FIT_SPARSITY_RANGE, fitExponential, flashSkipTileMargins, sparsityAt, type ExponentialFitResult, type TileMargins } from './methods/flash-skip-softmax/flash-skip-fit.js';
 export { CALIBRATION_KNOBS, bisectDecreasing, type CalibrationKnob, type FitKnob, type SearchKnob } from './calibration/knobs.js';
 
 // SLA and SageSLA (sparse-linear attention)
-export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla.js';
-export { SageSlaMethod, sageQuantize, quantizeInt8PerBlock, int8Logits, SAGE_SLA_HEAD_DIMS, type SageOperands } from './methods/sage-sla.js';
+export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla/sla.js';
+export { SageSlaMethod, sageQuantize, quantizeInt8PerBlock, int8Logits, SAGE_SLA_HEAD_DIMS, type SageOperands } from './methods/sage-sla/sage-sla.js';
 export {
   getBlockMap, slaTopk, selectTopBlocks as slaSelectTopBlocks, blockMapToMask as slaBlockMapToMask, selectedBlocks as slaSelectedBlocks,
   meanPool as slaMeanPool, sequenceMean as slaSequenceMean, type SlaBlockMap,
-} from './methods/sla-block-map.js';
-export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla-linear-part.js';
-export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla-sparse-part.js';
-export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla-projection.js';
+} from './methods/sla/sla-block-map.js';
+export { slaLinearPart, applyFeatureMap, LINEAR_EPS, FEATURE_MAPS, type FeatureMap, type LinearBlocks } from './methods/sla/sla-linear-part.js';
+export { slaSparsePart, floatLogits, type LogitsHook } from './methods/sla/sla-sparse-part.js';
+export { parseProjection, loadProjectionFile, addProjection, type SlaProjection } from './methods/sla/sla-projection.js';
 
 // Real models: Hugging Face Llama checkpoints on the CPU, sparsify by module name, accuracy eval.
 export { SafetensorsFile, writeSafetensors, type F32Tensor, type SafetensorsDType, type TensorEntry } from './model/safetensors.js';

@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { calibrate, createCalibratedMethod } from '../src/calibration/calibrate.js';
-import { fitExponential, flashSkipTileMargins, sparsityAt } from '../src/calibration/flash-skip-fit.js';
+import { fitExponential, flashSkipTileMargins, sparsityAt } from '../src/methods/flash-skip-softmax/flash-skip-fit.js';
 import { bisectDecreasing, CALIBRATION_KNOBS, type SearchKnob } from '../src/calibration/knobs.js';
-import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from '../src/methods/flash-skip-softmax.js';
+import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from '../src/methods/flash-skip-softmax/flash-skip-softmax.js';
 import { sparseMethods } from '../src/methods/index.js';
 import { assertClose } from './helpers/compare.js';
 

@@ -22,10 +22,10 @@ import {
   type SparseCfgPattern,
   thresholdForPhase,
 } from '../src/config/index.js';
-import { DenseMethod } from '../src/methods/dense.js';
+import { DenseMethod } from '../src/methods/dense/dense.js';
 import { MethodRegistry } from '../src/methods/registry.js';
-import { TRI_SHAPE_DEFAULTS } from '../src/methods/tri-shape.js';
-import { XATTENTION_DEFAULTS, XAttentionMethod } from '../src/methods/xattention.js';
+import { TRI_SHAPE_DEFAULTS } from '../src/methods/tri-shape/tri-shape.js';
+import { XATTENTION_DEFAULTS, XAttentionMethod } from '../src/methods/xattention/xattention.js';
 
 // Seed 002, verbatim: ModelOpt's default JSON for FlashSkipSoftmaxConfig, SparseAttentionConfig and
 // SparseAttentionAttributeConfig.

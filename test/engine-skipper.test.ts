@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TriShapeTokenSkipper } from '../src/engine/trishape-skipper.js';
-import { xattentionChunkThreshold } from '../src/engine/xattention-chunk-rule.js';
+import { TriShapeTokenSkipper } from '../src/methods/tri-shape/trishape-skipper.js';
+import { xattentionChunkThreshold } from '../src/methods/xattention/xattention-chunk-rule.js';
 
 const BLOCK_SIZE = 32;
 

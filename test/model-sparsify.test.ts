@@ -6,7 +6,7 @@ import { describeAttention } from '../src/core/attention-shape.js';
 import { BlockMask } from '../src/core/block-mask.js';
 import { statsFromMask } from '../src/core/stats.js';
 import type { HeadTensor } from '../src/core/tensor.js';
-import { DenseMethod } from '../src/methods/dense.js';
+import { DenseMethod } from '../src/methods/dense/dense.js';
 import { registerSparseMethod } from '../src/methods/index.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../src/methods/method.js';
 import type { Scores } from '../src/core/scores.js';

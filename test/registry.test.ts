@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError, SparseAttentionError } from '../src/core/errors.js';
-import { DenseMethod } from '../src/methods/dense.js';
+import { DenseMethod } from '../src/methods/dense/dense.js';
 import { BUILTIN_METHODS, createSparseMethod, getSparseMethod, registerSparseMethod, sparseMethods } from '../src/methods/index.js';
 import type { SparseMethodClass } from '../src/methods/method.js';
 import { compareVersions, MethodRegistry } from '../src/methods/registry.js';

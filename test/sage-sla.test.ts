@@ -6,8 +6,8 @@ import { roundToF16 } from '../src/core/f16.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { createSparseMethod, sparseMethods } from '../src/methods/index.js';
-import { quantizeInt8PerBlock, SageSlaMethod } from '../src/methods/sage-sla.js';
-import { bhldF32, SlaMethod } from '../src/methods/sla.js';
+import { quantizeInt8PerBlock, SageSlaMethod } from '../src/methods/sage-sla/sage-sla.js';
+import { bhldF32, SlaMethod } from '../src/methods/sla/sla.js';
 import { assertClose, assertTensorsClose, TOL } from './helpers/compare.js';
 
 interface Shape { name: string; H: number; Hkv: number; Lq: number; Lk: number; D: number; causal: boolean; BLKQ: number; BLKK: number }

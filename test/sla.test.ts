@@ -11,9 +11,9 @@ import { blockCausallyValid } from '../src/core/block-mask.js';
 import { computeScores } from '../src/core/scores.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { createSparseMethod, sparseMethods } from '../src/methods/index.js';
-import { getBlockMap, selectedBlocks, type SlaBlockMap, slaTopk } from '../src/methods/sla-block-map.js';
-import { type FeatureMap, LINEAR_EPS, slaLinearPart } from '../src/methods/sla-linear-part.js';
-import { bhldF32, SlaMethod } from '../src/methods/sla.js';
+import { getBlockMap, selectedBlocks, type SlaBlockMap, slaTopk } from '../src/methods/sla/sla-block-map.js';
+import { type FeatureMap, LINEAR_EPS, slaLinearPart } from '../src/methods/sla/sla-linear-part.js';
+import { bhldF32, SlaMethod } from '../src/methods/sla/sla.js';
 import { assertClose, assertTensorsClose, TOL } from './helpers/compare.js';
 
 interface Shape { name: string; B: number; H: number; Hkv: number; Lq: number; Lk: number; D: number; causal: boolean; BLKQ: number; BLKK: number }

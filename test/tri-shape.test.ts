@@ -7,7 +7,7 @@ import { computeScores } from '../src/core/scores.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { tokenRuleVisible } from '../src/core/token-rule.js';
 import { createSparseMethod } from '../src/methods/index.js';
-import { TriShapeMethod, triShapeBlockMask } from '../src/methods/tri-shape.js';
+import { TriShapeMethod, triShapeBlockMask } from '../src/methods/tri-shape/tri-shape.js';
 import { assertTensorsClose, TOL } from './helpers/compare.js';
 
 /** Spec trishape.md A, written straight from its text: [Lq, Lk], 1 = visible. */

@@ -10,7 +10,7 @@ import { sparseAttention } from '../src/attention.js';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
 import { webgpuBackend } from '../src/backends/webgpu/index.js';
 import { createSparseMethod } from '../src/methods/index.js';
-import { flashSkipAttention } from '../src/backends/cpu/flash-skip-attention.js';
+import { flashSkipAttention } from '../src/methods/flash-skip-softmax/flash-skip-cpu.js';
 import { flashSkipAttentionProgram, flashSkipAttentionWebGpu, type FlashSkipAttentionSpec } from '../src/backends/webgpu/flash-skip-attention.js';
 import { compileProgram } from '../src/backends/webgpu/program.js';
 import type { BlockMask } from '../src/core/block-mask.js';
@@ -87,7 +87,7 @@ describe('WebGPU flash-skip-softmax in the loop = CPU sequential kernel', { skip
 
   it('the raised-row counter equals the CPU decider (ModelOpt correction_factor numerator)', async () => {
     const { q, k, v } = structuredQKV({ heads: 2, length: 64, headDim: 64, seed: 11 });
-    const { FlashSkipSoftmaxSequential } = await import('../src/methods/flash-skip-softmax.js');
+    const { FlashSkipSoftmaxSequential } = await import('../src/methods/flash-skip-softmax/flash-skip-softmax.js');
     const m = new FlashSkipSoftmaxSequential({ threshold: 0.1, br: 16, bc: 16 });
     const plan = m.planBlockMask(q, k, { causal: true, scale: 1 });
     const got = await flashSkipAttentionWebGpu(gpu.ctx!, q, k, v, { causal: true, scale: 1, threshold: 0.1, br: 16, bc: 16 });

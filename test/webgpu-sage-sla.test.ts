@@ -11,8 +11,8 @@ import { sageAttentionProgram, sageQuantizeProgram } from '../src/backends/webgp
 import { slaAttentionWebGpu } from '../src/backends/webgpu/sla-attention.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
-import { SageSlaMethod } from '../src/methods/sage-sla.js';
-import { SlaMethod } from '../src/methods/sla.js';
+import { SageSlaMethod } from '../src/methods/sage-sla/sage-sla.js';
+import { SlaMethod } from '../src/methods/sla/sla.js';
 import { assertTensorsClose, type Tolerance } from './helpers/compare.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 

@@ -12,7 +12,7 @@ import { slaAttentionWebGpu } from '../src/backends/webgpu/sla-attention.js';
 import { Rng } from '../src/core/rng.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { type DType, HeadTensor } from '../src/core/tensor.js';
-import { SlaMethod } from '../src/methods/sla.js';
+import { SlaMethod } from '../src/methods/sla/sla.js';
 import { assertTensorsClose, type Tolerance } from './helpers/compare.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 

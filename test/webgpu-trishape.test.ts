@@ -5,7 +5,7 @@ import { cpuBackend } from '../src/backends/cpu/index.js';
 import { createWebGpuBackend } from '../src/backends/webgpu/index.js';
 import { triShapeBlockMaskWebGpu } from '../src/backends/webgpu/trishape-blocks.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
-import { triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape.js';
+import { triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
 import { assertTensorsClose, TOL } from './helpers/compare.js';
 import { assertSameMask } from './helpers/masks.js';
 import { acquireTestGpu } from './helpers/webgpu.js';

@@ -9,7 +9,7 @@ import { hasTensorCores } from '../src/backends/webgpu/device.js';
 import { estimateXAttentionWebGpu } from '../src/backends/webgpu/xattention-plan.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor, type Layout } from '../src/core/tensor.js';
-import { estimateXAttention } from '../src/methods/xattention-estimate.js';
+import { estimateXAttention } from '../src/methods/xattention/antidiagonal-estimate.js';
 import { assertClose } from './helpers/compare.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 

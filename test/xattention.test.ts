@@ -6,8 +6,8 @@ import { computeScores } from '../src/core/scores.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { createSparseMethod } from '../src/methods/index.js';
-import { estimateXAttention, estimateXAttentionChunk, selectBlocks } from '../src/methods/xattention-estimate.js';
-import { XAttentionMethod } from '../src/methods/xattention.js';
+import { estimateXAttention, estimateXAttentionChunk, selectBlocks } from '../src/methods/xattention/antidiagonal-estimate.js';
+import { XAttentionMethod } from '../src/methods/xattention/xattention.js';
 import { assertClose, assertTensorsClose, TOL } from './helpers/compare.js';
 
 /** Block mask rows as strings ("1000 / 1100"), batch 0 head 0. */

@@ -12,10 +12,10 @@
 import { InvalidArgumentError, SparseAttentionError } from '../core/errors.js';
 import { type Phase, phaseOf } from '../core/stats.js';
 import type { HeadTensor } from '../core/tensor.js';
-import { FlashSkipSoftmax, type PhaseValues } from '../methods/flash-skip-softmax.js';
+import { FlashSkipSoftmax, type PhaseValues } from '../methods/flash-skip-softmax/flash-skip-softmax.js';
 import { createSparseMethod, sparseMethods } from '../methods/index.js';
 import type { SparseAttentionMethod } from '../methods/method.js';
-import { DEFAULT_THRESHOLD_TRIALS, type ExponentialFitResult, fitExponential, flashSkipTileMargins, sparsityAt, type TileMargins } from './flash-skip-fit.js';
+import { DEFAULT_THRESHOLD_TRIALS, type ExponentialFitResult, fitExponential, flashSkipTileMargins, sparsityAt, type TileMargins } from '../methods/flash-skip-softmax/flash-skip-fit.js';
 import { bisectDecreasing, CALIBRATION_KNOBS, type SearchKnob } from './knobs.js';
 
 export interface CalibrationData {

@@ -5,8 +5,8 @@
  * Layer- and head-independent; a method's block mask (XAttention) is planned per layer later.
  */
 import { type SchedulerConfig, SparseAttentionMode } from '../config/openvino.js';
-import { TriShapeTokenSkipper } from './trishape-skipper.js';
-import { xattentionChunkThreshold } from './xattention-chunk-rule.js';
+import { TriShapeTokenSkipper } from '../methods/tri-shape/trishape-skipper.js';
+import { xattentionChunkThreshold } from '../methods/xattention/xattention-chunk-rule.js';
 
 export type ChunkAttentionKind = 'dense' | 'trishape' | 'xattention';
 

@@ -2,12 +2,12 @@
  * The built-in methods, as one plain table, and the default registry built from it.
  * A new method is one file in this folder and one row here.
  */
-import { DenseMethod } from './dense.js';
-import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from './flash-skip-softmax.js';
-import { TriShapeMethod } from './tri-shape.js';
-import { XAttentionMethod } from './xattention.js';
-import { SageSlaMethod } from './sage-sla.js';
-import { SlaMethod } from './sla.js';
+import { DenseMethod } from './dense/dense.js';
+import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from './flash-skip-softmax/flash-skip-softmax.js';
+import { TriShapeMethod } from './tri-shape/tri-shape.js';
+import { XAttentionMethod } from './xattention/xattention.js';
+import { SageSlaMethod } from './sage-sla/sage-sla.js';
+import { SlaMethod } from './sla/sla.js';
 import type { SparseMethodClass } from './method.js';
 import { MethodRegistry, type RegisteredMethod } from './registry.js';
 

@@ -14,7 +14,7 @@ import { cpuBackend } from '../backends/cpu/index.js';
 import { InvalidArgumentError, requireInteger } from '../core/errors.js';
 import { phaseOf, type StatsAggregator } from '../core/stats.js';
 import { HeadTensor } from '../core/tensor.js';
-import { DenseMethod } from '../methods/dense.js';
+import { DenseMethod } from '../methods/dense/dense.js';
 import type { SparseAttentionMethod } from '../methods/method.js';
 import { type LlamaWeights, loadLlamaCheckpoint } from './checkpoint.js';
 import { KvCache } from './kv-cache.js';

@@ -18,7 +18,7 @@ import { createModuleMethod, resolveModuleConfig } from '../config/resolve.js';
 import { type SparseAttentionConfig, type SparseAttentionConfigInput, sparseAttentionConfig } from '../config/sparse-config.js';
 import { UnsupportedError } from '../core/errors.js';
 import { StatsAggregator } from '../core/stats.js';
-import { DenseMethod } from '../methods/dense.js';
+import { DenseMethod } from '../methods/dense/dense.js';
 import type { LlamaModel } from './llama.js';
 
 export interface SparsifyOptions {

@@ -6,7 +6,7 @@ import type { AttentionBackend, MethodHooks } from '../backend.js';
 import { statsFromMask } from '../../core/stats.js';
 import { phaseOf } from '../../core/stats.js';
 import type { SparseAttentionMethod } from '../../methods/method.js';
-import { XAttentionMethod } from '../../methods/xattention.js';
+import { XAttentionMethod } from '../../methods/xattention/xattention.js';
 import { blockSparseAttentionWebGpu } from './block-sparse-attention.js';
 import { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS } from './method-runners.js';
 import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './device.js';

@@ -13,9 +13,9 @@
 import { type AttentionProblem, describeAttention } from '../../core/attention-shape.js';
 import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
 import type { HeadTensor } from '../../core/tensor.js';
-import { type SlaBlockMap, slaTopk } from '../../methods/sla-block-map.js';
-import type { FeatureMap, LinearBlocks } from '../../methods/sla-linear-part.js';
-import { checkProjectionSize, projectionIsZero, type SlaProjection } from '../../methods/sla-projection.js';
+import { type SlaBlockMap, slaTopk } from '../../methods/sla/sla-block-map.js';
+import type { FeatureMap, LinearBlocks } from '../../methods/sla/sla-linear-part.js';
+import { checkProjectionSize, projectionIsZero, type SlaProjection } from '../../methods/sla/sla-projection.js';
 import { encodeAttention } from './attention-dispatch.js';
 import { createOutputTensor, createStorageBuffer, type GpuTensorView, readBuffer, readTensor, uploadArray, uploadTensor } from './buffers.js';
 import { BufferUsage, type WebGpuContext } from './device.js';

@@ -14,7 +14,7 @@
 import type { KernelProgram } from './program.js';
 import { GRID_WGSL } from './sla-grid.js';
 import { type LinearSpec, SLA_BLOCK_WGSL, slaLinearParams } from './sla-linear.js';
-import { LINEAR_EPS } from '../../methods/sla-linear-part.js';
+import { LINEAR_EPS } from '../../methods/sla/sla-linear-part.js';
 
 /** Value channels per thread: Dv ≤ 64·MAX_E. */
 export const LINEAR_ROWS_MAX_E = 4;

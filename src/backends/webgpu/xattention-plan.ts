@@ -16,7 +16,7 @@ import { describeAttention } from '../../core/attention-shape.js';
 import type { BlockMask, BlockMaskDims } from '../../core/block-mask.js';
 import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
 import type { HeadTensor } from '../../core/tensor.js';
-import { checkXAttentionParams, diagonalBlock, stridedGeometry, type XAttentionEstimate, type XAttentionParams } from '../../methods/xattention-estimate.js';
+import { checkXAttentionParams, diagonalBlock, stridedGeometry, type XAttentionEstimate, type XAttentionParams } from '../../methods/xattention/antidiagonal-estimate.js';
 import { createStorage, encodeBlockList, flagWordsPerRow, type GpuBlockList, readBlockMask, readBuffers } from './block-list.js';
 import type { GpuTensorView } from './buffers.js';
 import { uploadArray, uploadTensor } from './buffers.js';

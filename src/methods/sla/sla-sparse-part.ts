@@ -9,7 +9,7 @@
  * A row that sees no selected key (a causal row whose selected blocks all lie in its future) gets
  * zeros, never NaN.
  */
-import type { AttentionProblem } from '../core/attention-shape.js';
+import type { AttentionProblem } from '../../core/attention-shape.js';
 import { selectedBlocks, type SlaBlockMap } from './sla-block-map.js';
 
 /**

@@ -16,7 +16,7 @@
  *
  *   q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] (f32 BHLD)  →  Ol [B, H, Lq, Dv] f32 BHLD
  */
-import type { AttentionProblem } from '../core/attention-shape.js';
+import type { AttentionProblem } from '../../core/attention-shape.js';
 import { selectedBlocks, type SlaBlockMap } from './sla-block-map.js';
 
 export type FeatureMap = 'softmax' | 'elu' | 'relu';

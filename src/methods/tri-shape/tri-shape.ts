@@ -11,15 +11,15 @@
  *
  * The chunked paged-KV form (spec part B, OpenVINO GenAI TRISHAPE) is the engine's business.
  */
-import { describeAttention } from '../core/attention-shape.js';
-import { BlockMask, type BlockMaskDims, blockCausallyValid } from '../core/block-mask.js';
-import { InvalidArgumentError } from '../core/errors.js';
-import { checkScores, type Scores } from '../core/scores.js';
-import { phaseOf, statsFromMask } from '../core/stats.js';
-import type { HeadTensor } from '../core/tensor.js';
-import { type TriShapeTokenRule, tokenRuleVisible } from '../core/token-rule.js';
-import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from './method.js';
-import { blockSizeSettings } from './settings.js';
+import { describeAttention } from '../../core/attention-shape.js';
+import { BlockMask, type BlockMaskDims, blockCausallyValid } from '../../core/block-mask.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { checkScores, type Scores } from '../../core/scores.js';
+import { phaseOf, statsFromMask } from '../../core/stats.js';
+import type { HeadTensor } from '../../core/tensor.js';
+import { type TriShapeTokenRule, tokenRuleVisible } from '../../core/token-rule.js';
+import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from '../method.js';
+import { blockSizeSettings } from '../settings.js';
 
 export interface TriShapeSettings {
   /** Keys j < sinkTokens are visible to every query (n_init). Default 128. */

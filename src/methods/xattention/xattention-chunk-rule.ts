@@ -6,7 +6,7 @@
  *   - every other prompt chunk, the final one and a one-chunk prompt included: the configured threshold.
  * OpenVINO returns 0.0 for "dense"; we return null so that a threshold is never overloaded.
  */
-import { requireInteger } from '../core/errors.js';
+import { requireInteger } from '../../core/errors.js';
 
 export interface XAttentionChunkState {
   promptLength: number;

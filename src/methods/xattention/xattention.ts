@@ -6,14 +6,14 @@
  * Defaults follow OpenVINO GenAI's SparseAttentionConfig (tau 0.8, B 64, S 8); the reference code
  * uses B 128. `dense: true` skips estimation (GenAI overloads threshold 0 for that; we do not).
  */
-import { describeAttention } from '../core/attention-shape.js';
-import { BlockMask } from '../core/block-mask.js';
-import { InvalidArgumentError } from '../core/errors.js';
-import { checkScores, type Scores } from '../core/scores.js';
-import { phaseOf, statsFromMask } from '../core/stats.js';
-import type { HeadTensor } from '../core/tensor.js';
-import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from './method.js';
-import { checkXAttentionParams, estimateXAttention, selectFromAntidiagonals, type XAttentionParams } from './xattention-estimate.js';
+import { describeAttention } from '../../core/attention-shape.js';
+import { BlockMask } from '../../core/block-mask.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { checkScores, type Scores } from '../../core/scores.js';
+import { phaseOf, statsFromMask } from '../../core/stats.js';
+import type { HeadTensor } from '../../core/tensor.js';
+import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from '../method.js';
+import { checkXAttentionParams, estimateXAttention, selectFromAntidiagonals, type XAttentionParams } from './antidiagonal-estimate.js';
 
 export interface XAttentionSettings extends XAttentionParams {
   /** Keep every causally valid block and skip estimation. Default false. */

@@ -15,10 +15,10 @@
  * crossing block is kept); nothing right of the diagonal. Non-causal: descending W alone, and
  * block 0 (the reference's gather always marks it).
  */
-import { describeAttention } from '../core/attention-shape.js';
-import { BlockMask, type BlockMaskDims } from '../core/block-mask.js';
-import { InvalidArgumentError } from '../core/errors.js';
-import type { HeadTensor } from '../core/tensor.js';
+import { describeAttention } from '../../core/attention-shape.js';
+import { BlockMask, type BlockMaskDims } from '../../core/block-mask.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import type { HeadTensor } from '../../core/tensor.js';
 
 export interface XAttentionParams {
   /** tau in (0, 1]: fraction of each query block's estimated mass to keep. */

@@ -2,13 +2,13 @@
  * Dense attention as a method: keeps every (causally valid) block. The baseline every sparse
  * method is measured against, and the plan that makes a block-sparse kernel compute dense attention.
  */
-import { describeAttention } from '../core/attention-shape.js';
-import { BlockMask } from '../core/block-mask.js';
-import { checkScores, type Scores } from '../core/scores.js';
-import { phaseOf, statsFromMask } from '../core/stats.js';
-import type { HeadTensor } from '../core/tensor.js';
-import { blockSizeSettings } from './settings.js';
-import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from './method.js';
+import { describeAttention } from '../../core/attention-shape.js';
+import { BlockMask } from '../../core/block-mask.js';
+import { checkScores, type Scores } from '../../core/scores.js';
+import { phaseOf, statsFromMask } from '../../core/stats.js';
+import type { HeadTensor } from '../../core/tensor.js';
+import { blockSizeSettings } from '../settings.js';
+import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from '../method.js';
 
 export class DenseMethod implements SparseAttentionMethod {
   static readonly description = 'dense attention, every block kept (the baseline)';

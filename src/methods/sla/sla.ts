@@ -14,12 +14,12 @@
  *                      run the linear part over every key)
  * Inputs [B, L, H, D] ('BLHD', FastVideo's layout) or 'BHLD'; the output takes q's layout; GQA.
  */
-import { type AttentionProblem, describeAttention } from '../core/attention-shape.js';
-import { InvalidArgumentError } from '../core/errors.js';
-import { checkScores, type Scores } from '../core/scores.js';
-import { phaseOf, statsFromMask } from '../core/stats.js';
-import { HeadTensor } from '../core/tensor.js';
-import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from './method.js';
+import { type AttentionProblem, describeAttention } from '../../core/attention-shape.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { checkScores, type Scores } from '../../core/scores.js';
+import { phaseOf, statsFromMask } from '../../core/stats.js';
+import { HeadTensor } from '../../core/tensor.js';
+import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from '../method.js';
 import { blockMapToMask, checkTopkRatio, getBlockMap, selectTopBlocks, type SlaBlockMap, slaTopk, tileMeans } from './sla-block-map.js';
 import { FEATURE_MAPS, type FeatureMap, type LinearBlocks, slaLinearPart } from './sla-linear-part.js';
 import { addProjection, checkProjectionSize, loadProjectionFile, parseProjection, projectionIsZero, type SlaProjection } from './sla-projection.js';

@@ -10,7 +10,7 @@
  * that the chunk itself finishes filling is never skipped, and a one-chunk prompt skips nothing.
  * The same set applies to every layer and head.
  */
-import { InvalidArgumentError, requireInteger } from '../core/errors.js';
+import { InvalidArgumentError, requireInteger } from '../../core/errors.js';
 
 export interface ChunkPosition {
   promptLength: number;

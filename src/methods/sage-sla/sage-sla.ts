@@ -17,13 +17,13 @@
  * Defaults: topkRatio 0.5, BLKQ 128, BLKK 64 (the reference uses 64 / 128 on sm90 and 128 / 64
  * elsewhere; both are settings here).
  */
-import type { AttentionProblem } from '../core/attention-shape.js';
-import { InvalidArgumentError } from '../core/errors.js';
-import { roundToF16 } from '../core/f16.js';
-import { HeadTensor } from '../core/tensor.js';
-import { sequenceMean, type SlaBlockMap } from './sla-block-map.js';
-import { type LogitsHook, slaSparsePart } from './sla-sparse-part.js';
-import { SlaMethod } from './sla.js';
+import type { AttentionProblem } from '../../core/attention-shape.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { roundToF16 } from '../../core/f16.js';
+import { HeadTensor } from '../../core/tensor.js';
+import { sequenceMean, type SlaBlockMap } from '../sla/sla-block-map.js';
+import { type LogitsHook, slaSparsePart } from '../sla/sla-sparse-part.js';
+import { SlaMethod } from '../sla/sla.js';
 
 export const SAGE_SLA_HEAD_DIMS: readonly number[] = [64, 128];
 const LOG2E = 1.4426950408889634;

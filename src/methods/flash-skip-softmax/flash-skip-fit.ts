@@ -8,12 +8,12 @@
  * threshold only through its margin d = max_r (tileMax[r] − cummax[r]) (≤ 0; +∞ for the first
  * tile of a query tile), kept ⇔ d > log t. So we store one number per valid tile, never scores.
  */
-import { DEFAULT_THRESHOLD_TRIALS } from '../config/attribute-config.js';
-import { type BlockMaskDims, blockCausallyValid } from '../core/block-mask.js';
-import { SparseAttentionError } from '../core/errors.js';
-import { type Phase, phaseOf } from '../core/stats.js';
-import type { HeadTensor } from '../core/tensor.js';
-import { scoreTile, tileOperands } from '../methods/flash-skip-tiles.js';
+import { DEFAULT_THRESHOLD_TRIALS } from '../../config/attribute-config.js';
+import { type BlockMaskDims, blockCausallyValid } from '../../core/block-mask.js';
+import { SparseAttentionError } from '../../core/errors.js';
+import { type Phase, phaseOf } from '../../core/stats.js';
+import type { HeadTensor } from '../../core/tensor.js';
+import { scoreTile, tileOperands } from './flash-skip-tiles.js';
 
 /** ModelOpt's threshold_trials (the config layer's default). */
 export { DEFAULT_THRESHOLD_TRIALS };

@@ -14,13 +14,13 @@
  *
  * planBlockMask works tile by tile from Q and K (O(br + bc) state per query tile, never L×L).
  */
-import { BlockMask, type BlockMaskDims, blockCausallyValid } from '../core/block-mask.js';
-import { InvalidArgumentError } from '../core/errors.js';
-import { checkScores, type Scores } from '../core/scores.js';
-import { type Phase, phaseOf, type SparsityStats } from '../core/stats.js';
-import type { HeadTensor } from '../core/tensor.js';
-import { maskScores, type BlockPlan, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from './method.js';
-import { blockSizeSettings } from './settings.js';
+import { BlockMask, type BlockMaskDims, blockCausallyValid } from '../../core/block-mask.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { checkScores, type Scores } from '../../core/scores.js';
+import { type Phase, phaseOf, type SparsityStats } from '../../core/stats.js';
+import type { HeadTensor } from '../../core/tensor.js';
+import { maskScores, type BlockPlan, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from '../method.js';
+import { blockSizeSettings } from '../settings.js';
 import { type FlashSkipVariant, scoreTile, type TileOperands, TileSkipDecider, tileOperands } from './flash-skip-tiles.js';
 
 export type { FlashSkipVariant };

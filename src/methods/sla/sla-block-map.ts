@@ -21,11 +21,11 @@
  * sequence does not leak future keys into the choice: it shifts a row's scores by the constant
  * pooledQ · mean, which leaves the ranking unchanged (it only keeps the pooled values well scaled).
  */
-import { describeAttention } from '../core/attention-shape.js';
-import { blockCausallyValid, BlockMask, type BlockMaskDims } from '../core/block-mask.js';
-import { InvalidArgumentError, requireInteger } from '../core/errors.js';
-import type { Scores } from '../core/scores.js';
-import type { HeadTensor } from '../core/tensor.js';
+import { describeAttention } from '../../core/attention-shape.js';
+import { blockCausallyValid, BlockMask, type BlockMaskDims } from '../../core/block-mask.js';
+import { InvalidArgumentError, requireInteger } from '../../core/errors.js';
+import type { Scores } from '../../core/scores.js';
+import type { HeadTensor } from '../../core/tensor.js';
 
 export interface SlaBlockMap {
   batch: number;

@@ -8,7 +8,7 @@
  * or loaded from a JSON file holding any of the array / object forms.
  * Sizes are checked at call time, when Dv is known.
  */
-import { InvalidArgumentError, SparseAttentionError, UnsupportedError } from '../core/errors.js';
+import { InvalidArgumentError, SparseAttentionError, UnsupportedError } from '../../core/errors.js';
 
 export type SlaProjection =
   | { kind: 'zero' }

@@ -14,7 +14,7 @@ import { BlockMask, blockCausallyValid } from '../../core/block-mask.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { phaseOf } from '../../core/stats.js';
 import type { PlanOptions } from '../../methods/method.js';
-import { scoreTile, TileSkipDecider, tileOperands } from '../../methods/flash-skip-tiles.js';
+import { scoreTile, TileSkipDecider, tileOperands } from './flash-skip-tiles.js';
 
 export interface FlashSkipAttentionOptions extends PlanOptions {
   /**

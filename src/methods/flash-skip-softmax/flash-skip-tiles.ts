@@ -7,9 +7,9 @@
  *   'cummax':     m = max over ALL earlier tiles (ModelOpt v1, simulated on full score matrices)
  *   'sequential': m = max over KEPT earlier tiles only (a kernel: a skipped tile is never loaded)
  */
-import { type AttentionProblem, describeAttention } from '../core/attention-shape.js';
-import type { HeadTensor } from '../core/tensor.js';
-import type { PlanOptions } from './method.js';
+import { type AttentionProblem, describeAttention } from '../../core/attention-shape.js';
+import type { HeadTensor } from '../../core/tensor.js';
+import type { PlanOptions } from '../method.js';
 
 export type FlashSkipVariant = 'cummax' | 'sequential';
 
