@@ -54,7 +54,7 @@ export {
   calibrate, createCalibratedMethod, type CalibrateOptions, type CalibrationData, type CalibrationResult, type CalibrationSample,
 } from './calibration/calibrate.js';
 export { FIT_SPARSITY_RANGE, fitExponential, flashSkipTileMargins, sparsityAt, type ExponentialFitResult, type TileMargins } from './methods/flash-skip-softmax/flash-skip-fit.js';
-export { CALIBRATION_KNOBS, bisectDecreasing, type CalibrationKnob, type FitKnob, type SearchKnob } from './calibration/knobs.js';
+export { bisectKnob, knobSettings, methodKnob } from './calibration/knobs.js';
 
 // SLA and SageSLA (sparse-linear attention)
 export { SlaMethod, parseSlaSettings, bhldF32, type SlaSettings, type SlaVariant } from './methods/sla/sla.js';
@@ -80,7 +80,7 @@ export {
 export { sparsify, desparsify, type SparsifiedModule, type SparsifyOptions, type SparsifyResult } from './model/sparsify.js';
 export { buildNeedlePrompt, loadCorpus, type NeedlePrompt } from './model/needle.js';
 export { scorePrompt, type PromptScore, type ScoreOptions } from './model/prompt-score.js';
-export { SPARSITY_KNOBS, knobSettings, plannedSparsity, searchSetting, type CapturedAttention, type SearchResult, type SparsityKnob } from './model/sparsity-search.js';
+export { plannedSparsity, searchSetting, type CapturedAttention, type SearchResult } from './model/sparsity-search.js';
 export { formatAccuracyTable, machineName, runAccuracyEval, sparseConfigFor, type AccuracyOptions, type AccuracyReport, type AccuracyRow } from './model/accuracy.js';
 export { LlamaEngineProducer, generateWithEngine, type EngineGeneration } from './model/engine-runner.js';
 // WebGPU backend and backend selection (the npm `webgpu` package itself is imported only on first device use)
@@ -97,4 +97,4 @@ export {
   runBench, validateCase, compareOutputs, fillSpeedups, CPU_PLAN_MAX_FLOPS, DEFAULT_TIMING, VALIDATION_TOL,
   type BenchTarget, type BenchRecord, type DeviceInfo, type TimingOptions, type TimingSource, type Validation,
 } from './bench/harness.js';
-export { SWEEPS, issue8Sweep, smokeSweep, issue8Methods, type SweepOptions } from './bench/sweeps.js';
+export { SWEEPS, issue8Sweep, smokeSweep, menuVariants, type SweepOptions } from './bench/sweeps.js';

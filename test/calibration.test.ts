@@ -4,7 +4,8 @@ import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { calibrate, createCalibratedMethod } from '../src/calibration/calibrate.js';
 import { fitExponential, flashSkipTileMargins, sparsityAt } from '../src/methods/flash-skip-softmax/flash-skip-fit.js';
-import { bisectDecreasing, CALIBRATION_KNOBS, type SearchKnob } from '../src/calibration/knobs.js';
+import { bisectKnob, methodKnob } from '../src/calibration/knobs.js';
+import type { MethodKnob } from '../src/methods/descriptor.js';
 import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from '../src/methods/flash-skip-softmax/flash-skip-softmax.js';
 import { sparseMethods } from '../src/methods/index.js';
 import { assertClose } from './helpers/compare.js';
@@ -91,13 +92,13 @@ describe('flash-skip calibration', () => {
 
 describe('search knobs', () => {
   it('bisection finds the closest value of a decreasing step function, and clamps at the ends', () => {
-    const knob: SearchKnob = { kind: 'search', setting: 'x', min: 1, max: 1000, integer: true, logScale: false };
+    const knob: MethodKnob = { setting: 'x', min: 1, max: 1000, integer: true, logScale: false };
     const f = (x: number) => Math.floor((1 - x / 1000) * 20) / 20; // sparsity steps of 0.05
-    const r = bisectDecreasing(f, knob, 1000, 0.5, 30);
+    const r = bisectKnob(f, knob, 1000, 0.5, 30);
     assert.equal(r.measured, 0.5);
     assert.ok(r.evaluations < 20);
-    assert.equal(bisectDecreasing(f, knob, 1000, 0.99, 30).value, 1, 'unreachable sparsity → sparsest end');
-    assert.equal(bisectDecreasing(() => 0.7, knob, 1000, 0.2, 30).value, 1000, 'always too sparse → densest end');
+    assert.equal(bisectKnob(f, knob, 1000, 0.99, 30).value, 1, 'unreachable sparsity → sparsest end');
+    assert.equal(bisectKnob(() => 0.7, knob, 1000, 0.2, 30).value, 1000, 'always too sparse → densest end');
   });
 
   // These methods live on other branches; each is tested here once it is registered.
@@ -106,7 +107,7 @@ describe('search knobs', () => {
     ['tri_shape', { sinkTokens: 16, lastDenseQueries: 8, br: 32, bc: 32 }],
     ['sla', { br: 32, bc: 32 }],
   ] as const) {
-    const knob = CALIBRATION_KNOBS[method] as SearchKnob;
+    const knob = methodKnob(method);
     const registered = sparseMethods.has(method);
     it(`${method}: calibrating ${knob.setting} to 0.5 lands near 0.5`, { skip: registered ? false : `method "${method}" is not registered on this branch` }, () => {
       const inputs = [512, 768].map((L, i) => structuredQKV({ heads: 2, length: L, headDim: 32, seed: 60 + i }));

@@ -42,21 +42,21 @@ describe('engine, XATTENTION', () => {
       const total = r.promptLength + r.decodeTokens;
       assert.equal(st.skippedBlocks, 0, 'XATTENTION never drops logical blocks');
       assert.ok(st.prefillSparsity > 0, `sequence ${r.id} is sparse somewhere`);
-      const prefillKinds = st.chunks.filter((c) => c.phase === 'prefill').map((c) => c.xattentionThreshold);
+      const prefillKinds = st.chunks.filter((c) => c.phase === 'prefill').map((c) => c.threshold);
       assert.ok(prefillKinds.includes(null) && prefillKinds.includes(tau), `sequence ${r.id} has dense-tail and sparse prompt chunks`);
-      assert.ok(st.chunks.filter((c) => c.phase === 'decode').every((c) => c.xattentionThreshold === null), 'decode is dense');
+      assert.ok(st.chunks.filter((c) => c.phase === 'decode').every((c) => c.threshold === null), 'decode is dense');
       const last = st.chunks.filter((c) => c.phase === 'prefill').at(-1)!;
       assert.equal(last.start + last.length, r.promptLength);
-      assert.equal(last.xattentionThreshold, tau, 'the final prompt chunk is sparse');
+      assert.equal(last.threshold, tau, 'the final prompt chunk is sparse');
       for (let layer = 0; layer < 2; layer++) {
         const out = engine.output(r.id, layer);
         const { q, k, v } = model.qkv(layer, r.id, 0, total);
         const dense = naiveAttention(q, k, v, { causal: true });
         for (const c of st.chunks) {
-          assert.equal(c.xattentionThreshold, expectedThreshold(r.promptLength, c.start, c.length), `seq ${r.id} chunk ${c.start}+${c.length}`);
+          assert.equal(c.threshold, expectedThreshold(r.promptLength, c.start, c.length), `seq ${r.id} chunk ${c.start}+${c.length}`);
           const end = c.start + c.length;
           const got = out.sliceLength(c.start, end);
-          if (c.xattentionThreshold === null) {
+          if (c.threshold === null) {
             assertTensorsClose(got, dense.sliceLength(c.start, end), TOL.f32, `dense chunk ${c.start}`);
             continue;
           }

@@ -8,7 +8,8 @@ import { HeadTensor } from '../src/core/tensor.js';
 import { formatAccuracyTable, runAccuracyEval, sparseConfigFor } from '../src/model/accuracy.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { buildNeedlePrompt, loadCorpus } from '../src/model/needle.js';
-import { plannedSparsity, SPARSITY_KNOBS, searchSetting } from '../src/model/sparsity-search.js';
+import { methodKnob } from '../src/calibration/knobs.js';
+import { plannedSparsity, searchSetting } from '../src/model/sparsity-search.js';
 import { resolveModuleConfig } from '../src/config/resolve.js';
 import { sparseAttentionConfig } from '../src/config/sparse-config.js';
 
@@ -37,7 +38,7 @@ test('knob search finds tri-shape windows near 50% and 80% block sparsity', () =
   const q = HeadTensor.randn({ batch: 1, heads: 2, length: L, headDim: 8 }, 1);
   const k = HeadTensor.randn({ batch: 1, heads: 1, length: L, headDim: 8 }, 2);
   const calls = [{ module: 'm', q, k }];
-  const knob = SPARSITY_KNOBS.tri_shape;
+  const knob = methodKnob('tri_shape');
   const wide = plannedSparsity('tri_shape', { localWindow: 1024 }, calls);
   const narrow = plannedSparsity('tri_shape', { localWindow: 256 }, calls);
   assert.ok(narrow > wide, `narrower window is sparser (${narrow} vs ${wide})`);

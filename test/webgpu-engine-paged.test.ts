@@ -57,7 +57,7 @@ describe('engine paged attention: WebGPU backend = naive reference twin', { skip
     }
     const [cpu, webgpu] = engines;
     for (const r of requests) {
-      const pairs = (e: Engine) => e.stats(r.id).chunks.map((c) => [c.start, c.length, c.xattentionThreshold, c.keptPairs]);
+      const pairs = (e: Engine) => e.stats(r.id).chunks.map((c) => [c.start, c.length, c.threshold, c.keptPairs]);
       assert.deepEqual(pairs(webgpu), pairs(cpu), `sequence ${r.id}: chunks and kept pairs`);
       assert.ok(cpu.stats(r.id).prefillSparsity > 0, `sequence ${r.id} is sparse somewhere`);
       for (let layer = 0; layer < 2; layer++) assertTensorsClose(webgpu.output(r.id, layer), cpu.output(r.id, layer), TOL.f32, `sequence ${r.id} layer ${layer}`);

@@ -14,6 +14,7 @@ import { Rng } from '../core/rng.js';
 import { InvalidArgumentError, requireInteger } from '../core/errors.js';
 import { structuredQKV } from '../core/structured-inputs.js';
 import { type DType, HeadTensor } from '../core/tensor.js';
+import { sparseMethods } from '../methods/index.js';
 
 export type InputKind = 'structured' | 'random';
 
@@ -140,16 +141,13 @@ export function validationTwin(c: BenchCase, length = 197): BenchCase {
 }
 
 /**
- * Rough FLOPs of planning the case's mask with the method's CPU planBlockMask: what decides whether
- * a long-context run must plan on the target instead. XAttention scores Q·K on antidiagonals
- * (QKᵀ / stride); flash-skip-softmax computes every QKᵀ tile; dense and tri-shape are static
- * patterns, SLA pools blocks first (both negligible).
+ * Rough FLOPs of planning the case's mask with the method's CPU planBlockMask, from its descriptor
+ * (XAttention: QKᵀ / stride; flash-skip-softmax: every QKᵀ tile; static patterns: none): what
+ * decides whether a long-context run must plan on the target instead.
  */
 export function cpuPlanFlops(c: BenchCase): number {
-  const qk = denseFlops(c) / 2;
-  if (c.method === 'xattention') return qk / Number(c.settings.stride ?? 8);
-  if (c.method === 'flash_skip_softmax') return qk;
-  return 0;
+  if (!sparseMethods.has(c.method)) return 0;
+  return sparseMethods.descriptor(c.method).bench?.planFlops?.(denseFlops(c) / 2, c.settings) ?? 0;
 }
 
 /**

@@ -1,31 +1,37 @@
 /**
  * Named case lists. `issue8` is the long-context sweep the README figures come from (B=1, H=32 and
  * GQA 32/8, D=128, L = 4K..128K); `smoke` is the same menu at tiny, awkward sizes, which the
- * harness test runs on the CPU backend and CI can afford. Methods not registered in this build
- * stay in the list and are reported as skipped with that reason.
+ * harness test runs on the CPU backend and CI can afford; `h100` is the long menu cut to one
+ * 10-minute device call. Every list is derived from the registered methods' descriptors.
  */
+import { sparseMethods } from '../methods/index.js';
+import type { BenchVariant } from '../methods/descriptor.js';
 import { type BenchCase, benchCase, type InputKind } from './cases.js';
 
-export interface MethodVariant {
+export interface MethodVariant extends BenchVariant {
   method: string;
-  settings: Record<string, unknown>;
-  /** SLA is a video (bidirectional) method: run only non-causal. Others: causal only. */
-  causal: boolean;
   /** Longest length this variant runs at in the sweep (device time); unset: every length. */
   maxLength?: number;
 }
 
-/** The method menu of issue 8: dense, XAttention (tau 0.8/0.9, S 8/16, block 64/128), tri-shape, flash-skip-softmax, SLA. */
-export function issue8Methods(): MethodVariant[] {
-  const out: MethodVariant[] = [{ method: 'dense', settings: {}, causal: true }];
-  for (const threshold of [0.8, 0.9])
-    for (const stride of [8, 16])
-      for (const blockSize of [64, 128]) out.push({ method: 'xattention', settings: { threshold, stride, blockSize }, causal: true });
-  out.push({ method: 'tri_shape', settings: {}, causal: true });
-  out.push({ method: 'flash_skip_softmax', settings: {}, causal: true });
-  out.push({ method: 'dense', settings: {}, causal: false });
-  out.push({ method: 'sla', settings: {}, causal: false });
-  return out;
+/**
+ * The long-context menu, from every registered method's descriptor (newest version): its bench
+ * sweep variants, or the method at its defaults, causal, when the descriptor names none. Today:
+ * dense (causal and not), XAttention (tau 0.8/0.9, S 8/16, block 64/128), tri-shape,
+ * flash-skip-softmax, SLA (non-causal).
+ */
+export function menuVariants(): MethodVariant[] {
+  return causalFirst(sparseMethods.descriptors().flatMap((d) => (d.bench?.sweep ?? [{ settings: {}, causal: true }]).map((v) => ({ method: d.name, ...v }))));
+}
+
+/** The tiny variants of every registered method's descriptor (the smoke sweep). */
+export function smokeVariants(): MethodVariant[] {
+  return causalFirst(sparseMethods.descriptors().flatMap((d) => (d.bench?.smoke ?? []).map((v) => ({ method: d.name, ...v }))));
+}
+
+/** Causal variants, then non-causal ones (each in method order), so a sweep's records group by causality. */
+function causalFirst(variants: MethodVariant[]): MethodVariant[] {
+  return [...variants.filter((v) => v.causal), ...variants.filter((v) => !v.causal)];
 }
 
 export interface SweepOptions {
@@ -56,7 +62,7 @@ function expand(variants: MethodVariant[], o: Required<SweepOptions>): BenchCase
 }
 
 export function issue8Sweep(o: SweepOptions = {}): BenchCase[] {
-  return expand(issue8Methods(), {
+  return expand(menuVariants(), {
     lengths: o.lengths ?? [4096, 8192, 16384, 32768, 65536, 131072],
     heads: o.heads ?? 32, kvHeads: o.kvHeads ?? [32, 8], headDim: o.headDim ?? 128, dtype: o.dtype ?? 'f16',
     inputs: o.inputs ?? ['structured', 'random'], methods: o.methods ?? [],
@@ -65,13 +71,7 @@ export function issue8Sweep(o: SweepOptions = {}): BenchCase[] {
 
 /** Tiny shapes that exercise every path: lengths off the block grid, GQA, both dtypes' rounding. */
 export function smokeSweep(o: SweepOptions = {}): BenchCase[] {
-  const small: MethodVariant[] = [
-    { method: 'dense', settings: { br: 32, bc: 32 }, causal: true },
-    { method: 'xattention', settings: { threshold: 0.9, stride: 8, blockSize: 32 }, causal: true },
-    { method: 'tri_shape', settings: { sinkTokens: 16, localWindow: 64, lastDenseQueries: 8, br: 32, bc: 32 }, causal: true },
-    { method: 'dense', settings: { br: 32, bc: 32 }, causal: false },
-  ];
-  return expand(small, {
+  return expand(smokeVariants(), {
     lengths: o.lengths ?? [200], heads: o.heads ?? 4, kvHeads: o.kvHeads ?? [4, 2], headDim: o.headDim ?? 32,
     dtype: o.dtype ?? 'f32', inputs: o.inputs ?? ['structured'], methods: o.methods ?? [],
   });
@@ -84,16 +84,7 @@ export function smokeSweep(o: SweepOptions = {}): BenchCase[] {
  * non-causal dense and SLA to 16K. At 128K one input set takes ~40 s to build in JS.
  */
 export function h100Sweep(o: SweepOptions = {}): BenchCase[] {
-  const variants = issue8Methods().map((v): MethodVariant => {
-    if (v.method === 'xattention') {
-      const s = v.settings as { threshold: number; stride: number; blockSize: number };
-      const headline = s.threshold === 0.9 && s.stride === 16 && s.blockSize === 128;
-      return headline ? v : { ...v, maxLength: 16384 };
-    }
-    if (v.method === 'flash_skip_softmax') return { ...v, maxLength: 32768 };
-    if (!v.causal) return { ...v, maxLength: 16384 };
-    return v;
-  });
+  const variants = menuVariants().map((v): MethodVariant => ({ ...v, maxLength: v.oneCallMaxLength }));
   return expand(variants, {
     lengths: o.lengths ?? [4096, 8192, 16384, 32768, 65536, 131072],
     heads: o.heads ?? 32, kvHeads: o.kvHeads ?? [8], headDim: o.headDim ?? 128, dtype: o.dtype ?? 'f16',

@@ -16,7 +16,8 @@ import { FlashSkipSoftmax, type PhaseValues } from '../methods/flash-skip-softma
 import { createSparseMethod, sparseMethods } from '../methods/index.js';
 import type { SparseAttentionMethod } from '../methods/method.js';
 import { DEFAULT_THRESHOLD_TRIALS, type ExponentialFitResult, fitExponential, flashSkipTileMargins, sparsityAt, type TileMargins } from '../methods/flash-skip-softmax/flash-skip-fit.js';
-import { bisectDecreasing, CALIBRATION_KNOBS, type SearchKnob } from './knobs.js';
+import type { MethodKnob } from '../methods/descriptor.js';
+import { bisectKnob, knobMax, knobSettings, methodKnob } from './knobs.js';
 
 export interface CalibrationData {
   q: HeadTensor;
@@ -84,12 +85,11 @@ export function calibrate(opts: CalibrateOptions): CalibrationResult {
   if (!sparseMethods.has(opts.method, opts.version)) {
     throw new SparseAttentionError(`cannot calibrate "${opts.method}"${opts.version ? ` ${opts.version}` : ''}: not registered (registered: ${sparseMethods.list().map((m) => m.name).join(', ')})`);
   }
-  const knob = CALIBRATION_KNOBS[opts.method];
-  if (!knob) throw new SparseAttentionError(`method "${opts.method}" has no calibration knob; calibratable: ${Object.keys(CALIBRATION_KNOBS).join(', ')}`);
+  const knob = methodKnob(opts.method, opts.version);
   if (!Array.isArray(opts.inputs) || opts.inputs.length === 0) throw new InvalidArgumentError('inputs', opts.inputs, 'a non-empty array of { q, k }');
   const version = opts.version ?? sparseMethods.latest(opts.method);
   const target = parseTarget(opts.target);
-  if (knob.kind === 'exponential_fit') return calibrateFlashSkip(opts, version, target);
+  if (knob.fit === 'exponential') return calibrateFlashSkip(opts, version, target);
   return calibrateSearch(opts, version, knob, target);
 }
 
@@ -128,20 +128,20 @@ function calibrateFlashSkip(opts: CalibrateOptions, version: string, target: Par
   return { method: 'flash_skip_softmax', version, knob: 'threshold', target: full, settings, fit, samples };
 }
 
-function calibrateSearch(opts: CalibrateOptions, version: string, knob: SearchKnob, target: Partial<PhaseValues>): CalibrationResult {
+function calibrateSearch(opts: CalibrateOptions, version: string, knob: MethodKnob, target: Partial<PhaseValues>): CalibrationResult {
   const goal = target.prefill;
   if (goal === undefined) throw new InvalidArgumentError('target.prefill', goal, `a sparsity in [0, 1) (${opts.method} calibrates prefill only)`);
   const inputs = opts.inputs.filter(({ q }) => phaseOf(q.length) === 'prefill');
   if (inputs.length === 0) throw new InvalidArgumentError('inputs', opts.inputs.length, `at least one prefill input (Lq > 1) to calibrate ${opts.method}`);
   const causal = opts.causal ?? true;
-  const max = knob.max === 'maxKeyLength' ? Math.max(...inputs.map(({ k }) => k.length)) : knob.max;
+  const max = knobMax(knob, Math.max(...inputs.map(({ k }) => k.length)));
   const measureAll = (value: number) => {
-    const method = createSparseMethod(opts.method, { ...(opts.settings ?? {}), [knob.setting]: value }, version);
+    const method = createSparseMethod(opts.method, { ...(opts.settings ?? {}), ...knobSettings(knob, value) }, version);
     return inputs.map(({ q, k }) => method.planBlockMask(q, k, { causal, scale: opts.scale }).stats.sparsity);
   };
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const search = bisectDecreasing((x) => mean(measureAll(x)), knob, max, goal, opts.iterations ?? 20);
-  const settings = { ...(opts.settings ?? {}), [knob.setting]: search.value };
+  const search = bisectKnob((x) => mean(measureAll(x)), knob, max, goal, opts.iterations ?? 20);
+  const settings = { ...(opts.settings ?? {}), ...knobSettings(knob, search.value) };
   const samples = measureAll(search.value).map((sparsity, i) => ({
     phase: 'prefill' as const, queryLength: inputs[i].q.length, keyLength: inputs[i].k.length, value: search.value, sparsity,
   }));

@@ -1,44 +1,38 @@
 /**
- * The one setting per method that calibration turns to reach a target sparsity, as a plain table.
- * flash_skip_softmax has a model (the exponential fit in flash-skip-fit.ts); the others are searched
- * by bisection on the sparsity their planBlockMask measures, which falls as the setting grows.
- * A new method is one row here; setting names are those of the method's own settings schema.
+ * The one bisection every knob search uses (calibration to a target sparsity, the eval's search for
+ * ~50/80/90% sparsity). Knobs come from the methods' descriptors (MethodKnob): no table here.
  */
-export interface SearchKnob {
-  kind: 'search';
-  /** The method's setting that calibration sets. */
-  setting: string;
-  /** Search range (inclusive); the upper end is clipped to the longest input's length for token counts. */
-  min: number;
-  max: number | 'maxKeyLength';
-  integer: boolean;
-  /** Bisect in log space (ratios spanning decades). */
-  logScale: boolean;
+import { SparseAttentionError } from '../core/errors.js';
+import type { MethodKnob } from '../methods/descriptor.js';
+import { sparseMethods } from '../methods/index.js';
+
+/** A method's knob from the default registry; a clear error when it has none. */
+export function methodKnob(method: string, version?: string): MethodKnob {
+  const knob = sparseMethods.descriptor(method, version).knob;
+  if (!knob) {
+    const withKnob = sparseMethods.descriptors().filter((d) => d.knob).map((d) => d.name);
+    throw new SparseAttentionError(`method "${method}" has no calibration knob; calibratable: ${withKnob.join(', ')}`);
+  }
+  return knob;
 }
 
-export interface FitKnob {
-  kind: 'exponential_fit';
-  setting: 'threshold';
+/** The settings object for one value of the knob. */
+export function knobSettings(knob: MethodKnob, value: number): Record<string, unknown> {
+  return knob.settings ? knob.settings(value) : { [knob.setting]: value };
 }
 
-export type CalibrationKnob = SearchKnob | FitKnob;
-
-export const CALIBRATION_KNOBS: Readonly<Record<string, CalibrationKnob>> = {
-  flash_skip_softmax: { kind: 'exponential_fit', setting: 'threshold' },
-  // Cumulative attention mass each query block keeps (tau): more mass, more blocks.
-  xattention: { kind: 'search', setting: 'threshold', min: 1e-3, max: 1, integer: false, logScale: false },
-  // Fraction of key blocks each query block attends to exactly.
-  sla: { kind: 'search', setting: 'topkRatio', min: 1e-3, max: 1, integer: false, logScale: true },
-  sage_sla: { kind: 'search', setting: 'topkRatio', min: 1e-3, max: 1, integer: false, logScale: true },
-  // Tokens of the local band; sink and last-query rows stay as configured.
-  tri_shape: { kind: 'search', setting: 'localWindow', min: 1, max: 'maxKeyLength', integer: true, logScale: true },
-};
+/** The upper end of the knob's range for inputs whose longest key length is `keyLength`. */
+export function knobMax(knob: MethodKnob, keyLength: number): number {
+  return knob.max === 'keyLength' ? keyLength : knob.max;
+}
 
 /**
- * Bisection for a setting x with f(x) non-increasing: returns the x whose f is closest to target
- * among those evaluated (f is a step function for block masks, so an exact hit is rare).
+ * Bisection for the knob value whose sparsity f(x) is closest to `target`, with f monotone in the
+ * direction the knob says (non-increasing unless sparserWhenHigher). Returns the closest value among
+ * those evaluated (f is a step function for block masks, so an exact hit is rare); outside the
+ * reachable range the nearest end is the answer.
  */
-export function bisectDecreasing(f: (x: number) => number, knob: SearchKnob, max: number, target: number, iterations: number): { value: number; measured: number; evaluations: number } {
+export function bisectKnob(f: (x: number) => number, knob: MethodKnob, max: number, target: number, iterations: number): { value: number; measured: number; evaluations: number } {
   const round = (x: number) => (knob.integer ? Math.round(x) : x);
   let evaluations = 0;
   let best = { value: max, measured: Infinity };
@@ -48,15 +42,14 @@ export function bisectDecreasing(f: (x: number) => number, knob: SearchKnob, max
     if (Math.abs(m - target) < Math.abs(best.measured - target)) best = { value: x, measured: m };
     return m;
   };
-  let lo = knob.min;
-  let hi = max;
-  // Outside the reachable range the nearest end is the answer.
-  if (measure(hi) < target && measure(lo) > target) {
+  // The sparse end of the range and the dense end, whichever way the knob turns.
+  let [sparse, dense] = knob.sparserWhenHigher ? [max, knob.min] : [knob.min, max];
+  if (measure(dense) < target && measure(sparse) > target) {
     for (let i = 0; i < iterations; i++) {
-      const mid = round(knob.logScale ? Math.sqrt(lo * hi) : (lo + hi) / 2);
-      if (mid <= lo || mid >= hi) break;
-      if (measure(mid) > target) lo = mid; // too sparse: grow the setting
-      else hi = mid;
+      const mid = round(knob.logScale ? Math.sqrt(sparse * dense) : (sparse + dense) / 2);
+      if (mid <= Math.min(sparse, dense) || mid >= Math.max(sparse, dense)) break;
+      if (measure(mid) > target) sparse = mid; // too sparse: move towards the dense end
+      else dense = mid;
     }
   }
   return { ...best, evaluations };

@@ -2,16 +2,17 @@
  * The chunked-prefill engine: a scheduler, a paged KV cache, a QKV producer (the model) and a
  * paged-attention backend. Each step: schedule chunks; for every chunk and layer, produce Q/K/V of
  * its tokens, write K/V into the cache, then attend over the chunk's visible blocks with its plan
- * (dense, TRISHAPE skipped blocks, or an XAttention block mask estimated from the chunk's queries
- * and every cached key); then decode steps, one token per sequence, dense over the whole cache.
+ * (skipped blocks and/or a method's block mask, as the sparse prefill mode's method decided: TRISHAPE
+ * skips blocks, XATTENTION estimates a mask from the chunk's queries and every cached key); then decode
+ * steps, one token per sequence, dense over the whole cache.
  *
  * Outputs are kept per sequence and layer ([1, H, totalLength, D], the latest computation of each
  * position) so tests can compare them with a dense reference over the whole sequence.
  */
 import { BlockMask } from '../core/block-mask.js';
-import { InvalidArgumentError, UnsupportedError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { HeadTensor } from '../core/tensor.js';
-import { createSparseMethod, sparseMethods } from '../methods/index.js';
+import { createSparseMethod } from '../methods/index.js';
 import { parseSchedulerConfig, resolveNumKvBlocks, type SchedulerConfig, type SchedulerConfigInput } from '../config/openvino.js';
 import type { AttentionBackend } from '../backends/backend.js';
 import { cpuBackend } from '../backends/cpu/index.js';
@@ -33,7 +34,8 @@ export interface ChunkRecord {
   phase: 'prefill' | 'decode';
   kind: ScheduledChunk['plan']['kind'];
   skippedBlocks: number[];
-  xattentionThreshold: number | null;
+  /** The method's threshold for this chunk (XAttention's tau); null when dense or thresholdless. */
+  threshold: number | null;
   /** (query, key) pairs attended, and causally possible, over heads and layers. */
   keptPairs: number;
   totalPairs: number;
@@ -126,12 +128,12 @@ export class Engine {
     const blockTable = this.cache.blockTable(seqId);
     const record: ChunkRecord = {
       step, start, length, phase: chunk.phase, kind: plan.kind, skippedBlocks: plan.skippedBlocks,
-      xattentionThreshold: plan.xattentionThreshold, keptPairs: 0, totalPairs: 0,
+      threshold: plan.threshold, keptPairs: 0, totalPairs: 0,
     };
     for (let layer = 0; layer < this.model.numLayers; layer++) {
       const { q, k, v } = this.model.qkv(layer, seqId, start, length);
       this.cache.write(layer, seqId, start, k, v);
-      const mask = plan.xattentionThreshold === null ? undefined : await this.xattentionMask(layer, blockTable, q, contextLength, plan.xattentionThreshold);
+      const mask = plan.mask ? await this.chunkMask(plan.mask, layer, blockTable, q, contextLength, plan.visibleBlocks) : undefined;
       const out = await this.backend.pagedAttention({ cache: this.cache, layer, blockTable, q, contextLength, visibleBlocks: plan.visibleBlocks, mask });
       this.storeOutput(seqId, layer, start, out);
       const pairs = countPairs(q.heads, start, length, this.visibleTokens(plan.visibleBlocks, contextLength), mask);
@@ -141,16 +143,16 @@ export class Engine {
     this.record(seqId).chunks.push(record);
   }
 
-  /** XAttention's block mask for the chunk's queries against every cached key (queries right-aligned). */
-  private async xattentionMask(layer: number, blockTable: number[], q: HeadTensor, contextLength: number, threshold: number): Promise<BlockMask> {
-    if (!sparseMethods.has('xattention')) {
-      throw new UnsupportedError('XATTENTION mode needs the "xattention" method, which is not registered in this build');
-    }
-    const sa = this.config.sparseAttentionConfig;
-    const all = Array.from({ length: this.cache.blocksFor(contextLength) }, (_, b) => b);
-    const { k } = this.cache.gatherBlocks(layer, blockTable, all, contextLength);
-    const params = { threshold, blockSize: sa.xattentionBlockSize, stride: sa.xattentionStride };
-    const method = createSparseMethod('xattention', params);
+  /**
+   * The chunk method's block mask for the chunk's queries against its visible keys (queries
+   * right-aligned), planned by the backend where it has a plan hook (XAttention's estimation on the
+   * GPU), else by the method on the CPU.
+   */
+  private async chunkMask(
+    spec: NonNullable<ScheduledChunk['plan']['mask']>, layer: number, blockTable: number[], q: HeadTensor, contextLength: number, visibleBlocks: readonly number[],
+  ): Promise<BlockMask> {
+    const { k } = this.cache.gatherBlocks(layer, blockTable, visibleBlocks, contextLength);
+    const method = createSparseMethod(spec.method, spec.settings);
     const plan = this.backend.methodHooks?.(method)?.plan;
     const opts = { causal: true, phase: 'prefill' as const };
     return (plan ? await plan(q, k, opts) : method.planBlockMask(q, k, opts)).mask;

@@ -1,14 +1,18 @@
 /**
  * What one scheduled chunk of one sequence may attend to, decided before any attention runs
- * (OpenVINO GenAI puts the same facts in its scheduler output): the logical KV blocks it skips
- * (TRISHAPE), the XAttention threshold (XATTENTION, null = dense), and so the visible blocks.
- * Layer- and head-independent; a method's block mask (XAttention) is planned per layer later.
+ * (OpenVINO GenAI puts the same facts in its scheduler output). The sparse prefill mode of the
+ * config names a method through the registry (the descriptor whose engine hook serves that mode:
+ * tri_shape for TRISHAPE, xattention for XATTENTION); its planner gives the logical KV blocks the
+ * chunk skips and the settings of a per-layer block mask (null = none), and so the visible blocks.
+ * Layer- and head-independent; the mask itself is planned per layer by the engine.
  */
 import { type SchedulerConfig, SparseAttentionMode } from '../config/openvino.js';
-import { TriShapeTokenSkipper } from '../methods/tri-shape/trishape-skipper.js';
-import { xattentionChunkThreshold } from '../methods/xattention/xattention-chunk-rule.js';
+import { UnsupportedError } from '../core/errors.js';
+import type { ChunkDecision, EngineChunk, MethodDescriptor } from '../methods/descriptor.js';
+import { sparseMethods } from '../methods/index.js';
 
-export type ChunkAttentionKind = 'dense' | 'trishape' | 'xattention';
+/** 'dense', or the engine kind of the method that made the chunk sparse ('trishape', 'xattention'). */
+export type ChunkAttentionKind = string;
 
 export interface ChunkPlan {
   kind: ChunkAttentionKind;
@@ -16,46 +20,41 @@ export interface ChunkPlan {
   skippedBlocks: number[];
   /** Logical blocks it attends to: every block of [0, start + length) not skipped (ascending). */
   visibleBlocks: number[];
-  /** XAttention threshold for this chunk; null when the chunk is dense. */
-  xattentionThreshold: number | null;
+  /** The method whose block mask each layer plans over the visible keys; null: no mask. */
+  mask: { method: string; settings: Record<string, unknown> } | null;
+  /** The method's threshold for this chunk (XAttention's tau); null when the chunk is dense or has none. */
+  threshold: number | null;
 }
 
-export interface ChunkToPlan {
-  promptLength: number;
-  /** Tokens of the sequence already in the cache (processed before this chunk). */
-  start: number;
-  length: number;
+export type ChunkToPlan = EngineChunk;
+
+/** The registered method that serves a sparse prefill mode, or an error naming the mode. */
+export function engineMethodFor(mode: SparseAttentionMode): MethodDescriptor {
+  const name = SparseAttentionMode[mode];
+  const d = sparseMethods.descriptors().find((m) => m.engine?.mode === name);
+  if (!d) throw new UnsupportedError(`sparse prefill mode ${name} needs a registered method with an engine hook for it; none is registered in this build`);
+  return d;
 }
 
 /** Builds chunk plans from a parsed SchedulerConfig. */
 export class SparsePrefillPlanner {
-  private readonly skipper: TriShapeTokenSkipper | null;
+  private readonly method: MethodDescriptor | null;
+  private readonly decide: ((chunk: EngineChunk) => ChunkDecision | null) | null;
 
   constructor(readonly config: SchedulerConfig) {
-    const sa = config.sparseAttentionConfig;
-    this.skipper = config.useSparseAttention && sa.mode === SparseAttentionMode.TRISHAPE
-      ? new TriShapeTokenSkipper(config.kvBlockSize, sa.numLastDenseTokensInPrefill, sa.numRetainedStartTokensInCache, sa.numRetainedRecentTokensInCache)
-      : null;
+    this.method = config.useSparseAttention ? engineMethodFor(config.sparseAttentionConfig.mode) : null;
+    this.decide = this.method ? this.method.engine!.planner(config) : null;
   }
 
   plan(chunk: ChunkToPlan): ChunkPlan {
-    const { promptLength, start, length } = chunk;
-    const sa = this.config.sparseAttentionConfig;
-    let kind: ChunkAttentionKind = 'dense';
-    let skippedBlocks: number[] = [];
-    let xattentionThreshold: number | null = null;
-    // OpenVINO applies the skipper only while the chunk stays inside the prompt (after <= promptLength).
-    if (this.skipper && start + length <= promptLength) {
-      skippedBlocks = this.skipper.skippedBlocks({ promptLength, processed: start, scheduled: length });
-      if (skippedBlocks.length > 0) kind = 'trishape';
-    } else if (this.config.useSparseAttention && sa.mode === SparseAttentionMode.XATTENTION) {
-      xattentionThreshold = xattentionChunkThreshold({ promptLength, processed: start, scheduled: length }, sa.xattentionThreshold, sa.numLastDenseTokensInPrefill);
-      if (xattentionThreshold !== null) kind = 'xattention';
-    }
+    const decision = this.decide?.(chunk) ?? null;
+    const skippedBlocks = decision?.skippedBlocks ?? [];
+    const mask = decision?.maskSettings ? { method: this.method!.name, settings: decision.maskSettings } : null;
+    const sparse = decision !== null && (skippedBlocks.length > 0 || mask !== null);
     const skipped = new Set(skippedBlocks);
     const visibleBlocks: number[] = [];
-    const numBlocks = Math.ceil((start + length) / this.config.kvBlockSize);
+    const numBlocks = Math.ceil((chunk.start + chunk.length) / this.config.kvBlockSize);
     for (let b = 0; b < numBlocks; b++) if (!skipped.has(b)) visibleBlocks.push(b);
-    return { kind, skippedBlocks, visibleBlocks, xattentionThreshold };
+    return { kind: sparse ? this.method!.engine!.kind : 'dense', skippedBlocks, visibleBlocks, mask, threshold: decision?.threshold ?? null };
   }
 }

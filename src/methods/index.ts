@@ -1,25 +1,19 @@
 /**
- * The built-in methods, as one plain table, and the default registry built from it.
- * A new method is one file in this folder and one row here.
+ * The built-in methods, as one plain table of descriptors (each from its folder's index.ts), and
+ * the default registry built from it. A new method is one folder and one row here, or a
+ * `sparseMethods.add(descriptor)` call from anywhere.
  */
-import { DenseMethod } from './dense/dense.js';
-import { FlashSkipSoftmax, FlashSkipSoftmaxSequential } from './flash-skip-softmax/flash-skip-softmax.js';
-import { TriShapeMethod } from './tri-shape/tri-shape.js';
-import { XAttentionMethod } from './xattention/xattention.js';
-import { SageSlaMethod } from './sage-sla/sage-sla.js';
-import { SlaMethod } from './sla/sla.js';
+import { DENSE } from './dense/index.js';
+import { FLASH_SKIP_SOFTMAX_V1, FLASH_SKIP_SOFTMAX_V2 } from './flash-skip-softmax/index.js';
+import { SAGE_SLA } from './sage-sla/index.js';
+import { SLA } from './sla/index.js';
+import { TRI_SHAPE } from './tri-shape/index.js';
+import { XATTENTION } from './xattention/index.js';
+import type { MethodDescriptor } from './descriptor.js';
 import type { SparseMethodClass } from './method.js';
-import { MethodRegistry, type RegisteredMethod } from './registry.js';
+import { MethodRegistry } from './registry.js';
 
-export const BUILTIN_METHODS: readonly RegisteredMethod[] = [
-  { name: 'dense', version: 'v1', cls: DenseMethod },
-  { name: 'flash_skip_softmax', version: 'v1', cls: FlashSkipSoftmax },
-  { name: 'flash_skip_softmax', version: 'v2', cls: FlashSkipSoftmaxSequential },
-  { name: 'tri_shape', version: 'v1', cls: TriShapeMethod },
-  { name: 'xattention', version: 'v1', cls: XAttentionMethod },
-  { name: 'sla', version: 'v1', cls: SlaMethod },
-  { name: 'sage_sla', version: 'v1', cls: SageSlaMethod },
-];
+export const BUILTIN_METHODS: readonly MethodDescriptor[] = [DENSE, FLASH_SKIP_SOFTMAX_V1, FLASH_SKIP_SOFTMAX_V2, TRI_SHAPE, XATTENTION, SLA, SAGE_SLA];
 
 export const sparseMethods = new MethodRegistry(BUILTIN_METHODS);
 

@@ -4,6 +4,7 @@
  * newer than `v9`; `get(name)` without a version returns the newest.
  */
 import { InvalidArgumentError, SparseAttentionError } from '../core/errors.js';
+import type { MethodDescriptor } from './descriptor.js';
 import type { SparseMethodClass } from './method.js';
 
 const VERSION = /^v(\d+)(\.\d+)*$/;
@@ -18,20 +19,23 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-export interface RegisteredMethod {
-  name: string;
-  version: string;
-  cls: SparseMethodClass;
-}
+/** A registry row: a method's descriptor (at least its name, version and class). */
+export type RegisteredMethod = MethodDescriptor;
 
 export class MethodRegistry {
-  private readonly table = new Map<string, Map<string, SparseMethodClass>>();
+  private readonly table = new Map<string, Map<string, MethodDescriptor>>();
 
-  constructor(entries: readonly RegisteredMethod[] = []) {
-    for (const e of entries) this.register(e.name, e.version, e.cls);
+  constructor(entries: readonly MethodDescriptor[] = []) {
+    for (const e of entries) this.add(e);
   }
 
+  /** Registers a bare class: a descriptor with no knob, demo, bench or engine entries (their defaults apply). */
   register(name: string, version: string, cls: SparseMethodClass): void {
+    this.add({ name, version, cls });
+  }
+
+  add(descriptor: MethodDescriptor): void {
+    const { name, version } = descriptor;
     if (typeof name !== 'string' || !/^[a-z][a-z0-9_]*$/.test(name)) {
       throw new InvalidArgumentError('method name', name, 'snake_case letters, digits and underscores, starting with a letter');
     }
@@ -39,22 +43,27 @@ export class MethodRegistry {
     let versions = this.table.get(name);
     if (!versions) this.table.set(name, (versions = new Map()));
     if (versions.has(version)) {
-      throw new SparseAttentionError(`sparse method "${name}" version ${version} is already registered (by ${versions.get(version)!.name || 'an anonymous class'})`);
+      throw new SparseAttentionError(`sparse method "${name}" version ${version} is already registered (by ${versions.get(version)!.cls.name || 'an anonymous class'})`);
     }
-    versions.set(version, cls);
+    versions.set(version, descriptor);
   }
 
   get(name: string, version?: string): SparseMethodClass {
+    return this.descriptor(name, version).cls;
+  }
+
+  /** The descriptor of `name` at `version`, or its newest. */
+  descriptor(name: string, version?: string): MethodDescriptor {
     const versions = this.table.get(name);
     if (!versions) {
       throw new SparseAttentionError(`unknown sparse method "${name}"; registered: ${this.describe()}`);
     }
     if (version === undefined) return versions.get(this.latest(name))!;
-    const cls = versions.get(version);
-    if (!cls) {
+    const d = versions.get(version);
+    if (!d) {
       throw new SparseAttentionError(`sparse method "${name}" has no version ${version}; registered versions: ${this.versions(name).join(', ')}`);
     }
-    return cls;
+    return d;
   }
 
   has(name: string, version?: string): boolean {
@@ -71,6 +80,11 @@ export class MethodRegistry {
     const v = this.versions(name);
     if (v.length === 0) throw new SparseAttentionError(`unknown sparse method "${name}"; registered: ${this.describe()}`);
     return v[v.length - 1];
+  }
+
+  /** The newest descriptor of every method, by name. */
+  descriptors(): MethodDescriptor[] {
+    return [...this.table.keys()].sort().map((name) => this.descriptor(name));
   }
 
   list(): { name: string; versions: string[]; latest: string; description: string }[] {

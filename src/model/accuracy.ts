@@ -18,7 +18,7 @@ import { buildNeedlePrompt, type NeedlePrompt } from './needle.js';
 import { type PromptScore, scorePrompt } from './prompt-score.js';
 import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
 import { desparsify, sparsify } from './sparsify.js';
-import { type CapturedAttention, SPARSITY_KNOBS, searchSetting } from './sparsity-search.js';
+import { type CapturedAttention, searchSetting } from './sparsity-search.js';
 
 export interface AccuracyOptions {
   lengths: number[];
@@ -83,7 +83,7 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
   const targets = opts.targets ?? [0.5, 0.8];
   const denseLayers = requireInteger('denseLayers', opts.denseLayers ?? 0, 0, model.config.numLayers);
   const rng = new Rng(opts.seed ?? 1);
-  const perLength = 1 + methods.reduce((a, m) => a + 1 + (SPARSITY_KNOBS[m] ? targets.length : 0), 0);
+  const perLength = 1 + methods.reduce((a, m) => a + 1 + (sparseMethods.descriptor(m).knob ? targets.length : 0), 0);
   const total = opts.lengths.length * opts.prompts * perLength;
   let done = 0;
   const tick = (label: string) => opts.onProgress?.(done, total, label);
@@ -135,7 +135,7 @@ export function newReport(opts: AccuracyOptions, rows: AccuracyRow[]): AccuracyR
 
 function variantsOf(method: string, targets: number[], captured: CapturedAttention[], length: number): Variant[] {
   const out: Variant[] = [{ method, label: 'default', settings: {} }];
-  const knob = SPARSITY_KNOBS[method];
+  const knob = sparseMethods.descriptor(method).knob;
   if (!knob) return out;
   for (const target of targets) {
     const r = searchSetting(method, knob, target, captured, length);

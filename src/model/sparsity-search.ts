@@ -7,37 +7,9 @@
  * run is near, not exactly at, the target (the eval reports the measured value).
  */
 import type { HeadTensor } from '../core/tensor.js';
+import { bisectKnob, knobMax, knobSettings } from '../calibration/knobs.js';
+import type { MethodKnob } from '../methods/descriptor.js';
 import { createSparseMethod } from '../methods/index.js';
-
-export interface SparsityKnob {
-  setting: string;
-  /** Search range for a prompt of `length` tokens. */
-  range(length: number): [number, number];
-  /** Bisect in log space (thresholds spanning decades). */
-  log?: boolean;
-  integer?: boolean;
-  /** Whether a larger value makes the method sparser. */
-  sparserWhenHigher: boolean;
-  /** Settings object for a value (default: { [setting]: value }). */
-  settings?(value: number): Record<string, unknown>;
-}
-
-/** The knob of each method we know; methods not listed are evaluated at their defaults only. */
-export const SPARSITY_KNOBS: Record<string, SparsityKnob> = {
-  tri_shape: { setting: 'localWindow', range: (L) => [1, L], integer: true, sparserWhenHigher: false },
-  xattention: { setting: 'threshold', range: () => [0.005, 1], sparserWhenHigher: false },
-  flash_skip_softmax: {
-    setting: 'threshold', range: () => [1e-9, 0.5], log: true, sparserWhenHigher: true,
-    // ModelOpt's default decode threshold; only the prefill one is searched (prefill is what we measure).
-    settings: (v) => ({ threshold: { prefill: v, decode: 1e-4 } }),
-  },
-  sla: { setting: 'topkRatio', range: () => [0.01, 1], sparserWhenHigher: false },
-  sage_sla: { setting: 'topkRatio', range: () => [0.01, 1], sparserWhenHigher: false },
-};
-
-export function knobSettings(knob: SparsityKnob, value: number): Record<string, unknown> {
-  return knob.settings ? knob.settings(value) : { [knob.setting]: value };
-}
 
 /** Q/K of one prefill attention call, as captured through LlamaModel.onAttention. */
 export interface CapturedAttention {
@@ -66,23 +38,8 @@ export interface SearchResult {
   plannedSparsity: number;
 }
 
-/** Bisects the knob for `steps` rounds and returns the probed value whose sparsity came closest to `target`. */
-export function searchSetting(method: string, knob: SparsityKnob, target: number, calls: readonly CapturedAttention[], length: number, steps = 7): SearchResult {
-  let [lo, hi] = knob.range(length);
-  const fwd = (x: number) => (knob.log ? Math.log(x) : x);
-  const inv = (y: number) => (knob.log ? Math.exp(y) : y);
-  let best: SearchResult | undefined;
-  for (let i = 0; i < steps; i++) {
-    let value = inv((fwd(lo) + fwd(hi)) / 2);
-    if (knob.integer) value = Math.round(value);
-    const settings = knobSettings(knob, value);
-    const s = plannedSparsity(method, settings, calls);
-    if (!best || Math.abs(s - target) < Math.abs(best.plannedSparsity - target)) best = { value, settings, plannedSparsity: s };
-    // Too sparse: move towards the dense end of the range; too dense: towards the sparse end.
-    const moveUp = (s > target) !== knob.sparserWhenHigher;
-    if (moveUp) lo = value;
-    else hi = value;
-    if (knob.integer && hi - lo <= 1) break;
-  }
-  return best!;
+/** Bisects the knob (`steps` rounds after its two ends) and returns the probed value whose sparsity came closest to `target`. */
+export function searchSetting(method: string, knob: MethodKnob, target: number, calls: readonly CapturedAttention[], length: number, steps = 7): SearchResult {
+  const r = bisectKnob((x) => plannedSparsity(method, knobSettings(knob, x), calls), knob, knobMax(knob, length), target, steps);
+  return { value: r.value, settings: knobSettings(knob, r.value), plannedSparsity: r.measured };
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { calibrate, type CalibrationResult, createCalibratedMethod } from '../../calibration/calibrate.js';
-import { CALIBRATION_KNOBS } from '../../calibration/knobs.js';
+import { sparseMethods } from '../../methods/index.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { formatTable } from '../../core/stats.js';
 import { structuredQKV } from '../../core/structured-inputs.js';
@@ -124,8 +124,8 @@ export interface CalibrationRunOptions {
 
 /** Calibrates on seeds seed.., then measures the calibrated method on seeds seed+1000.. (shared with the benchmark). */
 export function runCalibration(o: CalibrationRunOptions, progress: (m: string) => void = () => {}): { result: CalibrationResult; rows: CalibrateRow[] } {
-  if (o.decode && CALIBRATION_KNOBS[o.method]?.kind !== 'exponential_fit') {
-    throw new InvalidArgumentError('--decode', true, `absent for ${o.method} (only flash_skip_softmax calibrates the decode phase)`);
+  if (o.decode && (!sparseMethods.has(o.method) || sparseMethods.descriptor(o.method).knob?.fit !== 'exponential')) {
+    throw new InvalidArgumentError('--decode', true, `absent for ${o.method} (only methods calibrated by a fit, flash_skip_softmax, calibrate the decode phase)`);
   }
   const phases: ('prefill' | 'decode')[] = o.decode ? ['prefill', 'decode'] : ['prefill'];
   const inputsFor = (seed0: number) => phases.flatMap((phase) => o.lengths.flatMap((length) => Array.from({ length: o.samples }, (_, s) => ({

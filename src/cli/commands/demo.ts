@@ -87,13 +87,9 @@ max abs error and relative L2 error of the output against dense attention, and t
   },
 };
 
-/**
- * Defaults everywhere except tri-shape, whose default window (3968 tokens) would make it dense at
- * demo lengths: its window scales with the input so the demo shows its pattern.
- */
+/** The settings a method's descriptor asks the demo to run at (default: the method's defaults). */
 export function demoSettings(method: string, length: number): Record<string, unknown> {
-  if (method === 'tri_shape') return { localWindow: Math.max(16, Math.floor(length / 4)), sinkTokens: 64, lastDenseQueries: 64 };
-  return {};
+  return sparseMethods.descriptor(method).demoSettings?.(length) ?? {};
 }
 
 /** Every registered method (latest version) against dense attention on the same inputs. */
