@@ -84,7 +84,7 @@ export { plannedSparsity, searchSetting, type CapturedAttention, type SearchResu
 export { formatAccuracyTable, machineName, runAccuracyEval, sparseConfigFor, type AccuracyOptions, type AccuracyReport, type AccuracyRow } from './model/accuracy.js';
 export { LlamaEngineProducer, generateWithEngine, type EngineGeneration } from './model/engine-runner.js';
 // WebGPU backend and backend selection (the npm `webgpu` package itself is imported only on first device use)
-export { createBackend, resolveBackend, BACKEND_CHOICES, type BackendChoice } from './backends/index.js';
+export { createBackend, resolveBackend, BACKEND_CHOICES, BACKEND_NAMES, BACKEND_ALIASES, parseBackendChoice, type BackendChoice } from './backends/index.js';
 export { gatherPagedKv } from './backends/cpu/paged-kv.js';
 export * from './backends/webgpu/index.js';
 // Benchmarks: case lists with FLOPs/bytes and the validate-then-time harness (browser-safe; the node-only

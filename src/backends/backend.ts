@@ -14,7 +14,26 @@ import type { BlockMask } from '../core/block-mask.js';
 import type { HeadTensor } from '../core/tensor.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';
 
-export type BackendName = 'cpu' | 'webgpu';
+
+import { InvalidArgumentError } from '../core/errors.js';
+
+/** Every backend, by the name a user writes; backends/index.ts has one loader per name. */
+export const BACKEND_NAMES = ['cpu', 'webgpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+/** 'auto': WebGPU when an adapter exists, else the CPU. */
+export type BackendChoice = BackendName | 'auto';
+export const BACKEND_CHOICES: readonly BackendChoice[] = [...BACKEND_NAMES, 'auto'];
+/** Other names accepted for a backend: "pytorch" is ModelOpt's name for the reference implementation (our CPU backend). */
+export const BACKEND_ALIASES: Readonly<Record<string, BackendName>> = { pytorch: 'cpu' };
+
+/** A backend name, alias or 'auto' as written by a user → the choice; the error names `field` and every accepted name. */
+export function parseBackendChoice(field: string, value: unknown): BackendChoice {
+  if (typeof value === 'string') {
+    if ((BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
+    if (value in BACKEND_ALIASES) return BACKEND_ALIASES[value];
+  }
+  throw new InvalidArgumentError(field, value, `one of ${BACKEND_CHOICES.map((c) => `"${c}"`).join(', ')}`);
+}
 
 /**
  * What a paged-attention kernel reads of the engine's cache: per layer, keys and values as

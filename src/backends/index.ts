@@ -1,32 +1,38 @@
 /**
- * Backend selection by name. The WebGPU backend is imported dynamically, so choosing 'cpu' never
- * loads Dawn or any WebGPU code.
+ * Backend selection: one loader per backend name, each imported on first use, so choosing 'cpu'
+ * never loads Dawn or any WebGPU code. Names, aliases and 'auto' are defined in backend.ts.
  *   'cpu'    the reference backend
  *   'webgpu' the default WebGPU device; throws the one clear error when there is no adapter
  *   'auto'   WebGPU when an adapter exists, else CPU
  */
-import { InvalidArgumentError, UnsupportedError } from '../core/errors.js';
-import type { AttentionBackend } from './backend.js';
-import { cpuBackend } from './cpu/index.js';
+import { UnsupportedError } from '../core/errors.js';
+import { type AttentionBackend, type BackendChoice, type BackendName, parseBackendChoice } from './backend.js';
 
-export type BackendChoice = 'cpu' | 'webgpu' | 'auto';
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['cpu', 'webgpu', 'auto'];
+/** One row per backend: a new backend is a folder and a row here. */
+export const BACKEND_LOADERS: Readonly<Record<BackendName, () => Promise<AttentionBackend>>> = {
+  cpu: async () => (await import('./cpu/index.js')).cpuBackend,
+  webgpu: async () => {
+    const { webgpuBackend } = await import('./webgpu/index.js');
+    await webgpuBackend.context(); // acquire now, so "no adapter" surfaces here
+    return webgpuBackend;
+  },
+};
 
-export async function createBackend(choice: BackendChoice = 'auto'): Promise<AttentionBackend> {
-  if (!BACKEND_CHOICES.includes(choice)) throw new InvalidArgumentError('backend', choice, `one of ${BACKEND_CHOICES.map((c) => `"${c}"`).join(', ')}`);
-  if (choice === 'cpu') return cpuBackend;
-  const webgpu = await import('./webgpu/index.js');
+/** The backend a name, alias or 'auto' selects. */
+export async function createBackend(choice: BackendChoice | string = 'auto'): Promise<AttentionBackend> {
+  const c = parseBackendChoice('backend', choice);
+  if (c !== 'auto') return BACKEND_LOADERS[c]();
   try {
-    await webgpu.webgpuBackend.context(); // acquire now, so "no adapter" surfaces here
-    return webgpu.webgpuBackend;
+    return await BACKEND_LOADERS.webgpu();
   } catch (err) {
-    if (choice === 'auto' && err instanceof UnsupportedError) return cpuBackend;
+    if (err instanceof UnsupportedError) return BACKEND_LOADERS.cpu();
     throw err;
   }
 }
 
-/** A backend object as given, or the one a name selects. */
+/** A backend object as given, or the one a name selects; the CPU reference when omitted. */
 export async function resolveBackend(backend: AttentionBackend | BackendChoice | undefined): Promise<AttentionBackend> {
-  if (backend === undefined) return cpuBackend;
-  return typeof backend === 'string' ? createBackend(backend) : backend;
+  return typeof backend === 'object' ? backend : createBackend(backend ?? 'cpu');
 }
+
+export { BACKEND_ALIASES, BACKEND_CHOICES, BACKEND_NAMES, parseBackendChoice, type BackendChoice, type BackendName } from './backend.js';

@@ -4,6 +4,7 @@
  * queries rather than a fenced wall clock, provides `timeBlockSparse`).
  */
 import { cpus } from 'node:os';
+import { BACKEND_ALIASES, BACKEND_NAMES, type BackendName } from '../backends/backend.js';
 import { cpuBackend } from '../backends/cpu/index.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { type BenchCase, denseFlops } from './cases.js';
@@ -26,14 +27,16 @@ export const cpuTarget: BenchTarget = {
   },
 };
 
-export const BENCH_TARGETS: Record<string, () => Promise<BenchTarget>> = {
+/** One row per backend name (backends/backend.ts), so a new backend without a bench target does not compile. */
+export const BENCH_TARGETS: Readonly<Record<BackendName, () => Promise<BenchTarget>>> = {
   cpu: async () => cpuTarget,
   // Imported on use, so choosing the CPU never loads Dawn.
   webgpu: async () => (await import('./webgpu-target.js')).webgpuTarget(),
 };
 
+/** The bench target of a backend name or alias ('auto' is not one: a benchmark names what it times). */
 export async function benchTarget(name: string): Promise<BenchTarget> {
-  const make = BENCH_TARGETS[name];
-  if (!make) throw new InvalidArgumentError('--backend', name, `one of ${Object.keys(BENCH_TARGETS).join(', ')}`);
-  return make();
+  const choice = name in BACKEND_ALIASES ? BACKEND_ALIASES[name] : name;
+  if (!(BACKEND_NAMES as readonly string[]).includes(choice)) throw new InvalidArgumentError('--backend', name, `one of ${BACKEND_NAMES.join(', ')}`);
+  return BENCH_TARGETS[choice as BackendName]();
 }

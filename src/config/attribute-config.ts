@@ -11,12 +11,8 @@
  * CPU backend is. It is kept as written in the config and becomes "cpu" when resolved.
  */
 import { z } from 'zod';
+import { BACKEND_ALIASES, BACKEND_NAMES, type BackendName } from '../backends/backend.js';
 import type { Phase } from '../core/stats.js';
-
-export type BackendChoice = 'cpu' | 'webgpu';
-export const BACKENDS: readonly BackendChoice[] = ['cpu', 'webgpu'];
-/** Accepted on load for ModelOpt compatibility; resolves to its value here. */
-export const BACKEND_ALIASES: Readonly<Record<string, BackendChoice>> = { pytorch: 'cpu' };
 
 export type PhaseThreshold = { prefill: number; decode: number };
 export type Threshold = number | PhaseThreshold;
@@ -44,7 +40,7 @@ export interface SparseAttentionAttributeInput {
   threshold?: Threshold;
   br?: number;
   bc?: number;
-  backend?: BackendChoice | 'pytorch';
+  backend?: BackendName | 'pytorch';
   is_causal?: boolean;
   calibration?: CalibrationInput | null;
   /** Method-specific settings. */
@@ -58,7 +54,7 @@ export interface SparseAttentionAttributeConfig {
   threshold: Threshold;
   br: number;
   bc: number;
-  backend: BackendChoice;
+  backend: BackendName;
   is_causal: boolean;
   calibration: CalibrationConfig | null;
   [extra: string]: unknown;
@@ -116,9 +112,9 @@ const calibration = z.strictObject({
   threshold_trials: z.array(trial, { error: 'a non-empty array of numbers in (0, 1)' }).min(1, { error: 'a non-empty array of numbers in (0, 1)' }).optional(),
 }, { error: 'null or an object {target_sparse_ratio, samples, max_seqlen, threshold_trials}' });
 
-const backendNames = [...BACKENDS, ...Object.keys(BACKEND_ALIASES)];
+const backendNames: string[] = [...BACKEND_NAMES, ...Object.keys(BACKEND_ALIASES)];
 const backend = z.custom<string>((v) => typeof v === 'string' && backendNames.includes(v), {
-  error: `one of ${BACKENDS.map((b) => JSON.stringify(b)).join(', ')} (or "pytorch", ModelOpt's name for the reference implementation, read as "cpu")`,
+  error: `one of ${BACKEND_NAMES.map((b) => JSON.stringify(b)).join(', ')} (or "pytorch", ModelOpt's name for the reference implementation, read as "cpu")`,
 });
 
 /** One sparse_cfg entry; unknown fields pass through (method-specific). */
@@ -160,7 +156,7 @@ export function fillAttributeDefaults(entry: SparseAttentionAttributeInput): Spa
   return {
     ...merged,
     threshold: typeof merged.threshold === 'object' ? { ...(merged.threshold as PhaseThreshold) } : (merged.threshold as number),
-    backend: BACKEND_ALIASES[written] ?? (written as BackendChoice),
+    backend: BACKEND_ALIASES[written] ?? (written as BackendName),
     calibration: resolveCalibration(entry.calibration),
   } as SparseAttentionAttributeConfig;
 }

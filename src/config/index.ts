@@ -1,7 +1,7 @@
 /** The configuration layer: ModelOpt-style SparseAttentionConfig, JSON load/save, resolution by module name. */
 export {
-  ATTRIBUTE_DEFAULTS, BACKEND_ALIASES, BACKENDS, CALIBRATION_DEFAULTS, DEFAULT_THRESHOLD_TRIALS, fillAttributeDefaults, resolveCalibration, thresholdForPhase,
-  type BackendChoice, type CalibrationConfig, type CalibrationInput, type PhaseThreshold, type SparseAttentionAttributeConfig, type SparseAttentionAttributeInput, type Threshold,
+  ATTRIBUTE_DEFAULTS, CALIBRATION_DEFAULTS, DEFAULT_THRESHOLD_TRIALS, fillAttributeDefaults, resolveCalibration, thresholdForPhase,
+  type CalibrationConfig, type CalibrationInput, type PhaseThreshold, type SparseAttentionAttributeConfig, type SparseAttentionAttributeInput, type Threshold,
 } from './attribute-config.js';
 export {
   DEFAULT_PATTERN, FLASH_SKIP_SOFTMAX_CONFIG_DEFAULT, SPARSE_ATTENTION_CONFIG_DEFAULT, flashSkipSoftmaxConfig, patternLabel, sparseAttentionConfig,

@@ -13,7 +13,7 @@
  */
 import type { AttentionBackend } from '../backends/backend.js';
 import { cpuBackend } from '../backends/cpu/index.js';
-import type { BackendChoice } from '../config/attribute-config.js';
+import type { BackendName } from '../backends/backend.js';
 import { createModuleMethod, resolveModuleConfig } from '../config/resolve.js';
 import { type SparseAttentionConfig, type SparseAttentionConfigInput, sparseAttentionConfig } from '../config/sparse-config.js';
 import { UnsupportedError } from '../core/errors.js';
@@ -23,7 +23,7 @@ import type { LlamaModel } from './llama.js';
 
 export interface SparsifyOptions {
   /** Backends by config name; 'cpu' (ModelOpt's 'pytorch') is the CPU reference backend. */
-  backends?: Partial<Record<BackendChoice, AttentionBackend>>;
+  backends?: Partial<Record<BackendName, AttentionBackend>>;
 }
 
 export interface SparsifiedModule {
@@ -43,7 +43,7 @@ export interface SparsifyResult {
 
 export function sparsify(model: LlamaModel, config: SparseAttentionConfigInput | SparseAttentionConfig, opts: SparsifyOptions = {}): SparsifyResult {
   const cfg = sparseAttentionConfig(config as SparseAttentionConfigInput);
-  const backends: Partial<Record<BackendChoice, AttentionBackend>> = { cpu: cpuBackend, ...opts.backends };
+  const backends: Partial<Record<BackendName, AttentionBackend>> = { cpu: cpuBackend, ...opts.backends };
   const modules: SparsifiedModule[] = [];
   for (const module of model.attention) {
     const resolved = resolveModuleConfig(cfg, module.name);

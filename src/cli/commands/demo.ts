@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { sparseAttention } from '../../attention.js';
 import type { AttentionBackend } from '../../backends/backend.js';
-import { BACKEND_CHOICES, type BackendChoice, createBackend } from '../../backends/index.js';
+import { createBackend, parseBackendChoice } from '../../backends/index.js';
 import { cpuBackend } from '../../backends/cpu/index.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { formatTable } from '../../core/stats.js';
@@ -58,8 +58,7 @@ max abs error and relative L2 error of the output against dense attention, and t
       return n;
     };
     const causal = !values['non-causal'];
-    const choice = values.backend as BackendChoice;
-    if (!BACKEND_CHOICES.includes(choice)) throw new InvalidArgumentError('--backend', values.backend, BACKEND_CHOICES.join(' | '));
+    const choice = parseBackendChoice('--backend', values.backend);
     const { q, k, v } = structuredQKV({
       length: int('length', values.length), heads: int('heads', values.heads), kvHeads: int('kv-heads', values['kv-heads']),
       headDim: int('head-dim', values['head-dim']), seed: int('seed', values.seed),

@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
+import { type BackendChoice, type BackendName, parseBackendChoice } from '../../backends/backend.js';
 import { naiveAttention } from '../../backends/cpu/naive-attention.js';
+import { createBackend } from '../../backends/index.js';
 import { type SchedulerConfigInput } from '../../config/openvino.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { formatTable } from '../../core/stats.js';
@@ -10,7 +12,7 @@ import type { Command } from '../command.js';
 export interface PrefillWorkload {
   mode: 'trishape' | 'xattention' | 'dense';
   /** Paged attention (and XAttention estimation) on the CPU reference or on WebGPU; default cpu. */
-  backend?: 'cpu' | 'webgpu';
+  backend?: BackendChoice;
   lengths: number[];
   decodeTokens: number;
   chunk: number;
@@ -48,6 +50,8 @@ export interface PrefillRow {
 
 export interface PrefillReport {
   mode: PrefillWorkload['mode'];
+  /** The backend the engine ran on. */
+  backend: BackendName;
   steps: number;
   numKvBlocks: number;
   blockSize: number;
@@ -74,7 +78,7 @@ export async function runPrefillWorkload(w: PrefillWorkload): Promise<PrefillRep
     },
   };
   // Loaded on demand so a CPU run never loads Dawn.
-  const backend = w.backend === 'webgpu' ? (await import('../../backends/webgpu/index.js')).webgpuBackend : undefined;
+  const backend = await createBackend(w.backend ?? 'cpu');
   const engine = new Engine({ model, config, backend });
   w.lengths.forEach((promptLength, id) => engine.addRequest({ id, promptLength, decodeTokens: w.decodeTokens }));
   const t0 = performance.now();
@@ -90,7 +94,7 @@ export async function runPrefillWorkload(w: PrefillWorkload): Promise<PrefillRep
       maxAbsErrorVsDense: w.check ? maxErrorVsDense(engine, seq, prompt + w.decodeTokens) : null,
     };
   });
-  return { mode: w.mode, steps: steps.length, numKvBlocks: engine.cache.numBlocks, blockSize: w.blockSize, ms, rows };
+  return { mode: w.mode, backend: engine.backend.name, steps: steps.length, numKvBlocks: engine.cache.numBlocks, blockSize: w.blockSize, ms, rows };
 }
 
 function maxErrorVsDense(engine: Engine, seq: number, length: number): number {
@@ -129,7 +133,7 @@ query-key pairs not computed), steps held back for lack of KV blocks, and preemp
   --layers N --heads N --kv-heads N --head-dim N   model shape (default 2, 4, 2, 16)
   --seed N            (default 1)
   --check             also report max |output - dense attention| per sequence
-  --backend B         cpu | webgpu: where paged attention and XAttention estimation run (default cpu)
+  --backend B         cpu | webgpu | auto: where paged attention and XAttention estimation run (default cpu)
   --json              print the report as JSON`,
   async run(argv) {
     const { values: v } = parseArgs({
@@ -152,14 +156,14 @@ query-key pairs not computed), steps held back for lack of KV blocks, and preemp
       return n;
     };
     if (v.mode !== 'trishape' && v.mode !== 'xattention' && v.mode !== 'dense') throw new InvalidArgumentError('--mode', v.mode, 'one of trishape, xattention, dense');
-    if (v.backend !== 'cpu' && v.backend !== 'webgpu') throw new InvalidArgumentError('--backend', v.backend, 'cpu or webgpu');
+    const backend = parseBackendChoice('--backend', v.backend);
     const blockSize = int('block-size');
     if (blockSize !== 16 && blockSize !== 32) throw new InvalidArgumentError('--block-size', blockSize, '16 or 32');
     const given = v.lengths!.split(',').map((s) => Number(s.trim()));
     if (given.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError('--lengths', v.lengths, 'comma-separated integers >= 1');
     const n = int('sequences');
     const report = await runPrefillWorkload({
-      mode: v.mode, backend: v.backend, lengths: Array.from({ length: n }, (_, i) => given[i % given.length]), decodeTokens: int('decode', 0),
+      mode: v.mode, backend, lengths: Array.from({ length: n }, (_, i) => given[i % given.length]), decodeTokens: int('decode', 0),
       chunk: int('chunk'), blockSize, numKvBlocks: int('blocks', 0), layers: int('layers'), heads: int('heads'), kvHeads: int('kv-heads'),
       headDim: int('head-dim', 2), lastDense: int('last-dense', 0), startTokens: int('start-tokens', 0), recentTokens: int('recent-tokens', 0),
       threshold: Number(v.threshold), xattentionBlockSize: int('xa-block'), xattentionStride: int('xa-stride'), seed: int('seed', 0), check: v.check!,
@@ -168,7 +172,7 @@ query-key pairs not computed), steps held back for lack of KV blocks, and preemp
       console.log(JSON.stringify(report, null, 2));
       return 0;
     }
-    console.log(`prefill: mode ${report.mode}, ${report.rows.length} sequences, ${report.steps} steps, ${report.numKvBlocks} KV blocks of ${report.blockSize}, ${report.ms.toFixed(0)} ms (${v.backend === 'webgpu' ? 'WebGPU' : 'CPU'})`);
+    console.log(`prefill: mode ${report.mode}, ${report.rows.length} sequences, ${report.steps} steps, ${report.numKvBlocks} KV blocks of ${report.blockSize}, ${report.ms.toFixed(0)} ms (${report.backend === 'webgpu' ? 'WebGPU' : 'CPU'})`);
     const header = ['seq', 'prompt', 'decode', 'chunks', 'sparse chunks', 'skipped blocks', 'sparsity', 'held back', 'preempted'];
     if (v.check) header.push('max |err| vs dense');
     console.log(formatTable(header, report.rows.map((r) => [
