@@ -18,6 +18,9 @@ import { sparseMethods } from '../methods/index.js';
 
 export type InputKind = 'structured' | 'random';
 
+/** Dense FLOPs above which the CPU reference would take minutes per call (~1 GFLOP/s in JS); software GPU adapters share the limit. */
+export const CPU_MAX_FLOPS = 2e10;
+
 export interface BenchCase {
   method: string;
   settings: Record<string, unknown>;

@@ -7,11 +7,9 @@ import { cpus } from 'node:os';
 import { BACKEND_ALIASES, BACKEND_NAMES, type BackendName } from '../backends/backend.js';
 import { cpuBackend } from '../backends/cpu/index.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { type BenchCase, denseFlops } from './cases.js';
+import { type BenchCase, CPU_MAX_FLOPS, denseFlops } from './cases.js';
 import type { BenchTarget } from './harness.js';
 
-/** Dense FLOPs above which the CPU reference would take minutes per call (~1 GFLOP/s in JS). */
-export const CPU_MAX_FLOPS = 2e10;
 
 export const cpuTarget: BenchTarget = {
   name: 'cpu',
