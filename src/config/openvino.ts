@@ -4,7 +4,7 @@
  * Field names are OpenVINO's in camelCase; defaults are OpenVINO's. Validated with zod; every error
  * names the field, the value and what was expected (an InvalidArgumentError).
  *
- * Deliberate differences from OpenVINO (see README, "Engine"):
+ * Deliberate differences from OpenVINO (docs/engine.md):
  *  - `kvBlockSize` is part of the scheduler config (OpenVINO takes it from the device: 32 CPU, 16 GPU).
  *  - the cache is sized by `numKvBlocks` or `cacheSizeBytes`; OpenVINO's dynamic allocation (both 0)
  *    is not offered, so one of them is required.

@@ -85,7 +85,7 @@ export function stridedGeometry(queryLength: number, keyLength: number, params: 
  * The diagonal key block of query block a: the block holding the key position of the block's last
  * query. Equals the spec's a + nKB - nQB whenever (Lk - Lq) mod B does not push the last query past
  * it (always when Lq = Lk or B divides Lk - Lq); otherwise the spec's block would leave queries
- * without their own key (see README).
+ * without their own key (docs/methods/xattention.md).
  */
 export function diagonalBlock(g: StridedGeometry, a: number): number {
   const lastQuery = Math.min((a + 1) * g.blockSize, g.queryLength) - 1;
