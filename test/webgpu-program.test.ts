@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createBackend } from '../src/backends/index.js';
-import { attentionProgram, type AttentionSpec, tileKeys } from '../src/backends/webgpu/attention-program.js';
-import { formatAdapterReport } from '../src/backends/webgpu/device.js';
-import { compileProgram, ParamsLayout, programSource, variantKey, wgslConstants } from '../src/backends/webgpu/program.js';
+import { attentionProgram, type AttentionSpec, tileKeys } from '../src/backends/webgpu/attention/attention-program.js';
+import { formatAdapterReport } from '../src/backends/webgpu/runtime/webgpu-device.js';
+import { compileProgram, ParamsLayout, programSource, variantKey, wgslConstants } from '../src/backends/webgpu/runtime/program.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 
 /** Every value of every spec field the kernels are built with (head dims: the tested grid). */

@@ -19,7 +19,7 @@ import {
   type AttentionDispatchOptions, createOutputTensor, encodeAttention, GPU_METHOD_TIMERS, type GpuMethodPlan, type GpuMethodPlanner,
   planTriShapeOnGpu, planXAttentionOnGpu, readBlockMask, uploadArray, uploadTensor, webgpuBackend,
 } from '../backends/webgpu/index.js';
-import { fencedRuns, type KernelMs, profileRun } from '../backends/webgpu/pass-profiler.js';
+import { fencedRuns, type KernelMs, profileRun } from '../backends/webgpu/runtime/pass-profiler.js';
 import { type BenchCase, denseFlops } from './cases.js';
 import type { BenchTarget } from './harness.js';
 import { CPU_MAX_FLOPS } from './targets.js';

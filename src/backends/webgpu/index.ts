@@ -7,11 +7,11 @@ import { statsFromMask } from '../../core/stats.js';
 import { phaseOf } from '../../core/stats.js';
 import type { SparseAttentionMethod } from '../../methods/method.js';
 import { XAttentionMethod } from '../../methods/xattention.js';
-import { blockSparseAttentionWebGpu } from './block-sparse-attention.js';
-import { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS } from './method-runners.js';
-import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './device.js';
-import { pagedAttentionOnWebGpu } from './paged-backend.js';
-import { estimateXAttentionWebGpu } from './xattention-plan.js';
+import { blockSparseAttentionWebGpu } from './attention/block-sparse-attention.js';
+import { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS } from './methods/method-runners.js';
+import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './runtime/webgpu-device.js';
+import { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
+import { estimateXAttentionWebGpu } from './methods/xattention/xattention-plan.js';
 
 export interface WebGpuBackend extends AttentionBackend {
   readonly name: 'webgpu';
@@ -63,30 +63,30 @@ export const webgpuBackend: WebGpuBackend = createWebGpuBackend();
 export {
   createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, probeWebGpu, formatAdapterReport, isSoftwareDevice,
   DAWN_TOGGLES, OPTIONAL_FEATURES, type AdapterReport, type SubgroupMatrixConfig, type WebGpuContext, type WebGpuOptions,
-} from './device.js';
+} from './runtime/webgpu-device.js';
 export {
   ParamsLayout, variantKey, wgslConstants, programSource, compileProgram, encodeProgram,
   type KernelProgram, type KernelSpec, type CompiledProgram, type BindingSpec, type Dispatch,
-} from './program.js';
-export { attentionProgram, attentionParams, tileKeys, type AttentionSpec, type AttentionShape, MAX_HEAD_DIM } from './attention-program.js';
-export { encodeAttention, attentionSpecFor, type AttentionViews, type AttentionDispatchOptions, type BlockList, type PagedKvBinding } from './attention-dispatch.js';
-export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides, type GpuTensorView } from './buffers.js';
-export { flashAttentionWebGpu } from './flash-attention.js';
-export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './block-sparse-attention.js';
+} from './runtime/program.js';
+export { attentionProgram, attentionParams, tileKeys, type AttentionSpec, type AttentionShape, MAX_HEAD_DIM } from './attention/attention-program.js';
+export { encodeAttention, attentionSpecFor, type AttentionViews, type AttentionDispatchOptions, type BlockList, type PagedKvBinding } from './attention/attention-dispatch.js';
+export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides, type GpuTensorView } from './runtime/buffers.js';
+export { flashAttentionWebGpu } from './attention/webgpu-flash-attention.js';
+export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './attention/block-sparse-attention.js';
 // GPU plans of XAttention and tri-shape (gpu-xattn)
-export { planXAttentionOnGpu, planTriShapeOnGpu, runPlannedMethodWebGpu, type GpuMethodPlan, type GpuMethodPlanner } from './method-plans.js';
+export { planXAttentionOnGpu, planTriShapeOnGpu, runPlannedMethodWebGpu, type GpuMethodPlan, type GpuMethodPlanner } from './methods/method-plans.js';
 export {
   encodeXAttentionPlan, encodeXAttentionEstimate, encodeXAttentionSelection, estimateXAttentionWebGpu, selectXAttentionBlocksWebGpu, readXAttentionPlan,
   type GpuXAttentionPlan, type XAttentionGpuOptions,
-} from './xattention-plan.js';
-export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './xattention-estimate.js';
-export { xattentionSelectProgram, type XAttentionSelectSpec } from './xattention-select.js';
-export { encodeTriShapePlan, triShapeBlockMaskWebGpu, trishapeBlocksProgram, type GpuTriShapePlan } from './trishape-blocks.js';
-export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './block-list.js';
+} from './methods/xattention/xattention-plan.js';
+export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './methods/xattention/webgpu-xattention-estimate.js';
+export { xattentionSelectProgram, type XAttentionSelectSpec } from './methods/xattention/xattention-select.js';
+export { encodeTriShapePlan, triShapeBlockMaskWebGpu, trishapeBlocksProgram, type GpuTriShapePlan } from './methods/tri-shape/trishape-blocks.js';
+export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './attention/block-list.js';
 // GPU work of flash-skip-softmax and SLA (gpu-fssla)
 export {
   flashSkipAttentionWebGpu, encodeFlashSkipAttention, flashSkipAttentionProgram, flashSkipParams, flashSkipRows,
   type FlashSkipAttentionSpec, type FlashSkipGpuOptions, type FlashSkipGpuResult,
-} from './flash-skip-attention.js';
-export { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS, type GpuMethodRunner, type GpuMethodTimer } from './method-runners.js';
-export { pagedAttentionOnWebGpu } from './paged-backend.js';
+} from './methods/flash-skip-softmax/webgpu-flash-skip-attention.js';
+export { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS, type GpuMethodRunner, type GpuMethodTimer } from './methods/method-runners.js';
+export { pagedAttentionOnWebGpu } from './attention/paged-backend.js';

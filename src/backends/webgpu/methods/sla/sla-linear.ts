@@ -13,9 +13,9 @@
  *   sla-projection         os += Ol (identity) or Ol·Wᵀ + bias, in place   one thread per (row, e)
  * Sums are f32 here (f64 on the CPU): total-minus-selected loses a few more bits; tests allow it.
  */
-import type { FeatureMap } from '../../methods/sla-linear-part.js';
-import { LINEAR_EPS } from '../../methods/sla-linear-part.js';
-import { type BindingSpec, type KernelProgram, ParamsLayout } from './program.js';
+import type { FeatureMap } from '../../../../methods/sla-linear-part.js';
+import { LINEAR_EPS } from '../../../../methods/sla-linear-part.js';
+import { type BindingSpec, type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 import { GRID_FIELDS, GRID_WGSL } from './sla-grid.js';
 
 const MAIN = `${GRID_WGSL}

@@ -11,10 +11,10 @@
  *   thread t accumulates the value channels e = t, t + 64, … (≤ MAX_E per thread) from wTile and V.
  *   A thread per (row, e) would recompute every w_j Dv times; this computes it once.
  */
-import type { KernelProgram } from './program.js';
+import type { KernelProgram } from '../../runtime/program.js';
 import { GRID_WGSL } from './sla-grid.js';
 import { type LinearSpec, SLA_BLOCK_WGSL, slaLinearParams } from './sla-linear.js';
-import { LINEAR_EPS } from '../../methods/sla-linear-part.js';
+import { LINEAR_EPS } from '../../../../methods/sla-linear-part.js';
 
 /** Value channels per thread: Dv ≤ 64·MAX_E. */
 export const LINEAR_ROWS_MAX_E = 4;

@@ -11,12 +11,12 @@
  * The same pattern for every (b, h); the token rule travels with the list (the attention kernel
  * applies it inside kept blocks) except when the call is dense, as on the CPU.
  */
-import type { BlockMask, BlockMaskDims } from '../../core/block-mask.js';
-import { InvalidArgumentError } from '../../core/errors.js';
-import type { TriShapeTokenRule } from '../../core/token-rule.js';
-import { createStorage, encodeBlockList, flagWordsPerRow, grid2d, type GpuBlockList, readBlockMask } from './block-list.js';
-import type { WebGpuContext } from './device.js';
-import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
+import type { BlockMask, BlockMaskDims } from '../../../../core/block-mask.js';
+import { InvalidArgumentError } from '../../../../core/errors.js';
+import type { TriShapeTokenRule } from '../../../../core/token-rule.js';
+import { createStorage, encodeBlockList, flagWordsPerRow, grid2d, type GpuBlockList, readBlockMask } from '../../attention/block-list.js';
+import type { WebGpuContext } from '../../runtime/webgpu-device.js';
+import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 
 const WORKGROUP = 64;
 

@@ -24,7 +24,7 @@
  * mask blockRows % (16·SG) == 0 and blockCols % 64 == 0.
  */
 
-import { seq, SUBGROUP_MATRIX_PRELUDE } from './subgroup-matrix-wgsl.js';
+import { seq, SUBGROUP_MATRIX_PRELUDE } from '../runtime/subgroup-matrix-wgsl.js';
 
 export type TensorCoreAttentionSpec = {
   readonly headDim: 64 | 128;

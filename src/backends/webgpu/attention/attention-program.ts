@@ -21,8 +21,8 @@
  * A row that sees no key writes zeros. Tiles wholly above the causal diagonal of the workgroup's
  * last row are not loaded.
  */
-import type { DType } from '../../core/tensor.js';
-import { type BindingSpec, type KernelProgram, ParamsLayout } from './program.js';
+import type { DType } from '../../../core/tensor.js';
+import { type BindingSpec, type KernelProgram, ParamsLayout } from '../runtime/program.js';
 
 export type AttentionSpec = {
   readonly blocks: 'all' | 'csr';

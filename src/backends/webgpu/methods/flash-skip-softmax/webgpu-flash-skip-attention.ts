@@ -16,16 +16,16 @@
  *   kept [B, H, nQB, nKB] u32 (1 = computed) and counters [visited, skipped, raised rows] are written
  *   by the same dispatch (atomics), so the statistics need no second pass and no L×L readback.
  */
-import { type AttentionOptions, describeAttention } from '../../core/attention-shape.js';
-import { BlockMask } from '../../core/block-mask.js';
-import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
-import { type Phase, phaseOf } from '../../core/stats.js';
-import type { HeadTensor } from '../../core/tensor.js';
-import { type AttentionDispatchOptions, attentionDispatch, attentionSpecFor, type AttentionViews } from './attention-dispatch.js';
-import { attentionParams, attentionProgram, type AttentionShape, type AttentionSpec, attentionWgsl, tileKeys } from './attention-program.js';
-import { createOutputTensor, createStorageBuffer, readBuffer, readTensor, uploadTensor } from './buffers.js';
-import type { WebGpuContext } from './device.js';
-import { type BindingSpec, compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
+import { type AttentionOptions, describeAttention } from '../../../../core/attention-shape.js';
+import { BlockMask } from '../../../../core/block-mask.js';
+import { InvalidArgumentError, UnsupportedError } from '../../../../core/errors.js';
+import { type Phase, phaseOf } from '../../../../core/stats.js';
+import type { HeadTensor } from '../../../../core/tensor.js';
+import { type AttentionDispatchOptions, attentionDispatch, attentionSpecFor, type AttentionViews } from '../../attention/attention-dispatch.js';
+import { attentionParams, attentionProgram, type AttentionShape, type AttentionSpec, attentionWgsl, tileKeys } from '../../attention/attention-program.js';
+import { createOutputTensor, createStorageBuffer, readBuffer, readTensor, uploadTensor } from '../../runtime/buffers.js';
+import type { WebGpuContext } from '../../runtime/webgpu-device.js';
+import { type BindingSpec, compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 
 export type FlashSkipAttentionSpec = AttentionSpec & {
   /** Threads (= query rows) per workgroup: a power of two ≥ br, so one workgroup votes for the whole tile. */

@@ -9,14 +9,14 @@
  *
  *   q [B, H, Lq, D], k/v [B, Hkv, Lk, D|Dv] → out [B, H, Lq, Dv] in q's layout and dtype
  */
-import { type AttentionOptions, describeAttention } from '../../core/attention-shape.js';
-import type { BlockMask } from '../../core/block-mask.js';
-import { InvalidArgumentError } from '../../core/errors.js';
-import type { HeadTensor } from '../../core/tensor.js';
-import { checkMaskFits } from '../cpu/naive-attention.js';
+import { type AttentionOptions, describeAttention } from '../../../core/attention-shape.js';
+import type { BlockMask } from '../../../core/block-mask.js';
+import { InvalidArgumentError } from '../../../core/errors.js';
+import type { HeadTensor } from '../../../core/tensor.js';
+import { checkMaskFits } from '../../cpu/naive-attention.js';
 import { type AttentionDispatchOptions, encodeAttention } from './attention-dispatch.js';
-import { createOutputTensor, readTensor, uploadArray, uploadTensor } from './buffers.js';
-import type { WebGpuContext } from './device.js';
+import { createOutputTensor, readTensor, uploadArray, uploadTensor } from '../runtime/buffers.js';
+import type { WebGpuContext } from '../runtime/webgpu-device.js';
 
 export async function blockSparseAttentionWebGpu(
   ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions = {},

@@ -4,9 +4,9 @@
  * batch, head and position axes (the head-dim stride is 1). Both layouts (BHLD, BLHD), a slice of
  * a larger buffer and a KV cache are all views, so kernels read them in place with no copy.
  */
-import { UnsupportedError } from '../../core/errors.js';
-import { HeadTensor, type DType, type HeadTensorShape, type Layout } from '../../core/tensor.js';
-import { BufferUsage, MapMode } from './device.js';
+import { UnsupportedError } from '../../../core/errors.js';
+import { HeadTensor, type DType, type HeadTensorShape, type Layout } from '../../../core/tensor.js';
+import { BufferUsage, MapMode } from './webgpu-device.js';
 
 export interface GpuTensorView extends HeadTensorShape {
   buffer: GPUBuffer;

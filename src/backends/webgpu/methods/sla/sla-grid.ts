@@ -4,8 +4,8 @@
  * workgroup, workgroups on a 2-D grid (x ≤ 65535) so millions of elements fit the per-dimension
  * limit. Each kernel's Params starts with `total` (threads that do work) and `gridX`.
  */
-import { UnsupportedError } from '../../core/errors.js';
-import { compileProgram, encodeProgram, type KernelProgram, type KernelSpec } from './program.js';
+import { UnsupportedError } from '../../../../core/errors.js';
+import { compileProgram, encodeProgram, type KernelProgram, type KernelSpec } from '../../runtime/program.js';
 
 export const GRID_WORKGROUP = 64;
 export const GRID_FIELDS = [['total', 'u32'], ['gridX', 'u32']] as const;

@@ -9,7 +9,7 @@
  * rows = B·heads of dense BHLD f32 buffers. Sums are f32 (the CPU sums in f64 and rounds once), so
  * pooled values may differ in the last bits; block choices differ only where two scores tie.
  */
-import { type BindingSpec, type KernelProgram, ParamsLayout } from './program.js';
+import { type BindingSpec, type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 import { encodeGrid, GRID_FIELDS, GRID_WGSL } from './sla-grid.js';
 
 type NoSpec = Record<string, never>;

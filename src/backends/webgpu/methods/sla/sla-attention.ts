@@ -10,16 +10,16 @@
  *   q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] (either layout, f32 or f16; read as f32)
  *   → out [B, H, Lq, Dv] f32 in q's layout
  */
-import { type AttentionProblem, describeAttention } from '../../core/attention-shape.js';
-import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
-import type { HeadTensor } from '../../core/tensor.js';
-import { type SlaBlockMap, slaTopk } from '../../methods/sla-block-map.js';
-import type { FeatureMap, LinearBlocks } from '../../methods/sla-linear-part.js';
-import { checkProjectionSize, projectionIsZero, type SlaProjection } from '../../methods/sla-projection.js';
-import { encodeAttention } from './attention-dispatch.js';
-import { createOutputTensor, createStorageBuffer, type GpuTensorView, readBuffer, readTensor, uploadArray, uploadTensor } from './buffers.js';
-import { BufferUsage, type WebGpuContext } from './device.js';
-import { encodeSageSparsePart } from './sage-sla-attention.js';
+import { type AttentionProblem, describeAttention } from '../../../../core/attention-shape.js';
+import { InvalidArgumentError, UnsupportedError } from '../../../../core/errors.js';
+import type { HeadTensor } from '../../../../core/tensor.js';
+import { type SlaBlockMap, slaTopk } from '../../../../methods/sla-block-map.js';
+import type { FeatureMap, LinearBlocks } from '../../../../methods/sla-linear-part.js';
+import { checkProjectionSize, projectionIsZero, type SlaProjection } from '../../../../methods/sla-projection.js';
+import { encodeAttention } from '../../attention/attention-dispatch.js';
+import { createOutputTensor, createStorageBuffer, type GpuTensorView, readBuffer, readTensor, uploadArray, uploadTensor } from '../../runtime/buffers.js';
+import { BufferUsage, type WebGpuContext } from '../../runtime/webgpu-device.js';
+import { encodeSageSparsePart } from '../sage-sla/sage-sla-attention.js';
 import { encodeBlockSelect, selectedCounts, type SelectDims } from './sla-block-select.js';
 import { encodeGrid } from './sla-grid.js';
 import { LINEAR_ROWS_MAX_E, slaLinearRowsProgram } from './sla-linear-rows.js';

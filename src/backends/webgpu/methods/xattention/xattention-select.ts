@@ -17,7 +17,7 @@
  * key position of the query block's last query (diagonalBlock on the CPU). Non-causal: every block
  * is a candidate, and block 0 is kept in any case (the reference's gather marks it).
  */
-import { type KernelProgram, ParamsLayout } from './program.js';
+import { type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 
 export const SELECT_WORKGROUP = 64;
 export const SELECT_TILE = 256;

@@ -8,7 +8,7 @@
  * for the adapter's maximum limits, since the defaults (128 MiB storage bindings, 16 KiB workgroup
  * memory) are far below what long-context attention needs.
  */
-import { UnsupportedError } from '../../core/errors.js';
+import { UnsupportedError } from '../../../core/errors.js';
 
 /** Dawn toggles: subgroup matrices are behind allow_unsafe_apis; NVIDIA f16 is off without the second. */
 export const DAWN_TOGGLES = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];

@@ -10,11 +10,11 @@
  * Not yet resident: each call uploads the layer's cache; a GPU-resident cache written in place is
  * the next step (encodeAttention already takes views of such buffers).
  */
-import { InvalidArgumentError } from '../../core/errors.js';
-import { HeadTensor } from '../../core/tensor.js';
-import type { PagedAttentionInput } from '../backend.js';
+import { InvalidArgumentError } from '../../../core/errors.js';
+import { HeadTensor } from '../../../core/tensor.js';
+import type { PagedAttentionInput } from '../../backend.js';
 import { pagedAttentionWebGpu } from './block-sparse-attention.js';
-import type { WebGpuContext } from './device.js';
+import type { WebGpuContext } from '../runtime/webgpu-device.js';
 
 export async function pagedAttentionOnWebGpu(ctx: WebGpuContext, input: PagedAttentionInput): Promise<HeadTensor> {
   const { cache, layer, blockTable, q, contextLength, visibleBlocks } = input;

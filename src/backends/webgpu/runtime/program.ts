@@ -19,8 +19,8 @@
  * to the compile-every-variant test. Set SPARSE_ATTN_PRINT_WGSL=1 (or =<part of a label>) to print
  * each kernel's WGSL when it is first compiled.
  */
-import { UnsupportedError } from '../../core/errors.js';
-import { BufferUsage, ShaderStage } from './device.js';
+import { UnsupportedError } from '../../../core/errors.js';
+import { BufferUsage, ShaderStage } from './webgpu-device.js';
 import { activeProfiler } from './pass-profiler.js';
 
 export type SpecValue = string | number | boolean;

@@ -21,8 +21,8 @@
  * O(L²) buffer. A group is whole blocks (GROUP_COLS = R·floor(64U/R)), so every block's columns lie
  * in one group and W needs no atomics.
  */
-import type { DType } from '../../core/tensor.js';
-import { type KernelProgram, ParamsLayout } from './program.js';
+import type { DType } from '../../../../core/tensor.js';
+import { type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 
 export const ESTIMATE_WORKGROUP = 64;
 /** Largest B/S: each thread keeps R scores and the R rows' max and 1/sum in registers. */

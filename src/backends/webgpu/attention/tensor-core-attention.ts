@@ -6,11 +6,11 @@
  * or none; everything else (f32, paged KV, awkward lengths) stays on the portable skeleton in
  * attention-program.ts.
  */
-import { UnsupportedError } from '../../core/errors.js';
+import { UnsupportedError } from '../../../core/errors.js';
 import { type AttentionDispatchOptions, type AttentionViews, trishapeDenseRows } from './attention-dispatch.js';
-import type { GpuTensorView } from './buffers.js';
-import { hasTensorCores } from './device.js';
-import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
+import type { GpuTensorView } from '../runtime/buffers.js';
+import { hasTensorCores } from '../runtime/webgpu-device.js';
+import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../runtime/program.js';
 import { TC_KEY_TILE, TC_ROWS_PER_SUBGROUP, type TensorCoreAttentionSpec, tensorCoreAttentionWgsl } from './tensor-core-attention.wgsl.js';
 
 export const tensorCoreParams = new ParamsLayout([

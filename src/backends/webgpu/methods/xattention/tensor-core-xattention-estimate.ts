@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
 /**
- * XAttention estimation on tensor cores (subgroup matrices): the same W as xattention-estimate.ts
+ * XAttention estimation on tensor cores (subgroup matrices): the same W as webgpu-xattention-estimate.ts
  * (spec steps 1-5), for f16 q/k on adapters with f16→f32 16×16×16 configurations.
  *
  * The antidiagonal score is a plain matmul over a reduction of length S·D:
@@ -19,10 +19,10 @@
  * Requirements (tensorCoreEstimateSupports): f16, D in {64, 128}, R in {4, 8, 16}, Lq and Lk
  * multiples of 16·S (loads never leave the tensors; every strided row is real).
  */
-import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
-import type { GpuTensorView } from './buffers.js';
-import { hasTensorCores } from './device.js';
-import { seq, SUBGROUP_MATRIX_PRELUDE } from './subgroup-matrix-wgsl.js';
+import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../../runtime/program.js';
+import type { GpuTensorView } from '../../runtime/buffers.js';
+import { hasTensorCores } from '../../runtime/webgpu-device.js';
+import { seq, SUBGROUP_MATRIX_PRELUDE } from '../../runtime/subgroup-matrix-wgsl.js';
 
 export type TcEstimateSpec = {
   readonly headDim: 64 | 128;

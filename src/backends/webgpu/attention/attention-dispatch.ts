@@ -2,15 +2,15 @@
 /**
  * Encodes one attention dispatch of the skeleton in attention-program.ts from GPU tensor views.
  * This is the level the engine uses (views into a resident KV cache, a block table it owns); the
- * host-level functions in flash-attention.ts and block-sparse-attention.ts upload HeadTensors and
+ * host-level functions in webgpu-flash-attention.ts and block-sparse-attention.ts upload HeadTensors and
  * call it.
  */
-import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
-import type { TokenRule } from '../../core/token-rule.js';
+import { InvalidArgumentError, UnsupportedError } from '../../../core/errors.js';
+import type { TokenRule } from '../../../core/token-rule.js';
 import { ATTENTION_WORKGROUP_SIZE, type AttentionParamName, type AttentionSpec, attentionProgram } from './attention-program.js';
-import { bytesPerElement, type GpuTensorView } from './buffers.js';
-import { isSoftwareDevice } from './device.js';
-import { compileProgram, encodeProgram } from './program.js';
+import { bytesPerElement, type GpuTensorView } from '../runtime/buffers.js';
+import { isSoftwareDevice } from '../runtime/webgpu-device.js';
+import { compileProgram, encodeProgram } from '../runtime/program.js';
 import { encodeTensorCoreAttention, type TensorCoreOptions, tensorCoreSpecFor } from './tensor-core-attention.js';
 
 export interface AttentionViews {

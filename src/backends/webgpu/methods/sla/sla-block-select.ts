@@ -13,7 +13,7 @@
  *                      block-sparse kernel reads at rowPtr[row] + position. rowPtr depends on the
  *                      shape only (a row selects min(topk, its valid blocks)), so the host builds it.
  */
-import { type KernelProgram, ParamsLayout } from './program.js';
+import { type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 import { encodeGrid, GRID_FIELDS, GRID_WGSL } from './sla-grid.js';
 
 type NoSpec = Record<string, never>;

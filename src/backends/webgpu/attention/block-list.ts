@@ -13,11 +13,11 @@
  * colIdx is allocated at `capacity` entries (an upper bound the planner knows, e.g. the causally
  * valid blocks), so nothing is read back before attention runs. Reference twin: BlockMask.fromDense.
  */
-import { BlockMask, type BlockMaskDims } from '../../core/block-mask.js';
-import { UnsupportedError } from '../../core/errors.js';
-import type { TokenRule } from '../../core/token-rule.js';
-import { BufferUsage, MapMode } from './device.js';
-import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
+import { BlockMask, type BlockMaskDims } from '../../../core/block-mask.js';
+import { UnsupportedError } from '../../../core/errors.js';
+import type { TokenRule } from '../../../core/token-rule.js';
+import { BufferUsage, MapMode } from '../runtime/webgpu-device.js';
+import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../runtime/program.js';
 
 const SCAN_WORKGROUP = 256;
 const COMPACT_WORKGROUP = 64;

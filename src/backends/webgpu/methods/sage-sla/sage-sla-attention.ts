@@ -13,14 +13,14 @@
  * The int8 values can differ from the CPU's by one where y / s sits at a rounding boundary (the GPU
  * divides in f32 and its K mean is an f32 sum), so outputs agree within tolerance, not bit for bit.
  */
-import type { AttentionProblem } from '../../core/attention-shape.js';
-import { UnsupportedError } from '../../core/errors.js';
-import { type AttentionDispatchOptions, attentionDispatch, type BlockList } from './attention-dispatch.js';
-import { attentionProgram, type AttentionShape, type AttentionSpec, attentionWgsl, tileKeys } from './attention-program.js';
-import { createStorageBuffer, type GpuTensorView } from './buffers.js';
-import { isSoftwareDevice } from './device.js';
-import { type BindingSpec, compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from './program.js';
-import { encodeGrid, GRID_FIELDS, GRID_WGSL } from './sla-grid.js';
+import type { AttentionProblem } from '../../../../core/attention-shape.js';
+import { UnsupportedError } from '../../../../core/errors.js';
+import { type AttentionDispatchOptions, attentionDispatch, type BlockList } from '../../attention/attention-dispatch.js';
+import { attentionProgram, type AttentionShape, type AttentionSpec, attentionWgsl, tileKeys } from '../../attention/attention-program.js';
+import { createStorageBuffer, type GpuTensorView } from '../../runtime/buffers.js';
+import { isSoftwareDevice } from '../../runtime/webgpu-device.js';
+import { type BindingSpec, compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../../runtime/program.js';
+import { encodeGrid, GRID_FIELDS, GRID_WGSL } from '../sla/sla-grid.js';
 
 const LOG2E = 1.4426950408889634;
 

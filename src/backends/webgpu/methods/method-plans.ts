@@ -8,20 +8,20 @@
  * After the attention dispatch the block list is read back (O(kept blocks) ints, plus XAttention's
  * W [B, H, nQB, nKB]) so the returned BlockPlan has the same mask and statistics as the CPU plan.
  */
-import { type AttentionProblem, describeAttention } from '../../core/attention-shape.js';
-import { BlockMask, type BlockMaskDims } from '../../core/block-mask.js';
-import { phaseOf, statsFromMask } from '../../core/stats.js';
-import type { HeadTensor } from '../../core/tensor.js';
-import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../../methods/method.js';
-import { TriShapeMethod, triShapeTokenRule } from '../../methods/tri-shape.js';
-import { XAttentionMethod } from '../../methods/xattention.js';
-import { InvalidArgumentError } from '../../core/errors.js';
-import { type AttentionDispatchOptions, encodeAttention } from './attention-dispatch.js';
-import { type GpuBlockList, readBlockMask, readBuffers } from './block-list.js';
-import { createOutputTensor, type GpuTensorView, readTensor, uploadTensor } from './buffers.js';
-import type { WebGpuContext } from './device.js';
-import { encodeTriShapePlan } from './trishape-blocks.js';
-import { encodeXAttentionPlan } from './xattention-plan.js';
+import { type AttentionProblem, describeAttention } from '../../../core/attention-shape.js';
+import { BlockMask, type BlockMaskDims } from '../../../core/block-mask.js';
+import { phaseOf, statsFromMask } from '../../../core/stats.js';
+import type { HeadTensor } from '../../../core/tensor.js';
+import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../../../methods/method.js';
+import { TriShapeMethod, triShapeTokenRule } from '../../../methods/tri-shape.js';
+import { XAttentionMethod } from '../../../methods/xattention.js';
+import { InvalidArgumentError } from '../../../core/errors.js';
+import { type AttentionDispatchOptions, encodeAttention } from '../attention/attention-dispatch.js';
+import { type GpuBlockList, readBlockMask, readBuffers } from '../attention/block-list.js';
+import { createOutputTensor, type GpuTensorView, readTensor, uploadTensor } from '../runtime/buffers.js';
+import type { WebGpuContext } from '../runtime/webgpu-device.js';
+import { encodeTriShapePlan } from './tri-shape/trishape-blocks.js';
+import { encodeXAttentionPlan } from './xattention/xattention-plan.js';
 
 /** A method's plan as encoded on the GPU. */
 export interface GpuMethodPlan {

@@ -9,7 +9,7 @@
  * attention) where a queue fence only gives the total. Needs the `timestamp-query` feature; Dawn may
  * quantize timestamps (unless its unsafe APIs are allowed), so very short passes read coarsely.
  */
-import { BufferUsage } from './device.js';
+import { BufferUsage } from './webgpu-device.js';
 
 const QUERY_RESOLVE = 0x200; // GPUBufferUsage.QUERY_RESOLVE
 

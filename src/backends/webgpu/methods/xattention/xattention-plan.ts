@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
 /**
- * XAttention's whole plan on the GPU: estimation (xattention-estimate.ts, or on tensor cores
+ * XAttention's whole plan on the GPU: estimation (webgpu-xattention-estimate.ts, or on tensor cores
  * tensor-core-xattention-estimate.ts) → selection
  * (xattention-select.ts) → CSR block list (block-list.ts), four dispatches in one command encoder,
  * nothing read back before attention runs. The GPU twin of estimateXAttention
@@ -12,17 +12,17 @@
  * GPU memory: W and the kept-block bitmap (nQB·nKB floats and bits per head) and colIdx, sized by
  * the causally valid blocks; no (L/S)² score matrix exists.
  */
-import { describeAttention } from '../../core/attention-shape.js';
-import type { BlockMask, BlockMaskDims } from '../../core/block-mask.js';
-import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
-import type { HeadTensor } from '../../core/tensor.js';
-import { checkXAttentionParams, diagonalBlock, stridedGeometry, type XAttentionEstimate, type XAttentionParams } from '../../methods/xattention-estimate.js';
-import { createStorage, encodeBlockList, flagWordsPerRow, type GpuBlockList, readBlockMask, readBuffers } from './block-list.js';
-import type { GpuTensorView } from './buffers.js';
-import { uploadArray, uploadTensor } from './buffers.js';
-import { isSoftwareDevice, type WebGpuContext } from './device.js';
-import { compileProgram, encodeProgram } from './program.js';
-import { columnsPerThread, groupColumns, rowCapacity, type XAttentionEstimateSpec, xattentionEstimateProgram } from './xattention-estimate.js';
+import { describeAttention } from '../../../../core/attention-shape.js';
+import type { BlockMask, BlockMaskDims } from '../../../../core/block-mask.js';
+import { InvalidArgumentError, UnsupportedError } from '../../../../core/errors.js';
+import type { HeadTensor } from '../../../../core/tensor.js';
+import { checkXAttentionParams, diagonalBlock, stridedGeometry, type XAttentionEstimate, type XAttentionParams } from '../../../../methods/xattention-estimate.js';
+import { createStorage, encodeBlockList, flagWordsPerRow, type GpuBlockList, readBlockMask, readBuffers } from '../../attention/block-list.js';
+import type { GpuTensorView } from '../../runtime/buffers.js';
+import { uploadArray, uploadTensor } from '../../runtime/buffers.js';
+import { isSoftwareDevice, type WebGpuContext } from '../../runtime/webgpu-device.js';
+import { compileProgram, encodeProgram } from '../../runtime/program.js';
+import { columnsPerThread, groupColumns, rowCapacity, type XAttentionEstimateSpec, xattentionEstimateProgram } from './webgpu-xattention-estimate.js';
 import { SELECT_TILE, xattentionSelectProgram } from './xattention-select.js';
 import { encodeTensorCoreEstimate, tcEstimateProgram, tensorCoreEstimateSpec } from './tensor-core-xattention-estimate.js';
 

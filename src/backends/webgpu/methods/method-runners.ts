@@ -15,21 +15,21 @@
  * GPU_METHOD_TIMERS time the runners that are one command buffer on inputs uploaded once, for
  * the benchmark (the host-level runners include uploads and readbacks).
  */
-import { describeAttention } from '../../core/attention-shape.js';
-import { InvalidArgumentError, UnsupportedError } from '../../core/errors.js';
-import { phaseOf, statsFromMask } from '../../core/stats.js';
-import type { HeadTensor } from '../../core/tensor.js';
-import { FlashSkipSoftmax } from '../../methods/flash-skip-softmax.js';
-import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../../methods/method.js';
-import { SAGE_SLA_HEAD_DIMS, SageSlaMethod } from '../../methods/sage-sla.js';
-import { blockMapToMask } from '../../methods/sla-block-map.js';
-import { SlaMethod } from '../../methods/sla.js';
-import { createOutputTensor, createStorageBuffer, uploadTensor } from './buffers.js';
-import type { WebGpuContext } from './device.js';
-import { encodeFlashSkipAttention, flashSkipAttentionWebGpu } from './flash-skip-attention.js';
-import { fencedRuns, type KernelMs, type TimerRuns } from './pass-profiler.js';
+import { describeAttention } from '../../../core/attention-shape.js';
+import { InvalidArgumentError, UnsupportedError } from '../../../core/errors.js';
+import { phaseOf, statsFromMask } from '../../../core/stats.js';
+import type { HeadTensor } from '../../../core/tensor.js';
+import { FlashSkipSoftmax } from '../../../methods/flash-skip-softmax.js';
+import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../../../methods/method.js';
+import { SAGE_SLA_HEAD_DIMS, SageSlaMethod } from '../../../methods/sage-sla.js';
+import { blockMapToMask } from '../../../methods/sla-block-map.js';
+import { SlaMethod } from '../../../methods/sla.js';
+import { createOutputTensor, createStorageBuffer, uploadTensor } from '../runtime/buffers.js';
+import type { WebGpuContext } from '../runtime/webgpu-device.js';
+import { encodeFlashSkipAttention, flashSkipAttentionWebGpu } from './flash-skip-softmax/webgpu-flash-skip-attention.js';
+import { fencedRuns, type KernelMs, type TimerRuns } from '../runtime/pass-profiler.js';
 import { planTriShapeOnGpu, planXAttentionOnGpu, runPlannedMethodWebGpu } from './method-plans.js';
-import { encodeSlaAttention, slaAttentionWebGpu, uploadSlaInputs } from './sla-attention.js';
+import { encodeSlaAttention, slaAttentionWebGpu, uploadSlaInputs } from './sla/sla-attention.js';
 
 export type GpuMethodRunner = (
   ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions,
