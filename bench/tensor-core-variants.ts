@@ -14,7 +14,7 @@ import { runAttentionOnHost } from '../src/backends/webgpu/attention/block-spars
 import { createOutputTensor, uploadArray, uploadTensor } from '../src/backends/webgpu/runtime/buffers.js';
 import { createWebGpuContext, hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import { fencedRuns } from '../src/backends/webgpu/runtime/pass-profiler.js';
-import type { TensorCoreOptions } from '../src/backends/webgpu/attention/tensor-core-attention.js';
+import type { TensorCoreOptions } from '../src/backends/webgpu/attention/attention-views.js';
 import { randomCausalBlockMask } from '../src/bench/cases.js';
 import { relativeL2Error } from '../src/core/error-metrics.js';
 import { HeadTensor } from '../src/core/tensor.js';

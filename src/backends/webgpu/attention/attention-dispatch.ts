@@ -6,53 +6,15 @@
  * call it.
  */
 import { InvalidArgumentError, UnsupportedError } from '../../../core/errors.js';
-import type { TokenRule } from '../../../core/token-rule.js';
-import { ATTENTION_WORKGROUP_SIZE, type AttentionParamName, type AttentionSpec, attentionProgram } from './attention-program.js';
+import { tokenRuleParams } from '../methods/gpu-token-rules.js';
 import { bytesPerElement, type GpuTensorView } from '../runtime/buffers.js';
-import { isSoftwareDevice } from '../runtime/webgpu-device.js';
 import { compileProgram, encodeProgram } from '../runtime/program.js';
-import { encodeTensorCoreAttention, type TensorCoreOptions, tensorCoreSpecFor } from './tensor-core-attention.js';
+import { isSoftwareDevice } from '../runtime/webgpu-device.js';
+import { ATTENTION_WORKGROUP_SIZE, type AttentionParamName, type AttentionSpec, attentionProgram } from './attention-program.js';
+import type { AttentionDispatchOptions, AttentionViews } from './attention-views.js';
+import { encodeTensorCoreAttention, tensorCoreSpecFor } from './tensor-core-attention.js';
 
-export interface AttentionViews {
-  /** [B, H, Lq, D] */
-  q: GpuTensorView;
-  /** [B, Hkv, Lk, D]; for paged KV a cache [numPages, Hkv, pageSize, D] (batch = pages, length = pageSize). */
-  k: GpuTensorView;
-  v: GpuTensorView;
-  /** [B, H, Lq, Dv], written. */
-  o: GpuTensorView;
-}
-
-export type BlockList =
-  | { kind: 'all' }
-  | { kind: 'csr'; rowPtr: GPUBuffer; colIdx: GPUBuffer; blockRows: number; blockCols: number };
-
-export interface PagedKvBinding {
-  /** Int32 [batch, tableStride]: logical key block → physical page of the cache. */
-  blockTable: GPUBuffer;
-  tableStride: number;
-  /** Keys per page (the cache's length axis). */
-  pageSize: number;
-}
-
-export interface AttentionDispatchOptions {
-  causal: boolean;
-  scale: number;
-  /** Keys visible to the call; required with paged KV, else k.length. */
-  keyLength?: number;
-  blocks: BlockList;
-  tokenRule?: TokenRule;
-  paged?: PagedKvBinding;
-  /** See AttentionSpec.headDimLoop; default 'rolled' on software adapters, else 'unrolled'. */
-  headDimLoop?: AttentionSpec['headDimLoop'];
-  /**
-   * 'auto' (default): the tensor-core kernel when the adapter and the call allow it, else the
-   * portable skeleton; 'portable' / 'tensor-core' force one (the latter throws with the reason).
-   */
-  kernel?: 'auto' | 'portable' | 'tensor-core';
-  /** Variant of the tensor-core kernel (subgroups, staging, passes); its defaults otherwise. */
-  tensorCore?: TensorCoreOptions;
-}
+export type { AttentionDispatchOptions, AttentionViews, BlockList, PagedKvBinding, TensorCoreOptions } from './attention-views.js';
 
 /** The spec a dispatch with these views and options uses (exposed for tests and benchmarks). */
 export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts: AttentionDispatchOptions): AttentionSpec {
@@ -117,11 +79,10 @@ export function attentionDispatch(device: GPUDevice, views: AttentionViews, opts
   const bytes = (t: GpuTensorView) => t.buffer.size;
   const shape = { batch: q.batch, heads: q.heads, workgroupsX: numQueryBlocks * chunksPerBlock, maxBindingBytes: Math.max(bytes(q), bytes(k), bytes(v), bytes(o)) };
   checkViewFits('o', o, Lq, bytesPerElement(o.dtype));
-  const rule = opts.tokenRule;
   const params: Record<AttentionParamName, number> = {
     batch: q.batch, heads: q.heads, groupSize: q.heads / k.heads, queryLength: Lq, keyLength: Lk,
-    // Causal calls have Lq <= Lk; a non-causal call with Lq > Lk uses the offset only in tri-shape's
-    // window, where a negative offset cannot travel in a u32: clamp it.
+    // Causal calls have Lq <= Lk; a non-causal call with Lq > Lk uses the offset only in a token
+    // rule's window, where a negative offset cannot travel in a u32: clamp it.
     queryOffset: Math.max(0, Lk - Lq),
     causal: opts.causal ? 1 : 0, scaleLog2e: opts.scale * Math.LOG2E,
     blockRows, blockCols: blocks.kind === 'csr' ? blocks.blockCols : Lk, numQueryBlocks, chunksPerBlock,
@@ -129,7 +90,7 @@ export function attentionDispatch(device: GPUDevice, views: AttentionViews, opts
     kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
     vOffset: v.offset, vStrideB: v.strideB, vStrideH: v.strideH, vStrideL: v.strideL,
     oOffset: o.offset, oStrideB: o.strideB, oStrideH: o.strideH, oStrideL: o.strideL,
-    sinkTokens: rule?.sinkTokens ?? 0, localWindow: rule?.localWindow ?? 0, lastDenseQueries: rule ? trishapeDenseRows(rule, Lq, Lk) : 0,
+    ...tokenRuleParams(opts.tokenRule, Lq, Lk),
     pageSize: opts.paged?.pageSize ?? 1, tableStride: opts.paged?.tableStride ?? 0,
     headDimVec4: q.headDim / 4, valueDimVec4: v.headDim / 4,
   };
@@ -145,13 +106,4 @@ function checkViewFits(name: string, t: GpuTensorView, length: number, elementBy
   if (last * elementBytes > t.buffer.size) {
     throw new InvalidArgumentError(`${name} view`, `${last} elements`, `within its buffer (${t.buffer.size} B)`);
   }
-}
-
-/**
- * The WGSL rule makes rows i >= Lq - lastDenseQueries dense; tokenRuleVisible clamps the count to
- * Lq - 1 and makes decode and calls with Lk <= localWindow wholly dense: pass what gives the same.
- */
-export function trishapeDenseRows(rule: TokenRule, Lq: number, Lk: number): number {
-  if (Lq === 1 || Lk <= rule.localWindow) return Lq;
-  return Math.min(rule.lastDenseQueries, Lq - 1);
 }

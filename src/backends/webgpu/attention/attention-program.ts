@@ -4,7 +4,8 @@
  * attention kernel of this library is a variant of. Variant hooks, chosen by the spec:
  *   blocks     'all'  every key up to the causal limit (dense flash attention)
  *              'csr'  only the key blocks a BlockMask keeps: rowPtr/colIdx per (b, h, query block)
- *   tokenRule  'none' | 'trishape'  an in-block token test evaluated from Params (sink, window, last rows)
+ *   tokenRule  'none', or a token-rule kind: an in-block token test from Params, supplied by the
+ *              rule's visibility hook (token-visibility.ts, table in methods/gpu-token-rules.ts)
  *   kv         'strided'  K/V rows at offset + b·strideB + kh·strideH + j·strideL
  *              'paged'    K/V rows through a block table: page = table[b·tableStride + j / pageSize],
  *                         row at offset + page·strideB + kh·strideH + (j % pageSize)·strideL
@@ -22,11 +23,12 @@
  * last row are not loaded.
  */
 import type { DType } from '../../../core/tensor.js';
+import { TOKEN_RULE_PARAMS, type TokenRuleKey, type TokenRuleParam, tokenRuleHook } from '../methods/gpu-token-rules.js';
 import { type BindingSpec, type KernelProgram, ParamsLayout } from '../runtime/program.js';
 
 export type AttentionSpec = {
   readonly blocks: 'all' | 'csr';
-  readonly tokenRule: 'none' | 'trishape';
+  readonly tokenRule: TokenRuleKey;
   readonly kv: 'strided' | 'paged';
   readonly dtype: DType;
   readonly headDim: number;
@@ -53,7 +55,7 @@ export const ATTENTION_WORKGROUP_SIZE = 64;
 /** Largest head dim a thread keeps in registers (q and acc are private arrays of this size). */
 export const MAX_HEAD_DIM = 256;
 
-export const attentionParams = new ParamsLayout([
+const SHAPE_FIELDS = [
   ['batch', 'u32'], ['heads', 'u32'], ['groupSize', 'u32'], ['queryLength', 'u32'],
   ['keyLength', 'u32'], ['queryOffset', 'u32'], ['causal', 'u32'], ['scaleLog2e', 'f32'],
   ['blockRows', 'u32'], ['blockCols', 'u32'], ['numQueryBlocks', 'u32'], ['chunksPerBlock', 'u32'],
@@ -61,11 +63,15 @@ export const attentionParams = new ParamsLayout([
   ['kOffset', 'u32'], ['kStrideB', 'u32'], ['kStrideH', 'u32'], ['kStrideL', 'u32'],
   ['vOffset', 'u32'], ['vStrideB', 'u32'], ['vStrideH', 'u32'], ['vStrideL', 'u32'],
   ['oOffset', 'u32'], ['oStrideB', 'u32'], ['oStrideH', 'u32'], ['oStrideL', 'u32'],
-  ['sinkTokens', 'u32'], ['localWindow', 'u32'], ['lastDenseQueries', 'u32'],
-  ['pageSize', 'u32'], ['tableStride', 'u32'], ['headDimVec4', 'u32'], ['valueDimVec4', 'u32'],
-] as const);
+] as const;
+const KV_AND_LOOP_FIELDS = [['pageSize', 'u32'], ['tableStride', 'u32'], ['headDimVec4', 'u32'], ['valueDimVec4', 'u32']] as const;
 
-export type AttentionParamName = (typeof attentionParams.fields)[number][0];
+export type AttentionParamName = (typeof SHAPE_FIELDS)[number][0] | TokenRuleParam | (typeof KV_AND_LOOP_FIELDS)[number][0];
+
+/** Shape, offsets and strides; then every token rule's fields (the tokenRule hook); then paged KV and loop bounds. */
+export const attentionParams = new ParamsLayout<AttentionParamName>([
+  ...SHAPE_FIELDS, ...TOKEN_RULE_PARAMS.map((f) => [f, 'u32'] as const), ...KV_AND_LOOP_FIELDS,
+]);
 
 /** Keys per shared-memory tile: K and V tiles together stay within 16 KiB. */
 export function tileKeys(spec: AttentionSpec): number {
@@ -115,18 +121,6 @@ fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + b * P.vStrideB 
 fn kvPage(b: u32, j: u32) -> u32 { return u32(blockTable[b * P.tableStride + j / P.pageSize]); }
 fn keyRow(b: u32, kh: u32, j: u32) -> u32 { return P.kOffset + kvPage(b, j) * P.kStrideB + kh * P.kStrideH + (j % P.pageSize) * P.kStrideL; }
 fn valueRow(b: u32, kh: u32, j: u32) -> u32 { return P.vOffset + kvPage(b, j) * P.vStrideB + kh * P.vStrideH + (j % P.pageSize) * P.vStrideL; }`,
-};
-
-const TOKEN_RULE_HOOK: Record<AttentionSpec['tokenRule'], string> = {
-  none: `// Hook tokenRule: every key of a kept block (causality is tested apart).
-fn tokenVisible(i: u32, j: u32) -> bool { return true; }`,
-  trishape: `// Hook tokenRule: tri-shape (core/token-rule.ts) inside kept blocks; causality is tested apart.
-fn tokenVisible(i: u32, j: u32) -> bool {
-  if (i + P.lastDenseQueries >= P.queryLength) { return true; }  // i >= Lq - lastDenseQueries
-  if (j < P.sinkTokens) { return true; }
-  let p = P.queryOffset + i;
-  return j <= p && j + P.localWindow > p;                           // p - window < j <= p
-}`,
 };
 
 const BLOCK_LIST_HOOK: Record<AttentionSpec['blocks'], string> = {
@@ -213,7 +207,7 @@ var<workgroup> vTile: array<vec4<f32>, TILE_KEYS * DV4>;  // [TILE_KEYS, VALUE_D
 fn loadV4(e: u32) -> vec4<f32> { return vec4<f32>(f32(v[e]), f32(v[e + 1u]), f32(v[e + 2u]), f32(v[e + 3u])); }
 
 ${KV_HOOK[spec.kv]}
-${TOKEN_RULE_HOOK[spec.tokenRule]}
+${tokenRuleHook(spec.tokenRule).portableWgsl}
 ${hooks.tiles ? TILES_BLOCK_LIST : BLOCK_LIST_HOOK[spec.blocks]}
 ${hooks.gate ?? ''}
 // Cooperative load of keys [t0, t0 + cols) of (b, kh) into kTile/vTile; rows past cols are zero.

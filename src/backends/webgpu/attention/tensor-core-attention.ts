@@ -2,28 +2,31 @@
 /**
  * The tensor-core attention kernel as a KernelProgram (see program.ts), and when the dispatcher
  * may use it. What it computes and its tiles: tensor-core-attention.wgsl.ts. It serves f16 Q/K/V
- * on adapters with an f16→f32 16×16×16 subgroup-matrix configuration, with tri-shape's token rule
- * or none; everything else (f32, paged KV, awkward lengths) stays on the portable skeleton in
+ * on adapters with an f16→f32 16×16×16 subgroup-matrix configuration, with no token rule or one
+ * whose visibility hook has tensor-core WGSL; everything else (f32, paged KV, awkward lengths) stays on the portable skeleton in
  * attention-program.ts.
  */
 import { UnsupportedError } from '../../../core/errors.js';
-import { type AttentionDispatchOptions, type AttentionViews, trishapeDenseRows } from './attention-dispatch.js';
+import { TOKEN_RULE_PARAMS, type TokenRuleParam, tokenRuleHook, tokenRuleParams } from '../methods/gpu-token-rules.js';
+import type { AttentionDispatchOptions, AttentionViews, TensorCoreOptions } from './attention-views.js';
 import type { GpuTensorView } from '../runtime/buffers.js';
 import { hasTensorCores } from '../runtime/webgpu-device.js';
 import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../runtime/program.js';
 import { TC_KEY_TILE, TC_ROWS_PER_SUBGROUP, type TensorCoreAttentionSpec, tensorCoreAttentionWgsl } from './tensor-core-attention.wgsl.js';
 
-export const tensorCoreParams = new ParamsLayout([
+const SHAPE_FIELDS = [
   ['qLen', 'u32'], ['kLen', 'u32'], ['heads', 'u32'], ['group', 'u32'],
   ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'], ['qStrideL', 'u32'],
   ['kOffset', 'u32'], ['kStrideB', 'u32'], ['kStrideH', 'u32'], ['kStrideL', 'u32'],
   ['vOffset', 'u32'], ['vStrideB', 'u32'], ['vStrideH', 'u32'], ['vStrideL', 'u32'],
   ['oOffset', 'u32'], ['oStrideB', 'u32'], ['oStrideH', 'u32'], ['oStrideL', 'u32'],
   ['scaleLog2', 'f32'], ['numQueryBlocks', 'u32'], ['blockRows', 'u32'], ['blockCols', 'u32'],
-  ['sinkTokens', 'u32'], ['localWindow', 'u32'], ['lastDenseQueries', 'u32'],
-] as const);
+] as const;
 
-type TcParam = (typeof tensorCoreParams.fields)[number][0];
+type TcParam = (typeof SHAPE_FIELDS)[number][0] | TokenRuleParam;
+
+/** Shape, offsets and strides, then every token rule's fields (the tokenRule hook, as in the portable skeleton). */
+export const tensorCoreParams = new ParamsLayout<TcParam>([...SHAPE_FIELDS, ...TOKEN_RULE_PARAMS.map((f) => [f, 'u32'] as const)]);
 
 export interface TensorCoreShape {
   queryLength: number;
@@ -65,17 +68,6 @@ export const tensorCoreAttentionProgram: KernelProgram<TensorCoreAttentionSpec, 
   },
 };
 
-export interface TensorCoreOptions {
-  subgroups?: 4 | 8;
-  /** Stage K/V tiles in workgroup memory (default: on when the views allow it). */
-  stage?: boolean;
-  /**
-   * 1: one pass with lazy rescale (default with 4 subgroups); 2: exact max and sum first, QKᵀ
-   * twice (default with 8: their scratch fills the 48 KiB of workgroup memory, no room for flags).
-   */
-  passes?: 1 | 2;
-}
-
 /**
  * The spec this call would run with, or the reason the tensor-core kernel cannot take it (the
  * dispatcher then uses the portable kernel, or throws when the caller asked for tensor cores).
@@ -86,7 +78,7 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, opts
   if (q.dtype !== 'f16' || k.dtype !== 'f16' || v.dtype !== 'f16') return 'tensor cores take f16 Q, K and V';
   if (q.headDim !== 64 && q.headDim !== 128) return `head dim ${q.headDim} is not 64 or 128`;
   if (v.headDim !== q.headDim) return 'value dim differs from head dim';
-  if (opts.tokenRule && opts.tokenRule.kind !== 'trishape') return `token rule "${(opts.tokenRule as { kind: string }).kind}" runs on the portable kernel`;
+  if (opts.tokenRule && tokenRuleHook(opts.tokenRule.kind).tensorCoreWgsl === undefined) return `token rule "${opts.tokenRule.kind}" runs on the portable kernel`;
   // The kernel places query i at key position Lk - Lq + i, which only a causal call (Lq <= Lk) keeps in u32.
   if (opts.tokenRule && !opts.causal) return 'token rules of non-causal calls run on the portable kernel';
   if (opts.paged) return 'paged KV runs on the portable kernel';
@@ -100,7 +92,7 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, opts
   }
   const aligned = (t: GpuTensorView) => t.offset % 8 === 0 && t.strideB % 8 === 0 && t.strideH % 8 === 0 && t.strideL % 8 === 0;
   const stage = (tc.stage ?? true) && subgroups === 4 && aligned(k) && aligned(v);
-  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1), tokenRule: opts.tokenRule ? 'trishape' : 'none' };
+  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1), tokenRule: opts.tokenRule?.kind ?? 'none' };
 }
 
 export async function encodeTensorCoreAttention(
@@ -114,8 +106,7 @@ export async function encodeTensorCoreAttention(
   if (reason) throw new UnsupportedError(`tensor-core attention cannot run this shape: ${reason}`);
   const compiled = await compileProgram(device, tensorCoreAttentionProgram, spec);
   const csr = opts.blocks.kind === 'csr' ? opts.blocks : undefined;
-  if ((opts.tokenRule !== undefined) !== (spec.tokenRule === 'trishape')) throw new UnsupportedError(`tensor-core spec tokenRule=${spec.tokenRule} does not match the call's token rule`);
-  const rule = opts.tokenRule;
+  if ((opts.tokenRule?.kind ?? 'none') !== spec.tokenRule) throw new UnsupportedError(`tensor-core spec tokenRule=${spec.tokenRule} does not match the call's token rule`);
   const params: Record<TcParam, number> = {
     qLen: q.length, kLen: Lk, heads: q.heads, group: q.heads / k.heads,
     qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
@@ -124,7 +115,7 @@ export async function encodeTensorCoreAttention(
     oOffset: o.offset, oStrideB: o.strideB, oStrideH: o.strideH, oStrideL: o.strideL,
     scaleLog2: opts.scale * Math.LOG2E,
     numQueryBlocks: csr ? Math.ceil(q.length / csr.blockRows) : 1, blockRows: csr?.blockRows ?? rows, blockCols: csr?.blockCols ?? TC_KEY_TILE,
-    sinkTokens: rule?.sinkTokens ?? 0, localWindow: rule?.localWindow ?? 0, lastDenseQueries: rule ? trishapeDenseRows(rule, q.length, Lk) : 0,
+    ...tokenRuleParams(opts.tokenRule, q.length, Lk),
   };
   const buffers: Record<string, GPUBuffer> = { q: q.buffer, k: k.buffer, v: v.buffer, o: o.buffer };
   if (csr) Object.assign(buffers, { rowPtr: csr.rowPtr, colIdx: csr.colIdx });

@@ -24,6 +24,8 @@
  * mask blockRows % (16·SG) == 0 and blockCols % 64 == 0.
  */
 
+import { UnsupportedError } from '../../../core/errors.js';
+import { type TokenRuleKey, tokenRuleHook } from '../methods/gpu-token-rules.js';
 import { seq, SUBGROUP_MATRIX_PRELUDE } from '../runtime/subgroup-matrix-wgsl.js';
 
 export type TensorCoreAttentionSpec = {
@@ -46,8 +48,8 @@ export type TensorCoreAttentionSpec = {
    * ≤ 2^8 (exact in f16's range) and the O accumulators go through workgroup memory only then.
    */
   readonly passes: 1 | 2;
-  /** 'trishape': tri-shape's sink + window + dense last rows inside kept blocks (core/token-rule.ts). */
-  readonly tokenRule: 'none' | 'trishape';
+  /** A token rule inside kept blocks, through its visibility hook (attention/token-visibility.ts), or 'none'. */
+  readonly tokenRule: TokenRuleKey;
 };
 
 export const TC_KEY_TILE = 64;
@@ -172,6 +174,8 @@ export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: s
   const BC = TC_KEY_TILE;
   const CT = BC / 16;
   const sparse = spec.blocks === 'csr';
+  const visibility = tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
+  if (visibility === undefined) throw new UnsupportedError(`token rule "${spec.tokenRule}" has no tensor-core WGSL`);
   const KVS = D + 8; // padded row stride of the staged tile: rows start in different banks
   const kvType = spec.stage ? 'array<vec4<u32>>' : 'array<f16>';
   // Where the subgroup-matrix loads of K and V read from, per 16-key slice c and 16-wide slice d.
@@ -243,9 +247,7 @@ fn tileStart(t: u32, qb: u32) -> u32 { return t * BC; }`}
 fn visible(i: u32, j: u32) -> bool {
   let p = (P.kLen - P.qLen) + i; // the query's key position
   if (CAUSAL && j > p) { return false; }
-${spec.tokenRule === 'trishape' ? `  if (i + P.lastDenseQueries >= P.qLen) { return true; }
-  if (j < P.sinkTokens) { return true; }
-  return j <= p && j + P.localWindow > p;` : '  return true;'}
+${visibility}
 }
 
 @compute @workgroup_size(${SG * 32})
