@@ -1,27 +1,29 @@
 /// <reference types="@webgpu/types" />
 /**
- * Block-list methods planned on the GPU: a planner encodes the method's whole plan (its block list
- * on the GPU) into the same command encoder as the block-sparse attention dispatch, so no step of
- * the method runs on the CPU and nothing of size L×L is read back. method-runners.ts lists the
- * methods (GPU_METHOD_RUNNERS) that the WebGPU backend's methodAttention runs this way.
+ * What a method's GPU folder supplies to the backend: one row (GpuMethod) of methods/index.ts with
+ * any of
+ *   planner  encodes the method's block list on the GPU into the attention's command encoder, so no
+ *            step runs on the CPU and nothing of size L×L is read back (benchmarks time it alone)
+ *   plan     the backend's plan hook: the method's BlockPlan made on the GPU, same mask as its
+ *            planBlockMask (the engine plans through it)
+ *   run      the method whole on the GPU (plan and attention); `runPlanned(planner)` for block-list methods
+ *   time     benchmarks: `run` timed on inputs uploaded once, when it is one command buffer
+ * The backend's methodHooks are derived from the row (backends/webgpu/index.ts).
  *
- * After the attention dispatch the block list is read back (O(kept blocks) ints, plus XAttention's
- * W [B, H, nQB, nKB]) so the returned BlockPlan has the same mask and statistics as the CPU plan.
+ * After the attention dispatch a planned block list is read back (O(kept blocks) ints, plus the
+ * method's block scores when it has them) so the returned BlockPlan has the same mask and
+ * statistics as the CPU plan.
  */
 import { type AttentionProblem, describeAttention } from '../../../core/attention-shape.js';
 import { BlockMask, type BlockMaskDims } from '../../../core/block-mask.js';
-import { phaseOf, statsFromMask } from '../../../core/stats.js';
+import { phaseOf } from '../../../core/stats.js';
 import type { HeadTensor } from '../../../core/tensor.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../../../methods/method.js';
-import { TriShapeMethod, triShapeTokenRule } from '../../../methods/tri-shape.js';
-import { XAttentionMethod } from '../../../methods/xattention.js';
-import { InvalidArgumentError } from '../../../core/errors.js';
 import { type AttentionDispatchOptions, encodeAttention } from '../attention/attention-dispatch.js';
 import { type GpuBlockList, readBlockMask, readBuffers } from '../attention/block-list.js';
 import { createOutputTensor, type GpuTensorView, readTensor, uploadTensor } from '../runtime/buffers.js';
+import type { KernelMs, TimerRuns } from '../runtime/pass-profiler.js';
 import type { WebGpuContext } from '../runtime/webgpu-device.js';
-import { encodeTriShapePlan } from './tri-shape/trishape-blocks.js';
-import { encodeXAttentionPlan } from './xattention/xattention-plan.js';
 
 /** A method's plan as encoded on the GPU. */
 export interface GpuMethodPlan {
@@ -39,32 +41,31 @@ export type GpuMethodPlanner = (
   ctx: WebGpuContext, encoder: GPUCommandEncoder, method: SparseAttentionMethod, views: { q: GpuTensorView; k: GpuTensorView }, p: AttentionProblem,
 ) => Promise<GpuMethodPlan>;
 
-function dimsOf(p: AttentionProblem, blockRows: number, blockCols: number): BlockMaskDims {
+export type GpuMethodRunner = (
+  ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions,
+) => Promise<{ output: HeadTensor; plan: BlockPlan }>;
+
+export type GpuMethodTimer = (
+  ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, runs: TimerRuns,
+) => Promise<{ ms: number[]; kernelMs?: KernelMs }>;
+
+/** The plan hook of one method instance, or undefined where the instance keeps its CPU plan (e.g. dense XAttention). */
+export type GpuPlanHook = (method: SparseAttentionMethod) => ((ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, opts: PlanOptions) => Promise<BlockPlan>) | undefined;
+
+/** One method's GPU work; every field is optional (absent: the generic path, its CPU plan then the kernel). */
+export interface GpuMethod {
+  planner?: GpuMethodPlanner;
+  plan?: GpuPlanHook;
+  run?: GpuMethodRunner;
+  time?: GpuMethodTimer;
+}
+
+export function dimsOf(p: AttentionProblem, blockRows: number, blockCols: number): BlockMaskDims {
   return { batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength, blockRows, blockCols, causal: p.causal };
 }
 
-export const planXAttentionOnGpu: GpuMethodPlanner = async (ctx, encoder, method, views, p) => {
-  if (!(method instanceof XAttentionMethod)) throw new InvalidArgumentError('method', method.name, 'an XAttentionMethod');
-  const s = method.settings;
-  const dims = dimsOf(p, s.blockSize, s.blockSize);
-  if (s.dense) {
-    return { dims, destroy() {}, finish: (mask, _w, phase) => ({ mask, stats: { ...statsFromMask(method.name, mask), phase } }) };
-  }
-  const plan = await encodeXAttentionPlan(ctx.device, encoder, views, s, { causal: p.causal, scale: p.scale });
-  return {
-    dims, blocks: plan.blocks, blockScores: plan.blockScores, destroy: plan.destroy,
-    finish: (mask, blockScores, phase) => ({ mask, blockScores, stats: { ...statsFromMask(method.name, mask, { threshold: s.threshold }), phase } }),
-  };
-};
-
-export const planTriShapeOnGpu: GpuMethodPlanner = async (ctx, encoder, method, _views, p) => {
-  if (!(method instanceof TriShapeMethod)) throw new InvalidArgumentError('method', method.name, 'a TriShapeMethod');
-  if (!p.causal) throw new InvalidArgumentError('causal', false, 'true: tri-shape is defined for causal attention only');
-  const { br, bc } = method.settings;
-  const dims = dimsOf(p, br, bc);
-  const plan = await encodeTriShapePlan(ctx.device, encoder, dims, triShapeTokenRule(method.settings));
-  return { dims, blocks: plan.blocks, destroy: plan.destroy, finish: (mask, _w, phase) => ({ mask, stats: { ...statsFromMask(method.name, mask), phase } }) };
-};
+/** The whole-method runner of a block-list method planned on the GPU. */
+export const runPlanned = (planner: GpuMethodPlanner): GpuMethodRunner => (ctx, method, q, k, v, opts) => runPlannedMethodWebGpu(ctx, planner, method, q, k, v, opts);
 
 /**
  * Plans `method` on the GPU with `planner` and runs block-sparse attention with the plan, all in
