@@ -71,14 +71,14 @@ export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides
 // attention
 export { attentionProgram, attentionParams, tileKeys, type AttentionSpec, type AttentionShape, MAX_HEAD_DIM } from './attention/attention-program.js';
 export { encodeAttention, attentionSpecFor, type AttentionViews, type AttentionDispatchOptions, type BlockList, type PagedKvBinding } from './attention/attention-dispatch.js';
-export { NO_TOKEN_RULE, type TokenRuleHook } from './attention/token-visibility.js';
+export type { TokenRuleHook } from './attention/token-visibility.js';
 export { flashAttentionWebGpu } from './attention/webgpu-flash-attention.js';
 export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './attention/block-sparse-attention.js';
 export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './attention/block-list.js';
 export { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
 // methods
 export {
-  GPU_METHODS, gpuMethod, GPU_TOKEN_RULES, tokenRuleHook,
+  GPU_METHODS, gpuMethod, GPU_TOKEN_RULES,
   type GpuMethod, type GpuMethodPlan, type GpuMethodPlanner, type GpuMethodRunner, type GpuMethodTimer, type GpuPlanHook, type TokenRuleKey,
 } from './methods/index.js';
 export { runPlannedMethodWebGpu } from './methods/gpu-method.js';
