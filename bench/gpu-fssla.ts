@@ -11,10 +11,10 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { flashSkipAttention } from '../src/methods/flash-skip-softmax/flash-skip-cpu.js';
-import { flashAttentionWebGpu } from '../src/backends/webgpu/flash-attention.js';
-import { flashSkipAttentionWebGpu } from '../src/backends/webgpu/flash-skip-attention.js';
-import { createWebGpuContext } from '../src/backends/webgpu/device.js';
-import { slaAttentionWebGpu } from '../src/backends/webgpu/sla-attention.js';
+import { flashAttentionWebGpu } from '../src/backends/webgpu/attention/webgpu-flash-attention.js';
+import { flashSkipAttentionWebGpu } from '../src/backends/webgpu/methods/flash-skip-softmax/webgpu-flash-skip-attention.js';
+import { createWebGpuContext } from '../src/backends/webgpu/runtime/webgpu-device.js';
+import { slaAttentionWebGpu } from '../src/backends/webgpu/methods/sla/sla-attention.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import type { HeadTensor } from '../src/core/tensor.js';
 import { SageSlaMethod } from '../src/methods/sage-sla/sage-sla.js';

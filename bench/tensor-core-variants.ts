@@ -9,12 +9,12 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
-import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention-dispatch.js';
-import { runAttentionOnHost } from '../src/backends/webgpu/block-sparse-attention.js';
-import { createOutputTensor, uploadArray, uploadTensor } from '../src/backends/webgpu/buffers.js';
-import { createWebGpuContext, hasTensorCores } from '../src/backends/webgpu/device.js';
-import { fencedRuns } from '../src/backends/webgpu/pass-profiler.js';
-import type { TensorCoreOptions } from '../src/backends/webgpu/tensor-core-attention.js';
+import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention/attention-dispatch.js';
+import { runAttentionOnHost } from '../src/backends/webgpu/attention/block-sparse-attention.js';
+import { createOutputTensor, uploadArray, uploadTensor } from '../src/backends/webgpu/runtime/buffers.js';
+import { createWebGpuContext, hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
+import { fencedRuns } from '../src/backends/webgpu/runtime/pass-profiler.js';
+import type { TensorCoreOptions } from '../src/backends/webgpu/attention/attention-views.js';
 import { randomCausalBlockMask } from '../src/bench/cases.js';
 import { relativeL2Error } from '../src/core/error-metrics.js';
 import { HeadTensor } from '../src/core/tensor.js';

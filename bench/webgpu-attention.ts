@@ -11,10 +11,10 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
-import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention-dispatch.js';
-import { blockSparseAttentionWebGpu } from '../src/backends/webgpu/block-sparse-attention.js';
-import { createOutputTensor, type GpuTensorView, uploadArray, uploadTensor } from '../src/backends/webgpu/buffers.js';
-import { createWebGpuContext, hasTensorCores, type WebGpuContext } from '../src/backends/webgpu/device.js';
+import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention/attention-dispatch.js';
+import { blockSparseAttentionWebGpu } from '../src/backends/webgpu/attention/block-sparse-attention.js';
+import { createOutputTensor, type GpuTensorView, uploadArray, uploadTensor } from '../src/backends/webgpu/runtime/buffers.js';
+import { createWebGpuContext, hasTensorCores, type WebGpuContext } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import { BlockMask } from '../src/core/block-mask.js';
 import { randomCausalBlockMask } from '../src/bench/cases.js';
 import { type DType, HeadTensor } from '../src/core/tensor.js';

@@ -12,12 +12,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention-dispatch.js';
-import { readBlockMask } from '../src/backends/webgpu/block-list.js';
-import { createOutputTensor, type GpuTensorView, uploadTensor } from '../src/backends/webgpu/buffers.js';
-import { createWebGpuContext, type WebGpuContext } from '../src/backends/webgpu/device.js';
-import { encodeTriShapePlan, triShapeBlockMaskWebGpu } from '../src/backends/webgpu/trishape-blocks.js';
-import { encodeXAttentionPlan, estimateXAttentionWebGpu } from '../src/backends/webgpu/xattention-plan.js';
+import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention/attention-dispatch.js';
+import { readBlockMask } from '../src/backends/webgpu/attention/block-list.js';
+import { createOutputTensor, type GpuTensorView, uploadTensor } from '../src/backends/webgpu/runtime/buffers.js';
+import { createWebGpuContext, type WebGpuContext } from '../src/backends/webgpu/runtime/webgpu-device.js';
+import { encodeTriShapePlan, triShapeBlockMaskWebGpu } from '../src/backends/webgpu/methods/tri-shape/trishape-blocks.js';
+import { encodeXAttentionPlan, estimateXAttentionWebGpu } from '../src/backends/webgpu/methods/xattention/xattention-plan.js';
 import type { BlockMask } from '../src/core/block-mask.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import type { DType } from '../src/core/tensor.js';

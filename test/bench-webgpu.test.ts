@@ -41,7 +41,7 @@ describe('bench harness on the WebGPU target', { skip: gpu.skip }, () => {
   });
 
   it('msByProgram sums passes per program name, in first-seen order', async () => {
-    const { msByProgram } = await import('../src/backends/webgpu/pass-profiler.js');
+    const { msByProgram } = await import('../src/backends/webgpu/runtime/pass-profiler.js');
     assert.deepEqual(msByProgram([{ label: 'a{x=1}', ms: 1 }, { label: 'b{y=2}', ms: 2 }, { label: 'a{x=3}', ms: 0.5 }]), { a: 1.5, b: 2 });
   });
 

@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { sparseAttention } from '../src/attention.js';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
 import { naiveBlockSparseAttention } from '../src/backends/cpu/naive-attention.js';
-import { blockSparseAttentionWebGpu } from '../src/backends/webgpu/block-sparse-attention.js';
+import { blockSparseAttentionWebGpu } from '../src/backends/webgpu/attention/block-sparse-attention.js';
 import { webgpuBackend } from '../src/backends/webgpu/index.js';
 import { BlockMask, type BlockMaskDims } from '../src/core/block-mask.js';
 import { Rng } from '../src/core/rng.js';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
 import { gatherPagedKv } from '../src/backends/cpu/paged-kv.js';
-import { pagedAttentionWebGpu } from '../src/backends/webgpu/block-sparse-attention.js';
+import { pagedAttentionWebGpu } from '../src/backends/webgpu/attention/block-sparse-attention.js';
 import { BlockMask } from '../src/core/block-mask.js';
 import { Rng } from '../src/core/rng.js';
 import { type DType, HeadTensor } from '../src/core/tensor.js';

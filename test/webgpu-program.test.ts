@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createBackend } from '../src/backends/index.js';
-import { attentionProgram, type AttentionSpec, tileKeys } from '../src/backends/webgpu/attention-program.js';
-import { formatAdapterReport } from '../src/backends/webgpu/device.js';
-import { compileProgram, ParamsLayout, programSource, variantKey, wgslConstants } from '../src/backends/webgpu/program.js';
+import { attentionParams, attentionProgram, type AttentionSpec, tileKeys } from '../src/backends/webgpu/attention/attention-program.js';
+import { tensorCoreParams } from '../src/backends/webgpu/attention/tensor-core-attention.js';
+import { GPU_METHODS, GPU_TOKEN_RULES, type TokenRuleKey } from '../src/backends/webgpu/methods/index.js';
+import { sparseMethods } from '../src/methods/index.js';
+import { formatAdapterReport } from '../src/backends/webgpu/runtime/webgpu-device.js';
+import { compileProgram, ParamsLayout, programSource, variantKey, wgslConstants } from '../src/backends/webgpu/runtime/program.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 
 /** Every value of every spec field the kernels are built with (head dims: the tested grid). */
 function allAttentionSpecs(): AttentionSpec[] {
   const specs: AttentionSpec[] = [];
   for (const blocks of ['all', 'csr'] as const)
-    for (const tokenRule of ['none', 'trishape'] as const)
+    for (const tokenRule of ['none', ...Object.keys(GPU_TOKEN_RULES)] as TokenRuleKey[])
       for (const kv of ['strided', 'paged'] as const)
         for (const dtype of ['f32', 'f16'] as const)
           for (const headDimLoop of ['unrolled', 'rolled'] as const)
@@ -43,6 +46,18 @@ describe('kernel program abstraction (no device needed)', () => {
     const src = programSource(attentionProgram, base);
     assert.ok(src.includes(`const TILE_KEYS: u32 = ${tileKeys(base)}u;`) && src.includes('const HEAD_DIM: u32 = 64u;'));
     assert.ok(src.startsWith('// attention{blocks=csr,'), 'the source opens with its variant label');
+  });
+
+  it('the GPU method table names registered methods; token-rule hooks read only Params fields they declare', () => {
+    for (const name of Object.keys(GPU_METHODS)) assert.ok(sparseMethods.has(name), `GPU_METHODS row "${name}" is not a registered method`);
+    for (const [kind, hook] of Object.entries(GPU_TOKEN_RULES)) {
+      assert.match(hook.portableWgsl, /fn tokenVisible\(i: u32, j: u32\) -> bool/, `${kind}: portable hook defines tokenVisible`);
+      for (const [wgsl, layout] of [[hook.portableWgsl, attentionParams], [hook.tensorCoreWgsl ?? '', tensorCoreParams]] as const) {
+        const names = new Set<string>(layout.fields.map(([f]) => f));
+        for (const [, field] of wgsl.matchAll(/\bP\.(\w+)/g)) assert.ok(names.has(field), `${kind} reads P.${field}, which its skeleton's Params lacks`);
+      }
+      for (const f of hook.fields) assert.ok(attentionParams.fields.some(([n]) => n === f) && tensorCoreParams.fields.some(([n]) => n === f), `${kind}.${f} is in both Params`);
+    }
   });
 
   it('supports() explains shapes a device cannot run', () => {

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { sparseAttention } from '../src/attention.js';
 import { webgpuBackend } from '../src/backends/webgpu/index.js';
-import { sageAttentionProgram, sageQuantizeProgram } from '../src/backends/webgpu/sage-sla-attention.js';
-import { slaAttentionWebGpu } from '../src/backends/webgpu/sla-attention.js';
+import { sageAttentionProgram, sageQuantizeProgram } from '../src/backends/webgpu/methods/sage-sla/sage-sla-attention.js';
+import { slaAttentionWebGpu } from '../src/backends/webgpu/methods/sla/sla-attention.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { SageSlaMethod } from '../src/methods/sage-sla/sage-sla.js';
@@ -80,7 +80,7 @@ describe('WebGPU SageSLA = CPU SageSlaMethod', { skip: gpu.skip }, () => {
   });
 
   it('the quantize kernel and every int8 attention variant compile', async () => {
-    const { compileProgram } = await import('../src/backends/webgpu/program.js');
+    const { compileProgram } = await import('../src/backends/webgpu/runtime/program.js');
     for (const smooth of [false, true]) assert.match((await compileProgram(gpu.ctx!.device, sageQuantizeProgram, { smooth })).label, /^sage-quantize\{smooth=/);
     for (const headDim of [64, 128])
       for (const headDimLoop of ['rolled', 'unrolled'] as const) {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { sparseAttention } from '../src/attention.js';
 import { webgpuBackend } from '../src/backends/webgpu/index.js';
-import { slaAttentionWebGpu } from '../src/backends/webgpu/sla-attention.js';
+import { slaAttentionWebGpu } from '../src/backends/webgpu/methods/sla/sla-attention.js';
 import { Rng } from '../src/core/rng.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { type DType, HeadTensor } from '../src/core/tensor.js';
@@ -91,13 +91,13 @@ describe('WebGPU SLA = CPU SlaMethod', { skip: gpu.skip }, () => {
   });
 
   it('every SLA kernel variant compiles', async () => {
-    const { compileProgram } = await import('../src/backends/webgpu/program.js');
-    const k = await import('../src/backends/webgpu/sla-linear.js');
+    const { compileProgram } = await import('../src/backends/webgpu/runtime/program.js');
+    const k = await import('../src/backends/webgpu/methods/sla/sla-linear.js');
     const device = gpu.ctx!.device;
     for (const map of ['softmax', 'elu', 'relu'] as const) await compileProgram(device, k.slaFeatureMapProgram, { map });
     for (const unselected of [true, false]) {
       await compileProgram(device, k.slaQueryBlockSumsProgram, { unselected });
-      await compileProgram(device, (await import('../src/backends/webgpu/sla-linear-rows.js')).slaLinearRowsProgram, { unselected });
+      await compileProgram(device, (await import('../src/backends/webgpu/methods/sla/sla-linear-rows.js')).slaLinearRowsProgram, { unselected });
     }
     for (const [kind, bias] of [['identity', false], ['weights', false], ['weights', true]] as const) await compileProgram(device, k.slaProjectionProgram, { kind, bias });
   });

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { naiveAttention } from '../src/backends/cpu/naive-attention.js';
-import { runAttentionOnHost } from '../src/backends/webgpu/block-sparse-attention.js';
-import { hasTensorCores } from '../src/backends/webgpu/device.js';
+import { runAttentionOnHost } from '../src/backends/webgpu/attention/block-sparse-attention.js';
+import { hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import { BlockMask, blockCausallyValid } from '../src/core/block-mask.js';
 import { createSparseMethod } from '../src/methods/index.js';
 import { Rng } from '../src/core/rng.js';
@@ -76,8 +76,8 @@ describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
 
 describe('every tensor-core variant compiles', { skip }, () => {
   it('compiles', async () => {
-    const { compileProgram } = await import('../src/backends/webgpu/program.js');
-    const { tensorCoreAttentionProgram, tensorCoreWorkgroupBytes } = await import('../src/backends/webgpu/tensor-core-attention.js');
+    const { compileProgram } = await import('../src/backends/webgpu/runtime/program.js');
+    const { tensorCoreAttentionProgram, tensorCoreWorkgroupBytes } = await import('../src/backends/webgpu/attention/tensor-core-attention.js');
     const limit = gpu.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     let compiled = 0;
     for (const headDim of [64, 128] as const)

@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test';
 import { sparseAttention } from '../src/attention.js';
 import { cpuBackend } from '../src/backends/cpu/index.js';
 import { createWebGpuBackend } from '../src/backends/webgpu/index.js';
-import { triShapeBlockMaskWebGpu } from '../src/backends/webgpu/trishape-blocks.js';
+import { triShapeBlockMaskWebGpu } from '../src/backends/webgpu/methods/tri-shape/trishape-blocks.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
 import { assertTensorsClose, TOL } from './helpers/compare.js';

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { hasTensorCores } from '../src/backends/webgpu/device.js';
-import { estimateXAttentionWebGpu } from '../src/backends/webgpu/xattention-plan.js';
+import { hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
+import { estimateXAttentionWebGpu } from '../src/backends/webgpu/methods/xattention/xattention-plan.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor, type Layout } from '../src/core/tensor.js';
 import { estimateXAttention } from '../src/methods/xattention/antidiagonal-estimate.js';

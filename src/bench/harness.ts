@@ -13,7 +13,7 @@ import type { AttentionOptions } from '../core/attention-shape.js';
 import type { BlockMask } from '../core/block-mask.js';
 import type { HeadTensor } from '../core/tensor.js';
 import type { AttentionBackend } from '../backends/backend.js';
-import type { KernelMs } from '../backends/webgpu/pass-profiler.js';
+import type { KernelMs } from '../backends/webgpu/runtime/pass-profiler.js';
 import { naiveBlockSparseAttention } from '../backends/cpu/naive-attention.js';
 import { createSparseMethod, sparseMethods } from '../methods/index.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';

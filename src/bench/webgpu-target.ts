@@ -6,7 +6,7 @@
  * does. XAttention and tri-shape masks are planned by the backend's GPU planners (estimation,
  * selection and the block list on the GPU), timed the same way. Methods run whole (SLA: its own
  * output; flash-skip-softmax: the plan is made inside the kernel) go through the backend's
- * whole-method runner for validation and their plan, and are timed by GPU_METHOD_TIMERS on
+ * whole-method runner for validation and their plan, and are timed by their GPU_METHODS timer on
  * inputs uploaded once (queue fence). Imported lazily by targets.ts, so
  * the CPU target never loads Dawn.
  */
@@ -16,14 +16,12 @@ import { phaseOf } from '../core/stats.js';
 import type { HeadTensor } from '../core/tensor.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';
 import {
-  type AttentionDispatchOptions, createOutputTensor, encodeAttention, GPU_METHOD_TIMERS, type GpuMethodPlan, type GpuMethodPlanner,
-  planTriShapeOnGpu, planXAttentionOnGpu, readBlockMask, uploadArray, uploadTensor, webgpuBackend,
+  type AttentionDispatchOptions, createOutputTensor, encodeAttention, type GpuMethodPlan, gpuMethod,
+  readBlockMask, uploadArray, uploadTensor, webgpuBackend,
 } from '../backends/webgpu/index.js';
-import { fencedRuns, type KernelMs, profileRun } from '../backends/webgpu/pass-profiler.js';
+import { fencedRuns, type KernelMs, profileRun } from '../backends/webgpu/runtime/pass-profiler.js';
 import { type BenchCase, CPU_MAX_FLOPS, denseFlops } from './cases.js';
 import type { BenchTarget } from './harness.js';
-
-const GPU_PLANNERS: Readonly<Record<string, GpuMethodPlanner>> = { xattention: planXAttentionOnGpu, tri_shape: planTriShapeOnGpu };
 
 /** Minimum warm-up before a timed series on a GPU (its clocks ramp up under load); none on a CPU adapter. */
 const WARM_MS = 1500;
@@ -70,7 +68,7 @@ async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask:
 
 /** The method's mask from its GPU planner (second run timed; the first compiles), read back. */
 async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<{ plan: BlockPlan; ms: number; kernelMs?: KernelMs } | undefined> {
-  const planner = GPU_PLANNERS[method.name];
+  const planner = gpuMethod(method.name)?.planner;
   if (!planner) return undefined;
   const ctx = await webgpuBackend.context();
   const { device } = ctx;
@@ -121,12 +119,12 @@ export async function webgpuTarget(): Promise<BenchTarget> {
     methodAttention: async (method, q, k, v, opts) => webgpuBackend.methodHooks?.(method)?.run?.(q, k, v, opts),
     runsWhole: (name) => name === 'flash_skip_softmax',
     async timeWholeMethod(method, q, k, v, opts, iterations) {
-      const timer = GPU_METHOD_TIMERS[method.name];
+      const timer = gpuMethod(method.name)?.time;
       if (!timer) return undefined;
       const ctx = await webgpuBackend.context();
       return { ...(await timer(ctx, method, q, k, v, opts, { iterations, warmMs: warmMs(ctx), warmRuns: 1, profile: true })), source: 'gpu-fence' };
     },
-    plans: (name) => name in GPU_PLANNERS,
+    plans: (name) => gpuMethod(name)?.planner !== undefined,
     planBlockMask: planOnGpu,
     async timeBlockSparse(q, k, v, mask, opts, iterations) {
       return { ...(await timeDispatches(q, k, v, mask, opts, iterations)), source: 'gpu-fence' };

@@ -1,17 +1,18 @@
 /**
  * The WebGPU attention backend: block-sparse (and dense) flash attention on any WebGPU adapter,
  * from Node through Dawn (npm `webgpu`) or in a browser through navigator.gpu.
+ *
+ *   runtime/    device, buffers, the kernel program abstraction, the pass profiler
+ *   attention/  the attention skeleton and its tensor-core variant, block lists, paged attention
+ *   methods/    each method's GPU work, one row per method in methods/index.ts (GPU_METHODS);
+ *               token rules' visibility hooks in methods/gpu-token-rules.ts
  */
 import type { AttentionBackend, MethodHooks } from '../backend.js';
-import { statsFromMask } from '../../core/stats.js';
-import { phaseOf } from '../../core/stats.js';
 import type { SparseAttentionMethod } from '../../methods/method.js';
-import { XAttentionMethod } from '../../methods/xattention/xattention.js';
-import { blockSparseAttentionWebGpu } from './block-sparse-attention.js';
-import { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS } from './method-runners.js';
-import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './device.js';
-import { pagedAttentionOnWebGpu } from './paged-backend.js';
-import { estimateXAttentionWebGpu } from './xattention-plan.js';
+import { blockSparseAttentionWebGpu } from './attention/block-sparse-attention.js';
+import { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
+import { gpuMethod } from './methods/index.js';
+import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './runtime/webgpu-device.js';
 
 export interface WebGpuBackend extends AttentionBackend {
   readonly name: 'webgpu';
@@ -41,52 +42,56 @@ export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
   };
 }
 
+/** The method's row of GPU_METHODS bound to this instance and device. */
 function methodHooks(context: () => Promise<WebGpuContext>, method: SparseAttentionMethod): MethodHooks | undefined {
-  const run = GPU_METHOD_RUNNERS[method.name];
-  const timer = GPU_METHOD_TIMERS[method.name];
+  const row = gpuMethod(method.name);
+  if (!row) return undefined;
+  const { run, time } = row;
+  const plan = row.plan?.(method);
   const hooks: MethodHooks = {};
   if (run) hooks.run = async (q, k, v, opts) => run(await context(), method, q, k, v, opts);
-  if (timer) hooks.time = async (q, k, v, opts, runs) => timer(await context(), method, q, k, v, opts, { warmMs: 0, warmRuns: 1, ...runs });
-  if (method instanceof XAttentionMethod && !method.settings.dense) {
-    const s = method.settings;
-    hooks.plan = async (q, k, opts) => {
-      const { mask, blockScores } = await estimateXAttentionWebGpu(await context(), q, k, s, opts);
-      return { mask, blockScores, stats: { ...statsFromMask(method.name, mask, { threshold: s.threshold }), phase: opts.phase ?? phaseOf(q.length) } };
-    };
-  }
+  if (time) hooks.time = async (q, k, v, opts, runs) => time(await context(), method, q, k, v, opts, { warmMs: 0, warmRuns: 1, ...runs });
+  if (plan) hooks.plan = async (q, k, opts) => plan(await context(), q, k, opts);
   return Object.keys(hooks).length > 0 ? hooks : undefined;
 }
 
 /** The backend on the default device. */
 export const webgpuBackend: WebGpuBackend = createWebGpuBackend();
 
+// runtime
 export {
   createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, probeWebGpu, formatAdapterReport, isSoftwareDevice,
   DAWN_TOGGLES, OPTIONAL_FEATURES, type AdapterReport, type SubgroupMatrixConfig, type WebGpuContext, type WebGpuOptions,
-} from './device.js';
+} from './runtime/webgpu-device.js';
 export {
   ParamsLayout, variantKey, wgslConstants, programSource, compileProgram, encodeProgram,
   type KernelProgram, type KernelSpec, type CompiledProgram, type BindingSpec, type Dispatch,
-} from './program.js';
-export { attentionProgram, attentionParams, tileKeys, type AttentionSpec, type AttentionShape, MAX_HEAD_DIM } from './attention-program.js';
-export { encodeAttention, attentionSpecFor, type AttentionViews, type AttentionDispatchOptions, type BlockList, type PagedKvBinding } from './attention-dispatch.js';
-export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides, type GpuTensorView } from './buffers.js';
-export { flashAttentionWebGpu } from './flash-attention.js';
-export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './block-sparse-attention.js';
-// GPU plans of XAttention and tri-shape (gpu-xattn)
-export { planXAttentionOnGpu, planTriShapeOnGpu, runPlannedMethodWebGpu, type GpuMethodPlan, type GpuMethodPlanner } from './method-plans.js';
+} from './runtime/program.js';
+export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides, type GpuTensorView } from './runtime/buffers.js';
+// attention
+export { attentionProgram, attentionParams, tileKeys, type AttentionSpec, type AttentionShape, MAX_HEAD_DIM } from './attention/attention-program.js';
+export { encodeAttention, attentionSpecFor, type AttentionViews, type AttentionDispatchOptions, type BlockList, type PagedKvBinding } from './attention/attention-dispatch.js';
+export type { TokenRuleHook } from './attention/token-visibility.js';
+export { flashAttentionWebGpu } from './attention/webgpu-flash-attention.js';
+export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './attention/block-sparse-attention.js';
+export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './attention/block-list.js';
+export { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
+// methods
+export {
+  GPU_METHODS, gpuMethod, GPU_TOKEN_RULES,
+  type GpuMethod, type GpuMethodPlan, type GpuMethodPlanner, type GpuMethodRunner, type GpuMethodTimer, type GpuPlanHook, type TokenRuleKey,
+} from './methods/index.js';
+export { runPlannedMethodWebGpu } from './methods/gpu-method.js';
+export { planXAttentionOnGpu } from './methods/xattention/xattention-gpu.js';
 export {
   encodeXAttentionPlan, encodeXAttentionEstimate, encodeXAttentionSelection, estimateXAttentionWebGpu, selectXAttentionBlocksWebGpu, readXAttentionPlan,
   type GpuXAttentionPlan, type XAttentionGpuOptions,
-} from './xattention-plan.js';
-export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './xattention-estimate.js';
-export { xattentionSelectProgram, type XAttentionSelectSpec } from './xattention-select.js';
-export { encodeTriShapePlan, triShapeBlockMaskWebGpu, trishapeBlocksProgram, type GpuTriShapePlan } from './trishape-blocks.js';
-export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './block-list.js';
-// GPU work of flash-skip-softmax and SLA (gpu-fssla)
+} from './methods/xattention/xattention-plan.js';
+export { xattentionEstimateProgram, type XAttentionEstimateSpec } from './methods/xattention/webgpu-xattention-estimate.js';
+export { xattentionSelectProgram, type XAttentionSelectSpec } from './methods/xattention/xattention-select.js';
+export { planTriShapeOnGpu } from './methods/tri-shape/trishape-gpu.js';
+export { encodeTriShapePlan, triShapeBlockMaskWebGpu, trishapeBlocksProgram, type GpuTriShapePlan } from './methods/tri-shape/trishape-blocks.js';
 export {
   flashSkipAttentionWebGpu, encodeFlashSkipAttention, flashSkipAttentionProgram, flashSkipParams, flashSkipRows,
   type FlashSkipAttentionSpec, type FlashSkipGpuOptions, type FlashSkipGpuResult,
-} from './flash-skip-attention.js';
-export { GPU_METHOD_RUNNERS, GPU_METHOD_TIMERS, type GpuMethodRunner, type GpuMethodTimer } from './method-runners.js';
-export { pagedAttentionOnWebGpu } from './paged-backend.js';
+} from './methods/flash-skip-softmax/webgpu-flash-skip-attention.js';

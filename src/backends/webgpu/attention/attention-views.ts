@@ -1,0 +1,60 @@
+/// <reference types="@webgpu/types" />
+/**
+ * What one attention dispatch reads and how (both kernels: the portable skeleton and tensor cores):
+ * GPU tensor views, the block list, paged KV, the token rule and the kernel choice.
+ */
+import type { TokenRule } from '../../../core/token-rule.js';
+import type { AttentionSpec } from './attention-program.js';
+import type { GpuTensorView } from '../runtime/buffers.js';
+
+export interface AttentionViews {
+  /** [B, H, Lq, D] */
+  q: GpuTensorView;
+  /** [B, Hkv, Lk, D]; for paged KV a cache [numPages, Hkv, pageSize, D] (batch = pages, length = pageSize). */
+  k: GpuTensorView;
+  v: GpuTensorView;
+  /** [B, H, Lq, Dv], written. */
+  o: GpuTensorView;
+}
+
+export type BlockList =
+  | { kind: 'all' }
+  | { kind: 'csr'; rowPtr: GPUBuffer; colIdx: GPUBuffer; blockRows: number; blockCols: number };
+
+export interface PagedKvBinding {
+  /** Int32 [batch, tableStride]: logical key block → physical page of the cache. */
+  blockTable: GPUBuffer;
+  tableStride: number;
+  /** Keys per page (the cache's length axis). */
+  pageSize: number;
+}
+
+export interface AttentionDispatchOptions {
+  causal: boolean;
+  scale: number;
+  /** Keys visible to the call; required with paged KV, else k.length. */
+  keyLength?: number;
+  blocks: BlockList;
+  tokenRule?: TokenRule;
+  paged?: PagedKvBinding;
+  /** See AttentionSpec.headDimLoop; default 'rolled' on software adapters, else 'unrolled'. */
+  headDimLoop?: AttentionSpec['headDimLoop'];
+  /**
+   * 'auto' (default): the tensor-core kernel when the adapter and the call allow it, else the
+   * portable skeleton; 'portable' / 'tensor-core' force one (the latter throws with the reason).
+   */
+  kernel?: 'auto' | 'portable' | 'tensor-core';
+  /** Variant of the tensor-core kernel (subgroups, staging, passes); its defaults otherwise. */
+  tensorCore?: TensorCoreOptions;
+}
+
+export interface TensorCoreOptions {
+  subgroups?: 4 | 8;
+  /** Stage K/V tiles in workgroup memory (default: on when the views allow it). */
+  stage?: boolean;
+  /**
+   * 1: one pass with lazy rescale (default with 4 subgroups); 2: exact max and sum first, QKᵀ
+   * twice (default with 8: their scratch fills the 48 KiB of workgroup memory, no room for flags).
+   */
+  passes?: 1 | 2;
+}

@@ -1,0 +1,324 @@
+/**
+ * Tensor-core (subgroup-matrix) flash attention in WGSL, dense or block-sparse.
+ *
+ * Computes O = softmax(scale · Q Kᵀ + mask) V for one (batch, head, 16·SG query rows) per workgroup:
+ *   Q [B, H, Lq, D] f16, K/V [B, Hkv, Lk, D] f16 (any strides: both layouts, views of a cache),
+ *   O [B, H, Lq, D] f32.  Tiles: each of SG subgroups owns 16 query rows; key tiles of BC = 64.
+ *
+ * Subgroup matrices are opaque (no per-element access), so the FlashAttention rescale of the
+ * output accumulator (O ← O·e^(m−m')) cannot be done in registers. Two variants:
+ *   passes = 1 (the default, 1.3× faster at 32K on the H100): a per-row reference max that moves
+ *     only when a tile's scores exceed it by more than 2^8, so P = exp2(S − m) ≤ 256 stays exact
+ *     enough in f16; the rare rescale of O (on random inputs: the first tile only) stores the
+ *     accumulators to workgroup memory, scales each row there and loads them back. The decision
+ *     is workgroup-wide (a flag per subgroup, read with workgroupUniformLoad) so the barriers
+ *     inside stay uniform; O is divided by l at the end, through the same scratch.
+ *   passes = 2: pass 1 computes S = Q Kᵀ → scratch → exact row max m and sum l; pass 2 computes
+ *     S again → P = exp(S − m) / l as f16 → O += P V. QKᵀ twice, but O never leaves registers.
+ *
+ * Block-sparse: the key tiles visited are those of the kept key blocks of the workgroup's query
+ * block (CSR rowPtr/colIdx of a BlockMask), so dense is the same loop over every block.
+ * Visibility (causality, and a token rule inside kept blocks) is tested per score in the scalar
+ * softmax step, so it costs nothing on the tensor cores.
+ * Requirements (checked by tensorCoreSpecFor and the program's supports()): Lq % (16·SG) == 0, Lk % 64 == 0, D in {64, 128},
+ * mask blockRows % (16·SG) == 0 and blockCols % 64 == 0.
+ */
+
+import { UnsupportedError } from '../../../core/errors.js';
+import { type TokenRuleKey, tokenRuleHook } from '../methods/gpu-token-rules.js';
+import { seq, SUBGROUP_MATRIX_PRELUDE } from '../runtime/subgroup-matrix-wgsl.js';
+
+export type TensorCoreAttentionSpec = {
+  readonly headDim: 64 | 128;
+  readonly causal: boolean;
+  /** 'csr': visit the key blocks of a CSR block list; 'all': every tile up to the causal limit. */
+  readonly blocks: 'all' | 'csr';
+  /** Q, K, V storage is f16; O is written as this dtype (f32 straight from the accumulators). */
+  readonly out: 'f16' | 'f32';
+  /** Subgroups per workgroup (each owns 16 query rows). */
+  readonly subgroups: 4 | 8;
+  /**
+   * Stage each K and V tile in workgroup memory once for all subgroups (vec4 loads, padded rows)
+   * instead of every subgroup reading it from global memory. Needs 16-byte aligned rows.
+   */
+  readonly stage: boolean;
+  /**
+   * 2: exact max and sum first, then P·V (QKᵀ twice). 1: one pass with a lazy rescale — a row's
+   * reference max moves only when a tile's max exceeds it by more than 2^RESCALE_LOG2, so P stays
+   * ≤ 2^8 (exact in f16's range) and the O accumulators go through workgroup memory only then.
+   */
+  readonly passes: 1 | 2;
+  /** A token rule inside kept blocks, through its visibility hook (attention/token-visibility.ts), or 'none'. */
+  readonly tokenRule: TokenRuleKey;
+};
+
+export const TC_KEY_TILE = 64;
+export const TC_ROWS_PER_SUBGROUP = 16;
+
+
+/**
+ * f16 output: accumulators are f32 matrices, so they go through the subgroup's f32 scratch
+ * (BC columns at a time) and each lane converts its half-row.
+ */
+function storeF16(D: number, BC: number): string {
+  const parts: string[] = [];
+  for (let half = 0; half < D / BC; half++) {
+    parts.push(`      workgroupBarrier();`);
+    for (let c = 0; c < BC / 16; c++) {
+      parts.push(`      subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + ${c * 16}u, o${half * (BC / 16) + c}, BC);`);
+    }
+    parts.push(`      workgroupBarrier();
+      for (var c = 0u; c < BC / 2u; c++) {
+        O[oBase + row * P.oStrideL + ${half * BC}u + side * (BC / 2u) + c] = f16(sTile[scratch + c]);
+      }`);
+  }
+  return parts.join('\n');
+}
+
+/** How far (log2) a row's scores may rise above its reference max before O is rescaled. */
+export const RESCALE_LOG2 = 8;
+
+type Src = (d: number) => string;
+
+/**
+ * S = Q Kᵀ of the key tile at j0 into the subgroup's f32 scratch (staging K first when the spec
+ * stages), between the barriers that keep the previous tile's readers and this tile's apart.
+ */
+function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string): string {
+  const DT = spec.headDim / 16;
+  return [
+    `workgroupBarrier(); // the previous tile's scratch (and staged V) have been read`,
+    ...(spec.stage ? ['stageK(kBase, j0, lid);', 'workgroupBarrier();'] : []),
+    'for (var c = 0u; c < CT; c++) {',
+    '  var s = subgroup_matrix_result<f32, 16, 16>();',
+    '  let kRow = kBase + (j0 + c * 16u) * P.kStrideL;',
+    ...Array.from({ length: DT }, (_, d) => `  s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${kSrc(d)}), s);`),
+    '  subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + c * 16u, s, BC);',
+    '}',
+    'workgroupBarrier();',
+  ].map((line) => pad + line).join('\n');
+}
+
+/**
+ * The one-pass loop: S = QKᵀ → scratch; per row, move the reference max only when this tile's max
+ * exceeds it by more than 2^RESCALE_LOG2; P = exp2(S − m) → f16; if any row of the workgroup moved,
+ * rescale O through the scratch (uniform branch); O += P V. The epilogue divides by l in scratch.
+ */
+function onePassLoop(spec: TensorCoreAttentionSpec, kSrc: Src, vSrc: Src): string {
+  const D = spec.headDim;
+  const DT = D / 16;
+  const BC = TC_KEY_TILE;
+  const CT = BC / 16;
+  const SG = spec.subgroups;
+  // O goes through the subgroup's 16×BC f32 scratch CT matrices at a time.
+  const viaScratch = (body: (half: number) => string) => Array.from({ length: D / BC }, (_, half) => `
+      workgroupBarrier();
+${seq(CT, (c) => `      subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + ${c * 16}u, o${half * CT + c}, BC);`)}
+      workgroupBarrier();
+${body(half)}`).join('\n');
+  return `  var m = -3.0e38; // this row's reference max (log2 units)
+  var l = 0.0;      // Σ exp2(s − m) over the keys seen
+${seq(DT, (d) => `  var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
+  for (var t = 0u; t < nTiles; t++) {
+    let j0 = tileStart(t, qbRow);
+${scoreTile(spec, kSrc, '    ')}
+    var tileMax = -3.0e38;
+    for (var c = 0u; c < BC / 2u; c++) {
+      let j = j0 + side * (BC / 2u) + c;
+      if (visible(qi, j)) { tileMax = max(tileMax, sTile[scratch + c] * P.scaleLog2); }
+    }
+    tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));
+    var alpha = 1.0;
+    if (tileMax > m + RESCALE_LOG2) {
+      alpha = exp2(m - tileMax); // 0 while the row has seen nothing
+      m = tileMax;
+      l = l * alpha;
+    }
+    let moved = subgroupAny(alpha != 1.0);
+    if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved); }
+    var sum = 0.0;
+    for (var c = 0u; c < BC / 2u; c++) {
+      let j = j0 + side * (BC / 2u) + c;
+      var p = 0.0;
+      if (visible(qi, j)) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m); }
+      pTile[scratch + c] = f16(p);
+      sum += p;
+    }
+    l += sum + subgroupShuffleXor(sum, 1u);
+${spec.stage ? '    stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' : ''}
+    let flags = workgroupUniformLoad(&rescaled); // also the barrier that publishes P (and V)
+    if (t > 0u && (${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')}) != 0u) { // tile 0: O is still zero
+${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) { sTile[scratch + c] *= alpha; }
+      workgroupBarrier();
+${seq(CT, (c) => `      o${half * CT + c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&sTile, sg * 16u * BC + ${c * 16}u, BC);`)}`)}
+    }
+    for (var c = 0u; c < CT; c++) {
+      let pm = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&pTile, sg * 16u * BC + c * 16u, BC);
+      let vRow = vBase + (j0 + c * 16u) * P.vStrideL;
+${seq(DT, (d) => `      o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(${vSrc(d)}), o${d});`)}
+    }
+  }
+  // O / l, through the scratch (the accumulators are opaque), written as ${spec.out}.
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  let oBase = P.oOffset + b * P.oStrideB + h * P.oStrideH + (rowBase + sg * 16u) * P.oStrideL;
+${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) {
+        O[oBase + row * P.oStrideL + ${half * BC}u + side * (BC / 2u) + c] = ${spec.out}(sTile[scratch + c] * inv);
+      }`)}
+`;
+}
+
+export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: string): string {
+  const D = spec.headDim;
+  const DT = D / 16;
+  const SG = spec.subgroups;
+  const BC = TC_KEY_TILE;
+  const CT = BC / 16;
+  const sparse = spec.blocks === 'csr';
+  const visibility = tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
+  if (visibility === undefined) throw new UnsupportedError(`token rule "${spec.tokenRule}" has no tensor-core WGSL`);
+  const KVS = D + 8; // padded row stride of the staged tile: rows start in different banks
+  const kvType = spec.stage ? 'array<vec4<u32>>' : 'array<f16>';
+  // Where the subgroup-matrix loads of K and V read from, per 16-key slice c and 16-wide slice d.
+  const kSrc = (d: number) => spec.stage ? `&kv, c * 16u * ${KVS}u + ${d * 16}u, ${KVS}u` : `&K, kRow + ${d * 16}u, P.kStrideL`;
+  const vSrc = (d: number) => spec.stage ? `&kv, c * 16u * ${KVS}u + ${d * 16}u, ${KVS}u` : `&V, vRow + ${d * 16}u, P.vStrideL`;
+  const stageFn = (name: string, buf: string, stride: string) => `
+fn ${name}(base: u32, j0: u32, lid: u32) {
+  for (var i = lid; i < BC * D / 8u; i += SG * 32u) {
+    let r = i / (D / 8u);
+    let c8 = i % (D / 8u);
+    let v = ${buf}[(base + (j0 + r) * ${stride}) / 8u + c8];
+    let o = r * ${KVS}u + c8 * 8u;
+    let a = bitcast<vec2<f16>>(v.x); let b = bitcast<vec2<f16>>(v.y);
+    let c = bitcast<vec2<f16>>(v.z); let d = bitcast<vec2<f16>>(v.w);
+    kv[o] = a.x; kv[o + 1u] = a.y; kv[o + 2u] = b.x; kv[o + 3u] = b.y;
+    kv[o + 4u] = c.x; kv[o + 5u] = c.y; kv[o + 6u] = d.x; kv[o + 7u] = d.y;
+  }
+}`;
+  return /* wgsl */ `
+${SUBGROUP_MATRIX_PRELUDE}
+
+${header}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<f16>;
+@group(0) @binding(2) var<storage, read> K: ${kvType};
+@group(0) @binding(3) var<storage, read> V: ${kvType};
+@group(0) @binding(4) var<storage, read_write> O: array<${spec.out}>;
+${sparse ? `@group(0) @binding(5) var<storage, read> rowPtr: array<u32>;
+@group(0) @binding(6) var<storage, read> colIdx: array<u32>;` : ''}
+
+const DT: u32 = ${DT}u;      // 16-wide slices of the head dim
+const BR: u32 = ${SG * 16}u; // query rows per workgroup
+const CT: u32 = ${CT}u;      // 16-wide slices of a key tile
+
+// Per subgroup: 16 rows × BC scores (f32) and probabilities (f16).  [SG][16][BC]
+var<workgroup> sTile: array<f32, ${SG * 16 * BC}>;
+var<workgroup> pTile: array<f16, ${SG * 16 * BC}>;
+${spec.passes === 1 ? `// One pass: whether each subgroup moved a row's reference max on this tile (one writer per slot).
+var<workgroup> rescaled: array<u32, ${SG}>;
+const RESCALE_LOG2: f32 = ${RESCALE_LOG2}.0;` : ''}
+${spec.stage ? `// The current K (then V) tile, shared by all subgroups.  [BC][D + 8]
+var<workgroup> kv: array<f16, ${BC * KVS}>;
+${stageFn('stageK', 'K', 'P.kStrideL')}
+${stageFn('stageV', 'V', 'P.vStrideL')}` : ''}
+
+// Key tiles visited for this workgroup: every tile up to the causal limit, or the tiles of the
+// kept blocks. Workgroup-uniform, so every subgroup runs the same loop (barriers stay legal).
+${sparse ? `fn tileCount(rowBase: u32, qb: u32) -> u32 {
+  return (rowPtr[qb + 1u] - rowPtr[qb]) * (P.blockCols / BC);
+}
+
+fn tileStart(t: u32, qb: u32) -> u32 {
+  let per = P.blockCols / BC;
+  let kb = colIdx[rowPtr[qb] + t / per];
+  return kb * P.blockCols + (t % per) * BC;
+}` : `fn tileCount(rowBase: u32, qb: u32) -> u32 {
+  var n = P.kLen / BC;
+  if (CAUSAL) {
+    let lastKey = (P.kLen - P.qLen) + rowBase + BR - 1u;
+    n = min(n, lastKey / BC + 1u);
+  }
+  return n;
+}
+
+fn tileStart(t: u32, qb: u32) -> u32 { return t * BC; }`}
+
+// Whether query row i (of this call) sees key j: causality, then the token rule.
+fn visible(i: u32, j: u32) -> bool {
+  let p = (P.kLen - P.qLen) + i; // the query's key position
+  if (CAUSAL && j > p) { return false; }
+${visibility}
+}
+
+@compute @workgroup_size(${SG * 32})
+fn main(@builtin(workgroup_id) wg: vec3u,
+        @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32,
+        @builtin(local_invocation_index) lid: u32) {
+  let b = wg.z;
+  let h = wg.y;
+  let kvh = h / P.group;
+  let rowBase = wg.x * BR;
+  let qBase = P.qOffset + b * P.qStrideB + h * P.qStrideH + (rowBase + sg * 16u) * P.qStrideL;
+  let kBase = P.kOffset + b * P.kStrideB + kvh * P.kStrideH;
+  let vBase = P.vOffset + b * P.vStrideB + kvh * P.vStrideH;
+  let qbRow = (b * P.heads + h) * P.numQueryBlocks + rowBase / max(P.blockRows, 1u);
+
+  // Q slices stay in registers for the whole call (named, not an array, so nothing spills).
+${seq(DT, (t) => `  let q${t} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Q, qBase + ${t * 16}u, P.qStrideL);`)}
+
+  // This lane's share of the subgroup's 16×BC tile: row lane/2, columns [side·BC/2, +BC/2).
+  let row = lane / 2u;
+  let side = lane % 2u;
+  let qi = rowBase + sg * 16u + row; // this lane's query row
+  let scratch = sg * 16u * BC + row * BC + side * (BC / 2u);
+  let nTiles = tileCount(rowBase, qbRow);
+
+${spec.passes === 1 ? onePassLoop(spec, kSrc, vSrc) : `  var m = -3.0e38;
+  var l = 0.0;
+  for (var phase = 0u; phase < 2u; phase++) {
+${seq(DT, (d) => `    var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
+    for (var t = 0u; t < nTiles; t++) {
+      let j0 = tileStart(t, qbRow);
+${scoreTile(spec, kSrc, '      ')}
+      if (phase == 0u) {
+        var tileMax = -3.0e38;
+        for (var c = 0u; c < BC / 2u; c++) {
+          let j = j0 + side * (BC / 2u) + c;
+          if (visible(qi, j)) { tileMax = max(tileMax, sTile[scratch + c] * P.scaleLog2); }
+        }
+        tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));
+        let mNew = max(m, tileMax);
+        var sum = 0.0;
+        for (var c = 0u; c < BC / 2u; c++) {
+          let j = j0 + side * (BC / 2u) + c;
+          if (visible(qi, j)) { sum += exp2(sTile[scratch + c] * P.scaleLog2 - mNew); }
+        }
+        sum += subgroupShuffleXor(sum, 1u);
+        l = l * exp2(m - mNew) + sum;
+        m = mNew;
+      } else {
+        let inv = select(0.0, 1.0 / l, l > 0.0);
+        for (var c = 0u; c < BC / 2u; c++) {
+          let j = j0 + side * (BC / 2u) + c;
+          var p = 0.0;
+          if (visible(qi, j)) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m) * inv; }
+          pTile[scratch + c] = f16(p);
+        }
+${spec.stage ? '        stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' : ''}
+        workgroupBarrier();
+        for (var c = 0u; c < CT; c++) {
+          let pm = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&pTile, sg * 16u * BC + c * 16u, BC);
+          let vRow = vBase + (j0 + c * 16u) * P.vStrideL;
+${seq(DT, (d) => `          o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(${vSrc(d)}), o${d});`)}
+        }
+      }
+    }
+    if (phase == 1u) {
+      let oBase = P.oOffset + b * P.oStrideB + h * P.oStrideH + (rowBase + sg * 16u) * P.oStrideL;
+${spec.out === 'f32' ? seq(DT, (d) => `      subgroupMatrixStore<row_major>(&O, oBase + ${d * 16}u, o${d}, P.oStrideL);`) : storeF16(D, BC)}
+    }
+  }
+`}}
+`;
+}

@@ -1,0 +1,39 @@
+/**
+ * The visibility variant hook of the attention skeletons. A token rule (core/token-rule.ts) hides
+ * keys inside kept blocks, finer than a block mask can; the skeletons evaluate it per score in WGSL
+ * through this hook, so they never name a method. A method with a token rule supplies its hook from
+ * its GPU folder; methods/gpu-token-rules.ts maps each TokenRule kind to its hook.
+ *
+ *   spec key part   the spec's `tokenRule` field: the rule's kind, or 'none'
+ *   Params fields   u32 fields the rule's WGSL reads; every skeleton's Params carries the fields of
+ *                   every registered rule (zero when a call has another rule or none), so one layout
+ *                   serves all of a skeleton's variants
+ *   WGSL            one text per skeleton (their Params name the lengths differently)
+ */
+export interface TokenRuleHook<R, F extends string> {
+  /** The u32 Params fields the WGSL reads, in order. */
+  readonly fields: readonly F[];
+  /** Their values for a call of Lq queries, right-aligned to Lk keys. */
+  params(rule: R, queryLength: number, keyLength: number): Readonly<Record<F, number>>;
+  /**
+   * Portable skeleton (attention-program.ts): WGSL defining `fn tokenVisible(i: u32, j: u32) -> bool`
+   * for query row i (key position P.queryOffset + i, of P.queryLength rows) and key j of a kept
+   * block; causality is tested apart.
+   */
+  readonly portableWgsl: string;
+  /**
+   * Tensor-core kernel (tensor-core-attention.wgsl.ts): the statements that end its
+   * `visible(i, j)` after the causal test, with `p` the query's key position and P.qLen the query
+   * length; absent when the rule runs on the portable kernel only.
+   */
+  readonly tensorCoreWgsl?: string;
+}
+
+/** The variant of calls without a token rule: every key of a kept block. */
+export const NO_TOKEN_RULE: TokenRuleHook<undefined, never> = {
+  fields: [],
+  params: () => ({}),
+  portableWgsl: `// Hook tokenRule: every key of a kept block (causality is tested apart).
+fn tokenVisible(i: u32, j: u32) -> bool { return true; }`,
+  tensorCoreWgsl: '  return true;',
+};
