@@ -3,10 +3,10 @@
  * by adding a row whose factory builds a BenchTarget around it (and, to time with timestamp
  * queries rather than a fenced wall clock, provides `timeBlockSparse`).
  */
-import { cpus } from 'node:os';
 import { cpuBackend } from '../backends/cpu/index.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { type BenchCase, denseFlops } from './cases.js';
+import { cpuDeviceInfo } from './device-info.js';
 import type { BenchTarget } from './harness.js';
 
 /** Dense FLOPs above which the CPU reference would take minutes per call (~1 GFLOP/s in JS). */
@@ -15,10 +15,7 @@ export const CPU_MAX_FLOPS = 2e10;
 export const cpuTarget: BenchTarget = {
   name: 'cpu',
   backend: cpuBackend,
-  async describe() {
-    const c = cpus();
-    return { name: `${c[0]?.model ?? 'unknown CPU'} (${c.length} cores)`, backend: 'cpu' };
-  },
+  describe: async () => cpuDeviceInfo(),
   supports(c: BenchCase) {
     const f = denseFlops(c);
     if (f > CPU_MAX_FLOPS) return `${(f / 1e9).toFixed(0)} GFLOP dense is beyond the CPU reference's reach (limit ${CPU_MAX_FLOPS / 1e9} GFLOP); time it on a GPU target`;
