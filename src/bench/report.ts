@@ -41,6 +41,8 @@ export interface BenchReport {
   peers: { source: string; data: unknown }[];
   /** When the report merges earlier ones (`bench --from`): their files, in order. */
   sources?: string[];
+  /** The command that made the report (set by `sparse-attn bench`). */
+  command?: string;
 }
 
 const DTYPE_ALIASES: Record<string, string> = { float16: 'f16', f16: 'f16', bfloat16: 'bf16', bf16: 'bf16', float32: 'f32', f32: 'f32' };
@@ -193,11 +195,15 @@ export interface ScriptReport {
   [field: string]: unknown;
 }
 
-/** The command line that reproduces this run, from the directory it ran in. */
+/** Words as one shell command line, quoted where needed. */
+export function shellWords(words: readonly string[]): string {
+  return words.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** The command line that reproduces this script run, from the directory it ran in. */
 export function commandLine(argv: readonly string[] = process.argv): string {
-  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
   const script = argv[1] ? relative(process.cwd(), argv[1]) || argv[1] : '';
-  return ['node', script, ...argv.slice(2)].filter(Boolean).map(quote).join(' ');
+  return shellWords(['node', script, ...argv.slice(2)].filter(Boolean));
 }
 
 export function scriptReport(benchmark: string, device: DeviceInfo, fields: Record<string, unknown>, date = new Date()): ScriptReport {
