@@ -66,6 +66,9 @@ export function shapeKey(c: BenchCase): string {
   return JSON.stringify([c.batch, c.heads, c.kvHeads, c.queryLength, c.keyLength, c.headDim, c.dtype, c.causal, c.input, c.seed]);
 }
 
+/** Dense FLOPs above which the CPU reference would take minutes per call (~1 GFLOP/s in JS). */
+export const CPU_MAX_FLOPS = 2e10;
+
 export interface AttentionFlopShape {
   batch: number;
   heads: number;

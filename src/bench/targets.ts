@@ -5,12 +5,11 @@
  */
 import { cpuBackend } from '../backends/cpu/index.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { type BenchCase, denseFlops } from './cases.js';
+import { type BenchCase, CPU_MAX_FLOPS, denseFlops } from './cases.js';
 import { cpuDeviceInfo } from './device-info.js';
 import type { BenchTarget } from './harness.js';
 
-/** Dense FLOPs above which the CPU reference would take minutes per call (~1 GFLOP/s in JS). */
-export const CPU_MAX_FLOPS = 2e10;
+export { CPU_MAX_FLOPS };
 
 export const cpuTarget: BenchTarget = {
   name: 'cpu',

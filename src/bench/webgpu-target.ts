@@ -20,11 +20,10 @@ import {
   planTriShapeOnGpu, planXAttentionOnGpu, readBlockMask, uploadArray, uploadTensor, webgpuBackend,
 } from '../backends/webgpu/index.js';
 import { fencedRuns, type KernelMs } from '../backends/webgpu/pass-profiler.js';
-import { type BenchCase, denseFlops } from './cases.js';
+import { type BenchCase, CPU_MAX_FLOPS, denseFlops } from './cases.js';
 import { webgpuDeviceInfo } from './device-info.js';
 import { timerRuns } from './gpu-timing.js';
 import type { BenchTarget } from './harness.js';
-import { CPU_MAX_FLOPS } from './targets.js';
 
 const GPU_PLANNERS: Readonly<Record<string, GpuMethodPlanner>> = { xattention: planXAttentionOnGpu, tri_shape: planTriShapeOnGpu };
 
