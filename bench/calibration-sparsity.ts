@@ -7,13 +7,18 @@
  * inputs (seeds 1001..) of every length with its planBlockMask. flash_skip_softmax plans tile by
  * tile from Q and K (no L×L matrix: the peak RSS is recorded to show it); at lengths ≤ 8192 its
  * in-loop CPU kernel also runs, checked against the plan before it is timed, and its output is
- * compared with dense flash attention. Writes bench/results/calibration-sparsity.json.
+ * compared with dense flash attention. Writes bench/results/<date>-cpu/calibration-sparsity.json
+ * unless --out is given.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
 import { flashSkipAttention } from '../src/methods/flash-skip-softmax/flash-skip-cpu.js';
+import { checkSameValues } from '../src/bench/check.js';
+import { cpuDeviceInfo } from '../src/bench/device-info.js';
+import { timedOnce } from '../src/bench/harness.js';
+import { scriptReport } from '../src/bench/report.js';
+import { defaultResultPath, writeJsonFile } from '../src/bench/results.js';
 import { calibrate, createCalibratedMethod } from '../src/calibration/calibrate.js';
 import { formatTable } from '../src/core/stats.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
@@ -21,12 +26,13 @@ import { FlashSkipSoftmax } from '../src/methods/flash-skip-softmax/flash-skip-s
 import { sparseMethods } from '../src/methods/index.js';
 import { relativeL2Error } from '../src/core/error-metrics.js';
 
+const device = cpuDeviceInfo();
 const { values } = parseArgs({
   options: {
     lengths: { type: 'string', default: '2048,8192,32768' },
     target: { type: 'string', default: '0.5' },
     methods: { type: 'string', default: 'flash_skip_softmax,xattention,tri_shape,sla' },
-    out: { type: 'string', default: 'bench/results/calibration-sparsity.json' },
+    out: { type: 'string', default: defaultResultPath('calibration-sparsity.json', device) },
   },
 });
 const lengths = values.lengths.split(',').map(Number);
@@ -70,7 +76,7 @@ for (const method of values.methods.split(',')) {
       groupConsensusSparsity: plan.stats.extra?.group_consensus_sparsity ?? null, planMs,
     };
     log(`${method} L=${L}: held-out sparsity ${plan.stats.sparsity.toFixed(3)} (${(planMs / 1000).toFixed(1)} s)`);
-    if (calibrated instanceof FlashSkipSoftmax && L <= 8192) row.kernel = runKernel(calibrated, q, k, v, plan.mask.toDense());
+    if (calibrated instanceof FlashSkipSoftmax && L <= 8192) row.kernel = await runKernel(calibrated, q, k, v, plan.mask.toDense());
     perLength.push(row);
   }
   // A searched knob is one value for every length (a fixed tri-shape window is sparser at longer
@@ -85,31 +91,24 @@ for (const method of values.methods.split(',')) {
   results.push({ method, version: cal.version, knob: cal.knob, target, perLengthCalibration, fit: cal.fit ? Object.fromEntries(Object.entries(cal.fit).map(([p, f]) => [p, { a: f.a, b: f.b, rSquared: f.rSquared, numPoints: f.numPoints }])) : null, search: cal.search ?? null, calibrationMs, perLength });
 }
 
-function runKernel(m: FlashSkipSoftmax, q: ReturnType<typeof input>['q'], k: ReturnType<typeof input>['k'], v: ReturnType<typeof input>['v'], planned: Uint8Array) {
+/** The in-loop CPU kernel at the calibrated threshold: the tiles it keeps must be the plan's; timed against dense flash. */
+async function runKernel(m: FlashSkipSoftmax, q: ReturnType<typeof input>['q'], k: ReturnType<typeof input>['k'], v: ReturnType<typeof input>['v'], planned: Uint8Array) {
   const threshold = m.thresholdFor('prefill', k.length);
-  let t = performance.now();
-  const res = flashSkipAttention(q, k, v, { threshold, br: m.br, bc: m.bc, causal: true, scale });
-  const skipMs = performance.now() - t;
-  const same = res.kept.toDense().every((x, i) => x === planned[i]);
-  if (!same) throw new Error(`kernel kept tiles differ from the v2 plan at L=${k.length}`);
-  t = performance.now();
-  const dense = flashAttention(q, k, v, { causal: true, scale, br: m.br, bc: m.bc }).toFloat32Array();
-  const denseMs = performance.now() - t;
+  const { result: res, ms: skipMs } = await timedOnce(() => flashSkipAttention(q, k, v, { threshold, br: m.br, bc: m.bc, causal: true, scale }));
+  checkSameValues(`kernel kept tiles at L=${k.length} (against the v2 plan)`, res.kept.toDense(), planned);
+  const { result: dense, ms: denseMs } = await timedOnce(() => flashAttention(q, k, v, { causal: true, scale, br: m.br, bc: m.bc }).toFloat32Array());
   rss();
   return { threshold, skippedTiles: res.skippedTiles, visitedTiles: res.visitedTiles, relL2Error: relativeL2Error(res.output.toFloat32Array(), dense), skipMs, denseFlashMs: denseMs };
 }
 
-const report = {
-  benchmark: 'calibration-sparsity',
-  date: new Date().toISOString(),
+const report = scriptReport('calibration-sparsity', device, {
   machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, platform: `${os.platform()} ${os.arch()}` },
   inputs: { kind: 'structuredQKV defaults (band 3, sink 6, retrieval 6)', ...shape, batch: 1, scale, causal: true, calibrationSeeds: '1 + L', heldOutSeeds: '1001 + L' },
   peakRssMiB: Math.round(peakRss / 2 ** 20),
   results,
   skipped,
-};
-mkdirSync(new URL('.', `file://${process.cwd()}/${values.out}`).pathname, { recursive: true });
-writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);
+});
+writeJsonFile(values.out, report);
 const rows = results.flatMap((r) => (r.perLength as Record<string, number>[]).map((p) => [
   String(r.method), String(p.length), Number(p.setting).toPrecision(4), p.calibrationSparsity.toFixed(3), p.heldOutSparsity.toFixed(3), String(target),
 ]));

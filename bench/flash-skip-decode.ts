@@ -6,21 +6,24 @@
  *
  * Decode rows are cheap (Lk dot products per head), so several seeds per length are averaged:
  * one query row sees only Lk/bc tiles, and a single input's sparsity moves in steps of bc/Lk.
- * Writes bench/results/flash-skip-decode.json.
+ * Writes bench/results/<date>-cpu/flash-skip-decode.json unless --out is given.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { cpuDeviceInfo } from '../src/bench/device-info.js';
+import { scriptReport } from '../src/bench/report.js';
+import { defaultResultPath, writeJsonFile } from '../src/bench/results.js';
 import { calibrate, createCalibratedMethod } from '../src/calibration/calibrate.js';
 import { formatTable } from '../src/core/stats.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 
+const device = cpuDeviceInfo();
 const { values } = parseArgs({
   options: {
     lengths: { type: 'string', default: '2048,8192,32768' },
     target: { type: 'string', default: '0.5' },
     samples: { type: 'string', default: '4' },
-    out: { type: 'string', default: 'bench/results/flash-skip-decode.json' },
+    out: { type: 'string', default: defaultResultPath('flash-skip-decode.json', device) },
   },
 });
 const lengths = values.lengths.split(',').map(Number);
@@ -50,18 +53,15 @@ const perLength = lengths.map((L) => {
   };
 });
 const fit = cal.fit!.decode!;
-const report = {
-  benchmark: 'flash-skip-decode',
-  date: new Date().toISOString(),
+const report = scriptReport('flash-skip-decode', device, {
   machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version },
   inputs: { kind: 'structuredQKV defaults, queryLength 1', ...shape, scale, samplesPerLength: samples, calibrationSeeds: '1 + s + L', heldOutSeeds: '1001 + s + L', ...settings },
   target,
   fit: { a: fit.a, b: fit.b, rSquared: fit.rSquared, numPoints: fit.numPoints },
   perLength,
   ms: performance.now() - t0,
-};
-mkdirSync(new URL('.', `file://${process.cwd()}/${values.out}`).pathname, { recursive: true });
-writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);
+});
+writeJsonFile(values.out, report);
 console.log(`decode: threshold = ${fit.a.toPrecision(4)}·exp(${fit.b.toPrecision(4)}·${target})/Lk (R² ${fit.rSquared.toFixed(3)})`);
 console.log(formatTable(['length', 'threshold', 'calibration', 'held-out', 'held-out GQA consensus'], perLength.map((p) => [
   String(p.length), p.threshold.toPrecision(4), p.calibrationSparsity.toFixed(3), p.heldOutSparsity.toFixed(3), p.heldOutGroupConsensusSparsity.toFixed(3),

@@ -6,17 +6,17 @@
  *
  *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--reps 3] [--out result.json]
  */
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
-import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention/attention-dispatch.js';
+import { type AttentionDispatchOptions, createOutputTensor, createWebGpuContext, encodeAttention, uploadArray, uploadTensor } from '../src/backends/webgpu/index.js';
 import { runAttentionOnHost } from '../src/backends/webgpu/attention/block-sparse-attention.js';
-import { createOutputTensor, uploadArray, uploadTensor } from '../src/backends/webgpu/runtime/buffers.js';
-import { createWebGpuContext, hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
-import { fencedRuns } from '../src/backends/webgpu/runtime/pass-profiler.js';
+import { hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import type { TensorCoreOptions } from '../src/backends/webgpu/attention/attention-views.js';
-import { randomCausalBlockMask } from '../src/bench/cases.js';
-import { relativeL2Error } from '../src/core/error-metrics.js';
+import { attentionFlops, randomCausalBlockMask, tflopsOf } from '../src/bench/cases.js';
+import { checkOutput } from '../src/bench/check.js';
+import { webgpuDeviceInfo } from '../src/bench/device-info.js';
+import { timeOnDevice, timerRuns } from '../src/bench/gpu-timing.js';
+import { emitReport, scriptReport } from '../src/bench/report.js';
 import { HeadTensor } from '../src/core/tensor.js';
 
 const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, out: { type: 'string' } } });
@@ -41,17 +41,17 @@ async function validate(tc: Required<TensorCoreOptions>): Promise<Record<string,
     const k = k0.toDType('f16');
     const v = HeadTensor.randn({ batch: 1, heads: 2, length: L, headDim: D }, 3, { dtype: 'f16' });
     const got = await runAttentionOnHost(ctx, q, k, v, { causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc, label: 'tc-variants' });
-    const err = relativeL2Error(got.toFloat32Array(), flashAttention(q, k, v, { causal: true }).toFloat32Array());
-    if (!(err < 3e-3)) throw new Error(`validation failed: ${JSON.stringify(tc)} ramp=${ramp} relative L2 error ${err}`);
-    out[ramp ? 'ramp' : 'random'] = err;
+    out[ramp ? 'ramp' : 'random'] = checkOutput(`${JSON.stringify(tc)} ramp=${ramp}`, got, flashAttention(q, k, v, { causal: true }), 3e-3).relativeL2;
   }
   return out;
 }
 
-const result = { date: new Date().toISOString(), adapter: ctx.report, shape: { batch: 1, heads: H, kvHeads: Hkv, headDim: D, causal: true, dtype: 'f16' }, validation: [] as unknown[], rows: [] as unknown[] };
+const date = new Date();
+const validation: unknown[] = [];
+const rows: unknown[] = [];
 for (const tc of VARIANTS) {
   const v = await validate(tc);
-  result.validation.push({ ...tc, relativeL2: v });
+  validation.push({ ...tc, relativeL2: v });
   console.error(JSON.stringify({ ...tc, relativeL2: v }));
 }
 for (const L of values.lengths!.split(',').map(Number)) {
@@ -66,27 +66,30 @@ for (const L of values.lengths!.split(',').map(Number)) {
   const rowPtr = uploadArray(device, mask.rowPtr, 'tcv.rowPtr');
   const colIdx = uploadArray(device, mask.colIdx, 'tcv.colIdx');
   console.error(`L=${L}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
-  const flops = (4 * H * L * L * D) / 2;
+  const flops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
   for (const tc of VARIANTS)
     for (const sparse of [false, true]) {
       const opts: AttentionDispatchOptions = {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,
         blocks: sparse ? { kind: 'csr', rowPtr, colIdx, blockRows: 64, blockCols: 64 } : { kind: 'all' },
       };
-      const { ms: times } = await fencedRuns(device, async (encoder) => [await encodeAttention(device, encoder, views, opts)], {
-        iterations: Number(values.reps), warmMs: 0, warmRuns: 1,
-      });
-      const ms = times.sort((a, b) => a - b)[times.length >> 1];
+      const t = await timeOnDevice(device, async (encoder) => [await encodeAttention(device, encoder, views, opts)], timerRuns(ctx, Number(values.reps)));
       const density = sparse ? mask.density : 1;
-      const row = { L, ...tc, kernel: sparse ? 'block-sparse' : 'dense', density, ms, tflops: (flops * density) / ms / 1e9, denseEquivalentTflops: flops / ms / 1e9 };
+      const row = {
+        L, ...tc, kernel: sparse ? 'block-sparse' : 'dense', density, ms: t.ms, tflops: tflopsOf(flops * density, t.ms), denseEquivalentTflops: tflopsOf(flops, t.ms),
+        minMs: t.minMs, ...(t.kernelMs ? { kernelMs: t.kernelMs } : {}),
+      };
       console.error(JSON.stringify(row));
-      result.rows.push(row);
+      rows.push(row);
     }
   for (const t of [views.q, views.k, views.v, views.o]) t.buffer.destroy();
   rowPtr.destroy();
   colIdx.destroy();
 }
+const report = scriptReport('tensor-core-variants', webgpuDeviceInfo(ctx.report), {
+  flopRule: 'dense causal 4·B·H·L²·D/2; tflops counts the kept fraction of blocks, denseEquivalentTflops the dense FLOPs',
+  timing: 'gpu-fence: median of --reps runs on device-resident inputs, after the warm-up (src/bench/gpu-timing.ts)',
+  adapter: ctx.report, shape: { batch: 1, heads: H, kvHeads: Hkv, headDim: D, causal: true, dtype: 'f16' }, validation, rows,
+}, date);
 ctx.destroy();
-const json = JSON.stringify(result, null, 2);
-if (values.out) writeFileSync(values.out, json);
-else console.log(json);
+emitReport(report, { out: values.out });

@@ -10,15 +10,16 @@
  * each S·D multiply-adds, twice (max/sum pass, then mass pass): 2·H·L²·D/S FLOPs. Attention FLOPs
  * are the dense causal 4·H·L²·D/2 ("effective TFLOP/s" for the sparse run).
  */
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type AttentionDispatchOptions, encodeAttention } from '../src/backends/webgpu/attention/attention-dispatch.js';
-import { readBlockMask } from '../src/backends/webgpu/attention/block-list.js';
-import { createOutputTensor, type GpuTensorView, uploadTensor } from '../src/backends/webgpu/runtime/buffers.js';
-import { createWebGpuContext, type WebGpuContext } from '../src/backends/webgpu/runtime/webgpu-device.js';
-import { encodeTriShapePlan, triShapeBlockMaskWebGpu } from '../src/backends/webgpu/methods/tri-shape/trishape-blocks.js';
-import { encodeXAttentionPlan, estimateXAttentionWebGpu } from '../src/backends/webgpu/methods/xattention/xattention-plan.js';
-import type { BlockMask } from '../src/core/block-mask.js';
+import {
+  type AttentionDispatchOptions, createOutputTensor, createWebGpuContext, encodeAttention, encodeTriShapePlan, encodeXAttentionPlan,
+  estimateXAttentionWebGpu, type GpuTensorView, readBlockMask, triShapeBlockMaskWebGpu, uploadTensor, type WebGpuContext,
+} from '../src/backends/webgpu/index.js';
+import { attentionFlops, tflopsOf } from '../src/bench/cases.js';
+import { checkSameBlocks } from '../src/bench/check.js';
+import { webgpuDeviceInfo } from '../src/bench/device-info.js';
+import { timeOnDevice, timerRuns } from '../src/bench/gpu-timing.js';
+import { emitReport, scriptReport } from '../src/bench/report.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import type { DType } from '../src/core/tensor.js';
 import { triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
@@ -28,18 +29,14 @@ const [H, HKV, D] = [32, 8, 128];
 const XATTN: XAttentionParams = { threshold: 0.9, blockSize: 64, stride: 8 };
 const TRISHAPE = { sinkTokens: 128, localWindow: 1024, lastDenseQueries: 100 };
 
-function sameMask(a: BlockMask, b: BlockMask): boolean {
-  return a.rowPtr.length === b.rowPtr.length && a.rowPtr.every((x, i) => x === b.rowPtr[i]) && a.colIdx.length === b.colIdx.length && a.colIdx.every((x, i) => x === b.colIdx[i]);
-}
-
 async function validate(ctx: WebGpuContext): Promise<Record<string, number>> {
   const { q, k } = structuredQKV({ heads: 4, kvHeads: 2, length: 700, headDim: D, seed: 3 });
   const cpu = estimateXAttention(q, k, XATTN, { causal: true });
   const gpu = await estimateXAttentionWebGpu(ctx, q, k, XATTN, { causal: true });
-  if (!sameMask(gpu.mask, cpu.mask)) throw new Error('validation failed: XAttention GPU block list differs from the CPU one');
+  checkSameBlocks('XAttention GPU block list', gpu.mask, cpu.mask);
   const dims = { batch: 1, heads: 4, queryLength: 3000, keyLength: 3000, blockRows: 64, blockCols: 64 };
   const tri = await triShapeBlockMaskWebGpu(ctx, dims, triShapeTokenRule(TRISHAPE));
-  if (!sameMask(tri, triShapeBlockMask(dims, TRISHAPE))) throw new Error('validation failed: tri-shape GPU block list differs from the CPU one');
+  checkSameBlocks('tri-shape GPU block list', tri, triShapeBlockMask(dims, TRISHAPE));
   return { xattentionDensity: cpu.mask.density, trishapeDensity: tri.density };
 }
 
@@ -65,57 +62,53 @@ async function encodeVariant(ctx: WebGpuContext, encoder: GPUCommandEncoder, vie
   return { plan, destroy: () => { plan?.destroy(); uniform?.destroy(); } };
 }
 
-/** Median fenced wall-clock ms of `reps` runs after one warm-up, and the plan's density. */
-async function timeVariant(ctx: WebGpuContext, views: Views, variant: Variant, reps: number): Promise<{ ms: number; density: number }> {
+/**
+ * One untimed run (compiles the pipelines, and its block list gives the density), then the shared
+ * fenced series: median GPU ms of `reps` runs, and the per-kernel split of a profiled run.
+ */
+async function timeVariant(ctx: WebGpuContext, views: Views, variant: Variant, reps: number) {
   const { device } = ctx;
-  let density = 1;
-  const times: number[] = [];
-  for (let r = -1; r < reps; r++) {
-    const t = performance.now();
-    const encoder = device.createCommandEncoder({ label: variant });
-    const { plan, destroy } = await encodeVariant(ctx, encoder, views, variant);
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    if (r >= 0) times.push(performance.now() - t);
-    if (plan && r === -1) density = (await readBlockMask(device, plan.blocks)).density;
-    destroy();
-  }
-  return { ms: times.sort((a, b) => a - b)[Math.floor(times.length / 2)], density };
+  const encoder = device.createCommandEncoder({ label: variant });
+  const first = await encodeVariant(ctx, encoder, views, variant);
+  device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  const density = first.plan ? (await readBlockMask(device, first.plan.blocks)).density : 1;
+  first.destroy();
+  const t = await timeOnDevice(device, async (e) => [await encodeVariant(ctx, e, views, variant)], { ...timerRuns(ctx, reps), warmRuns: 0 });
+  return { ...t, density };
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { lengths: { type: 'string', default: '4096,16384' }, out: { type: 'string' }, reps: { type: 'string', default: '5' }, dtype: { type: 'string', default: 'f16' } } });
-  const ctx = await createWebGpuContext();
-  const dtype = (values.dtype === 'f16' && ctx.report.shaderF16 ? 'f16' : 'f32') as DType;
-  const reps = Number(values.reps);
-  const result = {
-    date: new Date().toISOString(), adapter: ctx.report, validation: await validate(ctx),
-    shape: { batch: 1, heads: H, kvHeads: HKV, headDim: D, causal: true, dtype, inputs: 'structuredQKV' }, xattention: XATTN, trishape: { ...TRISHAPE, br: 64, bc: 64 },
-    rows: [] as Record<string, unknown>[],
+const { values } = parseArgs({ options: { lengths: { type: 'string', default: '4096,16384' }, out: { type: 'string' }, reps: { type: 'string', default: '5' }, dtype: { type: 'string', default: 'f16' } } });
+const ctx = await createWebGpuContext();
+const { device } = ctx;
+const dtype = (values.dtype === 'f16' && ctx.report.shaderF16 ? 'f16' : 'f32') as DType;
+const reps = Number(values.reps);
+const date = new Date();
+const validation = await validate(ctx);
+console.error(JSON.stringify(validation));
+const rows: Record<string, unknown>[] = [];
+for (const L of values.lengths!.split(',').map(Number)) {
+  const t = structuredQKV({ heads: H, kvHeads: HKV, length: L, headDim: D, seed: 1 });
+  const views: Views = {
+    q: uploadTensor(device, t.q.toDType(dtype), 'bench.q'), k: uploadTensor(device, t.k.toDType(dtype), 'bench.k'),
+    v: uploadTensor(device, t.v.toDType(dtype), 'bench.v'), o: createOutputTensor(device, { batch: 1, heads: H, length: L, headDim: D }, 'BHLD', dtype, 'bench.o'),
   };
-  console.error(JSON.stringify(result.validation));
-  for (const L of values.lengths!.split(',').map(Number)) {
-    const t = structuredQKV({ heads: H, kvHeads: HKV, length: L, headDim: D, seed: 1 });
-    const { device } = ctx;
-    const views: Views = {
-      q: uploadTensor(device, t.q.toDType(dtype), 'bench.q'), k: uploadTensor(device, t.k.toDType(dtype), 'bench.k'),
-      v: uploadTensor(device, t.v.toDType(dtype), 'bench.v'), o: createOutputTensor(device, { batch: 1, heads: H, length: L, headDim: D }, 'BHLD', dtype, 'bench.o'),
-    };
-    const attentionFlops = (4 * H * L * L * D) / 2;
-    const estimateFlops = (2 * H * L * L * D) / XATTN.stride;
-    for (const variant of ['dense', 'xattention-plan', 'xattention', 'trishape'] as const) {
-      const { ms, density } = await timeVariant(ctx, views, variant, reps);
-      const tflops = (variant === 'xattention-plan' ? estimateFlops : attentionFlops) / ms / 1e9;
-      const row = { L, variant, ms, density, tflops: Number(tflops.toFixed(2)) };
-      console.error(JSON.stringify(row));
-      result.rows.push(row);
-    }
-    for (const view of Object.values(views)) view.buffer.destroy();
+  const denseFlops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
+  const estimateFlops = (2 * H * L * L * D) / XATTN.stride;
+  for (const variant of ['dense', 'xattention-plan', 'xattention', 'trishape'] as const) {
+    const { ms, minMs, density, kernelMs } = await timeVariant(ctx, views, variant, reps);
+    const tflops = tflopsOf(variant === 'xattention-plan' ? estimateFlops : denseFlops, ms);
+    const row = { L, variant, ms, density, tflops: Number(tflops.toFixed(2)), minMs, ...(kernelMs ? { kernelMs } : {}) };
+    console.error(JSON.stringify(row));
+    rows.push(row);
   }
-  ctx.destroy();
-  const json = JSON.stringify(result, null, 2);
-  if (values.out) writeFileSync(values.out, json);
-  else console.log(json);
+  for (const view of Object.values(views)) view.buffer.destroy();
 }
-
-await main();
+const report = scriptReport('xattention-plan', webgpuDeviceInfo(ctx.report), {
+  flopRule: 'attention rows: dense causal 4·B·H·L²·D/2 (effective for the sparse rows); xattention-plan: estimation 2·H·L²·D/S',
+  timing: 'gpu-fence: median of --reps runs on device-resident inputs, after the warm-up (src/bench/gpu-timing.ts)',
+  adapter: ctx.report, validation,
+  shape: { batch: 1, heads: H, kvHeads: HKV, headDim: D, causal: true, dtype, inputs: 'structuredQKV' }, xattention: XATTN, trishape: { ...TRISHAPE, br: 64, bc: 64 }, rows,
+}, date);
+ctx.destroy();
+emitReport(report, { out: values.out });

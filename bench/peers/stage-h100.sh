@@ -15,7 +15,8 @@ cp -r dist/src dist/bench "$dest/dist/"
 cp package.json "$dest/"
 cp bench/peers/sdpa.py bench/peers/run-h100.sh "$dest/bench/peers/"
 cp bench/peers/ort/*.mjs bench/peers/ort/package.json "$dest/bench/peers/ort/"
-mkdir -p "$dest/bench/results" && cp bench/results/peers-*.json "$dest/bench/results/" 2>/dev/null || true
+# Earlier peer results (bench/results/<date>-<machine>/peers*.json), for --peers on the device.
+(shopt -s nullglob; for f in bench/results/*/peers*.json; do mkdir -p "$dest/$(dirname "$f")"; cp "$f" "$dest/$f"; done)
 nm=bench/peers/ort/node_modules/onnxruntime-node/bin/napi-v6
 tar -C bench/peers/ort -cf - --exclude="${nm#bench/peers/ort/}/darwin" --exclude="${nm#bench/peers/ort/}/win32" \
   --exclude="${nm#bench/peers/ort/}/linux/arm64" node_modules | xz -T2 -6 > "$dest/ort-modules.tar.xz"

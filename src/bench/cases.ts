@@ -70,10 +70,27 @@ export function shapeKey(c: BenchCase): string {
   return JSON.stringify([c.batch, c.heads, c.kvHeads, c.queryLength, c.keyLength, c.headDim, c.dtype, c.causal, c.input, c.seed]);
 }
 
-export function denseFlops(c: BenchCase): number {
-  const full = 4 * c.batch * c.heads * c.queryLength * c.keyLength * c.headDim;
-  return c.causal ? full / 2 : full;
+export interface AttentionFlopShape {
+  batch: number;
+  heads: number;
+  queryLength: number;
+  keyLength: number;
+  headDim: number;
+  causal: boolean;
 }
+
+/** Dense attention FLOPs of a shape by the FLOP rule above (any object with the shape's fields). */
+export function attentionFlops(s: AttentionFlopShape): number {
+  const full = 4 * s.batch * s.heads * s.queryLength * s.keyLength * s.headDim;
+  return s.causal ? full / 2 : full;
+}
+
+export function denseFlops(c: BenchCase): number {
+  return attentionFlops(c);
+}
+
+/** TFLOP/s of `flops` done in `ms`. */
+export const tflopsOf = (flops: number, ms: number): number => flops / (ms * 1e9);
 
 /** Query i may see key j when causal iff j <= (Lk - Lq) + i; counts such pairs in a block (or all of them). */
 function visiblePairs(mask: BlockMask, qb: number, kb: number): number {

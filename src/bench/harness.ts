@@ -99,7 +99,8 @@ export interface Validation {
   planBlocksDifferingFromCpu?: number;
 }
 
-function blocksDiffering(a: BlockMask, b: BlockMask): number {
+/** (b, h, qb, kb) blocks kept by one mask and not the other; Infinity when the grids differ. */
+export function blocksDiffering(a: BlockMask, b: BlockMask): number {
   if (a.numQueryBlocks !== b.numQueryBlocks || a.numKeyBlocks !== b.numKeyBlocks) return Infinity;
   const da = a.toDense();
   const db = b.toDense();
@@ -197,7 +198,7 @@ export async function validateCase(target: BenchTarget, c: BenchCase): Promise<V
   };
 }
 
-function median(xs: number[]): number {
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -216,6 +217,13 @@ export async function wallClock(call: () => Promise<unknown>, t: TimingOptions):
     spent += dt;
   }
   return times;
+}
+
+/** One timed call, for work too long to repeat (a CPU reference at long lengths): its result and ms. */
+export async function timedOnce<T>(call: () => T | Promise<T>): Promise<{ result: T; ms: number }> {
+  const t0 = performance.now();
+  const result = await call();
+  return { result, ms: performance.now() - t0 };
 }
 
 /** The target's plan when it has a planner for the method, else the method's CPU plan; with its time. */

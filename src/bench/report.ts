@@ -5,9 +5,14 @@
  * figures at the same shape beside its own.
  */
 import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import { formatTable } from '../core/stats.js';
 import { type BenchRecord, type DeviceInfo, fillSpeedups, type TimingOptions } from './harness.js';
+import { writeJsonFile } from './results.js';
+
+/** How TFLOP/s are counted everywhere (bench/peers/sdpa.py too), so rates compare across tools. */
+export const FLOP_RULE = 'dense 4·B·H·Lq·Lk·D (halved when causal); sparse = dense × kept fraction of visible token pairs';
 
 /** One peer timing at one shape, whatever tool produced it. */
 export interface PeerRow {
@@ -36,6 +41,8 @@ export interface BenchReport {
   peers: { source: string; data: unknown }[];
   /** When the report merges earlier ones (`bench --from`): their files, in order. */
   sources?: string[];
+  /** The command that made the report (set by `sparse-attn bench`). */
+  command?: string;
 }
 
 const DTYPE_ALIASES: Record<string, string> = { float16: 'f16', f16: 'f16', bfloat16: 'bf16', bf16: 'bf16', float32: 'f32', f32: 'f32' };
@@ -109,7 +116,7 @@ export function buildReport(device: DeviceInfo, timing: TimingOptions, records: 
     tool: 'sparse-attention bench',
     date: date.toISOString(),
     device,
-    flopRule: 'dense 4·B·H·Lq·Lk·D (halved when causal); sparse = dense × kept fraction of visible token pairs',
+    flopRule: FLOP_RULE,
     timing,
     records: records.map((r) => {
       const beside = peerRows.filter((p) => samePeerShape(r, p));
@@ -173,4 +180,41 @@ export function loadReportFiles(paths: readonly string[]): { source: string; dat
       throw new InvalidArgumentError('--from', source, `a readable JSON file (${(err as Error).message})`);
     }
   });
+}
+
+/**
+ * The JSON of a bench/ script: what ran (benchmark, command line), when, on which device, then
+ * the script's own fields (shapes, validation, rows with ms and TFLOP/s).
+ */
+export interface ScriptReport {
+  tool: 'sparse-attention bench';
+  benchmark: string;
+  date: string;
+  device: DeviceInfo;
+  command: string;
+  [field: string]: unknown;
+}
+
+/** Words as one shell command line, quoted where needed. */
+export function shellWords(words: readonly string[]): string {
+  return words.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** The command line that reproduces this script run, from the directory it ran in. */
+export function commandLine(argv: readonly string[] = process.argv): string {
+  const script = argv[1] ? relative(process.cwd(), argv[1]) || argv[1] : '';
+  return shellWords(['node', script, ...argv.slice(2)].filter(Boolean));
+}
+
+export function scriptReport(benchmark: string, device: DeviceInfo, fields: Record<string, unknown>, date = new Date()): ScriptReport {
+  return { tool: 'sparse-attention bench', benchmark, date: date.toISOString(), device, command: commandLine(), ...fields };
+}
+
+/** Writes the report to `out` when given; prints it when there is no file, or also with `print`. */
+export function emitReport(report: ScriptReport, o: { out?: string; print?: boolean } = {}): void {
+  if (o.out) {
+    writeJsonFile(o.out, report);
+    console.error(`wrote ${o.out}`);
+  }
+  if (!o.out || o.print) console.log(JSON.stringify(report, null, 2));
 }

@@ -8,16 +8,15 @@ import { BACKEND_ALIASES, BACKEND_NAMES, type BackendName } from '../backends/ba
 import { cpuBackend } from '../backends/cpu/index.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { type BenchCase, CPU_MAX_FLOPS, denseFlops } from './cases.js';
+import { cpuDeviceInfo } from './device-info.js';
 import type { BenchTarget } from './harness.js';
 
+export { CPU_MAX_FLOPS };
 
 export const cpuTarget: BenchTarget = {
   name: 'cpu',
   backend: cpuBackend,
-  async describe() {
-    const c = cpus();
-    return { name: `${c[0]?.model ?? 'unknown CPU'} (${c.length} cores)`, backend: 'cpu' };
-  },
+  describe: async () => cpuDeviceInfo(),
   supports(c: BenchCase) {
     const f = denseFlops(c);
     if (f > CPU_MAX_FLOPS) return `${(f / 1e9).toFixed(0)} GFLOP dense is beyond the CPU reference's reach (limit ${CPU_MAX_FLOPS / 1e9} GFLOP); time it on a GPU target`;

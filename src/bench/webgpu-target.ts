@@ -19,21 +19,11 @@ import {
   type AttentionDispatchOptions, createOutputTensor, encodeAttention, type GpuMethodPlan, gpuMethod,
   readBlockMask, uploadArray, uploadTensor, webgpuBackend,
 } from '../backends/webgpu/index.js';
-import { fencedRuns, type KernelMs, profileRun } from '../backends/webgpu/runtime/pass-profiler.js';
+import { fencedRuns, type KernelMs } from '../backends/webgpu/runtime/pass-profiler.js';
 import { type BenchCase, CPU_MAX_FLOPS, denseFlops } from './cases.js';
+import { webgpuDeviceInfo } from './device-info.js';
+import { timerRuns } from './gpu-timing.js';
 import type { BenchTarget } from './harness.js';
-
-/** Minimum warm-up before a timed series on a GPU (its clocks ramp up under load); none on a CPU adapter. */
-const WARM_MS = 1500;
-const warmMs = (ctx: { report: { softwareAdapter: boolean } }) => (ctx.report.softwareAdapter ? 0 : WARM_MS);
-
-/** Submit, then wait for the queue: the wall clock of the GPU work alone. */
-async function fenced(device: GPUDevice, encoder: GPUCommandEncoder): Promise<number> {
-  const t0 = performance.now();
-  device.queue.submit([encoder.finish()]);
-  await device.queue.onSubmittedWorkDone();
-  return performance.now() - t0;
-}
 
 /** Dispatch times (ms) of `iterations` attention calls on device-resident q, k, v and block list. */
 async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions, iterations: number): Promise<{ ms: number[]; kernelMs?: KernelMs }> {
@@ -56,11 +46,7 @@ async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask:
       dispatch.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: mask.blockRows, blockCols: mask.blockCols };
       dispatch.tokenRule = mask.tokenRule;
     }
-    // An idle H100 sits at 345 MHz and needs some hundreds of ms of load to reach its boost
-    // clock (a 4K case measured cold ran at 30% of warm): warm up before timing.
-    return await fencedRuns(device, async (encoder) => [await encodeAttention(device, encoder, views, dispatch)], {
-      iterations, warmMs: warmMs(ctx), warmRuns: 1, profile: true,
-    });
+    return await fencedRuns(device, async (encoder) => [await encodeAttention(device, encoder, views, dispatch)], timerRuns(ctx, iterations));
   } finally {
     for (const b of owned) b.destroy();
   }
@@ -76,17 +62,15 @@ async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTe
   const views = { q: uploadTensor(device, q, 'bench.plan.q'), k: uploadTensor(device, k.toDType(q.dtype), 'bench.plan.k') };
   const plans: GpuMethodPlan[] = [];
   try {
-    const run = async () => {
-      const encoder = device.createCommandEncoder({ label: `bench.plan.${method.name}` });
+    // One run compiles, one is timed, one is profiled; every plan stays alive until the block
+    // list of the timed one is read back.
+    const timed = await fencedRuns(device, async (encoder) => {
       plans.push(await planner(ctx, encoder, method, views, p));
-      return fenced(device, encoder);
-    };
-    await run();
-    const ms = await run();
-    const last = plans[plans.length - 1];
+      return [];
+    }, { iterations: 1, warmRuns: 1, warmMs: 0, profile: true });
+    const last = plans[1];
     const mask = last.blocks ? await readBlockMask(device, last.blocks) : BlockMask.full(last.dims);
-    const kernelMs = await profileRun(device, run);
-    return { plan: last.finish(mask, undefined, opts.phase ?? phaseOf(p.queryLength)), ms, kernelMs };
+    return { plan: last.finish(mask, undefined, opts.phase ?? phaseOf(p.queryLength)), ms: timed.ms[0], kernelMs: timed.kernelMs };
   } finally {
     for (const pl of plans) pl.destroy();
     views.q.buffer.destroy();
@@ -99,12 +83,7 @@ export async function webgpuTarget(): Promise<BenchTarget> {
   return {
     name: 'webgpu',
     backend: webgpuBackend,
-    async describe() {
-      return {
-        name: r.description || r.device || 'unknown adapter', backend: 'webgpu', adapter: `${r.vendor} ${r.architecture} (${r.runtime})`,
-        features: r.features, enabledFeatures: r.enabledFeatures, subgroupMatrix: r.subgroupMatrix, limits: r.limits, softwareAdapter: r.softwareAdapter,
-      };
-    },
+    describe: async () => webgpuDeviceInfo(r),
     supports(c: BenchCase) {
       if (c.dtype === 'f16' && !r.shaderF16) return 'the adapter has no shader-f16';
       const el = c.dtype === 'f16' ? 2 : 4;
@@ -122,7 +101,7 @@ export async function webgpuTarget(): Promise<BenchTarget> {
       const timer = gpuMethod(method.name)?.time;
       if (!timer) return undefined;
       const ctx = await webgpuBackend.context();
-      return { ...(await timer(ctx, method, q, k, v, opts, { iterations, warmMs: warmMs(ctx), warmRuns: 1, profile: true })), source: 'gpu-fence' };
+      return { ...(await timer(ctx, method, q, k, v, opts, timerRuns(ctx, iterations))), source: 'gpu-fence' };
     },
     plans: (name) => gpuMethod(name)?.planner !== undefined,
     planBlockMask: planOnGpu,

@@ -1,8 +1,8 @@
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { caseName, denseFlops } from '../../bench/cases.js';
 import { DEFAULT_TIMING, runBench, type TimingOptions } from '../../bench/harness.js';
-import { type BenchReport, buildReport, formatPeerRows, formatRecords, loadPeerFiles, loadReportFiles, mergeReportRecords } from '../../bench/report.js';
+import { type BenchReport, buildReport, formatPeerRows, formatRecords, loadPeerFiles, loadReportFiles, mergeReportRecords, shellWords } from '../../bench/report.js';
+import { writeJsonFile } from '../../bench/results.js';
 import { SWEEPS } from '../../bench/sweeps.js';
 import { BENCH_TARGETS, benchTarget } from '../../bench/targets.js';
 import { InvalidArgumentError } from '../../core/errors.js';
@@ -97,8 +97,10 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
     }
     const budgetMs = v['budget-s'] === undefined ? undefined : int('budget-s', v['budget-s'], 1) * 1000;
     const peers = loadPeerFiles(list('peers', v.peers) ?? []);
-    const print = (report: BenchReport) => {
-      if (v.out) writeFileSync(v.out, JSON.stringify(report, null, 2));
+    const command = shellWords(['npx', 'sparse-attn', 'bench', ...argv]);
+    const print = (made: BenchReport) => {
+      const report = { ...made, command };
+      if (v.out) writeJsonFile(v.out, report);
       if (v.json) {
         console.log(JSON.stringify(report, null, 2));
       } else {
