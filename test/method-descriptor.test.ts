@@ -101,8 +101,8 @@ describe('a method defined in one file, registered with its descriptor', () => {
   it('is listed by `sparse-attn methods`', async () => {
     const { value, out } = await quiet(() => methodsCommand.run(['--json']));
     assert.equal(value, 0);
-    const row = (JSON.parse(out) as { name: string; latest: string; description: string }[]).find((m) => m.name === 'test_stripes');
-    assert.deepEqual(row && { latest: row.latest, description: row.description }, { latest: 'v1', description: StripesMethod.description });
+    const row = (JSON.parse(out) as { name: string; latest: string; description: string; knob: string | null }[]).find((m) => m.name === 'test_stripes');
+    assert.deepEqual(row && { latest: row.latest, description: row.description, knob: row.knob }, { latest: 'v1', description: StripesMethod.description, knob: 'every' });
   });
 
   it('runs in the demo at its demo settings, with density and error against dense', async () => {
