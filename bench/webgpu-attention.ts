@@ -3,7 +3,10 @@
  * small shape first, then times dense and block-sparse causal attention on device-resident
  * buffers (B=1, H=32, Hkv=8, D=128) and writes JSON.
  *
- *   node dist/bench/webgpu-attention.js [--lengths 1024,4096] [--reps 5] [--out result.json]
+ *   node dist/bench/webgpu-attention.js [--lengths 1024,4096] [--reps 5] [--robustness on|off|both] [--out result.json]
+ *
+ * `--robustness both` times every row on a device with Dawn's robustness (the default) and on one
+ * without (disable_robustness): the cost of the bounds clamps per kernel, same inputs, same run.
  *
  * Napkin math: causal FLOPs = 4·B·H·L²·D / 2 (QKᵀ and PV); block-sparse counts the same dense
  * figure ("effective TFLOP/s") and the kept fraction of valid blocks.
@@ -75,13 +78,25 @@ async function timeOne(ctx: WebGpuContext, ops: Operands, loop: Loop, mask: Bloc
   }
 }
 
-const { values } = parseArgs({ options: { lengths: { type: 'string', default: '1024,4096,8192' }, out: { type: 'string' }, reps: { type: 'string', default: '5' } } });
-const ctx = await createWebGpuContext();
+const { values } = parseArgs({
+  options: { lengths: { type: 'string', default: '1024,4096,8192' }, out: { type: 'string' }, reps: { type: 'string', default: '5' }, robustness: { type: 'string', default: 'on' } },
+});
+if (!['on', 'off', 'both'].includes(values.robustness!)) throw new Error(`--robustness must be on, off or both, got ${values.robustness}`);
 const reps = Number(values.reps);
 const date = new Date();
-const validation = { f32: await validate(ctx, 'f32'), f16: ctx.report.shaderF16 ? await validate(ctx, 'f16') : null };
-console.error(JSON.stringify(validation));
 const rows: Record<string, unknown>[] = [];
+const validation: Record<string, unknown> = {};
+let ctx!: WebGpuContext;
+for (const robust of values.robustness === 'both' ? [true, false] : [values.robustness === 'on']) {
+  ctx = await createWebGpuContext({ robustness: robust });
+  const label = robust ? 'robust' : 'no-robustness';
+  validation[label] = { f32: await validate(ctx, 'f32'), f16: ctx.report.shaderF16 ? await validate(ctx, 'f16') : null };
+  console.error(JSON.stringify({ [label]: validation[label] }));
+  await timeAll(ctx, robust);
+  if (values.robustness === 'both' && robust) ctx.destroy();
+}
+
+async function timeAll(ctx: WebGpuContext, robustness: boolean): Promise<void> {
 for (const L of values.lengths!.split(',').map(Number)) {
   const dims = { batch: 1, heads: H, queryLength: L, keyLength: L, blockRows: 64, blockCols: 64, causal: true };
   const flops = attentionFlops({ ...dims, headDim: D });
@@ -96,13 +111,14 @@ for (const L of values.lengths!.split(',').map(Number)) {
     if (!operands.has(dtype)) operands.set(dtype, uploadOperands(ctx, L, dtype));
     const t = await timeOne(ctx, operands.get(dtype)!, loop, m, reps, kernel);
     const row = {
-      L, dtype, headDimLoop: loop, impl: kernel, kernel: m ? 'block-sparse' : 'dense', density: m ? m.density : 1, ms: t.ms,
+      L, robustness, dtype, headDimLoop: loop, impl: kernel, kernel: m ? 'block-sparse' : 'dense', density: m ? m.density : 1, ms: t.ms,
       effectiveTflops: tflopsOf(flops, t.ms), minMs: t.minMs, ...(t.kernelMs ? { kernelMs: t.kernelMs } : {}),
     };
     console.error(JSON.stringify(row));
     rows.push(row);
   }
   for (const ops of operands.values()) for (const t of Object.values(ops)) t.buffer.destroy();
+}
 }
 const report = scriptReport('webgpu-attention', webgpuDeviceInfo(ctx.report), {
   flopRule: 'dense causal 4·B·H·L²·D/2; effectiveTflops = those dense FLOPs / ms, for block-sparse rows too',

@@ -12,7 +12,7 @@ import type { SparseAttentionMethod } from '../../methods/method.js';
 import { blockSparseAttentionWebGpu } from './attention/block-sparse-attention.js';
 import { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
 import { gpuMethod } from './methods/index.js';
-import { defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext } from './runtime/webgpu-device.js';
+import { createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext, type WebGpuOptions } from './runtime/webgpu-device.js';
 
 export interface WebGpuBackend extends AttentionBackend {
   readonly name: 'webgpu';
@@ -21,11 +21,20 @@ export interface WebGpuBackend extends AttentionBackend {
 }
 
 /**
- * A backend on `ctx`, or on the process-wide default device when omitted. dispose() destroys the
- * default device (so a Node process can exit); a context you pass in stays yours to destroy.
+ * A backend on `ctx`; on a device of its own made with `options` on first use (e.g.
+ * `{ robustness: false }`); or on the process-wide default device when omitted. dispose() destroys
+ * a device the backend made (so a Node process can exit); a context you pass in stays yours.
  */
-export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
-  const context = () => (ctx ? Promise.resolve(ctx) : defaultWebGpuContext());
+export function createWebGpuBackend(ctxOrOptions?: WebGpuContext | WebGpuOptions): WebGpuBackend {
+  const given = ctxOrOptions && 'device' in ctxOrOptions ? ctxOrOptions : undefined;
+  const options = ctxOrOptions && !('device' in ctxOrOptions) ? ctxOrOptions : undefined;
+  let own: Promise<WebGpuContext> | undefined;
+  const context = () => {
+    if (given) return Promise.resolve(given);
+    if (!options) return defaultWebGpuContext();
+    own ??= createWebGpuContext(options);
+    return own;
+  };
   return {
     name: 'webgpu',
     context,
@@ -37,7 +46,9 @@ export function createWebGpuBackend(ctx?: WebGpuContext): WebGpuBackend {
     },
     methodHooks: (method) => methodHooks(context, method),
     dispose() {
-      if (!ctx) void releaseDefaultWebGpuContext();
+      if (own) void own.then((c) => c.destroy(), () => undefined);
+      else if (!given) void releaseDefaultWebGpuContext();
+      own = undefined;
     },
   };
 }
@@ -61,7 +72,7 @@ export const webgpuBackend: WebGpuBackend = createWebGpuBackend();
 // runtime
 export {
   createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, probeWebGpu, formatAdapterReport, isSoftwareDevice,
-  DAWN_TOGGLES, OPTIONAL_FEATURES, type AdapterReport, type SubgroupMatrixConfig, type WebGpuContext, type WebGpuOptions,
+  DAWN_FEATURES, DAWN_TOGGLES, OPTIONAL_FEATURES, type AdapterReport, type SubgroupMatrixConfig, type WebGpuContext, type WebGpuOptions,
 } from './runtime/webgpu-device.js';
 export {
   ParamsLayout, variantKey, wgslConstants, programSource, compileProgram, encodeProgram,
