@@ -113,7 +113,9 @@ describe('the browser page in headless Chromium', { skip: missing && !required ?
     for (const method of methods) {
       // SageSLA's int8 kernels take head size 64 or 128 only; the rest run at 32 to keep SwiftShader quick.
       const req: Request = { method, input: 'structured', length: 256, heads: 2, kvHeads: 1, headDim: method === 'sage_sla' ? 64 : 32, seed: 3, causal: true };
+      const t0 = performance.now();
       const got = await runOnPage(page, req);
+      t.diagnostic(`${method}: ${((performance.now() - t0) / 1000).toFixed(1)} s on the page`);
       assert.equal(got.backend, 'webgpu', method);
       const want = await cpuReference(req, got.settings);
       assert.deepEqual(got.rowPtr, Array.from(want.plan.mask.rowPtr), `${method}: block mask rows`);
