@@ -3,60 +3,14 @@
  *   sparse-attention/webgpu   the WebGPU backend's device, programs and per-method GPU work
  *   sparse-attention/cpu      the CPU reference kernels (the oracle of every test)
  *   sparse-attention/bench    benchmark cases, the validate → time → JSON harness, sweeps
+ *
+ * This is the Node entry: the browser entry (browser.ts) plus what needs Node's fs and os.
  */
-// Tensors, masks, errors and small helpers.
-export { InvalidArgumentError, SparseAttentionError, UnsupportedError } from './core/errors.js';
-export { HeadTensor, type DType, type HeadTensorShape, type Layout } from './core/tensor.js';
-export { f16BitsToF32, f32ToF16Bits, fromF16Bits, roundToF16, toF16Bits } from './core/f16.js';
-export { Rng } from './core/rng.js';
-export { describeAttention, type AttentionOptions, type AttentionProblem } from './core/attention-shape.js';
-export { BlockMask, type BlockMaskDims } from './core/block-mask.js';
-export type { TokenRule, TriShapeTokenRule } from './core/token-rule.js';
-export { computeScores, type Scores } from './core/scores.js';
-export { StatsAggregator, phaseOf, statsFromMask, type Phase, type SparsityStats } from './core/stats.js';
-export { structuredQKV, type StructuredInputOptions } from './core/structured-inputs.js';
-export { outputError, relativeL2Error } from './core/error-metrics.js';
+export * from './browser.js';
+export { decodePng, encodePng } from './viz/png.js';
 
-// The one-call API and backends.
-export { sparseAttention, type SparseAttentionOptions, type SparseAttentionResult } from './attention.js';
-export { createBackend, resolveBackend, BACKEND_CHOICES, BACKEND_NAMES, BACKEND_ALIASES, parseBackendChoice, type BackendChoice } from './backends/index.js';
-export type { AttentionBackend, BackendName, MethodHooks, PagedAttentionInput, PagedKvView, TimedRuns, TimingRuns } from './backends/backend.js';
-export { cpuBackend } from './backends/cpu/index.js';
-
-// Methods: the contract, the registry of descriptors, the built-in methods.
-export * from './methods/method.js';
-export type { BenchEntry, BenchVariant, ChunkDecision, EngineChunk, EngineHook, MethodDescriptor, MethodKnob } from './methods/descriptor.js';
-export { MethodRegistry, compareVersions, type RegisteredMethod } from './methods/registry.js';
-export { BUILTIN_METHODS, sparseMethods, registerSparseMethod, getSparseMethod, createSparseMethod } from './methods/index.js';
-export * from './methods/dense/index.js';
-export * from './methods/tri-shape/index.js';
-export * from './methods/xattention/index.js';
-export * from './methods/flash-skip-softmax/index.js';
-export * from './methods/sla/index.js';
-export * from './methods/sage-sla/index.js';
-
-// Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
-export * from './config/index.js';
-
-// Calibration of every method's knob.
-export { calibrate, createCalibratedMethod, type CalibrateOptions, type CalibrationData, type CalibrationResult, type CalibrationSample } from './calibration/calibrate.js';
-export { bisectKnob, knobSettings, methodKnob } from './calibration/knobs.js';
-
-// Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
-export {
-  KV_BLOCK_SIZES, SparseAttentionMode, kvBlockBytes, parseSchedulerConfig, parseSparseAttentionConfig, resolveNumKvBlocks,
-  type SchedulerConfig, type SchedulerConfigInput,
-  type SparseAttentionConfig as OpenVinoSparseAttentionConfig, type SparseAttentionConfigInput as OpenVinoSparseAttentionConfigInput,
-} from './config/openvino.js';
-export { BlockAllocator, PagedKvCache, type GatheredKv, type PagedKvCacheShape } from './engine/paged-kv-cache.js';
-export { SparsePrefillPlanner, engineMethodFor, type ChunkAttentionKind, type ChunkPlan, type ChunkToPlan } from './engine/sparse-prefill-plan.js';
-export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type SequenceRequest, type StepSchedule } from './engine/scheduler.js';
-export { syntheticModel, type QkvChunk, type QkvProducer, type SyntheticModelShape } from './engine/synthetic-model.js';
-export { Engine, type ChunkRecord, type EngineOptions, type SequenceStats } from './engine/engine.js';
-
-// Real models: Hugging Face Llama checkpoints, sparsify by module name, accuracy eval.
+// Real models from files: Hugging Face Llama checkpoints, sparsify by module name, needle prompts, the accuracy eval.
 export { SafetensorsFile, writeSafetensors, type F32Tensor, type SafetensorsDType, type TensorEntry } from './model/safetensors.js';
-export { parseLlamaConfig, type LlamaConfig } from './model/llama-config.js';
 export { loadLlamaCheckpoint, type LinearWeights, type LlamaCheckpoint, type LlamaLayerWeights, type LlamaWeights } from './model/checkpoint.js';
 export {
   LlamaModel, argmax, logProb, prefill as prefillPrompt, generateGreedy,
@@ -65,6 +19,5 @@ export {
 export { sparsify, desparsify, type SparsifiedModule, type SparsifyOptions, type SparsifyResult } from './model/sparsify.js';
 export { buildNeedlePrompt, loadCorpus, type NeedlePrompt } from './model/needle.js';
 export { scorePrompt, type PromptScore, type ScoreOptions } from './model/prompt-score.js';
-export { plannedSparsity, searchSetting, type CapturedAttention, type SearchResult } from './model/sparsity-search.js';
 export { formatAccuracyTable, runAccuracyEval, sparseConfigFor, type AccuracyOptions, type AccuracyReport, type AccuracyRow } from './model/accuracy.js';
 export { LlamaEngineProducer, generateWithEngine, type EngineGeneration } from './model/engine-runner.js';

@@ -7,6 +7,8 @@ import { calibrateCommand } from './commands/calibrate.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
+import { maskCommand } from './commands/mask.js';
+import { serveCommand } from './commands/serve.js';
 import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 import { prefillCommand } from './commands/prefill.js';
@@ -21,6 +23,8 @@ const COMMANDS: readonly Command[] = [
   prefillCommand,
   benchCommand,
   evalCommand,
+  maskCommand,
+  serveCommand,
 ];
 
 function help(): string {

@@ -13,7 +13,8 @@ import { requireInteger } from '../core/errors.js';
 import { formatTable } from '../core/stats.js';
 import { Rng } from '../core/rng.js';
 import { sparseMethods } from '../methods/index.js';
-import type { LlamaModel } from './llama.js';
+import type { BlockPlan } from '../methods/method.js';
+import type { AttentionModule, LlamaModel } from './llama.js';
 import { buildNeedlePrompt, type NeedlePrompt } from './needle.js';
 import { type PromptScore, scorePrompt } from './prompt-score.js';
 import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
@@ -34,6 +35,11 @@ export interface AccuracyOptions {
   onProgress?: (done: number, total: number, label: string) => void;
   /** Called with the rows so far after each (length, method, setting) finishes, e.g. to save partial results. */
   onRow?: (rows: readonly AccuracyRow[]) => void;
+  /**
+   * Called with the plan of each sparsified layer's first prefill call on the first prompt of each
+   * (length, method, setting): the block masks `sparse-attn eval --save-masks` draws.
+   */
+  onPlan?: (run: { length: number; method: string; label: string }, module: AttentionModule, plan: BlockPlan) => void;
 }
 
 export interface AccuracyRow {
@@ -55,7 +61,7 @@ export interface AccuracyReport {
   date: string;
   machine: string;
   model: string;
-  options: Omit<AccuracyOptions, 'onProgress' | 'onRow'>;
+  options: Omit<AccuracyOptions, 'onProgress' | 'onRow' | 'onPlan'>;
   /** True while the run is still going (a file saved after each row). */
   partial?: boolean;
   rows: AccuracyRow[];
@@ -112,7 +118,9 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
         const { stats } = sparsify(model, sparseConfigFor(v, denseLayers));
         const scores: PromptScore[] = [];
         for (const [i, p] of prompts.entries()) {
+          model.onPlan = i === 0 && opts.onPlan ? firstPrefillPlans((m, plan) => opts.onPlan!({ length, method, label: v.label }, m, plan), denseLayers) : undefined;
           scores.push(await scorePrompt(model, p.tokens, { answerLength: ANSWER, reference: dense[i].greedy, prefillChunk: opts.prefillChunk }));
+          model.onPlan = undefined;
           done++;
           tick(`L=${length} ${method} ${v.label}`);
         }
@@ -128,8 +136,18 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
   return newReport(opts, rows);
 }
 
+/** A plan hook passing on each sparsified module's first prefill plan (decode steps have Lq = 1). */
+function firstPrefillPlans(onPlan: (m: AttentionModule, plan: BlockPlan) => void, denseLayers: number): (m: AttentionModule, plan: BlockPlan) => void {
+  const seen = new Set<string>();
+  return (m, plan) => {
+    if (plan.mask.queryLength === 1 || m.layer < denseLayers || seen.has(m.name)) return;
+    seen.add(m.name);
+    onPlan(m, plan);
+  };
+}
+
 export function newReport(opts: AccuracyOptions, rows: AccuracyRow[]): AccuracyReport {
-  const { onProgress: _p, onRow: _r, ...options } = opts;
+  const { onProgress: _p, onRow: _r, onPlan: _m, ...options } = opts;
   return { date: new Date().toISOString(), machine: machineName(), model: '', options, rows };
 }
 

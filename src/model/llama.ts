@@ -15,7 +15,7 @@ import { InvalidArgumentError, requireInteger } from '../core/errors.js';
 import { phaseOf, type StatsAggregator } from '../core/stats.js';
 import { HeadTensor } from '../core/tensor.js';
 import { DenseMethod } from '../methods/dense/dense.js';
-import type { SparseAttentionMethod } from '../methods/method.js';
+import type { BlockPlan, SparseAttentionMethod } from '../methods/method.js';
 import { type LlamaWeights, loadLlamaCheckpoint } from './checkpoint.js';
 import { KvCache } from './kv-cache.js';
 import type { LlamaConfig } from './llama-config.js';
@@ -48,6 +48,8 @@ export class LlamaModel {
   stats?: StatsAggregator;
   /** Called before every attention call with its operands (q BLHD [1, L, H, D]; k/v views of the cache). */
   onAttention?: (module: AttentionModule, q: HeadTensor, k: HeadTensor, v: HeadTensor) => void;
+  /** Called after every attention call with the plan it ran (its block mask, block scores, statistics). */
+  onPlan?: (module: AttentionModule, plan: BlockPlan) => void;
   constructor(
     readonly config: LlamaConfig,
     readonly weights: LlamaWeights,
@@ -86,6 +88,7 @@ export class LlamaModel {
       this.onAttention?.(module, qt, kv.k, kv.v);
       const { output, plan } = await sparseAttention(qt, kv.k, kv.v, { method: module.method, backend: module.backend, causal: true, phase: phaseOf(n) });
       this.stats?.record(module.name, plan.stats);
+      this.onPlan?.(module, plan);
       this.finishLayer(l, x, n, output.toLayout('BLHD').toFloat32Array());
     }
     cache.length = start + n;

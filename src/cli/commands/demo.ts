@@ -5,7 +5,7 @@ import { createBackend, parseBackendChoice } from '../../backends/index.js';
 import { cpuBackend } from '../../backends/cpu/index.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { formatTable } from '../../core/stats.js';
-import { structuredQKV } from '../../core/structured-inputs.js';
+import { inputsOfKind } from '../../core/input-kinds.js';
 import type { HeadTensor } from '../../core/tensor.js';
 import { sparseMethods } from '../../methods/index.js';
 import type { Command } from '../command.js';
@@ -59,11 +59,9 @@ max abs error and relative L2 error of the output against dense attention, and t
     };
     const causal = !values['non-causal'];
     const choice = parseBackendChoice('--backend', values.backend);
-    const { q, k, v } = structuredQKV({
+    const { q, k, v } = inputsOfKind('structured', {
       length: int('length', values.length), heads: int('heads', values.heads), kvHeads: int('kv-heads', values['kv-heads']),
       headDim: int('head-dim', values['head-dim']), seed: int('seed', values.seed),
-      // Twice the default structure: logits spanning ~10 units at 1/sqrt(D), as trained heads show.
-      band: 6, sink: 9, retrieval: 9,
     });
     const backend = await createBackend(choice);
     if (!values.json) console.error(`demo: B=1 H=${q.heads} Hkv=${k.heads} L=${q.length} D=${q.headDim} ${causal ? 'causal' : 'non-causal'}, ${backend.name} backend`);

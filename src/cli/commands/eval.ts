@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '../../core/errors.js';
@@ -8,6 +8,9 @@ import { LlamaModel } from '../../model/llama.js';
 import { loadCorpus } from '../../model/needle.js';
 import type { Command } from '../command.js';
 import { ProgressBar } from '../progress.js';
+import { planPicture } from '../../viz/mask-figure.js';
+import { encodePng } from '../../viz/png.js';
+import { renderMaskImage } from '../../viz/render.js';
 
 // In a clone of the repository the fixtures sit beside dist/; an installed package has none.
 const REPO_FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/', import.meta.url));
@@ -22,6 +25,16 @@ function positiveInt(name: string, text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--${name}`, text, 'an integer >= 1');
   return n;
+}
+
+/** Writes one PNG per (run, layer) into dir. */
+function maskWriter(dir: string): NonNullable<AccuracyOptions['onPlan']> {
+  mkdirSync(dir, { recursive: true });
+  return (run, module, plan) => {
+    const setting = run.label.replace('~', '').replace('%', 'pct');
+    const file = join(dir, `L${run.length}-${run.method}-${setting}-layer${module.layer}.png`);
+    writeFileSync(file, encodePng(renderMaskImage(planPicture(plan, `${module.name} ${run.method} ${run.label} L=${run.length}`))));
+  };
 }
 
 export const evalCommand: Command = {
@@ -45,6 +58,8 @@ answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 
   --prefill-chunk N    prefill in chunks of N tokens (default: whole prompt)
   --seed N             prompt seed (default 1)
   --out FILE           write the JSON report there
+  --save-masks DIR     draw each sparsified layer's block mask (first prompt, first prefill call) of
+                       every method and setting as DIR/L<length>-<method>-<setting>-layer<N>.png
   --json               print the JSON report instead of the table`,
   async run(argv) {
     const { values } = parseArgs({
@@ -62,6 +77,7 @@ answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 
         'prefill-chunk': { type: 'string' },
         seed: { type: 'string', default: '1' },
         out: { type: 'string' },
+        'save-masks': { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
@@ -91,6 +107,7 @@ answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 
       onProgress: (d, t, label) => bar.update(d, t, label),
       // A long run keeps what it has measured: the file is rewritten (partial: true) after each row.
       onRow: (rows) => save({ ...newReport(opts, [...rows]), partial: true }),
+      onPlan: values['save-masks'] ? maskWriter(values['save-masks']) : undefined,
     };
     const report = await runAccuracyEval(model, corpus, opts);
     bar.finish();
