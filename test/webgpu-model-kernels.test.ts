@@ -43,8 +43,11 @@ describe('WebGPU model kernels vs their CPU twins', { skip: (await acquireTestGp
   const poisoned = (n: number, t: StorageType = 'f32') => up(new Float32Array(n).fill(NaN), t);
 
   for (const [m, n, k] of [[37, 70, 45], [1, 129, 64], [65, 3, 17]]) {
-    for (const types of [{ x: 'f32', w: 'f32', y: 'f32' }, { x: 'f16', w: 'f16', y: 'f16' }, { x: 'f32', w: 'f16', y: 'f32' }] as const) {
-      it(`gemm ${m}×${n}×${k} x ${types.x} w ${types.w} y ${types.y}: into a strided slice, with bias`, async () => {
+    for (const [types, staging] of [
+      [{ x: 'f32', w: 'f32', y: 'f32' }, 'shared'], [{ x: 'f16', w: 'f16', y: 'f16' }, 'shared'], [{ x: 'f32', w: 'f16', y: 'f32' }, 'shared'],
+      [{ x: 'f32', w: 'f32', y: 'f32' }, 'direct'], [{ x: 'f16', w: 'f16', y: 'f16' }, 'direct'],
+    ] as const) {
+      it(`gemm ${m}×${n}×${k} x ${types.x} w ${types.w} y ${types.y}, ${staging}: into a strided slice, with bias`, async () => {
         const x = rand(m * (k + 3), 1, 1);
         const w = rand(n * k, 2, 0.5);
         const bias = rand(n, 3, 0.1);
@@ -52,7 +55,7 @@ describe('WebGPU model kernels vs their CPU twins', { skip: (await acquireTestGp
         const enc = new KernelEncoder(device(), 'gemm-test');
         const yBuf = poisoned(2 + m * yStride, types.y);
         // x rows start at element 3 of each (k + 3)-wide row: offset 3, stride k + 3.
-        await enc.gemm({ ...types, bias: true, accumulate: false }, { m, n, k, xOffset: 3, xStride: k + 3, wOffset: 0, yOffset: 2, yStride }, { x: up(x, types.x), w: up(w, types.w), y: yBuf, bias: up(bias) });
+        await enc.gemm({ ...types, bias: true, accumulate: false, staging }, { m, n, k, xOffset: 3, xStride: k + 3, wOffset: 0, yOffset: 2, yStride }, { x: up(x, types.x), w: up(w, types.w), y: yBuf, bias: up(bias) });
         enc.submit();
         const y = await read(yBuf, 2 + m * yStride, types.y);
         enc.release();
@@ -73,12 +76,12 @@ describe('WebGPU model kernels vs their CPU twins', { skip: (await acquireTestGp
     }
   }
 
-  it('gemm accumulate adds into y (the residual stream)', async () => {
+  for (const staging of ['shared', 'direct'] as const) it(`gemm accumulate adds into y (the residual stream), ${staging}`, async () => {
     const [m, n, k] = [19, 33, 70];
     const x = rand(m * k, 4), w = rand(n * k, 5, 0.3), y0 = rand(m * n, 6);
     const yBuf = up(y0);
     const enc = new KernelEncoder(device(), 'gemm-acc');
-    await enc.gemm({ x: 'f32', w: 'f32', y: 'f32', bias: false, accumulate: true }, { m, n, k, xOffset: 0, xStride: k, wOffset: 0, yOffset: 0, yStride: n }, { x: up(x), w: up(w), y: yBuf });
+    await enc.gemm({ x: 'f32', w: 'f32', y: 'f32', bias: false, accumulate: true, staging }, { m, n, k, xOffset: 0, xStride: k, wOffset: 0, yOffset: 0, yStride: n }, { x: up(x), w: up(w), y: yBuf });
     enc.submit();
     const y = await read(yBuf, m * n);
     const want = linearReference(x, m, w, n, k);

@@ -24,6 +24,12 @@ export interface GemmSpec {
   y: StorageType;
   bias: boolean;
   accumulate: boolean;
+  /**
+   * 'shared': x and W tiles staged in workgroup memory (GPUs). 'direct': each invocation reads its
+   * 4 rows and 4 columns straight from storage, no barriers; on a CPU adapter (lavapipe) barriers
+   * cost more than the reads, which caches serve.
+   */
+  staging: 'shared' | 'direct';
 }
 
 export interface GemmShape {
@@ -67,6 +73,7 @@ export const gemmProgram: KernelProgram<GemmSpec, GemmParamName, GemmShape> = {
       `@group(0) @binding(${i + 1}) var<storage, ${b.kind === 'storage' ? 'read_write' : 'read'}> ${b.name}: array<${type}>;`;
     const typeOf: Record<string, StorageType> = { x: spec.x, w: spec.w, bias: 'f32', y: spec.y };
     const store = spec.accumulate ? `${spec.y}(f32(y[o]) + v)` : `${spec.y}(v)`;
+    if (spec.staging === 'direct') return directGemm(spec, header, bindings.map((b, i) => decl(i, b, typeOf[b.name])).join('\n'), store);
     return `${usesF16(spec.x, spec.w, spec.y) ? 'enable f16;\n' : ''}${header}
 @group(0) @binding(0) var<uniform> P: Params;
 ${bindings.map((b, i) => decl(i, b, typeOf[b.name])).join('\n')}
@@ -125,9 +132,54 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   },
 };
 
+/** 64 invocations as 8 × 8 blocks of 4 × 4 outputs: a 32 × 32 tile per workgroup. */
+function directGemm(spec: GemmSpec, header: string, decls: string, store: string): string {
+  return `${usesF16(spec.x, spec.w, spec.y) ? 'enable f16;\n' : ''}${header}
+@group(0) @binding(0) var<uniform> P: Params;
+${decls}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let r0 = wg.y * 32u + (tid / 8u) * 4u;
+  let c0 = wg.x * 32u + (tid % 8u) * 4u;
+  // Rows and columns past the edge repeat the last one (always in range); their sums are not stored.
+  var xo: array<u32, 4>;
+  var wo: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    xo[i] = P.xOffset + min(r0 + i, P.m - 1u) * P.xStride;
+    wo[i] = P.wOffset + min(c0 + i, P.n - 1u) * P.k;
+  }
+  var acc: array<f32, 16>;
+  for (var kk = 0u; kk < P.k; kk++) {
+    var a: array<f32, 4>;
+    var b: array<f32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+      a[i] = f32(x[xo[i] + kk]);
+      b[i] = f32(w[wo[i] + kk]);
+    }
+    for (var i = 0u; i < 4u; i++) {
+      for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] += a[i] * b[j]; }
+    }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let r = r0 + i;
+    if (r >= P.m) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = c0 + j;
+      if (c >= P.n) { continue; }
+      let v = acc[i * 4u + j]${spec.bias ? ' + bias[c]' : ''};
+      let o = P.yOffset + r * P.yStride + c;
+      y[o] = ${store};
+    }
+  }
+}
+`;
+}
+
 /** The grid of one GEMM dispatch. */
-export function gemmWorkgroups(shape: GemmShape): [number, number, number] {
-  return [Math.ceil(shape.n / GEMM_TILE), Math.ceil(shape.m / GEMM_TILE), 1];
+export function gemmWorkgroups(spec: GemmSpec, shape: GemmShape): [number, number, number] {
+  const tile = spec.staging === 'direct' ? 32 : GEMM_TILE;
+  return [Math.ceil(shape.n / tile), Math.ceil(shape.m / tile), 1];
 }
 
 export function checkGemmDtypes(device: GPUDevice, spec: GemmSpec): void {

@@ -6,8 +6,8 @@
  */
 import { UnsupportedError } from '../../../core/errors.js';
 import { type CompiledProgram, compileProgram, encodeProgram, type KernelProgram, type KernelSpec } from '../runtime/program.js';
-import { BufferUsage } from '../runtime/webgpu-device.js';
-import { checkGemmDtypes, type GemmParamName, type GemmSpec, gemmProgram, gemmWorkgroups } from './gemm.js';
+import { BufferUsage, isSoftwareDevice } from '../runtime/webgpu-device.js';
+import { type StorageType, checkGemmDtypes, type GemmParamName, type GemmSpec, gemmProgram, gemmWorkgroups } from './gemm.js';
 
 export class KernelEncoder {
   private readonly uniforms: GPUBuffer[] = [];
@@ -25,7 +25,9 @@ export class KernelEncoder {
   }
 
   /** y (=|+=) x · Wᵀ (+ bias) with offsets and row strides in elements (see gemm.ts). */
-  async gemm(spec: GemmSpec, p: Readonly<Record<GemmParamName, number>>, buffers: { x: GPUBuffer; w: GPUBuffer; y: GPUBuffer; bias?: GPUBuffer }): Promise<void> {
+  /** staging defaults to 'direct' on software adapters, 'shared' elsewhere. */
+  async gemm(partial: { x: StorageType; w: StorageType; y: StorageType; bias: boolean; accumulate: boolean; staging?: GemmSpec['staging'] }, p: Readonly<Record<GemmParamName, number>>, buffers: { x: GPUBuffer; w: GPUBuffer; y: GPUBuffer; bias?: GPUBuffer }): Promise<void> {
+    const spec: GemmSpec = { ...partial, staging: partial.staging ?? (isSoftwareDevice(this.device) ? 'direct' : 'shared') };
     checkGemmDtypes(this.device, spec);
     const reason = gemmProgram.supports(spec, p, this.device.limits);
     if (reason) throw new UnsupportedError(`model GEMM: ${reason}`);
@@ -34,7 +36,7 @@ export class KernelEncoder {
       if (!buffers.bias) throw new UnsupportedError('a GEMM with bias needs the bias buffer');
       b.bias = buffers.bias;
     }
-    await this.dispatch(gemmProgram, spec, p, b, gemmWorkgroups(p));
+    await this.dispatch(gemmProgram, spec, p, b, gemmWorkgroups(spec, p));
   }
 
   /** Keeps a buffer (e.g. another dispatch's uniform) to free with this encoder's. */
