@@ -10,6 +10,7 @@ import { evalCommand } from './commands/eval.js';
 import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 import { prefillCommand } from './commands/prefill.js';
+import { generateCommand } from './commands/generate.js';
 
 // One command per line, so branches that add commands merge without conflicts.
 const COMMANDS: readonly Command[] = [
@@ -21,6 +22,7 @@ const COMMANDS: readonly Command[] = [
   prefillCommand,
   benchCommand,
   evalCommand,
+  generateCommand,
 ];
 
 function help(): string {
