@@ -11,6 +11,7 @@ import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 import { prefillCommand } from './commands/prefill.js';
 import { generateCommand } from './commands/generate.js';
+import { ttftCommand } from './commands/ttft.js';
 
 // One command per line, so branches that add commands merge without conflicts.
 const COMMANDS: readonly Command[] = [
@@ -23,6 +24,7 @@ const COMMANDS: readonly Command[] = [
   benchCommand,
   evalCommand,
   generateCommand,
+  ttftCommand,
 ];
 
 function help(): string {
