@@ -9,7 +9,7 @@ import type { StorageType } from '../src/backends/webgpu/model/gemm.js';
 import { copyRowsProgram, embedProgram, flatGrid, ropeProgram, ropeTable, rmsNormProgram, rowGrid, siluMulProgram } from '../src/backends/webgpu/model/layer-ops.js';
 import { KernelEncoder } from '../src/backends/webgpu/model/model-kernels.js';
 import { readBuffer, uploadArray } from '../src/backends/webgpu/runtime/buffers.js';
-import { BufferUsage } from '../src/backends/webgpu/runtime/webgpu-device.js';
+import { BufferUsage, hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import { linearReference, rmsNorm, siluMul } from '../src/model/ops.js';
 import { RopeTable } from '../src/model/rope.js';
 import { acquireTestGpu, type TestGpu } from './helpers/webgpu.js';
@@ -87,6 +87,27 @@ describe('WebGPU model kernels vs their CPU twins', { skip: (await acquireTestGp
     const want = linearReference(x, m, w, n, k);
     for (let i = 0; i < m * n; i++) assert.ok(Math.abs(y[i] - (y0[i] + want[i])) < 1e-4, `y[${i}]`);
   });
+
+  // Runs where the adapter has f16→f32 16×16×16 subgroup matrices (the H200 machine), not on lavapipe.
+  for (const [m, n, k, y, accumulate] of [[80, 48, 64, 'f32', false], [16, 208, 96, 'f16', false], [144, 80, 32, 'f32', true]] as const) {
+    it(`tensor-core gemm ${m}×${n}×${k} y ${y}${accumulate ? ' accumulate' : ''}: tiles past the edge, strided x, bias`, async (t) => {
+      if (!hasTensorCores(device())) return t.skip('no subgroup matrices on this adapter');
+      const x = rand(m * (k + 8), 12, 1), w = rand(n * k, 13, 0.5), bias = rand(n, 14, 0.1), y0 = rand(m * n, 15);
+      const yBuf = accumulate ? up(y0) : poisoned(m * n, y);
+      const enc = new KernelEncoder(device(), 'gemm-tc');
+      await enc.gemm({ x: 'f16', w: 'f16', y, bias: true, accumulate, kernel: 'tensor-core' }, { m, n, k, xOffset: 8, xStride: k + 8, wOffset: 0, yOffset: 0, yStride: n }, { x: up(x, 'f16'), w: up(w, 'f16'), y: yBuf, bias: up(bias) });
+      enc.submit();
+      const got = await read(yBuf, m * n, y);
+      const xs = roundF16(x), ws = roundF16(w);
+      const xRows = new Float32Array(m * k);
+      for (let i = 0; i < m; i++) xRows.set(xs.subarray(i * (k + 8) + 8, i * (k + 8) + 8 + k), i * k);
+      const want = linearReference(xRows, m, ws, n, k, bias);
+      for (let i = 0; i < m * n; i++) {
+        const ref = want[i] + (accumulate ? y0[i] : 0);
+        assert.ok(Math.abs(got[i] - ref) <= 2e-3 * Math.sqrt(k) * Math.max(1, Math.abs(ref)), `y[${i}] = ${got[i]}, want ${ref}`);
+      }
+    });
+  }
 
   it('embed gathers rows of the table', async () => {
     const [vocab, hidden] = [11, 37];

@@ -19,7 +19,7 @@ import { type AttentionDispatchOptions, encodeAttention } from '../backends/webg
 import { readBlockMask, readBuffers } from '../backends/webgpu/attention/block-list.js';
 import type { StorageType } from '../backends/webgpu/model/gemm.js';
 import { copyRowsProgram, embedProgram, flatGrid, ropeProgram, ropeTable, rmsNormProgram, rowGrid, siluMulProgram } from '../backends/webgpu/model/layer-ops.js';
-import { KernelEncoder, storageBuffer } from '../backends/webgpu/model/model-kernels.js';
+import { type GemmKernel, KernelEncoder, storageBuffer } from '../backends/webgpu/model/model-kernels.js';
 import { gpuMethod, type GpuMethodPlan } from '../backends/webgpu/methods/index.js';
 import { type GpuTensorView, readBuffer, uploadArray } from '../backends/webgpu/runtime/buffers.js';
 import type { WebGpuContext } from '../backends/webgpu/runtime/webgpu-device.js';
@@ -30,6 +30,8 @@ import { checkFits, type GpuMemoryPlan, gpuMemoryPlan } from './gpu-memory.js';
 export interface GpuLlamaOptions {
   /** Storage type of weights and activations: 'f16' (default where the adapter has shader-f16) or 'f32'. */
   dtype?: StorageType;
+  /** GEMM kernel: 'auto' (subgroup matrices where the adapter has them and the shape allows), 'portable', 'tensor-core'. */
+  gemm?: GemmKernel;
 }
 
 /** The KV cache of one sequence on the GPU: per layer K and V buffers [capacity, Hkv, D] and the RoPE table. */
@@ -84,6 +86,7 @@ function concatRows(parts: Float32Array[]): Float32Array {
 
 export class GpuLlamaModel {
   readonly dtype: StorageType;
+  readonly gemm: GemmKernel;
   private readonly layers: LayerBuffers[];
   private readonly embed: GPUBuffer;
   private readonly finalNorm: GPUBuffer;
@@ -94,6 +97,7 @@ export class GpuLlamaModel {
   constructor(readonly model: LlamaModel, readonly ctx: WebGpuContext, opts: GpuLlamaOptions = {}) {
     const f16 = ctx.device.features.has('shader-f16');
     this.dtype = opts.dtype ?? (f16 ? 'f16' : 'f32');
+    this.gemm = opts.gemm ?? 'auto';
     if (this.dtype === 'f16' && !f16) throw new UnsupportedError('dtype f16 needs the shader-f16 feature, which this adapter lacks');
     const w = model.weights;
     this.embed = this.upload(w.embed, 'embed');
@@ -180,6 +184,7 @@ export class GpuLlamaModel {
     const device = this.ctx.device;
     device.queue.writeBuffer(s.ids, 0, ids);
     const enc = new KernelEncoder(device, 'llama-forward');
+    enc.gemmKernel = this.gemm;
     const t = this.dtype;
     const H = c.hiddenSize, I = c.intermediateSize, D = c.headDim;
     const qWidth = c.numHeads * D, kvWidth = c.numKvHeads * D, qkvWidth = qWidth + 2 * kvWidth;

@@ -23,6 +23,8 @@ cache and activations cannot fit says so before it runs. JSON like the attention
   --chunk N            prefill chunk in tokens (default 4096)
   --reps N             timed runs per row (default 1; a warm-up run compiles first)
   --dtype T            f16 | f32 (default f16 where the adapter has shader-f16)
+  --gemm K            auto | portable | tensor-core: the GEMM kernel (default auto: subgroup
+                       matrices where the adapter has them)
   --gpu-memory-gib G   refuse rows whose weights + cache + activations exceed G GiB
   --no-profile         skip the profiled run (attention/rest split, sparsity)
   --seed N             prompt seed (default 1)
@@ -54,6 +56,7 @@ export const ttftCommand: Command = {
         chunk: { type: 'string', default: '4096' },
         reps: { type: 'string', default: '1' },
         dtype: { type: 'string' },
+        gemm: { type: 'string', default: 'auto' },
         'gpu-memory-gib': { type: 'string' },
         'no-profile': { type: 'boolean', default: false },
         seed: { type: 'string', default: '1' },
@@ -81,7 +84,8 @@ export const ttftCommand: Command = {
     const { GpuLlamaModel } = await import('../../model/gpu-llama.js');
     const ctx = await defaultWebGpuContext();
     try {
-      const gpu = new GpuLlamaModel(model, ctx, { dtype: values.dtype as 'f16' | 'f32' | undefined });
+      if (!['auto', 'portable', 'tensor-core'].includes(values.gemm)) throw new InvalidArgumentError('--gemm', values.gemm, 'auto, portable or tensor-core');
+      const gpu = new GpuLlamaModel(model, ctx, { dtype: values.dtype as 'f16' | 'f32' | undefined, gemm: values.gemm as 'auto' | 'portable' | 'tensor-core' });
       const device = webgpuDeviceInfo(ctx.report);
       const out = values.out ?? defaultResultPath('ttft.json', device);
       const header = ['L', 'method', 'TTFT ms', 'vs dense', 'attn ms', 'rest ms', 'sparsity', ''];
@@ -92,7 +96,7 @@ export const ttftCommand: Command = {
       const report = {
         bench: 'ttft', date: new Date().toISOString(), device,
         model: { dir: values.model, config: model.config, parameters, randomWeights, readme: existsSync(join(values.model, 'README.md')) ? 'README.md' : undefined },
-        dtype: gpu.dtype, chunk: int('--chunk', values.chunk, 1), reps: int('--reps', values.reps, 1), seed: int('--seed', values.seed, 0),
+        dtype: gpu.dtype, gemm: gpu.gemm, chunk: int('--chunk', values.chunk, 1), reps: int('--reps', values.reps, 1), seed: int('--seed', values.seed, 0),
         timing: 'wall clock from the first chunk submitted to the first token\'s logits read back; attention/rest from timestamp queries of one more run',
         command: `sparse-attn ttft ${argv.join(' ')}`,
         rows: [] as TtftRow[],

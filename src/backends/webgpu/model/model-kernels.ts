@@ -7,9 +7,15 @@
 import { UnsupportedError } from '../../../core/errors.js';
 import { type CompiledProgram, compileProgram, encodeProgram, type KernelProgram, type KernelSpec } from '../runtime/program.js';
 import { BufferUsage, isSoftwareDevice } from '../runtime/webgpu-device.js';
+import { tensorCoreGemmProgram, tensorCoreGemmReason, type TensorCoreGemmSpec, tensorCoreGemmWorkgroups } from './tensor-core-gemm.js';
 import { type StorageType, checkGemmDtypes, type GemmParamName, type GemmSpec, gemmProgram, gemmWorkgroups } from './gemm.js';
 
+export type GemmKernel = 'auto' | 'portable' | 'tensor-core';
+
 export class KernelEncoder {
+  /** The GEMM kernel every gemm() call of this encoder uses unless the call says otherwise. */
+  gemmKernel: GemmKernel = 'auto';
+
   private readonly uniforms: GPUBuffer[] = [];
   readonly encoder: GPUCommandEncoder;
 
@@ -25,17 +31,31 @@ export class KernelEncoder {
   }
 
   /** y (=|+=) x · Wᵀ (+ bias) with offsets and row strides in elements (see gemm.ts). */
-  /** staging defaults to 'direct' on software adapters, 'shared' elsewhere. */
-  async gemm(partial: { x: StorageType; w: StorageType; y: StorageType; bias: boolean; accumulate: boolean; staging?: GemmSpec['staging'] }, p: Readonly<Record<GemmParamName, number>>, buffers: { x: GPUBuffer; w: GPUBuffer; y: GPUBuffer; bias?: GPUBuffer }): Promise<void> {
-    const spec: GemmSpec = { ...partial, staging: partial.staging ?? (isSoftwareDevice(this.device) ? 'direct' : 'shared') };
-    checkGemmDtypes(this.device, spec);
-    const reason = gemmProgram.supports(spec, p, this.device.limits);
-    if (reason) throw new UnsupportedError(`model GEMM: ${reason}`);
+  /**
+   * kernel 'auto' (default): the subgroup-matrix GEMM where the adapter and the call allow it, else
+   * the portable one, whose staging defaults to 'direct' on software adapters, 'shared' elsewhere.
+   */
+  async gemm(partial: { x: StorageType; w: StorageType; y: StorageType; bias: boolean; accumulate: boolean; staging?: GemmSpec['staging']; kernel?: GemmKernel }, p: Readonly<Record<GemmParamName, number>>, buffers: { x: GPUBuffer; w: GPUBuffer; y: GPUBuffer; bias?: GPUBuffer }): Promise<void> {
+    const { kernel = this.gemmKernel, staging, ...types } = partial;
     const b: Record<string, GPUBuffer> = { x: buffers.x, w: buffers.w, y: buffers.y };
-    if (spec.bias) {
+    if (types.bias) {
       if (!buffers.bias) throw new UnsupportedError('a GEMM with bias needs the bias buffer');
       b.bias = buffers.bias;
     }
+    if (kernel !== 'portable') {
+      const reason = tensorCoreGemmReason(this.device, types.x, types.w, p);
+      if (reason === null) {
+        const tc: TensorCoreGemmSpec = { y: types.y, bias: types.bias, accumulate: types.accumulate };
+        const why = tensorCoreGemmProgram.supports(tc, p, this.device.limits);
+        if (why) throw new UnsupportedError(`model GEMM (tensor cores): ${why}`);
+        return this.dispatch(tensorCoreGemmProgram, tc, p, b, tensorCoreGemmWorkgroups(p));
+      }
+      if (kernel === 'tensor-core') throw new UnsupportedError(`tensor-core GEMM: ${reason}`);
+    }
+    const spec: GemmSpec = { ...types, staging: staging ?? (isSoftwareDevice(this.device) ? 'direct' : 'shared') };
+    checkGemmDtypes(this.device, spec);
+    const reason = gemmProgram.supports(spec, p, this.device.limits);
+    if (reason) throw new UnsupportedError(`model GEMM: ${reason}`);
     await this.dispatch(gemmProgram, spec, p, b, gemmWorkgroups(spec, p));
   }
 
