@@ -12,6 +12,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { StatsAggregator } from '../src/core/stats.js';
+import { createSparseMethod } from '../src/methods/index.js';
+import type { SparseAttentionMethod } from '../src/methods/method.js';
 import { TriShapeMethod } from '../src/methods/tri-shape/tri-shape.js';
 import { generateGreedyGpu, prefillGpu } from '../src/model/gpu-generate.js';
 import { type GpuKvCache, GpuLlamaModel } from '../src/model/gpu-llama.js';
@@ -77,29 +79,34 @@ describe('GPU Llama forward = CPU forward on bytes-llama-dev', { skip: (await ac
     });
   }
 
-  it('tri-shape on the GPU: its plan per layer (stats equal to the CPU run\'s), continuation equal to the CPU sparse run', async () => {
-    const settings = { sinkTokens: 4, localWindow: 8, lastDenseQueries: 4, br: 8, bc: 8 };
-    const sparse = (stats: StatsAggregator) => {
-      const m = new LlamaModel(model.config, model.weights);
-      for (const a of m.attention) a.method = new TriShapeMethod(settings);
-      m.stats = stats;
-      return m;
-    };
-    const cpuStats = new StatsAggregator();
-    const cpuGreedy = await generateGreedy(sparse(cpuStats), py64.tokens, { maxNewTokens: 3 });
-    const gpuStats = new StatsAggregator();
-    const runner = new GpuLlamaModel(sparse(gpuStats), gpu.ctx!, { dtype: 'f32' });
-    try {
-      assert.deepEqual(await generateGreedyGpu(runner, py64.tokens, { maxNewTokens: 3 }), cpuGreedy);
-      assert.deepEqual(gpuStats.modules, cpuStats.modules);
-      for (const m of cpuStats.modules) {
-        const cpuPrefill = cpuStats.calls(m).filter((s) => s.phase === 'prefill');
-        const gpuPrefill = gpuStats.calls(m).filter((s) => s.phase === 'prefill');
-        assert.deepEqual(gpuPrefill.map((s) => [s.keptBlocks, s.totalBlocks]), cpuPrefill.map((s) => [s.keptBlocks, s.totalBlocks]), m);
-        assert.ok(cpuPrefill[0].sparsity > 0.2, `${m}: sparsity ${cpuPrefill[0].sparsity}`);
+  const SPARSE: [string, () => SparseAttentionMethod][] = [
+    ['tri_shape', () => new TriShapeMethod({ sinkTokens: 4, localWindow: 8, lastDenseQueries: 4, br: 8, bc: 8 })],
+    ['xattention', () => createSparseMethod('xattention', { threshold: 0.6, blockSize: 16, stride: 4 })],
+  ];
+  for (const [name, make] of SPARSE) {
+    it(`${name} on the GPU: its plan per layer (stats equal to the CPU run's), continuation equal to the CPU sparse run`, async () => {
+      const sparse = (stats: StatsAggregator) => {
+        const m = new LlamaModel(model.config, model.weights);
+        for (const a of m.attention) a.method = make();
+        m.stats = stats;
+        return m;
+      };
+      const cpuStats = new StatsAggregator();
+      const cpuGreedy = await generateGreedy(sparse(cpuStats), py64.tokens, { maxNewTokens: 3 });
+      const gpuStats = new StatsAggregator();
+      const runner = new GpuLlamaModel(sparse(gpuStats), gpu.ctx!, { dtype: 'f32' });
+      try {
+        assert.deepEqual(await generateGreedyGpu(runner, py64.tokens, { maxNewTokens: 3 }), cpuGreedy);
+        assert.deepEqual(gpuStats.modules, cpuStats.modules);
+        for (const m of cpuStats.modules) {
+          const cpuPrefill = cpuStats.calls(m).filter((s) => s.phase === 'prefill');
+          const gpuPrefill = gpuStats.calls(m).filter((s) => s.phase === 'prefill');
+          assert.deepEqual(gpuPrefill.map((s) => [s.keptBlocks, s.totalBlocks]), cpuPrefill.map((s) => [s.keptBlocks, s.totalBlocks]), m);
+          assert.ok(cpuPrefill[0].sparsity > 0.1, `${m}: sparsity ${cpuPrefill[0].sparsity}`);
+        }
+      } finally {
+        runner.destroy();
       }
-    } finally {
-      runner.destroy();
-    }
-  });
+    });
+  }
 });
