@@ -10,7 +10,7 @@
  * final norm and LM head over the rows asked for, the only read-back. Statistics, when
  * `model.stats` is set, read back each layer's block mask after the pass.
  */
-import { AttentionProblem } from '../core/attention-shape.js';
+import type { AttentionProblem } from '../core/attention-shape.js';
 import { InvalidArgumentError, requireInteger, UnsupportedError } from '../core/errors.js';
 import { toF16Bits } from '../core/f16.js';
 import { phaseOf } from '../core/stats.js';
@@ -124,9 +124,9 @@ export class GpuLlamaModel {
     return uploadArray(this.ctx.device, this.dtype === 'f16' ? toF16Bits(data) : data, label);
   }
 
-  /** Bytes of the cache, scratch and weights for `capacity` positions in chunks of `chunk` (see gpu-memory.ts). */
-  memoryPlan(capacity: number, chunk: number): GpuMemoryPlan {
-    return gpuMemoryPlan(this.model.config, this.dtype, capacity, chunk);
+  /** Bytes of the cache, scratch and weights for `capacity` positions in chunks of `chunk`, `logitRows` rows of logits read (see gpu-memory.ts). */
+  memoryPlan(capacity: number, chunk: number, logitRows = 1): GpuMemoryPlan {
+    return gpuMemoryPlan(this.model.config, this.dtype, capacity, chunk, logitRows);
   }
 
   /** A cache for `capacity` positions; throws before allocating when it cannot fit the device. */
@@ -180,6 +180,8 @@ export class GpuLlamaModel {
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new InvalidArgumentError(`tokens[${t}]`, id, `an integer token id in [0, ${c.vocabSize})`);
       ids[t] = id;
     }
+    // All rows of logits of a long chunk can exceed a binding: refuse before encoding anything.
+    if (opts.logits === 'all') checkFits(this.memoryPlan(1, 1, n), this.ctx.device.limits);
     const s = this.ensureScratch(n);
     const device = this.ctx.device;
     device.queue.writeBuffer(s.ids, 0, ids);
