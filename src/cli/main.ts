@@ -12,6 +12,8 @@ import { serveCommand } from './commands/serve.js';
 import { deviceCommand } from './commands/device.js';
 import { methodsCommand } from './commands/methods.js';
 import { prefillCommand } from './commands/prefill.js';
+import { generateCommand } from './commands/generate.js';
+import { ttftCommand } from './commands/ttft.js';
 
 // One command per line, so branches that add commands merge without conflicts.
 const COMMANDS: readonly Command[] = [
@@ -25,6 +27,8 @@ const COMMANDS: readonly Command[] = [
   evalCommand,
   maskCommand,
   serveCommand,
+  generateCommand,
+  ttftCommand,
 ];
 
 function help(): string {
