@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `sparse-attn`: the command-line face of the library. */
 import { SparseAttentionError } from '../core/errors.js';
+import { fileProblem } from '../core/files.js';
 import type { Command } from './command.js';
 import { benchCommand } from './commands/bench.js';
 import { calibrateCommand } from './commands/calibrate.js';
@@ -64,6 +65,12 @@ export async function main(argv: string[]): Promise<number> {
     // Bad input is the user's to fix: print the message alone. Anything else is our bug: keep the stack.
     if (err instanceof SparseAttentionError || (err instanceof Error && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
       console.error(`sparse-attn ${name}: ${err.message}`);
+      return 2;
+    }
+    // A file the user named that Node could not open (read outside core/files.ts): one line, the path and the problem.
+    const sys = err as { code?: string; path?: string; syscall?: string };
+    if (err instanceof Error && typeof sys.code === 'string' && typeof sys.path === 'string' && sys.syscall) {
+      console.error(`sparse-attn ${name}: ${sys.path}: ${fileProblem(err)}`);
       return 2;
     }
     throw err;

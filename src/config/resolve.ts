@@ -77,7 +77,8 @@ export function createModuleMethod(resolved: ResolvedModuleConfig, opts: Resolve
   return new (registry.get(resolved.attributes.method))(resolved.settings);
 }
 
-function methodSettings(entry: Readonly<SparseAttentionAttributeInput>): Record<string, unknown> {
+/** The settings an entry gives its method: its fields less the module-level ones, calibration filled. */
+export function methodSettings(entry: Readonly<SparseAttentionAttributeInput>): Record<string, unknown> {
   const settings: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(entry)) if (!MODULE_LEVEL_FIELDS.has(k) && v !== undefined) settings[k] = v;
   if ('calibration' in settings) settings.calibration = resolveCalibration(entry.calibration);

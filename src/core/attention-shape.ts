@@ -6,6 +6,7 @@
  * with `queryOffset = Lk - Lq` (a prefill chunk after cached tokens, or decode with Lq = 1).
  */
 import { InvalidArgumentError } from './errors.js';
+import { optionalBoolean } from './validate.js';
 import type { HeadTensor } from './tensor.js';
 
 export interface AttentionOptions {
@@ -41,12 +42,12 @@ export function describeAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, o
   }
   if (q.length < 1) throw new InvalidArgumentError('q.length', q.length, 'at least 1');
   if (k.length < 1) throw new InvalidArgumentError('k.length', k.length, 'at least 1');
-  const causal = opts.causal ?? false;
+  const causal = optionalBoolean('causal', opts.causal) ?? false;
   if (causal && q.length > k.length) {
     throw new InvalidArgumentError('q.length', q.length, `at most k.length (${k.length}) for causal attention (queries are right-aligned to keys)`);
   }
   const scale = opts.scale ?? 1 / Math.sqrt(q.headDim);
-  if (!Number.isFinite(scale) || scale <= 0) throw new InvalidArgumentError('scale', scale, 'a finite number > 0');
+  if (typeof scale !== 'number' || !Number.isFinite(scale) || scale <= 0) throw new InvalidArgumentError('scale', scale, 'a finite number > 0');
   return {
     batch: q.batch,
     heads: q.heads,

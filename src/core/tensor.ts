@@ -10,6 +10,7 @@
 import { InvalidArgumentError, requireInteger } from './errors.js';
 import { fromF16Bits, toF16Bits } from './f16.js';
 import { Rng } from './rng.js';
+import { tensorStorage } from './validate.js';
 
 export type DType = 'f32' | 'f16';
 export type Layout = 'BHLD' | 'BLHD';
@@ -31,19 +32,23 @@ export class HeadTensor {
   readonly strideH: number;
   readonly strideL: number;
 
+  readonly data: Float32Array | Uint16Array;
+
+  /** `data`: Float32Array (f32), or f16 as a Uint16Array of bits or a Float16Array; any other kind throws. */
   constructor(
     shape: HeadTensorShape,
-    readonly data: Float32Array | Uint16Array,
+    data: Float32Array | Uint16Array,
     readonly layout: Layout = 'BHLD',
   ) {
+    this.data = tensorStorage('HeadTensor data', data);
     this.batch = requireInteger('batch', shape.batch, 1);
     this.heads = requireInteger('heads', shape.heads, 1);
     this.length = requireInteger('length', shape.length, 0);
     this.headDim = requireInteger('headDim', shape.headDim, 1);
     if (layout !== 'BHLD' && layout !== 'BLHD') throw new InvalidArgumentError('layout', layout, '"BHLD" or "BLHD"');
     const n = this.batch * this.heads * this.length * this.headDim;
-    if (data.length !== n) {
-      throw new InvalidArgumentError('data.length', data.length, `${n} (= ${this.batch}·${this.heads}·${this.length}·${this.headDim})`);
+    if (this.data.length !== n) {
+      throw new InvalidArgumentError('data.length', this.data.length, `${n} (= ${this.batch}·${this.heads}·${this.length}·${this.headDim})`);
     }
     const D = this.headDim;
     if (layout === 'BHLD') {

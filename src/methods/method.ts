@@ -46,6 +46,12 @@ export interface SparseAttentionMethod {
   getThresholdInfo(): ThresholdInfo;
   planBlockMask(q: HeadTensor, k: HeadTensor, opts: PlanOptions): BlockPlan;
   /**
+   * Causality when a call leaves `causal` out (its settings' flag: flash-skip-softmax's is_causal,
+   * SLA's causal; tri-shape is causal only). Absent: false. `sparseAttention` decides it once from
+   * here, before a backend is chosen, so every backend runs the same attention.
+   */
+  readonly defaultCausal?: boolean;
+  /**
    * Methods whose output is not block-sparse softmax attention alone (SLA adds a linear part)
    * compute it here; others leave it undefined and run through a backend's block-sparse kernel.
    */

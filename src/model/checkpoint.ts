@@ -4,9 +4,10 @@
  * Every tensor the config implies is looked up by its HF name and its shape checked against the
  * config, so a wrong or truncated checkpoint fails at load time with the tensor named.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SparseAttentionError } from '../core/errors.js';
+import { FileError, readJson } from '../core/files.js';
 import { type LlamaConfig, parseLlamaConfig } from './llama-config.js';
 import { type F32Tensor, SafetensorsFile } from './safetensors.js';
 
@@ -52,12 +53,24 @@ class TensorSource {
     const index = join(dir, 'model.safetensors.index.json');
     const single = join(dir, 'model.safetensors');
     if (existsSync(index)) {
-      const parsed = JSON.parse(readFileSync(index, 'utf8')) as { weight_map?: Record<string, string> };
-      if (!parsed.weight_map) throw new SparseAttentionError(`${index}: no "weight_map"`);
-      this.weightMap = parsed.weight_map;
+      const parsed = readJson(index) as { weight_map?: Record<string, string> } | null;
+      const map = parsed?.weight_map;
+      if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new FileError(index, 'no "weight_map" object (tensor name → shard file)');
+      for (const [name, file] of Object.entries(map)) {
+        if (typeof file !== 'string') throw new FileError(index, `weight_map["${name}"] must be a shard file name, got ${JSON.stringify(file)}`);
+      }
+      this.weightMap = map;
     } else if (!existsSync(single)) {
       throw new SparseAttentionError(`${dir}: no model.safetensors or model.safetensors.index.json`);
     }
+  }
+
+  /** Tensor names read so far (see unusedTensors). */
+  readonly used = new Set<string>();
+
+  /** Every tensor name the checkpoint holds. */
+  names(): string[] {
+    return this.weightMap ? Object.keys(this.weightMap) : [...this.file('model.safetensors').entries.keys()];
   }
 
   has(name: string): boolean {
@@ -65,6 +78,7 @@ class TensorSource {
   }
 
   get(name: string, shape: number[]): F32Tensor {
+    this.used.add(name);
     const fileName = this.weightMap ? this.weightMap[name] : 'model.safetensors';
     if (!fileName) throw new SparseAttentionError(`${this.dir}: tensor "${name}" is not in model.safetensors.index.json`);
     const file = this.file(fileName);
@@ -103,8 +117,11 @@ function linear(src: TensorSource, prefix: string, out: number, inp: number, bia
 export function loadLlamaCheckpoint(dir: string): LlamaCheckpoint {
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new SparseAttentionError(`${dir}: no config.json`);
-  const config = parseLlamaConfig(JSON.parse(readFileSync(configPath, 'utf8')));
+  const raw = readJson(configPath);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FileError(configPath, 'not a JSON object (a Hugging Face model config)');
+  const config = parseLlamaConfig(raw as Record<string, unknown>);
   const src = new TensorSource(dir);
+  checkLayerCount(src, config.numLayers, configPath);
   const { hiddenSize: H, intermediateSize: I, vocabSize: V, numHeads, numKvHeads, headDim } = config;
   const layers: LlamaLayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
@@ -127,5 +144,40 @@ export function loadLlamaCheckpoint(dir: string): LlamaCheckpoint {
   // Tied checkpoints usually omit lm_head.weight; reuse the embedding then.
   const tied = config.tieWordEmbeddings && !src.has('lm_head.weight');
   const lmHead = tied ? { weight: embed, outFeatures: V, inFeatures: H } : linear(src, 'lm_head', V, H, false);
-  return { config, dir, weights: { embed, finalNorm: src.get('model.norm.weight', [H]).data, lmHead, layers } };
+  const finalNorm = src.get('model.norm.weight', [H]).data;
+  // Rotary frequencies are recomputed from the config; some exports store them anyway.
+  const unused = src.names().filter((n) => !src.used.has(n) && !n.endsWith('rotary_emb.inv_freq') && !(tied && n === 'lm_head.weight'));
+  if (unused.length) {
+    const shown = unused.slice(0, 5).map((n) => `"${n}"`).join(', ') + (unused.length > 5 ? `, ... (${unused.length} in all)` : '');
+    throw new SparseAttentionError(`${dir}: the checkpoint and ${configPath} disagree: tensors left unused by the config: ${shown}`);
+  }
+  return { config, dir, weights: { embed, finalNorm, lmHead, layers } };
+}
+
+/** The layer indices the checkpoint holds must be exactly 0..numLayers-1 of config.json. */
+function checkLayerCount(src: TensorSource, numLayers: number, configPath: string): void {
+  const held = new Set<number>();
+  for (const name of src.names()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) held.add(Number(m[1]));
+  }
+  const missing = [];
+  for (let i = 0; i < numLayers; i++) if (!held.has(i)) missing.push(i);
+  const extra = [...held].filter((i) => i >= numLayers).sort((a, b) => a - b);
+  if (missing.length === 0 && extra.length === 0) return;
+  const parts = [];
+  if (missing.length) parts.push(`layers missing from the checkpoint: ${ranges(missing)}`);
+  if (extra.length) parts.push(`layers in the checkpoint beyond the config: ${ranges(extra)}`);
+  throw new SparseAttentionError(`the checkpoint and ${configPath} (num_hidden_layers ${numLayers}) disagree: ${parts.join('; ')}`);
+}
+
+function ranges(xs: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < xs.length; ) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === xs[j] + 1) j++;
+    out.push(i === j ? `${xs[i]}` : `${xs[i]}-${xs[j]}`);
+    i = j + 1;
+  }
+  return out.join(', ');
 }

@@ -4,9 +4,10 @@
  * then the raw little-endian tensor bytes (offsets relative to the end of the header).
  * We read F16, BF16 and F32 and hand every tensor out as f32, which is what the CPU runner computes in.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { InvalidArgumentError, SparseAttentionError, UnsupportedError } from '../core/errors.js';
 import { fromF16Bits, toF16Bits } from '../core/f16.js';
+import { readBytes } from '../core/files.js';
 
 export type SafetensorsDType = 'F16' | 'BF16' | 'F32';
 
@@ -56,8 +57,7 @@ export class SafetensorsFile {
 
   static read(path: string): SafetensorsFile {
     // A plain Uint8Array over the Buffer: Buffer#slice would not copy, and decode relies on a copy.
-    const b = readFileSync(path);
-    return new SafetensorsFile(path, new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+    return new SafetensorsFile(path, readBytes(path));
   }
 
   /** The tensor as f32 (converted from F16/BF16; an aligned copy for F32). */

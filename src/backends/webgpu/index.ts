@@ -12,6 +12,7 @@ import type { SparseAttentionMethod } from '../../methods/method.js';
 import { blockSparseAttentionWebGpu } from './attention/block-sparse-attention.js';
 import { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
 import { gpuMethod } from './methods/index.js';
+import { withDeviceFaults } from './runtime/gpu-faults.js';
 import { createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext, type WebGpuOptions } from './runtime/webgpu-device.js';
 
 export interface WebGpuBackend extends AttentionBackend {
@@ -39,10 +40,12 @@ export function createWebGpuBackend(ctxOrOptions?: WebGpuContext | WebGpuOptions
     name: 'webgpu',
     context,
     async blockSparseAttention(q, k, v, mask, opts) {
-      return blockSparseAttentionWebGpu(await context(), q, k, v, mask, opts);
+      const c = await context();
+      return withDeviceFaults(c.device, 'block-sparse attention', () => blockSparseAttentionWebGpu(c, q, k, v, mask, opts));
     },
     async pagedAttention(input) {
-      return pagedAttentionOnWebGpu(await context(), input);
+      const c = await context();
+      return withDeviceFaults(c.device, 'paged attention', () => pagedAttentionOnWebGpu(c, input));
     },
     methodHooks: (method) => methodHooks(context, method),
     dispose() {
@@ -60,9 +63,14 @@ function methodHooks(context: () => Promise<WebGpuContext>, method: SparseAttent
   const { run, time } = row;
   const plan = row.plan?.(method);
   const hooks: MethodHooks = {};
-  if (run) hooks.run = async (q, k, v, opts) => run(await context(), method, q, k, v, opts);
-  if (time) hooks.time = async (q, k, v, opts, runs) => time(await context(), method, q, k, v, opts, { warmMs: 0, warmRuns: 1, ...runs });
-  if (plan) hooks.plan = async (q, k, opts) => plan(await context(), q, k, opts);
+  // Each hook on the context of the moment (a lost default device is replaced), its faults named.
+  const on = async <T>(what: string, fn: (c: WebGpuContext) => Promise<T>): Promise<T> => {
+    const c = await context();
+    return withDeviceFaults(c.device, `${method.name} ${what}`, () => fn(c));
+  };
+  if (run) hooks.run = (q, k, v, opts) => on('run', (c) => run(c, method, q, k, v, opts));
+  if (time) hooks.time = (q, k, v, opts, runs) => on('timing', (c) => time(c, method, q, k, v, opts, { warmMs: 0, warmRuns: 1, ...runs }));
+  if (plan) hooks.plan = (q, k, opts) => on('plan', (c) => plan(c, q, k, opts));
   return Object.keys(hooks).length > 0 ? hooks : undefined;
 }
 
@@ -93,6 +101,7 @@ export {
   type GpuMethod, type GpuMethodPlan, type GpuMethodPlanner, type GpuMethodRunner, type GpuMethodTimer, type GpuPlanHook, type TokenRuleKey,
 } from './methods/index.js';
 export { runPlannedMethodWebGpu } from './methods/gpu-method.js';
+export { DeviceLostError, deviceLostInfo, withDeviceFaults } from './runtime/gpu-faults.js';
 export { planXAttentionOnGpu } from './methods/xattention/xattention-gpu.js';
 export {
   encodeXAttentionPlan, encodeXAttentionEstimate, encodeXAttentionSelection, estimateXAttentionWebGpu, selectXAttentionBlocksWebGpu, readXAttentionPlan,

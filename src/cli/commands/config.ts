@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '../../core/errors.js';
+import { readJson } from '../../core/files.js';
 import { formatTable } from '../../core/stats.js';
 import { loadSparseAttentionConfig, saveSparseAttentionConfig } from '../../config/json.js';
+import { checkMethodSettings } from '../../config/method-check.js';
+import type { SparseAttentionConfigInput } from '../../config/sparse-config.js';
 import { resolveModuleConfigs } from '../../config/resolve.js';
 import { FLASH_SKIP_SOFTMAX_CONFIG_DEFAULT, SPARSE_ATTENTION_CONFIG_DEFAULT } from '../../config/sparse-config.js';
 import type { Command } from '../command.js';
@@ -15,7 +17,7 @@ export const configCommand: Command = {
   usage: `sparse-attn config [FILE] [options]
 
 Loads FILE (ModelOpt's SparseAttentionConfig JSON; without FILE, the defaults), reports every bad
-field, and prints the config as it would be saved. With --module, prints instead which entry decides
+field (each enabled entry's settings checked by its method) and exits 2, or prints the config as it would be saved. With --module, prints instead which entry decides
 each named module and the method and settings it gets (last matching entry wins; "default" first).
   --defaults KIND   base | flash_skip_softmax: fills fields FILE leaves out (default base)
   --module NAME     a module name to resolve, e.g. model.layers.0.self_attn (repeatable)
@@ -34,7 +36,9 @@ each named module and the method and settings it gets (last matching entry wins;
     if (!(values.defaults in DEFAULTS)) throw new InvalidArgumentError('--defaults', values.defaults, 'one of base, flash_skip_softmax');
     if (positionals.length > 1) throw new InvalidArgumentError('FILE', positionals, 'at most one config file');
     const defaults = DEFAULTS[values.defaults as keyof typeof DEFAULTS];
-    const cfg = loadSparseAttentionConfig(positionals.length ? readFileSync(positionals[0], 'utf8') : {}, defaults);
+    const cfg = loadSparseAttentionConfig(positionals.length ? readJson(positionals[0]) as SparseAttentionConfigInput : {}, defaults);
+    // Each enabled entry's settings through its method's own schema, every bad field at once.
+    checkMethodSettings(cfg);
     if (!values.module?.length) {
       console.log(JSON.stringify(saveSparseAttentionConfig(cfg), null, 2));
       return 0;

@@ -7,6 +7,7 @@ import { BlockMask } from '../../core/block-mask.js';
 import { checkScores, type Scores } from '../../core/scores.js';
 import { phaseOf, statsFromMask } from '../../core/stats.js';
 import type { HeadTensor } from '../../core/tensor.js';
+import { rejectUnknownKeys } from '../../core/validate.js';
 import { blockSizeSettings } from '../settings.js';
 import { type BlockPlan, maskScores, type PlanOptions, type SparseAttentionMethod, type SparsityResult, type ThresholdInfo } from '../method.js';
 
@@ -18,6 +19,7 @@ export class DenseMethod implements SparseAttentionMethod {
   readonly bc: number;
 
   constructor(settings: Record<string, unknown> = {}) {
+    rejectUnknownKeys('dense setting', settings, ['br', 'bc']);
     ({ br: this.br, bc: this.bc } = blockSizeSettings('dense', settings, { br: 128, bc: 128 }));
   }
 
@@ -40,6 +42,9 @@ export class DenseMethod implements SparseAttentionMethod {
 
   planBlockMask(q: HeadTensor, k: HeadTensor, opts: PlanOptions): BlockPlan {
     const p = describeAttention(q, k, k, opts);
+    // The plan does not read values, but a plan for NaN inputs would promise an output there is none of.
+    q.assertFinite('q');
+    k.assertFinite('k');
     const mask = BlockMask.full({
       batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength,
       blockRows: this.br, blockCols: this.bc, causal: p.causal,

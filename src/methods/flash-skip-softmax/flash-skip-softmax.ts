@@ -216,6 +216,7 @@ export class FlashSkipSoftmax implements SparseAttentionMethod {
   }
 
   get br(): number { return this.settings.br; }
+  get defaultCausal(): boolean { return this.settings.isCausal; }
   get bc(): number { return this.settings.bc; }
 
   /** The phase's threshold: static, or a·exp(b·target)/Lk when calibrated for the phase. */
@@ -277,6 +278,9 @@ export class FlashSkipSoftmax implements SparseAttentionMethod {
   }
 
   planBlockMask(q: HeadTensor, k: HeadTensor, opts: PlanOptions): BlockPlan {
+    // NaN would make every tile look kept (density 1): refuse it as sparseAttention does.
+    q.assertFinite('q');
+    k.assertFinite('k');
     const t = tileOperands(q, k, { ...opts, causal: opts.causal ?? this.settings.isCausal });
     const phase = opts.phase ?? phaseOf(t.p.queryLength);
     const dims: BlockMaskDims = {

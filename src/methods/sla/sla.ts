@@ -137,6 +137,8 @@ export class SlaMethod implements SparseAttentionMethod {
     return { type: 'static', value: this.settings.topkRatio, topkRatio: this.settings.topkRatio };
   }
 
+  get defaultCausal(): boolean { return this.settings.causal; }
+
   /** The call's causal flag, or the setting when the call leaves it out. */
   protected causalOf(opts: PlanOptions): boolean {
     return opts.causal ?? this.settings.causal;

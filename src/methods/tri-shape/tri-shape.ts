@@ -97,6 +97,8 @@ export class TriShapeMethod implements SparseAttentionMethod {
   static readonly description = 'tri-shape: sink + sliding window, last queries dense (static, causal only)';
   readonly name = 'tri_shape';
   readonly version = 'v1';
+  /** Tri-shape is defined for causal attention only, so a call that leaves causal out means causal. */
+  readonly defaultCausal = true;
   readonly settings: TriShapeSettings;
 
   constructor(settings: Record<string, unknown> = {}) {
@@ -133,8 +135,11 @@ export class TriShapeMethod implements SparseAttentionMethod {
   }
 
   planBlockMask(q: HeadTensor, k: HeadTensor, opts: PlanOptions): BlockPlan {
-    const p = describeAttention(q, k, k, opts);
+    const p = describeAttention(q, k, k, { ...opts, causal: opts.causal ?? this.defaultCausal });
     if (!p.causal) throw new InvalidArgumentError('causal', opts.causal, 'true: tri-shape is defined for causal attention only');
+    // The pattern is static, but a plan for NaN inputs would promise an output there is none of.
+    q.assertFinite('q');
+    k.assertFinite('k');
     const mask = triShapeBlockMask(
       { batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength, blockRows: this.settings.br, blockCols: this.settings.bc },
       this.settings,

@@ -87,6 +87,9 @@ export class XAttentionMethod implements SparseAttentionMethod {
   planBlockMask(q: HeadTensor, k: HeadTensor, opts: PlanOptions): BlockPlan {
     const p = describeAttention(q, k, k, opts);
     const phase = opts.phase ?? phaseOf(p.queryLength);
+    // NaN in the antidiagonal sums would keep every block: refuse it as sparseAttention does.
+    q.assertFinite('q');
+    k.assertFinite('k');
     if (this.settings.dense) {
       const B = this.settings.blockSize;
       const mask = BlockMask.full({ batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength, blockRows: B, blockCols: B, causal: p.causal });

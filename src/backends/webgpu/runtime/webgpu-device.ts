@@ -9,6 +9,7 @@
  * memory) are far below what long-context attention needs.
  */
 import { UnsupportedError } from '../../../core/errors.js';
+import { watchDeviceLoss } from './gpu-faults.js';
 
 /** Dawn features we always enable: subgroup matrices are behind allow_unsafe_apis; NVIDIA f16 is off without the second. */
 export const DAWN_FEATURES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] as const;
@@ -151,6 +152,7 @@ export async function createWebGpuContext(opts: WebGpuOptions = {}): Promise<Web
     tensorCoreDevices.add(device);
   }
   let destroyed = false;
+  void watchDeviceLoss(device);
   device.lost.then((info) => {
     if (!destroyed) console.error(`sparse-attention: WebGPU device lost (${info.reason}): ${info.message}`);
   });
@@ -183,10 +185,16 @@ let shared: Promise<WebGpuContext> | undefined;
 
 /** The process-wide default context, created on first use. */
 export function defaultWebGpuContext(): Promise<WebGpuContext> {
-  shared ??= createWebGpuContext().catch((err) => {
-    shared = undefined;
+  if (shared) return shared;
+  const made = createWebGpuContext().catch((err) => {
+    if (shared === made) shared = undefined;
     throw err;
   });
+  // A lost device is never handed out again: the next call creates a fresh one.
+  made.then((ctx) => ctx.device.lost.then(() => {
+    if (shared === made) shared = undefined;
+  }), () => undefined);
+  shared = made;
   return shared;
 }
 

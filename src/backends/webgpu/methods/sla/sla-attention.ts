@@ -20,6 +20,7 @@ import { encodeAttention } from '../../attention/attention-dispatch.js';
 import { createOutputTensor, createStorageBuffer, type GpuTensorView, readBuffer, readTensor, uploadArray, uploadTensor } from '../../runtime/buffers.js';
 import { BufferUsage, type WebGpuContext } from '../../runtime/webgpu-device.js';
 import { encodeSageSparsePart } from '../sage-sla/sage-sla-attention.js';
+import { checkSlaLimits } from './sla-limits.js';
 import { encodeBlockSelect, selectedCounts, type SelectDims } from './sla-block-select.js';
 import { encodeGrid } from './sla-grid.js';
 import { LINEAR_ROWS_MAX_E, slaLinearRowsProgram } from './sla-linear-rows.js';
@@ -71,6 +72,7 @@ export interface SlaGpuInputs {
 /** Uploads q, k, v as SLA reads them and allocates the output; the caller destroys the buffers. */
 export function uploadSlaInputs(device: GPUDevice, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: SlaGpuOptions): { inputs: SlaGpuInputs; problem: AttentionProblem } {
   const p = checkSlaCall(q, k, v, opts);
+  checkSlaLimits(device.limits, p, { BLKQ: opts.BLKQ, BLKK: opts.BLKK, linear: !projectionIsZero(opts.proj) });
   const inputs = {
     q: uploadBhld(device, q, 'sla.q'), k: uploadBhld(device, k, 'sla.k'), v: uploadBhld(device, v, 'sla.v'),
     o: createOutputTensor(device, { batch: p.batch, heads: p.heads, length: p.queryLength, headDim: p.valueDim }, 'BHLD', 'f32', 'sla.o'),
