@@ -54,7 +54,7 @@ describe('browser build', () => {
     assert.ok(!inputs.some((f) => f.endsWith('dist/src/index.js')), 'not the Node entry');
     assert.deepEqual(forbiddenImports(metafile), []);
     // The WebGPU backend is in the graph (through navigator.gpu); only Dawn's loader is emptied.
-    assert.ok(inputs.some((f) => f.endsWith('dist/src/backends/webgpu/device.js')), 'the WebGPU backend is bundled');
+    assert.ok(inputs.some((f) => f.endsWith('dist/src/backends/webgpu/runtime/webgpu-device.js')), 'the WebGPU backend is bundled');
     assert.ok(inputs.some((f) => /^\(disabled\):.*node_modules\/webgpu\//.test(f)), 'webgpu mapped to an empty module');
   });
 
