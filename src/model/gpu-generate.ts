@@ -6,6 +6,7 @@
 import { requireInteger } from '../core/errors.js';
 import type { GpuKvCache, GpuLlamaModel } from './gpu-llama.js';
 import { argmax } from './llama.js';
+import { concatRows } from './ops.js';
 
 export interface GpuGenerateOptions {
   maxNewTokens: number;
@@ -30,14 +31,7 @@ export async function prefillGpu(
     parts.push((await gpu.forward(ids, cache, { logits })).logits);
     onPrefill?.(Math.min(s + chunk, prompt.length), prompt.length);
   }
-  if (logits === 'last') return parts[parts.length - 1];
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return logits === 'last' ? parts[parts.length - 1] : concatRows(parts);
 }
 
 /** Greedy decoding on the GPU: prefill, then one token at a time through the GPU KV cache. */

@@ -26,6 +26,7 @@ import type { WebGpuContext } from '../backends/webgpu/runtime/webgpu-device.js'
 import type { LinearWeights } from './checkpoint.js';
 import type { ForwardOptions, ForwardResult, LlamaModel } from './llama.js';
 import { checkFits, type GpuMemoryPlan, gpuMemoryPlan } from './gpu-memory.js';
+import { concatRows } from './ops.js';
 
 export interface GpuLlamaOptions {
   /** Storage type of weights and activations: 'f16' (default where the adapter has shader-f16) or 'f32'. */
@@ -74,15 +75,6 @@ interface Scratch {
   mlp: GPUBuffer;
 }
 
-function concatRows(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 export class GpuLlamaModel {
   readonly dtype: StorageType;

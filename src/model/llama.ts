@@ -19,7 +19,7 @@ import type { BlockPlan, SparseAttentionMethod } from '../methods/method.js';
 import { type LlamaWeights, loadLlamaCheckpoint } from './checkpoint.js';
 import { KvCache } from './kv-cache.js';
 import type { LlamaConfig } from './llama-config.js';
-import { addInPlace, linear, rmsNorm, siluMul } from './ops.js';
+import { addInPlace, concatRows, linear, rmsNorm, siluMul } from './ops.js';
 import { RopeTable } from './rope.js';
 
 /** One attention module: what `sparsify` configures and whose statistics are recorded under `name`. */
@@ -174,14 +174,7 @@ export async function prefill(model: LlamaModel, prompt: ArrayLike<number>, cach
     const ids = Array.prototype.slice.call(prompt, s, Math.min(s + chunk, prompt.length)) as number[];
     parts.push((await model.forward(ids, cache, { logits })).logits);
   }
-  if (logits === 'last') return parts[parts.length - 1];
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return logits === 'last' ? parts[parts.length - 1] : concatRows(parts);
 }
 
 /** Greedy decoding: prefill, then one token at a time through the KV cache. */

@@ -90,3 +90,14 @@ export function siluMul(gate: Float32Array, up: Float32Array): Float32Array {
 export function addInPlace(a: Float32Array, b: Float32Array): void {
   for (let i = 0; i < a.length; i++) a[i] += b[i];
 }
+
+/** Row blocks one after another in one array (chunked logits, fused weight matrices). */
+export function concatRows(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
