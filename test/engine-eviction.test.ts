@@ -98,6 +98,15 @@ describe('engine with cache eviction', () => {
     });
   }
 
+  it('a prompt prefilled in one chunk is evicted right after that chunk', async () => {
+    const cfg = { ...base, maxNumBatchedTokens: 256, cacheEvictionConfig: EVICTION };
+    const { engine, maxBlocksAfterStep } = await runChecked(cfg, [{ id: 0, promptLength: 200, decodeTokens: 8 }], noisy);
+    const st = engine.stats(0);
+    assert.equal(st.prefillChunks, 1);
+    assert.equal(st.chunks[0].evictedTokens, 200 - 96 - 8, 'down to maxCacheSize plus the partial block right after prefill');
+    assert.ok(maxBlocksAfterStep <= EVICTION.maxCacheSize / BS + 1);
+  });
+
   for (const [mode, sa] of [
     ['TRISHAPE', { mode: 'TRISHAPE', numLastDenseTokensInPrefill: 40, numRetainedStartTokensInCache: 16, numRetainedRecentTokensInCache: 32 }],
     ['XATTENTION', { mode: 'XATTENTION', numLastDenseTokensInPrefill: 40, xattentionThreshold: 0.6, xattentionBlockSize: 16, xattentionStride: 4 }],

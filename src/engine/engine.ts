@@ -106,15 +106,14 @@ export class Engine {
     for (const id of schedule.preempted) this.eviction?.drop(id);
     const records: ChunkRecord[] = [];
     for (const chunk of schedule.chunks) records.push(await this.runChunk(schedule.step, chunk));
-    if (this.eviction) {
-      schedule.chunks.forEach((c, i) => {
-        const evicted = this.eviction!.evictAfterStep(c);
-        if (evicted > 0) this.scheduler.registerEviction(c.seqId, evicted);
-        records[i].evictedTokens = evicted;
-      });
-    }
+    if (this.eviction) schedule.chunks.forEach((c, i) => (records[i].evictedTokens = this.eviction!.evictAfterStep(c)));
     this.scheduler.finishStep(schedule);
-    if (this.eviction) for (const c of schedule.chunks) if (!this.scheduler.isRunning(c.seqId)) this.eviction.drop(c.seqId);
+    // The scheduler counts the step's tokens as processed only now; then it learns what left the cache.
+    schedule.chunks.forEach((c, i) => {
+      if (!this.eviction) return;
+      if (!this.scheduler.isRunning(c.seqId)) this.eviction.drop(c.seqId);
+      else if (records[i].evictedTokens > 0) this.scheduler.registerEviction(c.seqId, records[i].evictedTokens);
+    });
     return schedule;
   }
 
