@@ -54,10 +54,17 @@ export { bisectKnob, knobSettings, methodKnob } from './calibration/knobs.js';
 
 // Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
 export {
-  KV_BLOCK_SIZES, SparseAttentionMode, kvBlockBytes, parseSchedulerConfig, parseSparseAttentionConfig, resolveNumKvBlocks,
+  KV_BLOCK_SIZES, SparseAttentionMode, kvBlockBytes, parseCacheEvictionConfig, parseSchedulerConfig, parseSparseAttentionConfig, resolveNumKvBlocks,
   type SchedulerConfig, type SchedulerConfigInput,
   type SparseAttentionConfig as OpenVinoSparseAttentionConfig, type SparseAttentionConfigInput as OpenVinoSparseAttentionConfigInput,
 } from './config/openvino.js';
+export { AggregationMode, KVCrushAnchorPointMode, evictableSize, type CacheEvictionConfig, type CacheEvictionConfigInput } from './config/cache-eviction-config.js';
+export { loadSchedulerConfigJson, schedulerConfigToJson } from './config/openvino-json.js';
+export { CacheEvictionAlgorithm, type EvictableRange } from './engine/cache-eviction.js';
+export { EvictionScoreManager, snapkvScoresToAggregate, type EvictionScoreManagerOptions } from './engine/eviction-scores.js';
+export { AdaptiveRKVBlockCalculator, adaptiveRkvDiversity } from './engine/adaptive-rkv.js';
+export { EvictionController, evictionBlockBound } from './engine/eviction-controller.js';
+export { pagedAttentionScores } from './engine/attention-scores.js';
 export { BlockAllocator, PagedKvCache, type GatheredKv, type PagedKvCacheShape } from './engine/paged-kv-cache.js';
 export { SparsePrefillPlanner, engineMethodFor, type ChunkAttentionKind, type ChunkPlan, type ChunkToPlan } from './engine/sparse-prefill-plan.js';
 export { Scheduler, type ScheduledChunk, type SchedulerSequenceStats, type SequenceRequest, type StepSchedule } from './engine/scheduler.js';

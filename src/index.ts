@@ -16,8 +16,13 @@ export {
   LlamaModel, argmax, logProb, prefill as prefillPrompt, generateGreedy,
   type AttentionModule, type ForwardOptions, type ForwardResult, type GenerateOptions,
 } from './model/llama.js';
-export { sparsify, desparsify, type SparsifiedModule, type SparsifyOptions, type SparsifyResult } from './model/sparsify.js';
+export {
+  sparsify, desparsify, disableSparseAttention, enableSparseAttention, printSparseAttentionSummary, sparseAttentionSummary, sparsifiedModules,
+  type ForwardLoop, type SparsifiedModule, type SparsifyCalibration, type SparsifyOptions, type SparsifyResult,
+} from './model/sparsify.js';
+export { exportSparseAttentionConfig, LLAMA_ATTENTION_CLASS } from './model/hf-export.js';
 export { buildNeedlePrompt, loadCorpus, type NeedlePrompt } from './model/needle.js';
 export { scorePrompt, type PromptScore, type ScoreOptions } from './model/prompt-score.js';
 export { formatAccuracyTable, runAccuracyEval, sparseConfigFor, type AccuracyOptions, type AccuracyReport, type AccuracyRow } from './model/accuracy.js';
 export { LlamaEngineProducer, generateWithEngine, type EngineGeneration } from './model/engine-runner.js';
+export { formatEvictionTable, runEvictionEval, type EvictionEvalConfig, type EvictionEvalOptions, type EvictionEvalReport, type EvictionEvalRow } from './model/eviction-eval.js';

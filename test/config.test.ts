@@ -157,15 +157,15 @@ describe('config validation: one clear message per bad field', () => {
     ['bc string', entry({ bc: '128' }), 'sparse_cfg["*attention*"].bc must be an integer >= 1, got "128"'],
     ['backend', entry({ backend: 'triton' }), 'sparse_cfg["*attention*"].backend must be one of "cpu", "webgpu" (or "pytorch", ModelOpt\'s name for the reference implementation, read as "cpu"), got "triton"'],
     ['is_causal', entry({ is_causal: 1 }), 'sparse_cfg["*attention*"].is_causal must be true or false, got 1'],
-    ['calibration', entry({ calibration: 'auto' }), 'sparse_cfg["*attention*"].calibration must be null or an object {target_sparse_ratio, samples, max_seqlen, threshold_trials}, got "auto"'],
+    ['calibration', entry({ calibration: 'auto' }), 'sparse_cfg["*attention*"].calibration must be null or an object {target_sparse_ratio, samples, max_seqlen, num_length_bins, chunk_size, num_decode_tokens, threshold_trials, fit_logspace, cache_dir, data_dir}, got "auto"'],
     ['calibration.target_sparse_ratio', entry({ calibration: { target_sparse_ratio: 0.5 } }), 'sparse_cfg["*attention*"].calibration.target_sparse_ratio must be an object {prefill, decode} of numbers in [0, 1], got 0.5'],
     ['calibration.target_sparse_ratio.prefill', entry({ calibration: { target_sparse_ratio: { prefill: 1.2 } } }), 'sparse_cfg["*attention*"].calibration.target_sparse_ratio.prefill must be a number in [0, 1], got 1.2'],
     ['calibration.samples', entry({ calibration: { samples: 0 } }), 'sparse_cfg["*attention*"].calibration.samples must be an integer >= 1, got 0'],
     ['calibration.max_seqlen', entry({ calibration: { max_seqlen: 2.5 } }), 'sparse_cfg["*attention*"].calibration.max_seqlen must be an integer >= 1, got 2.5'],
-    ['calibration.threshold_trials empty', entry({ calibration: { threshold_trials: [] } }), 'sparse_cfg["*attention*"].calibration.threshold_trials must be a non-empty array of numbers in (0, 1), got []'],
+    ['calibration.threshold_trials empty', entry({ calibration: { threshold_trials: [] } }), 'sparse_cfg["*attention*"].calibration.threshold_trials must be null or a non-empty array of numbers in (0, 1), got []'],
     ['calibration.threshold_trials element', entry({ calibration: { threshold_trials: [0.5, 1] } }), 'sparse_cfg["*attention*"].calibration.threshold_trials[1] must be a number in (0, 1), got 1'],
-    ['calibration unknown field', entry({ calibration: { sample: 4 } }), 'sparse_cfg["*attention*"].calibration.sample must be absent (allowed fields: target_sparse_ratio, samples, max_seqlen, threshold_trials), got 4'],
-    ['entry not an object', { sparse_cfg: { 'model.*': 3 } }, 'sparse_cfg["model.*"] must be an object of attributes (method, enable, threshold, br, bc, backend, is_causal, calibration, method settings), got 3'],
+    ['calibration unknown field', entry({ calibration: { sample: 4 } }), 'sparse_cfg["*attention*"].calibration.sample must be absent (allowed fields: target_sparse_ratio, samples, max_seqlen, num_length_bins, chunk_size, num_decode_tokens, threshold_trials, fit_logspace, cache_dir, data_dir), got 4'],
+    ['entry not an object', { sparse_cfg: { 'model.*': 3 } }, 'sparse_cfg["model.*"] must be an object of attributes (method, enable, threshold or thresholds, br, bc, backend, is_causal, calibration, method settings), got 3'],
     ['empty pattern', { sparse_cfg: { '': {} } }, 'sparse_cfg[""] must be a key that is a non-empty glob pattern string or a predicate function, got ""'],
     ['sparse_cfg null', { sparse_cfg: null }, 'sparse_cfg must be an object mapping glob patterns to attribute objects (or a Map / entry list), got null'],
     ['sparse_cfg', { sparse_cfg: '*attention*' }, 'sparse_cfg must be an object mapping glob patterns to attribute objects (or a Map / entry list), got "*attention*"'],
@@ -213,7 +213,10 @@ describe('config resolution', () => {
       module: 'model.layers.0.self_attention',
       enable: true,
       matchedBy: '"*attention*"',
-      attributes: { method: 'flash_skip_softmax', enable: true, threshold: { decode: 1e-4, prefill: 1e-3 }, br: 128, bc: 128, backend: 'cpu', is_causal: true, calibration: null },
+      attributes: {
+        method: 'flash_skip_softmax', enable: true, threshold: { decode: 1e-4, prefill: 1e-3 }, thresholds: { prefill: [1e-3], decode: [1e-4] },
+        br: 128, bc: 128, backend: 'cpu', is_causal: true, calibration: null,
+      },
       settings: { bc: 128, br: 128, threshold: { decode: 1e-4, prefill: 1e-3 } },
     });
     assert.equal(thresholdForPhase(on.attributes!.threshold, 'decode'), 1e-4);
@@ -221,7 +224,7 @@ describe('config resolution', () => {
     const off = resolveModuleConfig(cfg, 'model.layers.0.mlp', { registry });
     assert.equal(off.enable, false);
     assert.equal(off.matchedBy, '"default"');
-    assert.deepStrictEqual(off.attributes, { ...ATTRIBUTE_DEFAULTS, enable: false });
+    assert.deepStrictEqual(off.attributes, { ...ATTRIBUTE_DEFAULTS, thresholds: { prefill: [1e-3], decode: [1e-4] }, enable: false });
   });
 
   it('the last matching entry wins, and replaces earlier ones instead of merging with them', () => {
@@ -286,14 +289,16 @@ describe('config resolution', () => {
   it('passes method-specific fields and filled calibration to the method, not method/enable/backend/is_causal', () => {
     const cfg = loadSparseAttentionConfig(entry({ method: 'flash_skip_softmax', backend: 'webgpu', is_causal: false, threshold: 1e-2, collect_stats: true, calibration: { target_sparse_ratio: { decode: 0.3 }, samples: 4 } }));
     const r = resolveModuleConfig(cfg, 'x.attention', { registry });
-    const calibration = { ...CALIBRATION_DEFAULTS, target_sparse_ratio: { prefill: 0.5, decode: 0.3 }, samples: 4 };
+    // ModelOpt replaces the target dict whole: prefill, left out, is not calibrated.
+    const calibration = { ...CALIBRATION_DEFAULTS, target_sparse_ratio: { decode: 0.3 }, samples: 4 };
     assert.deepStrictEqual(r.settings, { threshold: 1e-2, collect_stats: true, calibration });
     assert.deepStrictEqual(r.attributes!.calibration, calibration);
     assert.equal(r.attributes!.is_causal, false);
     const method = createModuleMethod(r, { registry });
     assert.ok(method instanceof RecordingMethod);
     assert.deepStrictEqual(method.settings, r.settings);
-    assert.deepStrictEqual(CALIBRATION_DEFAULTS.threshold_trials, [1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 3e-1, 5e-1, 7e-1]);
+    // DynamicThresholdCalibrator's default list (ModelOpt calibration/calibrator.py, a2fbac7b).
+    assert.deepStrictEqual(CALIBRATION_DEFAULTS.threshold_trials, [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 3e-1, 5e-1, 7e-1, 8e-1, 9e-1, 9.5e-1, 9.9e-1]);
   });
 });
 

@@ -28,7 +28,7 @@ describe('OpenVINO-shaped config', () => {
       /SchedulerConfig\.sparseAttentionConfig\.numRetainedStartTokensInCache must be a multiple of the KV block size \(32\), got 20/],
     ['retained recent not a multiple of block 16', { numKvBlocks: 4, kvBlockSize: 16, sparseAttentionConfig: { numRetainedRecentTokensInCache: 40 } },
       /numRetainedRecentTokensInCache must be a multiple of the KV block size \(16\), got 40/],
-    ['unknown field', { numKvBlocks: 4, maxNumSeqs: 3 }, /SchedulerConfig field name must be one of maxNumBatchedTokens, .*, got "maxNumSeqs"/],
+    ['unknown field', { numKvBlocks: 4, maxBatchSize: 3 }, /SchedulerConfig field name must be one of maxNumBatchedTokens, .*, got "maxBatchSize"/],
     ['unknown nested field', { numKvBlocks: 4, sparseAttentionConfig: { threshold: 1 } }, /SchedulerConfig\.sparseAttentionConfig field name must be one of mode, .*, got "threshold"/],
     ['no cache size', {}, /SchedulerConfig\.numKvBlocks must be an integer >= 1 when cacheSizeBytes is 0/],
     ['block size 8', { numKvBlocks: 4, kvBlockSize: 8 }, /SchedulerConfig\.kvBlockSize must be one of 16 \(GPU\) or 32 \(CPU\), got 8/],

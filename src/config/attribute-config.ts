@@ -1,6 +1,7 @@
 /**
  * `SparseAttentionAttributeConfig`: what one `sparse_cfg` entry says about the modules it matches
- * (ModelOpt's class of that name, seed 002). Every field is optional in an entry; resolution fills
+ * (ModelOpt's class of that name: seed 002's form, and the current one with per-phase `thresholds`
+ * lists and the N:M / Triton fields). Every field is optional in an entry; resolution fills
  * the rest from ATTRIBUTE_DEFAULTS. Fields this layer does not know are method-specific (XAttention's
  * stride, tri-shape's window, ...) and pass through to the method's settings untouched; the method
  * validates them when it is constructed.
@@ -13,31 +14,23 @@
 import { z } from 'zod';
 import { BACKEND_ALIASES, BACKEND_NAMES, type BackendName } from '../backends/backend.js';
 import type { Phase } from '../core/stats.js';
+import { CALIBRATION_FIELDS, type CalibrationConfig, type CalibrationInput, calibrationSchema, resolveCalibration } from './calibration-config.js';
 
 export type PhaseThreshold = { prefill: number; decode: number };
 export type Threshold = number | PhaseThreshold;
+/** Current ModelOpt's `thresholds`: per phase a list; the first value is applied (ModelOpt also measures the rest; here they are carried). */
+export type PhaseThresholdLists = { prefill?: number[]; decode?: number[] };
 
-export interface CalibrationConfig {
-  /** Sparsity the calibrated threshold aims for, per phase, in [0, 1]. */
-  target_sparse_ratio: { prefill: number; decode: number };
-  /** Number of calibration inputs. */
-  samples: number;
-  /** Longest calibration input; lengths are spread below it. */
-  max_seqlen: number;
-  /** Thresholds tried on every input, each in (0, 1). */
-  threshold_trials: number[];
-}
-
-/** A calibration object as written: every field optional, target phases too. */
-export type CalibrationInput = Partial<Omit<CalibrationConfig, 'target_sparse_ratio'>> & {
-  target_sparse_ratio?: Partial<CalibrationConfig['target_sparse_ratio']>;
-};
+export { CALIBRATION_DEFAULTS, DEFAULT_THRESHOLD_TRIALS, resolveCalibration, type CalibrationConfig, type CalibrationInput } from './calibration-config.js';
 
 /** One sparse_cfg entry as written (JSON form). */
 export interface SparseAttentionAttributeInput {
   method?: string;
   enable?: boolean;
+  /** The seed's (older ModelOpt) form: one number, or one per phase. */
   threshold?: Threshold;
+  /** Current ModelOpt's form: per-phase lists. An entry gives `threshold` or `thresholds`, not both. */
+  thresholds?: PhaseThresholdLists;
   br?: number;
   bc?: number;
   backend?: BackendName | 'pytorch';
@@ -51,7 +44,10 @@ export interface SparseAttentionAttributeInput {
 export interface SparseAttentionAttributeConfig {
   method: string;
   enable: boolean;
+  /** The threshold applied: from `threshold`, or the first value of each `thresholds` list. */
   threshold: Threshold;
+  /** Both phases' lists: as written in `thresholds`, one value from `threshold`, or ModelOpt's default. */
+  thresholds: { prefill: number[]; decode: number[] };
   br: number;
   bc: number;
   backend: BackendName;
@@ -60,10 +56,8 @@ export interface SparseAttentionAttributeConfig {
   [extra: string]: unknown;
 }
 
-export const DEFAULT_THRESHOLD_TRIALS: readonly number[] = Object.freeze([1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 3e-1, 5e-1, 7e-1]);
-
 /** ModelOpt's defaults (seed 002), with our backend name. */
-export const ATTRIBUTE_DEFAULTS: Readonly<Omit<SparseAttentionAttributeConfig, 'calibration'> & { calibration: null }> = Object.freeze({
+export const ATTRIBUTE_DEFAULTS: Readonly<Omit<SparseAttentionAttributeConfig, 'calibration' | 'thresholds'> & { calibration: null }> = Object.freeze({
   method: 'flash_skip_softmax',
   enable: true,
   threshold: 1e-3,
@@ -74,12 +68,17 @@ export const ATTRIBUTE_DEFAULTS: Readonly<Omit<SparseAttentionAttributeConfig, '
   calibration: null,
 });
 
-/** ModelOpt's CalibrationConfig defaults for the fields the spec names. */
-export const CALIBRATION_DEFAULTS: Readonly<CalibrationConfig> = Object.freeze({
-  target_sparse_ratio: Object.freeze({ prefill: 0.5, decode: 0.5 }),
-  samples: 24,
-  max_seqlen: 32768,
-  threshold_trials: DEFAULT_THRESHOLD_TRIALS as number[],
+/** Current ModelOpt's `thresholds` default (SparseAttentionAttributeConfig in config.py). */
+export const DEFAULT_THRESHOLDS: Readonly<{ prefill: readonly number[]; decode: readonly number[] }> = Object.freeze({ prefill: Object.freeze([1e-3]), decode: Object.freeze([1e-4]) });
+
+/**
+ * Current ModelOpt attribute fields that configure methods or exporters this library does not run
+ * (N:M sparse softmax, the Triton skip-softmax kernel, diffusion step gating), with ModelOpt's
+ * defaults: validated as ModelOpt does, carried through load/save and the HF export, never passed to a
+ * method.
+ */
+export const MODELOPT_ONLY_DEFAULTS = Object.freeze({
+  sparsity_n: 2, sparsity_m: 4, dense_sink_tokens: 0, dense_recent_tokens: 64, export_sparse_softmax: false, skip_softmax_threshold: 0.1, initial_disabled_steps: 0,
 });
 
 // ---- schemas: each field's zod message is the "expected" half of its error message -------------
@@ -101,16 +100,16 @@ const threshold = z.unknown().superRefine((v, ctx) => {
   }
 });
 
-const ratio = z.custom<number>(isNumberIn(0, false, 1, false), { error: 'a number in [0, 1]' });
-const trial = z.custom<number>(isNumberIn(0, true, 1, true), { error: 'a number in (0, 1)' });
-
-const calibration = z.strictObject({
-  target_sparse_ratio: z.strictObject({ prefill: ratio.optional(), decode: ratio.optional() }, { error: 'an object {prefill, decode} of numbers in [0, 1]' }).optional(),
-  samples: z.custom<number>(isPositiveInteger, { error: 'an integer >= 1' }).optional(),
-  // ModelOpt asks for >= 1024 (RULER lengths); CPU calibration runs on short inputs, so any length.
-  max_seqlen: z.custom<number>(isPositiveInteger, { error: 'an integer >= 1' }).optional(),
-  threshold_trials: z.array(trial, { error: 'a non-empty array of numbers in (0, 1)' }).min(1, { error: 'a non-empty array of numbers in (0, 1)' }).optional(),
-}, { error: 'null or an object {target_sparse_ratio, samples, max_seqlen, threshold_trials}' });
+/** ModelOpt's validate_thresholds: phases prefill/decode, non-empty lists in (0, 1), equal lengths. */
+const thresholdList = z.array(z.custom<number>(isNumberIn(0, true, 1, true), { error: 'a number in (0, 1)' }), { error: 'a non-empty list of numbers in (0, 1)' })
+  .min(1, { error: 'a non-empty list of numbers in (0, 1)' });
+const thresholds = z.strictObject({ prefill: thresholdList.optional(), decode: thresholdList.optional() }, { error: 'an object {prefill, decode} of lists of numbers in (0, 1)' })
+  .superRefine((t, ctx) => {
+    if (t.prefill && t.decode && t.prefill.length !== t.decode.length) {
+      ctx.addIssue({ code: 'custom', path: ['decode'], message: `a list as long as prefill's (${t.prefill.length} values; ModelOpt: "Prefill and decode threshold lists must have the same length")` });
+    }
+  });
+const nonNegativeInteger = z.custom<number>((v) => typeof v === 'number' && Number.isInteger(v) && v >= 0, { error: 'an integer >= 0' });
 
 const backendNames: string[] = [...BACKEND_NAMES, ...Object.keys(BACKEND_ALIASES)];
 const backend = z.custom<string>((v) => typeof v === 'string' && backendNames.includes(v), {
@@ -122,43 +121,70 @@ export const attributeConfigSchema = z.looseObject({
   method: z.custom<string>((v) => typeof v === 'string' && v.length > 0, { error: 'a method name (a non-empty string)' }).optional(),
   enable: z.boolean({ error: 'true or false' }).optional(),
   threshold: threshold.optional(),
+  thresholds: thresholds.optional(),
   br: z.custom<number>(isPositiveInteger, { error: 'an integer >= 1' }).optional(),
   bc: z.custom<number>(isPositiveInteger, { error: 'an integer >= 1' }).optional(),
   backend: backend.optional(),
   is_causal: z.boolean({ error: 'true or false' }).optional(),
-  calibration: calibration.nullable().optional(),
-}, { error: 'an object of attributes (method, enable, threshold, br, bc, backend, is_causal, calibration, method settings)' });
+  calibration: calibrationSchema.nullable().optional(),
+  collect_stats: z.boolean({ error: 'true or false' }).optional(),
+  sparsity_n: nonNegativeInteger.optional(),
+  sparsity_m: z.custom<number>((v) => v === 4 || v === 8, { error: '4 or 8' }).optional(),
+  dense_sink_tokens: nonNegativeInteger.optional(),
+  dense_recent_tokens: nonNegativeInteger.optional(),
+  export_sparse_softmax: z.boolean({ error: 'true or false' }).optional(),
+  skip_softmax_threshold: z.number({ error: 'a number' }).optional(),
+  initial_disabled_steps: nonNegativeInteger.optional(),
+}, { error: 'an object of attributes (method, enable, threshold or thresholds, br, bc, backend, is_causal, calibration, method settings)' }).superRefine((e, ctx) => {
+  if (e.threshold !== undefined && e.thresholds !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['thresholds'], message: 'absent when threshold is given (threshold is the older form of thresholds: give one of them)' });
+  }
+  // ModelOpt's validate_sparsity_n_vs_m.
+  const n = e.sparsity_n ?? MODELOPT_ONLY_DEFAULTS.sparsity_n;
+  const m = e.sparsity_m ?? MODELOPT_ONLY_DEFAULTS.sparsity_m;
+  const maxN = m === 4 ? 3 : m - 1;
+  if (n > maxN) ctx.addIssue({ code: 'custom', path: ['sparsity_n'], message: `in 0..${maxN} for sparsity_m ${m}` });
+});
 
 /** Allowed fields of the strict objects inside an entry, for "unknown field" messages. */
 export function knownAttributeFields(relPath: readonly PropertyKey[]): readonly string[] {
   const last = relPath[relPath.length - 1];
-  if (last === 'threshold' || last === 'target_sparse_ratio') return ['prefill', 'decode'];
-  if (last === 'calibration') return Object.keys(CALIBRATION_DEFAULTS);
+  if (last === 'threshold' || last === 'thresholds' || last === 'target_sparse_ratio') return ['prefill', 'decode'];
+  if (last === 'calibration') return CALIBRATION_FIELDS;
   return [];
 }
 
 // ---- filling defaults -----------------------------------------------------------------------
 
-export function resolveCalibration(c: CalibrationInput | null | undefined): CalibrationConfig | null {
-  if (c == null) return null;
-  return {
-    target_sparse_ratio: { ...CALIBRATION_DEFAULTS.target_sparse_ratio, ...c.target_sparse_ratio },
-    samples: c.samples ?? CALIBRATION_DEFAULTS.samples,
-    max_seqlen: c.max_seqlen ?? CALIBRATION_DEFAULTS.max_seqlen,
-    threshold_trials: [...(c.threshold_trials ?? CALIBRATION_DEFAULTS.threshold_trials)],
-  };
-}
-
 /** An entry (already validated) over the defaults: every field present. */
 export function fillAttributeDefaults(entry: SparseAttentionAttributeInput): SparseAttentionAttributeConfig {
   const merged = { ...ATTRIBUTE_DEFAULTS, ...dropUndefined(entry) } as Record<string, unknown>;
   const written = merged.backend as string;
+  const lists = thresholdLists(entry);
+  const threshold: Threshold = entry.thresholds ? { prefill: lists.prefill[0], decode: lists.decode[0] }
+    : typeof merged.threshold === 'object' ? { ...(merged.threshold as PhaseThreshold) } : (merged.threshold as number);
   return {
     ...merged,
-    threshold: typeof merged.threshold === 'object' ? { ...(merged.threshold as PhaseThreshold) } : (merged.threshold as number),
+    threshold,
+    thresholds: lists,
     backend: BACKEND_ALIASES[written] ?? (written as BackendName),
     calibration: resolveCalibration(entry.calibration),
   } as SparseAttentionAttributeConfig;
+}
+
+/**
+ * Both phases' threshold lists of an entry. A phase `thresholds` leaves out runs with the other
+ * phase's list (ModelOpt keeps the thresholds it last used); prefill alone missing starts at 1e-3.
+ */
+export function thresholdLists(entry: Pick<SparseAttentionAttributeInput, 'threshold' | 'thresholds'>): { prefill: number[]; decode: number[] } {
+  const t = entry.thresholds;
+  if (t) {
+    const prefill = [...(t.prefill ?? [1e-3])];
+    return { prefill, decode: [...(t.decode ?? prefill)] };
+  }
+  if (typeof entry.threshold === 'number') return { prefill: [entry.threshold], decode: [entry.threshold] };
+  if (entry.threshold) return { prefill: [entry.threshold.prefill], decode: [entry.threshold.decode] };
+  return { prefill: [...DEFAULT_THRESHOLDS.prefill], decode: [...DEFAULT_THRESHOLDS.decode] };
 }
 
 /** The threshold a call of this phase uses (decode when the query length is 1). */

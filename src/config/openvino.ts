@@ -1,6 +1,8 @@
 /**
  * OpenVINO GenAI-shaped configuration of the chunked-prefill engine: `SparseAttentionConfig`
- * (sparse_attention.hpp) and the part of `SchedulerConfig` (scheduler_config.hpp) our engine uses.
+ * (sparse_attention.hpp), `CacheEvictionConfig` (cache-eviction-config.ts) and `SchedulerConfig`
+ * (scheduler_config.hpp; fields the engine does not implement are read, validated and refused by the
+ * Engine when set away from their defaults). OpenVINO's snake_case JSON form: openvino-json.ts.
  * Field names are OpenVINO's in camelCase; defaults are OpenVINO's. Validated with zod; every error
  * names the field, the value and what was expected (an InvalidArgumentError).
  *
@@ -10,11 +12,12 @@
  *    is not offered, so one of them is required.
  *  - `xattentionThreshold` must be in (0, 1]: OpenVINO overloads 0 as "dense"; we say dense with the
  *    mode (or `useSparseAttention: false`) instead.
- *  - the retained start/recent sizes are checked against the block size at config time, not when
- *    the first chunk is scheduled.
+ *  - the retained start/recent sizes, and the eviction areas, are checked against the block size at
+ *    config time, not when the first chunk is scheduled or the eviction algorithm is built.
  */
 import { z } from 'zod';
 import { InvalidArgumentError } from '../core/errors.js';
+import { type CacheEvictionConfig, cacheEvictionConfigSchema } from './cache-eviction-config.js';
 
 export enum SparseAttentionMode {
   TRISHAPE = 0,
@@ -59,9 +62,33 @@ const schedulerConfigSchema = z.strictObject({
   kvBlockSize: z.union(KV_BLOCK_SIZES.map((n) => z.literal(n)), { error: 'one of 16 (GPU) or 32 (CPU)' }).default(32),
   useSparseAttention: z.boolean({ error: 'a boolean' }).default(false),
   sparseAttentionConfig: sparseAttentionConfigSchema.default(() => sparseAttentionConfigSchema.parse({})),
+  useCacheEviction: z.boolean({ error: 'a boolean' }).default(false),
+  cacheEvictionConfig: cacheEvictionConfigSchema.default(() => cacheEvictionConfigSchema.parse({})),
+  /** Only the vLLM-style policy reads it (OpenVINO too); kept so OpenVINO configs load unchanged. */
+  maxNumSeqs: positive('an integer >= 1').default(256),
+  /** OpenVINO's scheduling policy switch; the engine implements split-fuse (true) only. */
+  dynamicSplitFuse: z.boolean({ error: 'a boolean' }).default(true),
+  /** Prefix caching is not implemented by the engine (true is refused there). */
+  enablePrefixCaching: z.boolean({ error: 'a boolean' }).default(false),
+  /** Linear-attention (hybrid SSM) state blocks; our models have no such layers, so it is read and unused. */
+  numLinearAttentionBlocks: count('an integer >= 0').default(0),
+  /** Linear-attention checkpoint interval multiplier; unset (null) by default, as in OpenVINO. */
+  cacheIntervalMultiplier: count('an integer >= 0 or null').nullable().default(null),
 }).superRefine((c, ctx) => {
   if (c.numKvBlocks === 0 && c.cacheSizeBytes === 0) {
     ctx.addIssue({ code: 'custom', path: ['numKvBlocks'], message: 'an integer >= 1 when cacheSizeBytes is 0 (dynamic cache growth is not supported)' });
+  }
+  // SchedulerConfig::validate().
+  if (c.enablePrefixCaching && c.cacheIntervalMultiplier === 0) {
+    ctx.addIssue({ code: 'custom', path: ['cacheIntervalMultiplier'], message: 'greater than 0 when prefix caching is enabled' });
+  }
+  // CacheEvictionAlgorithm's constructor: the three areas are whole blocks.
+  if (c.useCacheEviction) {
+    for (const field of ['startSize', 'recentSize', 'maxCacheSize'] as const) {
+      if (c.cacheEvictionConfig[field] % c.kvBlockSize !== 0) {
+        ctx.addIssue({ code: 'custom', path: ['cacheEvictionConfig', field], message: `a multiple of the KV block size (${c.kvBlockSize})` });
+      }
+    }
   }
   const sa = c.sparseAttentionConfig;
   if (sa.mode !== SparseAttentionMode.TRISHAPE) return;
@@ -77,6 +104,10 @@ export type SchedulerConfigInput = z.input<typeof schedulerConfigSchema>;
 
 export function parseSparseAttentionConfig(input: unknown = {}): SparseAttentionConfig {
   return parseOrThrow(sparseAttentionConfigSchema, input, 'SparseAttentionConfig');
+}
+
+export function parseCacheEvictionConfig(input: unknown = {}): CacheEvictionConfig {
+  return parseOrThrow(cacheEvictionConfigSchema, input, 'CacheEvictionConfig');
 }
 
 export function parseSchedulerConfig(input: unknown = {}): SchedulerConfig {

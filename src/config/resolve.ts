@@ -7,6 +7,8 @@
  * entry replaces the module's attributes wholesale — it is merged over the attribute defaults, never
  * over an earlier entry. So: **the last matching entry wins, "default" loses to any pattern.**
  *
+ * The "calibration" key of current ModelOpt configs holds the calibration request, not a pattern.
+ *
  * A module no entry matches (no "default" either) is disabled. (ModelOpt would leave it enabled
  * with the attribute defaults; a config that names no module should not sparsify anything.)
  *
@@ -19,9 +21,9 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { sparseMethods } from '../methods/index.js';
 import type { SparseAttentionMethod } from '../methods/method.js';
 import type { MethodRegistry } from '../methods/registry.js';
-import { fillAttributeDefaults, resolveCalibration, type SparseAttentionAttributeConfig, type SparseAttentionAttributeInput } from './attribute-config.js';
+import { fillAttributeDefaults, MODELOPT_ONLY_DEFAULTS, resolveCalibration, type SparseAttentionAttributeConfig, type SparseAttentionAttributeInput } from './attribute-config.js';
 import { compileGlob } from './glob.js';
-import { DEFAULT_PATTERN, patternLabel, type SparseAttentionConfig, type SparseCfgEntry } from './sparse-config.js';
+import { CALIBRATION_KEY, DEFAULT_PATTERN, patternLabel, type SparseAttentionConfig, type SparseCfgEntry } from './sparse-config.js';
 
 export interface ResolvedModuleConfig {
   module: string;
@@ -39,7 +41,7 @@ export interface ResolveOptions {
   registry?: MethodRegistry;
 }
 
-const MODULE_LEVEL_FIELDS = new Set(['method', 'enable', 'backend', 'is_causal']);
+const MODULE_LEVEL_FIELDS = new Set(['method', 'enable', 'backend', 'is_causal', ...Object.keys(MODELOPT_ONLY_DEFAULTS)]);
 
 function matches(entry: SparseCfgEntry, moduleName: string): boolean {
   return typeof entry.pattern === 'string' ? compileGlob(entry.pattern)(moduleName) : entry.pattern(moduleName) === true;
@@ -48,7 +50,7 @@ function matches(entry: SparseCfgEntry, moduleName: string): boolean {
 /** The entry that decides `moduleName` under the precedence rule above, or undefined. */
 export function decidingEntry(cfg: SparseAttentionConfig, moduleName: string): SparseCfgEntry | undefined {
   let winner = cfg.sparse_cfg.find((e) => e.pattern === DEFAULT_PATTERN);
-  for (const e of cfg.sparse_cfg) if (e.pattern !== DEFAULT_PATTERN && matches(e, moduleName)) winner = e;
+  for (const e of cfg.sparse_cfg) if (e.pattern !== DEFAULT_PATTERN && e.pattern !== CALIBRATION_KEY && matches(e, moduleName)) winner = e;
   return winner;
 }
 

@@ -10,6 +10,7 @@
  */
 import { formatValue } from '../core/errors.js';
 import { attributeConfigSchema, knownAttributeFields, type SparseAttentionAttributeInput } from './attribute-config.js';
+import { CALIBRATION_FIELDS, type CalibrationConfig, type CalibrationInput, calibrationSchema, resolveCalibration } from './calibration-config.js';
 import { type ConfigIssue, ConfigValidationError, issuesFromZod, makeIssue, type PathSegment } from './issues.js';
 
 /** Decides by module name, like ModelOpt's callable keys. */
@@ -47,6 +48,8 @@ export interface SparseAttentionConfigInput {
 
 /** The entry ModelOpt applies to every module before the patterns. */
 export const DEFAULT_PATTERN = 'default';
+/** Current ModelOpt's key for the calibration request (a CalibrationConfig, not a pattern). */
+export const CALIBRATION_KEY = 'calibration';
 
 /** ModelOpt's SparseAttentionConfig default (seed 002). */
 export const SPARSE_ATTENTION_CONFIG_DEFAULT: Readonly<SparseAttentionConfigJson> = deepFreeze({
@@ -70,6 +73,40 @@ export const FLASH_SKIP_SOFTMAX_CONFIG_DEFAULT: Readonly<SparseAttentionConfigJs
       enable: true,
       method: 'flash_skip_softmax',
       threshold: { decode: 1e-4, prefill: 1e-3 },
+    },
+    default: { enable: false },
+  },
+  export_format: null,
+});
+
+/**
+ * Current ModelOpt's presets (config.py), as ModelOpt writes them ("pytorch" is read as "cpu").
+ * SKIP_SOFTMAX_CALIB leaves thresholds out: calibration sets them (a·exp(b·target)/length).
+ */
+export const SKIP_SOFTMAX_DEFAULT: Readonly<SparseAttentionConfigJson> = deepFreeze({
+  sparse_cfg: {
+    '*attn*': {
+      method: 'flash_skip_softmax', thresholds: { prefill: [1e-3], decode: [1e-4] }, br: 128, bc: 128, backend: 'pytorch', collect_stats: true, enable: true,
+    },
+    default: { enable: false },
+  },
+  export_format: null,
+});
+
+export const SKIP_SOFTMAX_CALIB: Readonly<SparseAttentionConfigJson> = deepFreeze({
+  sparse_cfg: {
+    calibration: { target_sparse_ratio: { prefill: 0.5, decode: 0.5 }, samples: 64, max_seqlen: 16384, chunk_size: 4096 },
+    '*attn*': { method: 'flash_skip_softmax', br: 128, bc: 128, backend: 'pytorch', collect_stats: true, enable: true },
+    default: { enable: false },
+  },
+  export_format: null,
+});
+
+/** Current ModelOpt's FlashSkipSoftmaxConfig default (its sparse_cfg field's default; decode 1e-5). */
+export const MODELOPT_FLASH_SKIP_SOFTMAX_CONFIG_DEFAULT: Readonly<SparseAttentionConfigJson> = deepFreeze({
+  sparse_cfg: {
+    '*attention*': {
+      method: 'flash_skip_softmax', thresholds: { prefill: [1e-3], decode: [1e-5] }, br: 128, bc: 128, backend: 'pytorch', collect_stats: true, enable: true,
     },
     default: { enable: false },
   },
@@ -116,15 +153,28 @@ export function sparseAttentionConfig(input: SparseAttentionConfigInput = {}, de
       continue;
     }
     seen.add(pattern);
-    const r = attributeConfigSchema.safeParse(config);
+    const isCalibration = pattern === CALIBRATION_KEY;
+    const r = (isCalibration ? calibrationSchema : attributeConfigSchema).safeParse(config);
     if (!r.success) {
-      issues.push(...issuesFromZod(r.error, config, ['sparse_cfg', patternSegment(pattern)], knownAttributeFields));
+      const known = isCalibration ? (rel: readonly PropertyKey[]) => (rel.length === 0 ? CALIBRATION_FIELDS : knownAttributeFields(rel)) : knownAttributeFields;
+      issues.push(...issuesFromZod(r.error, config, ['sparse_cfg', patternSegment(pattern)], known));
       continue;
     }
     out.push(Object.freeze({ pattern, config: deepFreeze(cloneJsonLike(config) as SparseAttentionAttributeInput) }));
   }
   if (issues.length) throw new ConfigValidationError(what, issues);
   return Object.freeze({ sparse_cfg: Object.freeze(out), export_format: exportFormat as string | null });
+}
+
+/**
+ * The calibration a config asks for: current ModelOpt's `sparse_cfg.calibration` key, else the seed
+ * form's `calibration` field of an enabled entry (the first; ModelOpt allows one). Null: none.
+ */
+export function calibrationRequest(cfg: SparseAttentionConfig): CalibrationConfig | null {
+  const global = cfg.sparse_cfg.find((e) => e.pattern === CALIBRATION_KEY);
+  if (global) return resolveCalibration(global.config as CalibrationInput);
+  const entry = cfg.sparse_cfg.find((e) => e.pattern !== CALIBRATION_KEY && e.config.enable !== false && e.config.calibration);
+  return entry ? resolveCalibration(entry.config.calibration) : null;
 }
 
 /** ModelOpt's FlashSkipSoftmaxConfig: its defaults under whatever `input` sets. */

@@ -4,18 +4,22 @@
  * its tokens, write K/V into the cache, then attend over the chunk's visible blocks with its plan
  * (skipped blocks and/or a method's block mask, as the sparse prefill mode's method decided: TRISHAPE
  * skips blocks, XATTENTION estimates a mask from the chunk's queries and every cached key); then decode
- * steps, one token per sequence, dense over the whole cache.
+ * steps, one token per sequence, dense over the whole cache. With `useCacheEviction`, chunks that saw
+ * their whole cache score its tokens and, from the end of the prompt on, each step evicts the
+ * lowest-scored blocks of each layer (eviction-controller.ts), so a sequence's cache stays bounded.
  *
  * Outputs are kept per sequence and layer ([1, H, totalLength, D], the latest computation of each
  * position) so tests can compare them with a dense reference over the whole sequence.
  */
 import { BlockMask } from '../core/block-mask.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, UnsupportedError } from '../core/errors.js';
 import { HeadTensor } from '../core/tensor.js';
 import { createSparseMethod } from '../methods/index.js';
 import { parseSchedulerConfig, resolveNumKvBlocks, type SchedulerConfig, type SchedulerConfigInput } from '../config/openvino.js';
 import type { AttentionBackend } from '../backends/backend.js';
 import { cpuBackend } from '../backends/cpu/index.js';
+import { pagedAttentionScores } from './attention-scores.js';
+import { EvictionController } from './eviction-controller.js';
 import { PagedKvCache } from './paged-kv-cache.js';
 import { Scheduler, type SchedulerSequenceStats, type ScheduledChunk, type SequenceRequest, type StepSchedule } from './scheduler.js';
 import type { QkvProducer } from './synthetic-model.js';
@@ -30,6 +34,8 @@ export interface EngineOptions {
 export interface ChunkRecord {
   step: number;
   start: number;
+  /** First cache slot of the chunk (start minus the tokens evicted before it). */
+  cacheStart: number;
   length: number;
   phase: 'prefill' | 'decode';
   kind: ScheduledChunk['plan']['kind'];
@@ -39,6 +45,8 @@ export interface ChunkRecord {
   /** (query, key) pairs attended, and causally possible, over heads and layers. */
   keptPairs: number;
   totalPairs: number;
+  /** Tokens evicted (per layer) right after this chunk's step. */
+  evictedTokens: number;
 }
 
 export interface SequenceStats extends SchedulerSequenceStats {
@@ -57,6 +65,8 @@ export class Engine {
   readonly scheduler: Scheduler;
   readonly model: QkvProducer;
   readonly backend: AttentionBackend;
+  /** Present when the config turns cache eviction on. */
+  readonly eviction: EvictionController | null;
   private readonly outputs = new Map<number, Float32Array[]>();
   private readonly records = new Map<number, { promptLength: number; totalLength: number; chunks: ChunkRecord[] }>();
 
@@ -67,6 +77,14 @@ export class Engine {
     const { numLayers, kvHeads, headDim } = opts.model;
     this.cache = new PagedKvCache({ numLayers, kvHeads, headDim, blockSize: this.config.kvBlockSize, numBlocks: resolveNumKvBlocks(this.config, opts.model) });
     this.scheduler = new Scheduler(this.config, this.cache);
+    refuseUnimplemented(this.config);
+    this.eviction = this.config.useCacheEviction ? new EvictionController(this.config, this.cache) : null;
+  }
+
+  /** Positions of the tokens a layer's cache holds for a running sequence (all of them without eviction). */
+  cachedPositions(seqId: number, layer: number): number[] {
+    if (this.eviction) return this.eviction.cachedPositions(seqId, layer);
+    return Array.from({ length: this.scheduler.cachedTokens(seqId) }, (_, i) => i);
   }
 
   addRequest(req: SequenceRequest): void {
@@ -85,8 +103,17 @@ export class Engine {
   async step(): Promise<StepSchedule | null> {
     if (this.done) return null;
     const schedule = this.scheduler.schedule();
-    for (const chunk of schedule.chunks) await this.runChunk(schedule.step, chunk);
+    for (const id of schedule.preempted) this.eviction?.drop(id);
+    const records: ChunkRecord[] = [];
+    for (const chunk of schedule.chunks) records.push(await this.runChunk(schedule.step, chunk));
+    if (this.eviction) schedule.chunks.forEach((c, i) => (records[i].evictedTokens = this.eviction!.evictAfterStep(c)));
     this.scheduler.finishStep(schedule);
+    // The scheduler counts the step's tokens as processed only now; then it learns what left the cache.
+    schedule.chunks.forEach((c, i) => {
+      if (!this.eviction) return;
+      if (!this.scheduler.isRunning(c.seqId)) this.eviction.drop(c.seqId);
+      else if (records[i].evictedTokens > 0) this.scheduler.registerEviction(c.seqId, records[i].evictedTokens);
+    });
     return schedule;
   }
 
@@ -122,25 +149,33 @@ export class Engine {
     };
   }
 
-  private async runChunk(step: number, chunk: ScheduledChunk): Promise<void> {
-    const { seqId, start, length, plan } = chunk;
-    const contextLength = start + length;
-    const blockTable = this.cache.blockTable(seqId);
+  private async runChunk(step: number, chunk: ScheduledChunk): Promise<ChunkRecord> {
+    const { seqId, start, cacheStart, length, plan } = chunk;
+    const contextLength = cacheStart + length;
     const record: ChunkRecord = {
-      step, start, length, phase: chunk.phase, kind: plan.kind, skippedBlocks: plan.skippedBlocks,
-      threshold: plan.threshold, keptPairs: 0, totalPairs: 0,
+      step, start, cacheStart, length, phase: chunk.phase, kind: plan.kind, skippedBlocks: plan.skippedBlocks,
+      threshold: plan.threshold, keptPairs: 0, totalPairs: 0, evictedTokens: 0,
     };
+    this.eviction?.appendTokens(chunk);
+    // OpenVINO registers eviction scores only from chunks that attended to the whole cache.
+    const scored = this.eviction && plan.skippedBlocks.length === 0 ? this.eviction.scoredQueries(chunk) : 0;
+    const layerScores: Float64Array[] = [];
     for (let layer = 0; layer < this.model.numLayers; layer++) {
+      const blockTable = this.cache.blockTable(seqId, layer);
       const { q, k, v } = this.model.qkv(layer, seqId, start, length);
-      this.cache.write(layer, seqId, start, k, v);
+      this.cache.write(layer, seqId, cacheStart, k, v);
       const mask = plan.mask ? await this.chunkMask(plan.mask, layer, blockTable, q, contextLength, plan.visibleBlocks) : undefined;
-      const out = await this.backend.pagedAttention({ cache: this.cache, layer, blockTable, q, contextLength, visibleBlocks: plan.visibleBlocks, mask });
+      const input = { cache: this.cache, layer, blockTable, q, contextLength, visibleBlocks: plan.visibleBlocks, mask };
+      const out = await this.backend.pagedAttention(input);
+      if (scored > 0) layerScores.push(pagedAttentionScores(input, scored));
       this.storeOutput(seqId, layer, start, out);
       const pairs = countPairs(q.heads, start, length, this.visibleTokens(plan.visibleBlocks, contextLength), mask);
       record.keptPairs += pairs.kept;
       record.totalPairs += pairs.total;
     }
+    if (scored > 0) this.eviction!.registerScores(chunk, layerScores, scored);
     this.record(seqId).chunks.push(record);
+    return record;
   }
 
   /**
@@ -179,6 +214,15 @@ export class Engine {
     const rec = this.records.get(seqId);
     if (!rec) throw new InvalidArgumentError('seqId', seqId, 'the id of a request added to this engine');
     return rec;
+  }
+}
+
+/** SchedulerConfig fields OpenVINO reads that this engine does not implement, when set away from their defaults. */
+function refuseUnimplemented(c: SchedulerConfig): void {
+  if (!c.dynamicSplitFuse) throw new UnsupportedError('SchedulerConfig.dynamicSplitFuse false (vLLM-style scheduling) is not implemented; the engine schedules by dynamic split-fuse');
+  if (c.enablePrefixCaching) throw new UnsupportedError('SchedulerConfig.enablePrefixCaching is not implemented');
+  if (c.useCacheEviction && c.cacheEvictionConfig.applyRotation) {
+    throw new UnsupportedError('CacheEvictionConfig.applyRotation (re-rotating kept keys after eviction) is not implemented; set it to false');
   }
 }
 

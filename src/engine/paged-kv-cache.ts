@@ -1,10 +1,13 @@
 /**
  * A paged KV cache (vLLM / OpenVINO GenAI style): fixed-size physical blocks handed out by an
- * allocator, and per sequence a block table mapping logical block i (tokens [i·bs, (i+1)·bs)) to a
- * physical block. One table serves every layer (OpenVINO keeps one per layer only for eviction).
+ * allocator, and per sequence and layer a block table mapping logical block i (cache slots
+ * [i·bs, (i+1)·bs)) to a physical block of that layer. Layers have their own allocators and tables,
+ * as in OpenVINO, because cache eviction removes different blocks in each layer; every operation but
+ * eviction changes all layers alike, so without eviction all tables are equal. Without eviction slot t
+ * holds the sequence's token t; after evictions the kept tokens close up (the engine tracks positions).
  *
  *   keys[layer], values[layer]: Float32Array [numBlocks, Hkv, blockSize, D]
- *   token t of a sequence lives in physical block table[floor(t / bs)], slot t % bs
+ *   slot t of a sequence lives in physical block table[layer][floor(t / bs)], offset t % bs
  *
  * Writes check that every slot belongs to the writing sequence's own blocks, so one sequence can
  * never overwrite another's keys and values.
@@ -73,11 +76,13 @@ export class PagedKvCache {
   readonly kvHeads: number;
   readonly headDim: number;
   readonly blockSize: number;
-  readonly allocator: BlockAllocator;
+  /** One allocator per layer; they hand out the same number of blocks. */
+  readonly allocators: BlockAllocator[];
   /** Per layer, [numBlocks, Hkv, blockSize, D]. */
   readonly keys: Float32Array[];
   readonly values: Float32Array[];
-  private readonly tables = new Map<number, number[]>();
+  /** Per sequence, per layer, logical → physical block ids. */
+  private readonly tables = new Map<number, number[][]>();
 
   constructor(shape: PagedKvCacheShape) {
     this.numLayers = requireInteger('numLayers', shape.numLayers, 1);
@@ -85,14 +90,20 @@ export class PagedKvCache {
     this.kvHeads = requireInteger('kvHeads', shape.kvHeads, 1);
     this.headDim = requireInteger('headDim', shape.headDim, 1);
     this.blockSize = requireInteger('blockSize', shape.blockSize, 1);
-    this.allocator = new BlockAllocator(this.numBlocks);
+    this.allocators = Array.from({ length: this.numLayers }, () => new BlockAllocator(this.numBlocks));
     const n = this.numBlocks * this.kvHeads * this.blockSize * this.headDim;
     this.keys = Array.from({ length: this.numLayers }, () => new Float32Array(n));
     this.values = Array.from({ length: this.numLayers }, () => new Float32Array(n));
   }
 
+  /** Layer 0's allocator (every layer's holds as many blocks). */
+  get allocator(): BlockAllocator {
+    return this.allocators[0];
+  }
+
+  /** Free blocks per layer. */
   get freeBlocks(): number {
-    return this.allocator.freeCount;
+    return this.allocators[0].freeCount;
   }
 
   /** Blocks needed to hold `tokens` tokens. */
@@ -100,35 +111,62 @@ export class PagedKvCache {
     return Math.ceil(tokens / this.blockSize);
   }
 
-  /** Logical → physical block ids of a sequence (a copy; empty when it holds none). */
-  blockTable(seqId: number): number[] {
-    return [...(this.tables.get(seqId) ?? [])];
+  /** Logical → physical block ids of a sequence in a layer (a copy; empty when it holds none). */
+  blockTable(seqId: number, layer = 0): number[] {
+    requireInteger('layer', layer, 0, this.numLayers - 1);
+    return [...(this.tables.get(seqId)?.[layer] ?? [])];
   }
 
-  /** Token slots the sequence's blocks hold. */
+  /** Slots the sequence's blocks hold (per layer). */
   capacity(seqId: number): number {
-    return (this.tables.get(seqId)?.length ?? 0) * this.blockSize;
+    return (this.tables.get(seqId)?.[0].length ?? 0) * this.blockSize;
   }
 
-  /** Grows the sequence's table to hold `tokens` tokens; throws (allocating nothing) if too few blocks are free. */
-  reserve(seqId: number, tokens: number): void {
-    requireInteger('tokens', tokens, 0);
-    let table = this.tables.get(seqId);
-    const need = this.blocksFor(tokens) - (table?.length ?? 0);
+  /** Grows the sequence's tables to hold `slots` slots; throws (allocating nothing) if too few blocks are free. */
+  reserve(seqId: number, slots: number): void {
+    requireInteger('tokens', slots, 0);
+    let tables = this.tables.get(seqId);
+    const need = this.blocksFor(slots) - (tables?.[0].length ?? 0);
     if (need <= 0) return;
     if (need > this.freeBlocks) {
-      throw new SparseAttentionError(`KV cache cannot hold ${tokens} tokens for sequence ${seqId}: needs ${need} more blocks, ${this.freeBlocks} free`);
+      throw new SparseAttentionError(`KV cache cannot hold ${slots} tokens for sequence ${seqId}: needs ${need} more blocks, ${this.freeBlocks} free`);
     }
-    if (!table) this.tables.set(seqId, (table = []));
-    for (let i = 0; i < need; i++) table.push(this.allocator.allocate());
+    if (!tables) this.tables.set(seqId, (tables = this.allocators.map(() => [])));
+    tables.forEach((t, layer) => {
+      for (let i = 0; i < need; i++) t.push(this.allocators[layer].allocate());
+    });
   }
 
-  /** Returns every block of the sequence to the allocator. */
+  /** Returns every block of the sequence to the allocators; the number of blocks per layer. */
   freeSequence(seqId: number): number {
-    const table = this.tables.get(seqId) ?? [];
-    for (const id of table) this.allocator.free(id);
+    const tables = this.tables.get(seqId) ?? [];
+    tables.forEach((t, layer) => t.forEach((id) => this.allocators[layer].free(id)));
     this.tables.delete(seqId);
-    return table.length;
+    return tables[0]?.length ?? 0;
+  }
+
+  /**
+   * Cache eviction: removes the given logical blocks (ascending, per layer, as many in every layer)
+   * from the sequence's tables and frees them; later blocks move down, so the sequence's slots close up.
+   * Only full blocks below `length` (the sequence's written slots) can go.
+   */
+  evictBlocks(seqId: number, perLayer: readonly (readonly number[])[], length: number): void {
+    const tables = this.tables.get(seqId);
+    if (!tables) throw new InvalidArgumentError('seqId', seqId, 'a sequence holding blocks');
+    if (perLayer.length !== this.numLayers || perLayer.some((b) => b.length !== perLayer[0].length)) {
+      throw new InvalidArgumentError('evicted blocks per layer', perLayer.map((b) => b.length), `${this.numLayers} lists of equal length`);
+    }
+    const full = Math.floor(length / this.blockSize);
+    perLayer.forEach((blocks, layer) => {
+      blocks.forEach((b, i) => {
+        if (!Number.isInteger(b) || b < 0 || b >= full || (i > 0 && b <= blocks[i - 1])) {
+          throw new InvalidArgumentError(`evicted blocks of layer ${layer}`, [...blocks], `strictly ascending full blocks below ${full}`);
+        }
+      });
+      const gone = new Set(blocks);
+      for (const b of blocks) this.allocators[layer].free(tables[layer][b]);
+      tables[layer] = tables[layer].filter((_, i) => !gone.has(i));
+    });
   }
 
   /**
@@ -147,7 +185,7 @@ export class PagedKvCache {
     if (end > this.capacity(seqId)) {
       throw new InvalidArgumentError('start + k.length', end, `at most the ${this.capacity(seqId)} token slots reserved for sequence ${seqId}`);
     }
-    const table = this.tables.get(seqId)!;
+    const table = this.tables.get(seqId)![layer];
     const D = this.headDim;
     const kf = k.toFloat32Array();
     const vf = v.toFloat32Array();
@@ -168,7 +206,7 @@ export class PagedKvCache {
    * written length, so the last block may be partial). Also returns each gathered token's position.
    */
   gather(layer: number, seqId: number, logicalBlocks: readonly number[], length: number): GatheredKv {
-    return this.gatherBlocks(layer, this.tables.get(seqId) ?? [], logicalBlocks, length);
+    return this.gatherBlocks(layer, this.tables.get(seqId)?.[layer] ?? [], logicalBlocks, length);
   }
 
   /** As `gather`, from an explicit block table (logical → physical), the way a kernel reads the cache. */
@@ -206,7 +244,7 @@ export class PagedKvCache {
    */
   blockViews(layer: number, seqId: number, logicalBlock: number): { k: Float32Array; v: Float32Array } {
     requireInteger('layer', layer, 0, this.numLayers - 1);
-    const table = this.tables.get(seqId) ?? [];
+    const table = this.tables.get(seqId)?.[layer] ?? [];
     requireInteger('logicalBlock', logicalBlock, 0, table.length - 1);
     const o = this.slotOffset(table[logicalBlock], 0, 0);
     const n = this.kvHeads * this.blockSize * this.headDim;

@@ -10,11 +10,17 @@
  * A preempted sequence frees all its blocks and later recomputes every token it had processed.
  * A request that needs more blocks than the whole cache is refused when it is added.
  *
+ * Cache eviction (the engine evicts after a step, see cache-eviction.ts) makes a sequence hold fewer
+ * cache slots than tokens processed: slots = processed − evicted, and blocks are reserved for slots.
+ * With eviction on, a replayed prompt (after preemption) is chunked so that no chunk crosses the
+ * prompt's end, since eviction only starts once the whole prompt has been seen.
+ *
  * Token model: a sequence is `promptLength` prompt tokens then `decodeTokens` tokens fed one per
  * step (what a model would sample and feed back); token t's keys/values sit at position t.
  */
 import { InvalidArgumentError, requireInteger, SparseAttentionError } from '../core/errors.js';
 import type { SchedulerConfig } from '../config/openvino.js';
+import { evictionBlockBound } from './eviction-controller.js';
 import type { PagedKvCache } from './paged-kv-cache.js';
 import { type ChunkPlan, SparsePrefillPlanner } from './sparse-prefill-plan.js';
 
@@ -33,12 +39,18 @@ export interface SchedulerSequenceStats {
   preemptions: number;
   /** Tokens processed again after preemptions. */
   recomputedTokens: number;
+  /** Most KV blocks (per layer) the sequence held at once. */
+  peakBlocks: number;
+  /** Tokens evicted from its cache over the run (replays after preemption included). */
+  evictedTokens: number;
 }
 
 export interface ScheduledChunk {
   seqId: number;
-  /** Position of the chunk's first token = tokens already in the cache. */
+  /** Position of the chunk's first token = tokens already processed. */
   start: number;
+  /** Cache slot of the chunk's first token = tokens already in the cache (start − evicted). */
+  cacheStart: number;
   length: number;
   promptLength: number;
   phase: 'prefill' | 'decode';
@@ -60,6 +72,8 @@ interface SequenceState {
   processed: number;
   /** Tokens known so far: the prompt plus tokens already produced by decode. */
   known: number;
+  /** Processed tokens whose keys and values were evicted from the cache. */
+  evicted: number;
   stats: SchedulerSequenceStats;
 }
 
@@ -84,16 +98,19 @@ export class Scheduler {
       throw new InvalidArgumentError('request id', req.id, 'unique among the requests of this scheduler');
     }
     const totalLength = req.promptLength + decodeTokens;
-    const blocks = this.cache.blocksFor(totalLength);
+    const blocks = this.config.useCacheEviction
+      ? evictionBlockBound(this.config.cacheEvictionConfig, this.cache.blockSize, req.promptLength, totalLength)
+      : this.cache.blocksFor(totalLength);
     if (blocks > this.cache.numBlocks) {
+      const evicting = this.config.useCacheEviction ? ', cache eviction on' : '';
       throw new InvalidArgumentError(
-        `request ${req.id} KV blocks (prompt ${req.promptLength} + ${decodeTokens} decode tokens at ${this.cache.blockSize} tokens per block)`,
+        `request ${req.id} KV blocks (prompt ${req.promptLength} + ${decodeTokens} decode tokens at ${this.cache.blockSize} tokens per block${evicting})`,
         blocks, `at most the cache's ${this.cache.numBlocks} blocks: it can never fit`,
       );
     }
     this.sequences.push({
-      id: req.id, promptLength: req.promptLength, totalLength, processed: 0, known: req.promptLength,
-      stats: { prefillChunks: 0, decodeSteps: 0, heldBackSteps: 0, preemptions: 0, recomputedTokens: 0 },
+      id: req.id, promptLength: req.promptLength, totalLength, processed: 0, known: req.promptLength, evicted: 0,
+      stats: { prefillChunks: 0, decodeSteps: 0, heldBackSteps: 0, preemptions: 0, recomputedTokens: 0, peakBlocks: 0, evictedTokens: 0 },
     });
   }
 
@@ -105,6 +122,25 @@ export class Scheduler {
     const s = this.sequences.find((q) => q.id === seqId)?.stats ?? this.finishedStats.get(seqId);
     if (!s) throw new InvalidArgumentError('seqId', seqId, 'the id of a request added to this scheduler');
     return { ...s };
+  }
+
+  /** Whether the sequence is still scheduled (added and not finished). */
+  isRunning(seqId: number): boolean {
+    return this.sequences.some((q) => q.id === seqId);
+  }
+
+  /** Cache slots a running sequence holds tokens in (processed − evicted). */
+  cachedTokens(seqId: number): number {
+    const s = this.find(seqId);
+    return s.processed - s.evicted;
+  }
+
+  /** Records that `tokens` of a sequence's cached tokens were evicted (the cache has dropped their blocks). */
+  registerEviction(seqId: number, tokens: number): void {
+    const s = this.find(seqId);
+    requireInteger('evicted tokens', tokens, 0, s.processed - s.evicted);
+    s.evicted += tokens;
+    s.stats.evictedTokens += tokens;
   }
 
   /** Plans one step and reserves its KV blocks; call `finishStep` once its tokens are computed. */
@@ -148,12 +184,13 @@ export class Scheduler {
       const s = this.sequences[i];
       if (!this.isDecoding(s) || out.chunks.some((c) => c.seqId === s.id)) continue;
       if (out.totalTokens >= this.config.maxNumBatchedTokens) return;
-      while (this.cache.capacity(s.id) < s.processed + 1 && this.cache.freeBlocks === 0) {
+      const cached = s.processed - s.evicted;
+      while (this.cache.capacity(s.id) < cached + 1 && this.cache.freeBlocks === 0) {
         const victim = this.lowestPriorityHolder(i + 1);
         if (victim === undefined) break;
         this.preempt(victim, out);
       }
-      if (this.cache.capacity(s.id) < s.processed + 1 && this.cache.freeBlocks === 0) {
+      if (this.cache.capacity(s.id) < cached + 1 && this.cache.freeBlocks === 0) {
         out.heldBack.push(s.id);
         continue;
       }
@@ -167,8 +204,9 @@ export class Scheduler {
       if (this.isDecoding(s) || s.processed >= s.known || out.preempted.includes(s.id) || out.chunks.some((c) => c.seqId === s.id)) continue;
       const budget = this.config.maxNumBatchedTokens - out.totalTokens;
       if (budget <= 0) return;
-      const slots = this.cache.capacity(s.id) - s.processed + this.cache.freeBlocks * this.cache.blockSize;
-      const n = Math.min(budget, s.known - s.processed, slots);
+      const slots = this.cache.capacity(s.id) - (s.processed - s.evicted) + this.cache.freeBlocks * this.cache.blockSize;
+      const promptLeft = this.config.useCacheEviction && s.processed < s.promptLength ? s.promptLength - s.processed : Infinity;
+      const n = Math.min(budget, s.known - s.processed, slots, promptLeft);
       if (n <= 0) {
         out.heldBack.push(s.id);
         continue;
@@ -178,9 +216,11 @@ export class Scheduler {
   }
 
   private push(out: StepSchedule, s: SequenceState, length: number, phase: 'prefill' | 'decode'): void {
-    this.cache.reserve(s.id, s.processed + length);
-    const plan = this.planner.plan({ promptLength: s.promptLength, start: s.processed, length });
-    out.chunks.push({ seqId: s.id, start: s.processed, length, promptLength: s.promptLength, phase, plan });
+    const cacheStart = s.processed - s.evicted;
+    this.cache.reserve(s.id, cacheStart + length);
+    s.stats.peakBlocks = Math.max(s.stats.peakBlocks, this.cache.capacity(s.id) / this.cache.blockSize);
+    const plan = this.planner.plan({ promptLength: s.promptLength, start: s.processed, length }, cacheStart);
+    out.chunks.push({ seqId: s.id, start: s.processed, cacheStart, length, promptLength: s.promptLength, phase, plan });
     out.totalTokens += length;
   }
 
@@ -206,6 +246,7 @@ export class Scheduler {
     s.stats.preemptions++;
     s.stats.recomputedTokens += s.processed;
     s.processed = 0;
+    s.evicted = 0;
     out.preempted.push(s.id);
   }
 

@@ -7,7 +7,7 @@
  * Layer- and head-independent; the mask itself is planned per layer by the engine.
  */
 import { type SchedulerConfig, SparseAttentionMode } from '../config/openvino.js';
-import { UnsupportedError } from '../core/errors.js';
+import { SparseAttentionError, UnsupportedError } from '../core/errors.js';
 import type { ChunkDecision, EngineChunk, MethodDescriptor } from '../methods/descriptor.js';
 import { sparseMethods } from '../methods/index.js';
 
@@ -46,14 +46,21 @@ export class SparsePrefillPlanner {
     this.decide = this.method ? this.method.engine!.planner(config) : null;
   }
 
-  plan(chunk: ChunkToPlan): ChunkPlan {
+  /**
+   * `cacheStart`: the chunk's first cache slot (default `chunk.start`; less once blocks were evicted).
+   * Methods decide by position; eviction only starts after the prompt, where they plan dense chunks.
+   */
+  plan(chunk: ChunkToPlan, cacheStart = chunk.start): ChunkPlan {
     const decision = this.decide?.(chunk) ?? null;
     const skippedBlocks = decision?.skippedBlocks ?? [];
     const mask = decision?.maskSettings ? { method: this.method!.name, settings: decision.maskSettings } : null;
     const sparse = decision !== null && (skippedBlocks.length > 0 || mask !== null);
+    if (sparse && cacheStart !== chunk.start) {
+      throw new SparseAttentionError(`internal error: ${this.method!.name} planned a sparse chunk at position ${chunk.start} of a sequence with evicted blocks`);
+    }
     const skipped = new Set(skippedBlocks);
     const visibleBlocks: number[] = [];
-    const numBlocks = Math.ceil((chunk.start + chunk.length) / this.config.kvBlockSize);
+    const numBlocks = Math.ceil((cacheStart + chunk.length) / this.config.kvBlockSize);
     for (let b = 0; b < numBlocks; b++) if (!skipped.has(b)) visibleBlocks.push(b);
     return { kind: sparse ? this.method!.engine!.kind : 'dense', skippedBlocks, visibleBlocks, mask, threshold: decision?.threshold ?? null };
   }

@@ -19,6 +19,9 @@ import { argmax, type LlamaModel } from './llama.js';
 
 interface SequenceState {
   tokens: number[];
+  /** Teacher forcing: the tokens fed after the prompt instead of the greedy ones. */
+  forced?: ArrayLike<number>;
+  promptLength: number;
   /** prompt + decode tokens: positions the engine will process. */
   totalLength: number;
   /** Logits of every processed position [totalLength, vocab] (the latest computation of each). */
@@ -40,9 +43,11 @@ export class LlamaEngineProducer implements QkvProducer {
     ({ numLayers: this.numLayers, numHeads: this.heads, numKvHeads: this.kvHeads, headDim: this.headDim } = c);
   }
 
-  addSequence(id: number, prompt: ArrayLike<number>, decodeTokens: number): void {
+  /** `forced`: tokens to feed after the prompt (teacher forcing) instead of the greedy ones; at least decodeTokens of them. */
+  addSequence(id: number, prompt: ArrayLike<number>, decodeTokens: number, forced?: ArrayLike<number>): void {
+    if (forced && forced.length < decodeTokens) throw new InvalidArgumentError('forced tokens', forced.length, `at least the ${decodeTokens} decode tokens`);
     const totalLength = prompt.length + decodeTokens;
-    this.seqs.set(id, { tokens: Array.from(prompt), totalLength, logits: new Float32Array(totalLength * this.model.config.vocabSize) });
+    this.seqs.set(id, { tokens: Array.from(prompt), forced, promptLength: prompt.length, totalLength, logits: new Float32Array(totalLength * this.model.config.vocabSize) });
   }
 
   qkv(layer: number, seqId: number, start: number, length: number): QkvChunk {
@@ -88,7 +93,7 @@ export class LlamaEngineProducer implements QkvProducer {
     const logits = this.model.logits(ch.x, ch.length);
     s.logits.set(logits, ch.start * V);
     const end = ch.start + ch.length;
-    if (end === s.tokens.length && end < s.totalLength) s.tokens.push(argmax(logits, V, ch.length - 1));
+    if (end === s.tokens.length && end < s.totalLength) s.tokens.push(s.forced ? s.forced[end - s.promptLength] : argmax(logits, V, ch.length - 1));
     s.chunk = undefined;
   }
 

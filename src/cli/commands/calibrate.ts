@@ -1,4 +1,6 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { attentionClassOf, PRODUCER, sparseAttentionHfBlock, withSparseAttentionBlock } from '../../config/hf-sparse-attention.js';
 import { calibrate, type CalibrationResult, createCalibratedMethod } from '../../calibration/calibrate.js';
 import { sparseMethods } from '../../methods/index.js';
 import { InvalidArgumentError } from '../../core/errors.js';
@@ -36,6 +38,10 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
                      at 1/sqrt(head-dim) their logits span only a few units)
   --settings JSON    base settings of the method, e.g. '{"br":64,"bc":64}'
   --seed N           (default 1)
+  --export FILE      write the result as the sparse_attention_config block of a Hugging Face
+                     config.json, as ModelOpt's exporter does (flash_skip_softmax only: serving
+                     engines read skip_softmax); an existing FILE keeps its other keys, and its
+                     architectures name the attention class in "targets"
   --json             print the result as JSON`,
   async run(argv) {
     const { values } = parseArgs({
@@ -53,6 +59,7 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
         scale: { type: 'string', default: '1' },
         settings: { type: 'string', default: '{}' },
         seed: { type: 'string', default: '1' },
+        export: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
@@ -79,6 +86,10 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
       decode: values.decode, shape, scale, settings, seed: int('seed', values.seed),
     };
     const { result, rows } = runCalibration(opts, (m) => !values.json && process.stderr.write(`${m}\n`));
+    if (values.export) {
+      exportCalibration(values.export, result, parseTargetArg(values.target));
+      if (!values.json) process.stderr.write(`wrote sparse_attention_config to ${values.export}\n`);
+    }
     if (values.json) {
       console.log(JSON.stringify({ method: result.method, version: result.version, knob: result.knob, target: result.target, settings: result.settings, threshold_info: createCalibratedMethod(result).getThresholdInfo(), rows }, null, 2));
       return 0;
@@ -91,6 +102,24 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
     return 0;
   },
 };
+
+/** Writes (or updates) a HF config.json with the calibration as ModelOpt's sparse_attention_config block. */
+export function exportCalibration(path: string, result: CalibrationResult, target: number | { prefill?: number; decode?: number }): void {
+  if (!result.fit) throw new InvalidArgumentError('--export', path, `absent for ${result.method}: only flash_skip_softmax calibration (skip_softmax with a threshold scale factor) is read by serving engines`);
+  let hf: Record<string, unknown> = {};
+  if (existsSync(path)) {
+    try {
+      hf = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (err) {
+      throw new InvalidArgumentError('--export', path, `a JSON config.json to update (${(err as Error).message})`);
+    }
+  }
+  const calibrationParams = Object.fromEntries(Object.entries(result.fit).map(([phase, f]) => [phase, { a: f.a, b: f.b }]));
+  // ModelOpt records the target dict as the user wrote it.
+  const targetSparsity = typeof target === 'number' ? { prefill: target, decode: target } : { ...target };
+  const block = sparseAttentionHfBlock({ targets: attentionClassOf(hf), ignore: [], calibrationParams, targetSparsity, initialDisabledSteps: 0, sparseSoftmax: null, producer: PRODUCER });
+  writeFileSync(path, JSON.stringify(withSparseAttentionBlock(hf, block), null, 4));
+}
 
 function parseTargetArg(s: string): number | { prefill?: number; decode?: number } {
   if (!s.includes('=')) return Number(s);

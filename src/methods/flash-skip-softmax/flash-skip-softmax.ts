@@ -102,9 +102,23 @@ function parseCalibrationRequest(v: unknown): FlashSkipCalibrationRequest | null
   return req;
 }
 
+/**
+ * Current ModelOpt's `thresholds` ({prefill: [...], decode: [...]}, validated by the config layer):
+ * the first value of each list is the one applied (ModelOpt measures the others too).
+ */
+function firstThresholds(lists: unknown, threshold: unknown): PhaseValues {
+  if (threshold !== undefined) throw new InvalidArgumentError('flash_skip_softmax.thresholds', lists, 'absent when threshold is given (give one of them)');
+  const l = (lists ?? {}) as { prefill?: unknown[]; decode?: unknown[] };
+  if (typeof lists !== 'object' || lists === null || (l.prefill !== undefined && !Array.isArray(l.prefill)) || (l.decode !== undefined && !Array.isArray(l.decode))) {
+    throw new InvalidArgumentError('flash_skip_softmax.thresholds', lists, 'an object {prefill, decode} of lists of numbers in (0, 1)');
+  }
+  const prefill = unitInterval('flash_skip_softmax.thresholds.prefill[0]', l.prefill?.[0] ?? 1e-3, true);
+  return { prefill, decode: unitInterval('flash_skip_softmax.thresholds.decode[0]', l.decode?.[0] ?? prefill, true) };
+}
+
 export function parseFlashSkipSettings(settings: Record<string, unknown>, defaultVariant: FlashSkipVariant): FlashSkipSettings {
   // collect_stats is accepted for ModelOpt configs and ignored: statistics are always computed.
-  const known = new Set(['threshold', 'br', 'bc', 'is_causal', 'variant', 'group_consensus', 'calibration', 'calibration_params', 'target_sparse_ratio', 'collect_stats']);
+  const known = new Set(['threshold', 'thresholds', 'br', 'bc', 'is_causal', 'variant', 'group_consensus', 'calibration', 'calibration_params', 'target_sparse_ratio', 'collect_stats']);
   for (const key of Object.keys(settings)) {
     if (!known.has(key)) throw new InvalidArgumentError(`flash_skip_softmax setting "${key}"`, settings[key], `one of ${[...known].join(', ')}`);
   }
@@ -117,7 +131,9 @@ export function parseFlashSkipSettings(settings: Record<string, unknown>, defaul
   const calibration = parseCalibrationRequest(settings.calibration);
   const requested = phaseValues('flash_skip_softmax.calibration.target_sparse_ratio', calibration?.target_sparse_ratio, { prefill: 0.5, decode: 0.5 }, false);
   return {
-    threshold: phaseValues('flash_skip_softmax.threshold', settings.threshold, DEFAULT_THRESHOLD, true),
+    threshold: settings.thresholds === undefined
+      ? phaseValues('flash_skip_softmax.threshold', settings.threshold, DEFAULT_THRESHOLD, true)
+      : firstThresholds(settings.thresholds, settings.threshold),
     br, bc, variant,
     isCausal: (settings.is_causal as boolean | undefined) ?? true,
     groupConsensus: (settings.group_consensus as boolean | undefined) ?? false,
