@@ -2,14 +2,14 @@
  * Memory saved and accuracy lost by cache eviction in bytes-llama-dev, run through the paged-KV
  * engine (src/model/eviction-eval.ts): a baseline without eviction, OpenVINO GenAI's default
  * CacheEvictionConfig and tighter caps, each aggregation mode, and eviction beside TRISHAPE and
- * XATTENTION prefill. Writes JSON to bench/results/cache-eviction-<date>.json (or --out) and prints
+ * XATTENTION prefill. Writes JSON to bench/results/<date>-<machine>/cache-eviction.json (or --out) and prints
  * the table docs/engine.md quotes:
  *   npm run build && node dist/bench/cache-eviction.js [--prompt-length 1024] [--needles 8] [--windows 4] [--continuation 64]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuDeviceInfo } from '../src/bench/device-info.js';
+import { defaultResultPath, writeJsonFile } from '../src/bench/results.js';
 import { type EvictionEvalConfig, formatEvictionTable, runEvictionEval } from '../src/model/eviction-eval.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { loadCorpus } from '../src/model/needle.js';
@@ -56,8 +56,7 @@ const report = await runEvictionEval(model, loadCorpus(`${FIXTURES}python-corpus
 });
 report.model = 'bytes-llama-dev (test/fixtures)';
 process.stderr.write('\n');
-const out = values.out ?? `bench/results/cache-eviction-${report.date.slice(0, 10)}.json`;
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+const out = values.out ?? defaultResultPath('cache-eviction.json', cpuDeviceInfo(), new Date(report.date));
+writeJsonFile(out, report);
 console.log(formatEvictionTable(report.rows));
 console.log(`(${report.machine}; prompts of ${report.options.promptLength} tokens; written to ${out})`);
