@@ -1,7 +1,7 @@
 /**
  * The HF `sparse_attention_config` export against golden config.json files written by ModelOpt's own
- * exporter code (bench/golden/modelopt_export_golden.py runs export_sparse_attention_config copied
- * unchanged from NVIDIA/Model-Optimizer a2fbac7b, then json.dump(indent=4) as unified_export_hf does).
+ * exporter code (bench/golden/modelopt_export_golden.py runs export_sparse_attention_config read from a
+ * NVIDIA/Model-Optimizer checkout, a2fbac7b, then json.dump(indent=4) as unified_export_hf does).
  * The same states are built here with sparsify on bytes-llama-dev (4 layers); the files must hold the
  * same keys in the same order with the same values (producer set to the script's), compared as text
  * once both are printed by JSON.stringify: Python prints the untouched config's floats its own way
