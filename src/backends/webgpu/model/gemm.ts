@@ -49,17 +49,20 @@ export type GemmParamName = (typeof gemmParams.fields)[number][0];
 
 export const usesF16 = (...types: StorageType[]): boolean => types.includes('f16');
 
+/** x, W, the optional bias and y: the bindings of both GEMM kernels (portable and tensor-core). */
+export function gemmBindings(spec: { bias: boolean }): BindingSpec[] {
+  return [
+    { name: 'x', kind: 'read-only-storage' },
+    { name: 'w', kind: 'read-only-storage' },
+    ...(spec.bias ? [{ name: 'bias', kind: 'read-only-storage' as const }] : []),
+    { name: 'y', kind: 'storage' },
+  ];
+}
+
 export const gemmProgram: KernelProgram<GemmSpec, GemmParamName, GemmShape> = {
   name: 'model-gemm',
   params: gemmParams,
-  bindings(spec): BindingSpec[] {
-    return [
-      { name: 'x', kind: 'read-only-storage' },
-      { name: 'w', kind: 'read-only-storage' },
-      ...(spec.bias ? [{ name: 'bias', kind: 'read-only-storage' as const }] : []),
-      { name: 'y', kind: 'storage' },
-    ];
-  },
+  bindings: gemmBindings,
   constants: () => ({ tile: GEMM_TILE, tileK: TILE_K }),
   workgroupSize: () => 256,
   supports(spec, shape, limits) {

@@ -12,9 +12,9 @@
  * GEMM and model/ops.ts `linearReference`.
  */
 import { seq, SUBGROUP_MATRIX_PRELUDE } from '../runtime/subgroup-matrix-wgsl.js';
-import { type BindingSpec, type KernelProgram } from '../runtime/program.js';
+import type { KernelProgram } from '../runtime/program.js';
 import { hasTensorCores } from '../runtime/webgpu-device.js';
-import { type GemmParamName, gemmParams, type GemmShape, type StorageType } from './gemm.js';
+import { gemmBindings, type GemmParamName, gemmParams, type GemmShape, type StorageType } from './gemm.js';
 
 export interface TensorCoreGemmSpec {
   readonly [field: string]: string | number | boolean;
@@ -37,14 +37,7 @@ export function tensorCoreGemmReason(device: GPUDevice, x: StorageType, w: Stora
 export const tensorCoreGemmProgram: KernelProgram<TensorCoreGemmSpec, GemmParamName, GemmShape> = {
   name: 'model-gemm-tc',
   params: gemmParams,
-  bindings(spec): BindingSpec[] {
-    return [
-      { name: 'x', kind: 'read-only-storage' },
-      { name: 'w', kind: 'read-only-storage' },
-      ...(spec.bias ? [{ name: 'bias', kind: 'read-only-storage' as const }] : []),
-      { name: 'y', kind: 'storage' },
-    ];
-  },
+  bindings: gemmBindings,
   constants: () => ({ tile: TILE }),
   workgroupSize: () => 128,
   supports(_spec, shape, limits) {
