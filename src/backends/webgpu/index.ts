@@ -101,7 +101,7 @@ export {
   type GpuMethod, type GpuMethodPlan, type GpuMethodPlanner, type GpuMethodRunner, type GpuMethodTimer, type GpuPlanHook, type TokenRuleKey,
 } from './methods/index.js';
 export { runPlannedMethodWebGpu } from './methods/gpu-method.js';
-export { DeviceLostError, deviceLostInfo, withDeviceFaults } from './runtime/gpu-faults.js';
+export { DeviceLostError, deviceLostInfo, GpuOutOfMemoryError, withDeviceFaults } from './runtime/gpu-faults.js';
 export { planXAttentionOnGpu } from './methods/xattention/xattention-gpu.js';
 export {
   encodeXAttentionPlan, encodeXAttentionEstimate, encodeXAttentionSelection, estimateXAttentionWebGpu, selectXAttentionBlocksWebGpu, readXAttentionPlan,

@@ -18,6 +18,17 @@ export class DeviceLostError extends SparseAttentionError {
   }
 }
 
+/** A buffer (or other GPU allocation) that the device could not make: its memory is exhausted. */
+export class GpuOutOfMemoryError extends SparseAttentionError {
+  override readonly name = 'GpuOutOfMemoryError';
+  constructor(
+    readonly operation: string,
+    detail: string,
+  ) {
+    super(`WebGPU ran out of memory during ${operation}${detail ? ` (${detail})` : ''}; the call's result is gone: free GPU memory or run a smaller shape`);
+  }
+}
+
 const lost = new WeakMap<GPUDevice, GPUDeviceLostInfo>();
 
 /** Records the device's loss when it happens (call once per device). */
@@ -33,17 +44,31 @@ export function deviceLostInfo(device: GPUDevice): GPUDeviceLostInfo | undefined
 }
 
 /**
- * Runs `fn` on `device`; an error thrown while the device is (or becomes) lost is a
- * DeviceLostError. Other errors pass through unchanged.
+ * Runs `fn` on `device` inside an out-of-memory error scope. An allocation that failed for lack of
+ * memory (reported to the scope, or thrown as a RangeError by a buffer mapped at creation) is a
+ * GpuOutOfMemoryError; an error thrown while the device is (or becomes) lost is a DeviceLostError.
+ * Other errors pass through unchanged. Error scopes are per device, so an allocation failure of a
+ * call running concurrently on the same device may be reported by this one instead.
  */
 export async function withDeviceFaults<T>(device: GPUDevice, operation: string, fn: () => Promise<T>): Promise<T> {
+  device.pushErrorScope('out-of-memory');
+  let result: T | undefined;
+  let failure: unknown;
+  let failed = false;
   try {
-    return await fn();
+    result = await fn();
   } catch (err) {
-    if (err instanceof SparseAttentionError) throw err;
-    // Dawn may reject pending work a moment before `lost` resolves: give it one macrotask.
-    const info = lost.get(device) ?? (await Promise.race([device.lost, new Promise<undefined>((r) => setTimeout(() => r(undefined), 10))]));
-    if (info) throw new DeviceLostError(operation, info.reason, info.message);
-    throw err;
+    failed = true;
+    failure = err;
   }
+  // A lost device rejects the pop; its loss is reported below.
+  const oom = await device.popErrorScope().catch(() => null);
+  if (oom) throw new GpuOutOfMemoryError(operation, oom.message);
+  if (!failed) return result as T;
+  if (failure instanceof SparseAttentionError) throw failure;
+  if (failure instanceof RangeError && /alloc|memory|map/i.test(failure.message)) throw new GpuOutOfMemoryError(operation, failure.message);
+  // Dawn may reject pending work a moment before `lost` resolves: give it one macrotask.
+  const info = lost.get(device) ?? (await Promise.race([device.lost, new Promise<undefined>((r) => setTimeout(() => r(undefined), 10))]));
+  if (info) throw new DeviceLostError(operation, info.reason, info.message);
+  throw failure;
 }
