@@ -7,6 +7,7 @@ import { SWEEPS } from '../../bench/sweeps.js';
 import { BENCH_TARGETS, benchTarget } from '../../bench/targets.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { Command } from '../command.js';
+import { intOption } from '../options.js';
 
 const list = (name: string, v: string | undefined) => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
 
@@ -18,11 +19,7 @@ function intList(name: string, v: string | undefined): number[] | undefined {
   });
 }
 
-function int(name: string, v: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`--${name}`, v, `an integer >= ${min}`);
-  return n;
-}
+const int = intOption;
 
 export const benchCommand: Command = {
   name: 'bench',

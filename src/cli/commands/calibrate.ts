@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import { formatTable } from '../../core/stats.js';
 import { structuredQKV } from '../../core/structured-inputs.js';
 import type { Command } from '../command.js';
+import { intOption } from '../options.js';
 
 export interface CalibrateRow {
   length: number;
@@ -65,11 +66,7 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
     });
     if (!values.method) throw new InvalidArgumentError('--method', values.method, 'a registered method name');
     if (!values.target) throw new InvalidArgumentError('--target', values.target, 'a sparsity in [0, 1) or prefill=S1,decode=S2');
-    const int = (name: string, v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--${name}`, v, 'a positive integer');
-      return n;
-    };
+    const int = (name: string, v: string) => intOption(name, v);
     const heads = int('heads', values.heads);
     const shape = { heads, kvHeads: values['kv-heads'] ? int('kv-heads', values['kv-heads']) : heads, headDim: int('head-dim', values['head-dim']) };
     const lengths = values.lengths.split(',').map((s) => int('lengths', s.trim()));

@@ -9,6 +9,7 @@ import { inputsOfKind } from '../../core/input-kinds.js';
 import type { HeadTensor } from '../../core/tensor.js';
 import { sparseMethods } from '../../methods/index.js';
 import type { Command } from '../command.js';
+import { intOption } from '../options.js';
 import { outputError } from '../../core/error-metrics.js';
 
 export interface DemoRow {
@@ -52,11 +53,7 @@ max abs error and relative L2 error of the output against dense attention, and t
         json: { type: 'boolean', default: false },
       },
     });
-    const int = (name: string, v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--${name}`, v, 'a positive integer');
-      return n;
-    };
+    const int = (name: string, v: string) => intOption(name, v);
     const causal = !values['non-causal'];
     const choice = parseBackendChoice('--backend', values.backend);
     const { q, k, v } = inputsOfKind('structured', {

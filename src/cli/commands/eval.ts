@@ -7,6 +7,7 @@ import { type AccuracyOptions, type AccuracyReport, formatAccuracyTable, newRepo
 import { LlamaModel } from '../../model/llama.js';
 import { loadCorpus } from '../../model/needle.js';
 import type { Command } from '../command.js';
+import { intOption } from '../options.js';
 import { ProgressBar } from '../progress.js';
 import { planPicture } from '../../viz/mask-figure.js';
 import { encodePng } from '../../viz/png.js';
@@ -21,11 +22,7 @@ function list(name: string, text: string, parse: (s: string) => number): number[
   return out;
 }
 
-function positiveInt(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--${name}`, text, 'an integer >= 1');
-  return n;
-}
+const positiveInt = (name: string, text: string) => intOption(name, text);
 
 /** Writes one PNG per (run, layer) into dir. */
 function maskWriter(dir: string): NonNullable<AccuracyOptions['onPlan']> {

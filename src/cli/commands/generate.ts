@@ -4,7 +4,10 @@ import { loadSparseAttentionConfig } from '../../config/json.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { argmax, LlamaModel } from '../../model/llama.js';
 import { sparsify } from '../../model/sparsify.js';
+import { parseBackendChoice } from '../../backends/backend.js';
+import { createBackend } from '../../backends/index.js';
 import type { Command } from '../command.js';
+import { intOption } from '../options.js';
 import { ProgressBar } from '../progress.js';
 
 const USAGE = `sparse-attn generate --model DIR (--prompt TEXT | --prompt-file F) [options]
@@ -16,18 +19,14 @@ the vocabulary is at most 256, else as [id]). A progress bar over prefill chunks
   --model DIR          checkpoint directory (config.json + safetensors)
   --prompt TEXT        the prompt
   --prompt-file F      the prompt, read from a file
-  --backend B          cpu | webgpu (default cpu); webgpu runs the whole forward pass on the GPU
+  --backend B          cpu | webgpu | auto (default cpu); webgpu runs the whole forward pass on the GPU
   --config F           sparse-attention config JSON (ModelOpt's sparse_cfg); default: dense
   --max-new N          tokens to generate (default 64)
   --chunk N            prefill chunk in tokens (default 2048)
   --dtype T            webgpu: f16 | f32 (default f16 where the adapter has shader-f16)
   --stats              print each module's block sparsity afterwards`;
 
-function positiveInt(name: string, raw: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(name, raw, 'an integer >= 1');
-  return n;
-}
+
 
 export const generateCommand: Command = {
   name: 'generate',
@@ -51,10 +50,10 @@ export const generateCommand: Command = {
     });
     if (!values.model) throw new InvalidArgumentError('--model', undefined, 'a checkpoint directory');
     if ((values.prompt === undefined) === (values['prompt-file'] === undefined)) throw new InvalidArgumentError('--prompt / --prompt-file', 'both or neither', 'exactly one of them');
-    if (values.backend !== 'cpu' && values.backend !== 'webgpu') throw new InvalidArgumentError('--backend', values.backend, 'cpu or webgpu');
+    const choice = parseBackendChoice('--backend', values.backend);
     if (values.dtype !== undefined && values.dtype !== 'f16' && values.dtype !== 'f32') throw new InvalidArgumentError('--dtype', values.dtype, 'f16 or f32');
-    const maxNew = positiveInt('--max-new', values['max-new']);
-    const chunk = positiveInt('--chunk', values.chunk);
+    const maxNew = intOption('max-new', values['max-new']);
+    const chunk = intOption('chunk', values.chunk);
     const text = values.prompt ?? readFileSync(values['prompt-file']!, 'utf8');
     const prompt = [...Buffer.from(text, 'utf8')];
     if (prompt.length === 0) throw new InvalidArgumentError('prompt', '""', 'at least one byte');
@@ -67,9 +66,11 @@ export const generateCommand: Command = {
     let prefillMs = 0;
     let decodeMs = 0;
     const t0 = performance.now();
-    const onPrefill = (done: number, total: number) => bar.update(done, total, `prefill ${values.backend}`);
+    // 'auto' is decided here, once: WebGPU when an adapter exists, else the CPU.
+    const backend = choice === 'auto' ? (await createBackend('auto')).name : choice;
+    const onPrefill = (done: number, total: number) => bar.update(done, total, `prefill ${backend}`);
 
-    if (values.backend === 'webgpu') {
+    if (backend === 'webgpu') {
       const { createWebGpuBackend, defaultWebGpuContext, releaseDefaultWebGpuContext } = await import('../../backends/webgpu/index.js');
       const { GpuLlamaModel } = await import('../../model/gpu-llama.js');
       const { prefillGpu } = await import('../../model/gpu-generate.js');
@@ -115,7 +116,7 @@ export const generateCommand: Command = {
     }
     process.stdout.write('\n');
     const perToken = maxNew > 1 ? decodeMs / (maxNew - 1) : 0;
-    console.error(`prompt ${prompt.length} tokens: time to first token ${(prefillMs / 1000).toFixed(2)} s; decode ${maxNew > 1 ? (1000 / perToken).toFixed(1) : '-'} tokens/s (${values.backend})`);
+    console.error(`prompt ${prompt.length} tokens: time to first token ${(prefillMs / 1000).toFixed(2)} s; decode ${maxNew > 1 ? (1000 / perToken).toFixed(1) : '-'} tokens/s (${backend})`);
     if (values.stats && model.stats) console.error(model.stats.table('prefill'));
     return 0;
   },

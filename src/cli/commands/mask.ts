@@ -7,6 +7,7 @@ import { encodePng } from '../../viz/png.js';
 import { renderMaskImage, renderMaskSvg } from '../../viz/render.js';
 import { pictureTitle, planPicture } from '../../viz/mask-figure.js';
 import type { Command } from '../command.js';
+import { intOption } from '../options.js';
 import { demoSettings } from './demo.js';
 
 export const maskCommand: Command = {
@@ -86,8 +87,4 @@ function parseSettings(text: string): Record<string, unknown> {
   return json as Record<string, unknown>;
 }
 
-function positiveInt(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--${name}`, text, 'a positive integer');
-  return n;
-}
+const positiveInt = (name: string, text: string) => intOption(name, text);

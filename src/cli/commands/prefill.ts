@@ -8,6 +8,7 @@ import { formatTable } from '../../core/stats.js';
 import { Engine } from '../../engine/engine.js';
 import { syntheticModel } from '../../engine/synthetic-model.js';
 import type { Command } from '../command.js';
+import { intOption } from '../options.js';
 
 export interface PrefillWorkload {
   mode: 'trishape' | 'xattention' | 'dense';
@@ -150,11 +151,7 @@ query-key pairs not computed), steps held back for lack of KV blocks, and preemp
         check: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, backend: { type: 'string', default: 'cpu' },
       },
     });
-    const int = (name: string, min = 1) => {
-      const n = Number(v[name as keyof typeof v]);
-      if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`--${name}`, v[name as keyof typeof v], `an integer >= ${min}`);
-      return n;
-    };
+    const int = (name: string, min = 1) => intOption(name, String(v[name as keyof typeof v]), min);
     if (v.mode !== 'trishape' && v.mode !== 'xattention' && v.mode !== 'dense') throw new InvalidArgumentError('--mode', v.mode, 'one of trishape, xattention, dense');
     const backend = parseBackendChoice('--backend', v.backend);
     const blockSize = int('block-size');

@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import { formatTable } from '../../core/stats.js';
 import { LlamaModel } from '../../model/llama.js';
 import type { Command } from '../command.js';
+import { intOption } from '../options.js';
 
 const USAGE = `sparse-attn ttft --model DIR [options]
 
@@ -64,11 +65,6 @@ export const ttftCommand: Command = {
       },
     });
     if (!values.model) throw new InvalidArgumentError('--model', undefined, 'a checkpoint directory');
-    const int = (name: string, raw: string, min: number) => {
-      const n = Number(raw);
-      if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(name, raw, `an integer >= ${min}`);
-      return n;
-    };
     if (values.dtype !== undefined && values.dtype !== 'f16' && values.dtype !== 'f32') throw new InvalidArgumentError('--dtype', values.dtype, 'f16 or f32');
     const lengths = parseLengths(values.lengths);
     const methods = values.methods.split(',').map((s) => s.trim()).filter(Boolean);
@@ -96,7 +92,7 @@ export const ttftCommand: Command = {
       const report = {
         bench: 'ttft', date: new Date().toISOString(), device,
         model: { dir: values.model, config: model.config, parameters, randomWeights, readme: existsSync(join(values.model, 'README.md')) ? 'README.md' : undefined },
-        dtype: gpu.dtype, gemm: gpu.gemm, chunk: int('--chunk', values.chunk, 1), reps: int('--reps', values.reps, 1), seed: int('--seed', values.seed, 0),
+        dtype: gpu.dtype, gemm: gpu.gemm, chunk: intOption('chunk', values.chunk, 1), reps: intOption('reps', values.reps, 1), seed: intOption('seed', values.seed, 0),
         timing: 'wall clock from the first chunk submitted to the first token\'s logits read back; attention/rest from timestamp queries of one more run',
         command: `sparse-attn ttft ${argv.join(' ')}`,
         rows: [] as TtftRow[],
