@@ -8,6 +8,7 @@ import { f16BitsToF32, toF16Bits } from '../src/core/f16.js';
 import type { StorageType } from '../src/backends/webgpu/model/gemm.js';
 import { copyRowsProgram, embedProgram, flatGrid, ropeProgram, ropeTable, rmsNormProgram, rowGrid, siluMulProgram } from '../src/backends/webgpu/model/layer-ops.js';
 import { KernelEncoder } from '../src/backends/webgpu/model/model-kernels.js';
+import { tiledGemmProgram, tiledGemmWorkgroups } from '../src/backends/webgpu/model/tiled-gemm.js';
 import { readBuffer, uploadArray } from '../src/backends/webgpu/runtime/buffers.js';
 import { BufferUsage, hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import { linearReference, rmsNorm, siluMul } from '../src/model/ops.js';
@@ -107,6 +108,43 @@ describe('WebGPU model kernels vs their CPU twins', { skip: (await acquireTestGp
         assert.ok(Math.abs(got[i] - ref) <= 2e-3 * Math.sqrt(k) * Math.max(1, Math.abs(ref)), `y[${i}] = ${got[i]}, want ${ref}`);
       }
     });
+  }
+
+  // The tiled GEMM's staging, panels and epilogue with plain-WGSL fragments (every adapter), and with
+  // subgroup matrices where the adapter has them; awkward M and N, strided x, y a strided slice.
+  const tiledCases = [[37, 70, 48, 'f32', false], [130, 136, 32, 'f16', false], [1, 20, 16, 'f32', true], [257, 129, 64, 'f32', true]] as const;
+  // Emulated: two cases (each spec compiles its own kernel, slowly on lavapipe) that still cross both tile edges.
+  for (const emulate of [true, false]) {
+    for (const [m, n, k, y, accumulate] of emulate ? [tiledCases[0], tiledCases[3]] : tiledCases) {
+      it(`tiled gemm ${m}×${n}×${k} y ${y}${accumulate ? ' accumulate' : ''}${emulate ? ' (emulated fragments)' : ''}: edges, strided x and y, bias`, async (t) => {
+        if (!emulate && !hasTensorCores(device())) return t.skip('no subgroup matrices on this adapter');
+        const xStride = k + 8, yStride = n + 3, yOffset = 5;
+        const x = rand(8 + m * xStride, 22, 1), w = rand(8 + n * k, 23, 0.5), bias = rand(n, 24, 0.1), y0 = rand(yOffset + m * yStride, 25);
+        const yBuf = accumulate ? up(y0) : poisoned(yOffset + m * yStride, y);
+        const enc = new KernelEncoder(device(), 'gemm-tiled');
+        const p = { m, n, k, xOffset: 8, xStride, wOffset: 8, yOffset, yStride };
+        if (emulate) await enc.dispatch(tiledGemmProgram, { y, bias: true, accumulate, emulate }, p, { x: up(x, 'f16'), w: up(w, 'f16'), bias: up(bias), y: yBuf }, tiledGemmWorkgroups(p));
+        else await enc.gemm({ x: 'f16', w: 'f16', y, bias: true, accumulate, kernel: 'tiled' }, p, { x: up(x, 'f16'), w: up(w, 'f16'), y: yBuf, bias: up(bias) });
+        enc.submit();
+        const got = await read(yBuf, yOffset + m * yStride, y);
+        const xs = roundF16(x), ws = roundF16(w).subarray(8);
+        const xRows = new Float32Array(m * k);
+        for (let i = 0; i < m; i++) xRows.set(xs.subarray(8 + i * xStride, 8 + i * xStride + k), i * k);
+        const want = linearReference(xRows, m, ws, n, k, bias);
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < yStride; j++) {
+            const o = yOffset + i * yStride + j;
+            if (j >= n) {
+              // Padding between rows stays as it was: poisoned (NaN) or the accumulate input.
+              assert.ok(accumulate ? got[o] === Math.fround(y === 'f32' ? y0[o] : got[o]) : Number.isNaN(got[o]), `y[${o}] outside the slice was written`);
+              continue;
+            }
+            const ref = want[i * n + j] + (accumulate ? y0[o] : 0);
+            assert.ok(Math.abs(got[o] - ref) <= 2e-3 * Math.sqrt(k) * Math.max(1, Math.abs(ref)), `y[${i}, ${j}] = ${got[o]}, want ${ref}`);
+          }
+        }
+      });
+    }
   }
 
   it('embed gathers rows of the table', async () => {

@@ -7,6 +7,7 @@ import { parseLengths, runTtft, type TtftRow } from '../../bench/ttft.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { formatTable } from '../../core/stats.js';
 import { LlamaModel } from '../../model/llama.js';
+import type { GemmKernel } from '../../backends/webgpu/model/model-kernels.js';
 import type { Command } from '../command.js';
 import { intOption } from '../options.js';
 
@@ -24,8 +25,9 @@ cache and activations cannot fit says so before it runs. JSON like the attention
   --chunk N            prefill chunk in tokens (default 4096)
   --reps N             timed runs per row (default 1; a warm-up run compiles first)
   --dtype T            f16 | f32 (default f16 where the adapter has shader-f16)
-  --gemm K            auto | portable | tensor-core: the GEMM kernel (default auto: subgroup
-                       matrices where the adapter has them)
+  --gemm K             auto | portable | tensor-core | tiled: the GEMM kernel (default auto: the
+                       tiled subgroup-matrix GEMM for calls over 64 rows where the adapter has
+                       subgroup matrices, the direct one for shorter calls, else portable)
   --gpu-memory-gib G   refuse rows whose weights + cache + activations exceed G GiB
   --no-profile         skip the profiled run (attention/rest split, sparsity)
   --seed N             prompt seed (default 1)
@@ -78,10 +80,11 @@ export const ttftCommand: Command = {
     const model = LlamaModel.load(values.model);
     const { defaultWebGpuContext, releaseDefaultWebGpuContext } = await import('../../backends/webgpu/index.js');
     const { GpuLlamaModel } = await import('../../model/gpu-llama.js');
+    const { GEMM_KERNELS } = await import('../../backends/webgpu/model/model-kernels.js');
     const ctx = await defaultWebGpuContext();
     try {
-      if (!['auto', 'portable', 'tensor-core'].includes(values.gemm)) throw new InvalidArgumentError('--gemm', values.gemm, 'auto, portable or tensor-core');
-      const gpu = new GpuLlamaModel(model, ctx, { dtype: values.dtype as 'f16' | 'f32' | undefined, gemm: values.gemm as 'auto' | 'portable' | 'tensor-core' });
+      if (!(GEMM_KERNELS as readonly string[]).includes(values.gemm)) throw new InvalidArgumentError('--gemm', values.gemm, GEMM_KERNELS.join(', '));
+      const gpu = new GpuLlamaModel(model, ctx, { dtype: values.dtype as 'f16' | 'f32' | undefined, gemm: values.gemm as GemmKernel });
       const device = webgpuDeviceInfo(ctx.report);
       const out = values.out ?? defaultResultPath('ttft.json', device);
       const header = ['L', 'method', 'TTFT ms', 'vs dense', 'attn ms', 'rest ms', 'sparsity', ''];

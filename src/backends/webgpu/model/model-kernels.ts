@@ -8,9 +8,20 @@ import { UnsupportedError } from '../../../core/errors.js';
 import { type CompiledProgram, compileProgram, encodeProgram, type KernelProgram, type KernelSpec } from '../runtime/program.js';
 import { BufferUsage, isSoftwareDevice } from '../runtime/webgpu-device.js';
 import { tensorCoreGemmProgram, tensorCoreGemmReason, type TensorCoreGemmSpec, tensorCoreGemmWorkgroups } from './tensor-core-gemm.js';
+import { tiledGemmProgram, tiledGemmReason, type TiledGemmSpec, tiledGemmWorkgroups } from './tiled-gemm.js';
 import { type StorageType, checkGemmDtypes, type GemmParamName, type GemmSpec, gemmProgram, gemmWorkgroups } from './gemm.js';
 
-export type GemmKernel = 'auto' | 'portable' | 'tensor-core';
+/**
+ * 'tiled': the staged, double-buffered subgroup-matrix GEMM (tiled-gemm.ts); 'tensor-core': the
+ * one that loads fragments from storage (tensor-core-gemm.ts); 'auto' takes 'tiled' for calls of
+ * more than 64 rows, 'tensor-core' for shorter ones (a 128-row tile would be mostly idle), where
+ * the adapter and the call allow, else 'portable'.
+ */
+export const GEMM_KERNELS = ['auto', 'portable', 'tensor-core', 'tiled'] as const;
+export type GemmKernel = (typeof GEMM_KERNELS)[number];
+
+/** Rows above which 'auto' takes the tiled GEMM. */
+const TILED_MIN_ROWS = 64;
 
 export class KernelEncoder {
   /** The GEMM kernel every gemm() call of this encoder uses unless the call says otherwise. */
@@ -41,6 +52,16 @@ export class KernelEncoder {
     if (types.bias) {
       if (!buffers.bias) throw new UnsupportedError('a GEMM with bias needs the bias buffer');
       b.bias = buffers.bias;
+    }
+    if (kernel === 'tiled' || (kernel === 'auto' && p.m > TILED_MIN_ROWS)) {
+      const reason = tiledGemmReason(this.device, types.x, types.w, p);
+      if (reason === null) {
+        const spec: TiledGemmSpec = { y: types.y, bias: types.bias, accumulate: types.accumulate, emulate: false };
+        const why = tiledGemmProgram.supports(spec, p, this.device.limits);
+        if (why) throw new UnsupportedError(`model GEMM (tiled): ${why}`);
+        return this.dispatch(tiledGemmProgram, spec, p, b, tiledGemmWorkgroups(p));
+      }
+      if (kernel === 'tiled') throw new UnsupportedError(`tiled GEMM: ${reason}`);
     }
     if (kernel !== 'portable') {
       const reason = tensorCoreGemmReason(this.device, types.x, types.w, p);
