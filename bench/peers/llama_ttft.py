@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention.bias import causal_lower_right
 
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION, "math": SDPBackend.MATH}
 DT = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
@@ -79,6 +80,13 @@ class Llama:
         rot = torch.cat([-x[..., h:], x[..., :h]], -1)
         return x * cos + rot * sin
 
+    @staticmethod
+    def later_chunk_mask(lq, lk, backend):
+        # FlashAttention takes no tensor mask, only lower-right causal bias; cuDNN takes either.
+        if backend == "flash":
+            return causal_lower_right(lq, lk)
+        return torch.ones(lq, lk, dtype=torch.bool, device="cuda").tril(diagonal=lk - lq)
+
     @torch.no_grad()
     def prefill(self, ids, chunk, backend):
         """Prefills ids (1-D) in chunks into a fresh KV cache; returns the last position's logits."""
@@ -104,8 +112,7 @@ class Llama:
                     if s == 0:
                         o = F.scaled_dot_product_attention(q[None], kc[i][:, :, :e], vc[i][:, :, :e], is_causal=True, enable_gqa=True)
                     else:
-                        mask = torch.ones(e - s, e, dtype=torch.bool, device=dev).tril(diagonal=s)
-                        o = F.scaled_dot_product_attention(q[None], kc[i][:, :, :e], vc[i][:, :, :e], attn_mask=mask, enable_gqa=True)
+                        o = F.scaled_dot_product_attention(q[None], kc[i][:, :, :e], vc[i][:, :, :e], attn_mask=self.later_chunk_mask(e - s, e, backend), enable_gqa=True)
                 x = x + o[0].transpose(0, 1).reshape(e - s, self.H * self.D) @ self.w[p + "self_attn.o_proj.weight"].T
                 h = self.norm(x, self.w[p + "post_attention_layernorm.weight"])
                 g, u = (h @ self.gate_up[i].T).chunk(2, -1)
