@@ -48,6 +48,22 @@ export interface PagedKvView {
   readonly values: readonly Float32Array[];
   /** K and V [1, Hkv, n, D] of `logicalBlocks` (ascending) below `contextLength`, in position order. */
   gatherBlocks(layer: number, blockTable: readonly number[], logicalBlocks: readonly number[], contextLength: number): { k: HeadTensor; v: HeadTensor };
+  /**
+   * Optional (the engine's PagedKvCache has it): a resident copy a backend attached, which the cache
+   * writes through to, so a backend reads the cache where it lives instead of uploading it per call.
+   */
+  readonly deviceCopy?: PagedKvDeviceCopy | null;
+  attachDeviceCopy?(copy: PagedKvDeviceCopy | null): void;
+}
+
+/**
+ * A backend's copy of a paged cache's storage, same layout ([numBlocks, Hkv, blockSize, D] per
+ * layer). The cache calls writeRows with each contiguous run of newly written rows (element offset
+ * into the layer, the host rows of K and V); dispose frees the copy.
+ */
+export interface PagedKvDeviceCopy {
+  writeRows(layer: number, elementOffset: number, k: Float32Array, v: Float32Array): void;
+  dispose(): void;
 }
 
 /**

@@ -128,6 +128,11 @@ export class Engine {
     return steps;
   }
 
+  /** Frees what a backend keeps of the cache (the WebGPU backend's resident K/V buffers); the engine can still run, re-creating it. */
+  dispose(): void {
+    this.cache.attachDeviceCopy(null);
+  }
+
   /** Attention outputs of a sequence for one layer: [1, H, promptLength + decodeTokens, D]. */
   output(seqId: number, layer: number): HeadTensor {
     const rec = this.record(seqId);

@@ -95,6 +95,7 @@ export { flashAttentionWebGpu } from './attention/webgpu-flash-attention.js';
 export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './attention/block-sparse-attention.js';
 export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './attention/block-list.js';
 export { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
+export { residentKvFor, WebGpuResidentKv, type ResidentKvTraffic } from './attention/resident-kv.js';
 // methods
 export {
   GPU_METHODS, gpuMethod, GPU_TOKEN_RULES,
