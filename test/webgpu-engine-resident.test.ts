@@ -117,9 +117,9 @@ describe('engine on WebGPU with the KV cache resident on the GPU = CPU engine', 
   });
 });
 
-/** Bytes handed to queue.writeBuffer and bytes of buffers created (readback staging left out) while `fn` runs. */
-async function traffic(device: GPUDevice, fn: () => Promise<unknown>): Promise<{ written: number; created: number }> {
-  const counts = { written: 0, created: 0 };
+/** Bytes handed to queue.writeBuffer, and bytes of buffers created mapped (uploads), while `fn` runs. */
+async function traffic(device: GPUDevice, fn: () => Promise<unknown>): Promise<{ written: number; uploaded: number }> {
+  const counts = { written: 0, uploaded: 0 };
   const { queue } = device;
   const writeBuffer = queue.writeBuffer;
   const createBuffer = device.createBuffer;
@@ -130,7 +130,7 @@ async function traffic(device: GPUDevice, fn: () => Promise<unknown>): Promise<{
     return writeBuffer.apply(this, args);
   };
   device.createBuffer = function (this: GPUDevice, desc: GPUBufferDescriptor) {
-    if (!(desc.usage & BufferUsage.MAP_READ)) counts.created += desc.size;
+    if (desc.mappedAtCreation) counts.uploaded += desc.size;
     return createBuffer.call(this, desc);
   };
   try {
@@ -142,42 +142,56 @@ async function traffic(device: GPUDevice, fn: () => Promise<unknown>): Promise<{
   return counts;
 }
 
+/** The WebGPU backend as it was before the resident cache: each paged call (and the engine's mask planning) uploads. */
+function uploadingBackend(): AttentionBackend {
+  const b = createWebGpuBackend(gpu.ctx);
+  return {
+    ...b,
+    pagedAttention: (input) => pagedAttentionOnWebGpu(gpu.ctx!, input, { upload: true }),
+    methodHooks: (m) => {
+      const hooks = b.methodHooks?.(m);
+      return hooks && { plan: hooks.plan, run: hooks.run, time: hooks.time };
+    },
+  };
+}
+
 describe('resident KV cache: no per-call K/V upload', { skip: gpu.skip }, () => {
-  it('a step moves only its new rows into the cache buffers and uploads no cache; the upload path would', async () => {
-    const device = gpu.ctx!.device;
-    const config = { maxNumBatchedTokens: 32, numKvBlocks: 64, kvBlockSize: BS } as const;
-    const residentBackend = createWebGpuBackend(gpu.ctx);
-    const uploadBackend: AttentionBackend = { ...residentBackend, pagedAttention: (input) => pagedAttentionOnWebGpu(gpu.ctx!, input, { upload: true }) };
-    const layerBytes = 64 * 1 * BS * 16 * 4;
-    const measured: Record<string, { written: number; created: number; tokens: number }[]> = {};
-    for (const [name, backend] of [['resident', residentBackend], ['upload', uploadBackend]] as const) {
-      const engine = new Engine({ model, config, backend });
-      engine.addRequest({ id: 0, promptLength: 100, decodeTokens: 2 });
-      const copy = name === 'resident' ? poisonedCopy(engine) : null;
-      measured[name] = [];
-      while (!engine.done) {
-        const before = copy ? copy.traffic.rowBytes : 0;
-        let tokens = 0;
-        const m = await traffic(device, async () => {
-          const s = await engine.step();
-          tokens = s!.totalTokens;
-        });
-        measured[name].push({ ...m, tokens });
-        // The new rows of K and V, every layer: tokens · Hkv · D · 4 bytes, twice.
-        const rows = tokens * model.kvHeads * model.headDim * 4 * 2 * model.numLayers;
-        if (copy) {
-          assert.equal(copy.traffic.rowBytes - before, rows, 'the storage counted exactly the new rows');
-          assert.ok(measured[name].at(-1)!.written >= rows && measured[name].at(-1)!.written < rows + 4096, `writeBuffer moved the rows and small uniforms only: ${measured[name].at(-1)!.written} B for ${rows} B of rows`);
+  for (const [name, sa] of [['dense', null], ['XATTENTION', { ...XATTENTION, numLastDenseTokensInPrefill: 16 }]] as const) {
+    it(`${name}: a step moves only its new rows into the cache buffers and uploads no cache; the upload path would`, async () => {
+      const device = gpu.ctx!.device;
+      const config = { maxNumBatchedTokens: 32, numKvBlocks: 64, kvBlockSize: BS, ...(sa ? { useSparseAttention: true, sparseAttentionConfig: sa } : {}) };
+      const layerBytes = 64 * model.kvHeads * BS * model.headDim * 4;
+      const measured: Record<string, { written: number; uploaded: number; tokens: number }[]> = {};
+      for (const [path, backend] of [['resident', createWebGpuBackend(gpu.ctx)], ['upload', uploadingBackend()]] as const) {
+        const engine = new Engine({ model, config, backend });
+        engine.addRequest({ id: 0, promptLength: 100, decodeTokens: 2 });
+        const copy = path === 'resident' ? poisonedCopy(engine) : null;
+        measured[path] = [];
+        while (!engine.done) {
+          const before = copy ? copy.traffic.rowBytes : 0;
+          let tokens = 0;
+          const m = await traffic(device, async () => {
+            tokens = (await engine.step())!.totalTokens;
+          });
+          measured[path].push({ ...m, tokens });
+          // The new rows of K and V, every layer: tokens · Hkv · D · 4 bytes, twice.
+          const rows = tokens * model.kvHeads * model.headDim * 4 * 2 * model.numLayers;
+          if (copy) {
+            assert.equal(copy.traffic.rowBytes - before, rows, 'the storage counted exactly the new rows');
+            // Beside the rows, writeBuffer only fills each dispatch's Params uniform (a few hundred bytes).
+            assert.ok(m.written >= rows && m.written < rows + 2048 * model.numLayers, `writeBuffer moved ${m.written} B for ${rows} B of rows`);
+          }
         }
+        if (sa) assert.ok(engine.stats(0).chunks.some((c) => c.kind === 'xattention'), 'a chunk planned an XAttention mask');
+        engine.dispose();
       }
-      engine.dispose();
-    }
-    assert.equal(measured.resident.length, measured.upload.length);
-    // Per layer call: q and the output ([1, H, tokens, D] f32 each), a block table, a Params uniform.
-    const callBytes = (tokens: number) => model.numLayers * (2 * model.heads * tokens * model.headDim * 4 + 1024);
-    for (const m of measured.resident) assert.ok(m.created <= callBytes(m.tokens), `a resident step of ${m.tokens} tokens created ${m.created} B of buffers (a cache layer is ${layerBytes} B)`);
-    for (const m of measured.upload) assert.ok(m.created >= 2 * 2 * layerBytes, `an upload step created ${m.created} B: both layers' K and V`);
-  });
+      assert.equal(measured.resident.length, measured.upload.length);
+      // Per layer: q (for attention, and for the plan), a block table, a mask's block list.
+      const callBytes = (tokens: number) => model.numLayers * (2 * model.heads * tokens * model.headDim * 4 + 2048);
+      for (const m of measured.resident) assert.ok(m.uploaded <= callBytes(m.tokens), `a resident step of ${m.tokens} tokens uploaded ${m.uploaded} B (a cache layer is ${layerBytes} B)`);
+      for (const m of measured.upload) assert.ok(m.uploaded >= 2 * 2 * layerBytes, `an upload step uploaded ${m.uploaded} B: both layers' K and V`);
+    });
+  }
 
   it('a lost device gets a fresh copy from the host storage; a PagedKvView without attachDeviceCopy is uploaded per call', async () => {
     const config = { maxNumBatchedTokens: 48, numKvBlocks: 20, kvBlockSize: BS } as const;

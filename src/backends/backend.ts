@@ -105,10 +105,15 @@ export interface TimedRuns {
   kernelMs?: Record<string, number>;
 }
 
+/** Where a paged chunk's keys live: the visible blocks of a layer of the engine's cache, below contextLength. */
+export type PagedKeys = Pick<PagedAttentionInput, 'cache' | 'layer' | 'blockTable' | 'contextLength' | 'visibleBlocks'>;
+
 /** A backend's own work for one method instance. Every hook is optional. */
 export interface MethodHooks {
   /** The method's plan made on this backend (e.g. XAttention's estimation on the GPU); same mask as the method's planBlockMask. */
   plan?(q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<BlockPlan>;
+  /** As `plan`, over keys read where the paged cache keeps them (the engine's call: no gather on the host, no upload). */
+  planPaged?(q: HeadTensor, keys: PagedKeys, opts: PlanOptions): Promise<BlockPlan>;
   /** The method run whole on this backend (plan and attention, no CPU step). */
   run?(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<{ output: HeadTensor; plan: BlockPlan }>;
   /** Benchmarks: times `run` on inputs uploaded once (GPU work alone). */

@@ -11,6 +11,7 @@ import type { AttentionBackend, MethodHooks } from '../backend.js';
 import type { SparseAttentionMethod } from '../../methods/method.js';
 import { blockSparseAttentionWebGpu } from './attention/block-sparse-attention.js';
 import { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
+import { residentKvFor } from './attention/resident-kv.js';
 import { gpuMethod } from './methods/index.js';
 import { withDeviceFaults } from './runtime/gpu-faults.js';
 import { createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext, type WebGpuOptions } from './runtime/webgpu-device.js';
@@ -70,7 +71,20 @@ function methodHooks(context: () => Promise<WebGpuContext>, method: SparseAttent
   };
   if (run) hooks.run = (q, k, v, opts) => on('run', (c) => run(c, method, q, k, v, opts));
   if (time) hooks.time = (q, k, v, opts, runs) => on('timing', (c) => time(c, method, q, k, v, opts, { warmMs: 0, warmRuns: 1, ...runs }));
-  if (plan) hooks.plan = (q, k, opts) => on('plan', (c) => plan(c, q, k, opts));
+  if (plan) {
+    hooks.plan = (q, k, opts) => on('plan', (c) => plan(c, q, k, opts));
+    // The engine's keys: gathered on the GPU from the resident cache (f32, so the query too).
+    hooks.planPaged = (q, keys, opts) => on('plan', async (c) => {
+      const resident = residentKvFor(c.device, keys.cache);
+      if (!resident) return plan(c, q, keys.cache.gatherBlocks(keys.layer, keys.blockTable, keys.visibleBlocks, keys.contextLength).k, opts);
+      const k = resident.gatherKeys(keys.layer, keys.blockTable, keys.visibleBlocks, keys.contextLength);
+      try {
+        return await plan(c, q.toDType('f32'), k, opts);
+      } finally {
+        k.buffer.destroy();
+      }
+    });
+  }
   return Object.keys(hooks).length > 0 ? hooks : undefined;
 }
 

@@ -63,6 +63,30 @@ export class WebGpuResidentKv implements PagedKvDeviceCopy {
     return { k: { ...shape, ...strides, buffer: this.keys[layer] }, v: { ...shape, ...strides, buffer: this.values[layer] } };
   }
 
+  /**
+   * The keys of `logicalBlocks` (ascending) of a block table below `contextLength`, copied on the
+   * GPU into a new dense [1, Hkv, n, D] buffer (one buffer-to-buffer copy per block and head, nothing
+   * crosses to or from the host): what a method's GPU planner reads. The caller destroys the buffer.
+   */
+  gatherKeys(layer: number, blockTable: readonly number[], logicalBlocks: readonly number[], contextLength: number): GpuTensorView {
+    const { kvHeads, blockSize: bs, headDim: D } = this.cache;
+    const rows = logicalBlocks.map((lb) => Math.min(bs, contextLength - lb * bs));
+    if (rows.some((r) => !(r > 0))) throw new InvalidArgumentError('logicalBlocks', [...logicalBlocks], `blocks below ${Math.ceil(contextLength / bs)}`);
+    const n = rows.reduce((a, r) => a + r, 0);
+    const buffer = this.device.createBuffer({ label: 'paged-kv.gathered-k', size: Math.max(4, kvHeads * n * D * 4), usage: BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC });
+    const encoder = this.device.createCommandEncoder({ label: 'paged-kv.gather-k' });
+    let at = 0;
+    logicalBlocks.forEach((lb, i) => {
+      for (let h = 0; h < kvHeads; h++) {
+        const src = ((blockTable[lb] * kvHeads + h) * bs) * D * 4;
+        encoder.copyBufferToBuffer(this.keys[layer], src, buffer, (h * n + at) * D * 4, rows[i] * D * 4);
+      }
+      at += rows[i];
+    });
+    this.device.queue.submit([encoder.finish()]);
+    return { batch: 1, heads: kvHeads, length: n, headDim: D, dtype: 'f32', offset: 0, strideB: kvHeads * n * D, strideH: n * D, strideL: D, buffer };
+  }
+
   /** Reads one layer's K and V storage back (tests compare it with the host storage). */
   async read(layer: number): Promise<{ k: Float32Array; v: Float32Array }> {
     const bytes = this.cache.keys[layer].byteLength;
