@@ -18,7 +18,8 @@ import { syntheticModel } from '../src/engine/synthetic-model.js';
 import { assertTensorsClose, TOL } from './helpers/compare.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 import { BufferUsage } from '../src/backends/webgpu/runtime/webgpu-device.js';
-import { HeadTensor } from '../src/core/tensor.js';
+import { type DType, HeadTensor } from '../src/core/tensor.js';
+import { roundToF16 } from '../src/core/f16.js';
 
 const gpu = await acquireTestGpu();
 after(() => gpu.release());
@@ -29,9 +30,10 @@ const TRISHAPE = { mode: 'TRISHAPE', numLastDenseTokensInPrefill: 40, numRetaine
 const XATTENTION = { mode: 'XATTENTION', numLastDenseTokensInPrefill: 40, xattentionThreshold: 0.6, xattentionBlockSize: 16, xattentionStride: 4 } as const;
 
 /** A resident copy attached before the run, every element NaN (nothing is written yet). */
-function poisonedCopy(engine: Engine): WebGpuResidentKv {
-  const copy = residentKvFor(gpu.ctx!.device, engine.cache)!;
-  const nan = new Float32Array(engine.cache.keys[0].length).fill(NaN);
+function poisonedCopy(engine: Engine, dtype: DType = 'f32'): WebGpuResidentKv {
+  const copy = residentKvFor(gpu.ctx!.device, engine.cache, dtype)!;
+  const n = engine.cache.keys[0].length;
+  const nan = dtype === 'f32' ? new Float32Array(n).fill(NaN) : new Uint16Array(n).fill(0x7e00);
   for (const b of [...copy.keys, ...copy.values]) gpu.ctx!.device.queue.writeBuffer(b, 0, nan);
   return copy;
 }
@@ -48,8 +50,9 @@ async function assertResidentEqualsHost(engine: Engine, copy: WebGpuResidentKv, 
         for (let h = 0; h < cache.kvHeads; h++) {
           const o = cache.slotOffset(table[Math.floor(t / BS)], h, t % BS);
           for (let d = 0; d < cache.headDim; d++) {
-            if (!Object.is(k[o + d], cache.keys[layer][o + d]) || !Object.is(v[o + d], cache.values[layer][o + d])) {
-              assert.fail(`${at}: sequence ${id} layer ${layer} slot ${t} head ${h} channel ${d}: GPU ${k[o + d]}/${v[o + d]}, host ${cache.keys[layer][o + d]}/${cache.values[layer][o + d]}`);
+            const [hk, hv] = [cache.keys[layer][o + d], cache.values[layer][o + d]].map((x) => (copy.dtype === 'f16' ? roundToF16(x) : x));
+            if (!Object.is(k[o + d], hk) || !Object.is(v[o + d], hv)) {
+              assert.fail(`${at}: sequence ${id} layer ${layer} slot ${t} head ${h} channel ${d}: GPU ${k[o + d]}/${v[o + d]}, host ${hk}/${hv}`);
             }
           }
           slots++;
@@ -60,12 +63,12 @@ async function assertResidentEqualsHost(engine: Engine, copy: WebGpuResidentKv, 
   return slots;
 }
 
-async function runBoth(config: SchedulerConfigInput, requests: SequenceRequest[]) {
+async function runBoth(config: SchedulerConfigInput, requests: SequenceRequest[], dtype: DType = 'f32') {
   const cpu = new Engine({ model, config });
-  const webgpu = new Engine({ model, config, backend: createWebGpuBackend(gpu.ctx) });
+  const webgpu = new Engine({ model, config, backend: createWebGpuBackend(gpu.ctx, { kvCacheDtype: dtype }) });
   for (const e of [cpu, webgpu]) for (const r of requests) e.addRequest(r);
   await cpu.run(5000);
-  const copy = poisonedCopy(webgpu);
+  const copy = poisonedCopy(webgpu, dtype);
   const ids = requests.map((r) => r.id);
   let checkedSlots = 0;
   for (let s = 0; s < 5000 && (await webgpu.step()); s++) checkedSlots += await assertResidentEqualsHost(webgpu, copy, ids, `after step ${s}`);
@@ -73,7 +76,7 @@ async function runBoth(config: SchedulerConfigInput, requests: SequenceRequest[]
   assert.equal(webgpu.cache.deviceCopy, copy, 'one resident copy served the whole run');
   for (const r of requests) {
     assert.deepEqual(webgpu.stats(r.id), cpu.stats(r.id), `sequence ${r.id}: chunk records and stats`);
-    for (let layer = 0; layer < model.numLayers; layer++) assertTensorsClose(webgpu.output(r.id, layer), cpu.output(r.id, layer), TOL.f32, `sequence ${r.id} layer ${layer}`);
+    for (let layer = 0; layer < model.numLayers; layer++) assertTensorsClose(webgpu.output(r.id, layer), cpu.output(r.id, layer), TOL[dtype], `sequence ${r.id} layer ${layer}`);
   }
   webgpu.dispose();
   return requests.map((r) => cpu.stats(r.id));
@@ -109,6 +112,15 @@ describe('engine on WebGPU with the KV cache resident on the GPU = CPU engine', 
       assert.ok(st.every((s) => s.evictedTokens > 0), 'every sequence evicted');
     });
   }
+
+  it('f16 resident cache: dense with preemption, TRISHAPE with eviction; outputs within f16 tolerance', async () => {
+    const dense = { maxNumBatchedTokens: 48, numKvBlocks: 12, kvBlockSize: BS } as const;
+    const st = await runBoth(dense, [{ id: 0, promptLength: 100, decodeTokens: 30 }, { id: 1, promptLength: 60, decodeTokens: 20 }, { id: 2, promptLength: 50, decodeTokens: 4 }], 'f16');
+    assert.ok(st.some((s) => s.preemptions > 0), 'preempted');
+    const tri = { maxNumBatchedTokens: 48, numKvBlocks: 40, kvBlockSize: BS, useCacheEviction: true, cacheEvictionConfig: EVICTION, useSparseAttention: true, sparseAttentionConfig: TRISHAPE } as const;
+    const st2 = await runBoth(tri, [{ id: 0, promptLength: 200, decodeTokens: 20 }, { id: 1, promptLength: 130, decodeTokens: 12 }], 'f16');
+    assert.ok(st2.some((s) => s.skippedBlocks > 0) && st2.every((s) => s.evictedTokens > 0), 'skipped blocks, and every sequence evicted');
+  });
 
   it('eviction with preemption in a cache that only fits because of eviction', async () => {
     const config = { maxNumBatchedTokens: 48, numKvBlocks: 13, kvBlockSize: BS, useCacheEviction: true, cacheEvictionConfig: EVICTION } as const;

@@ -13,13 +13,20 @@
  * cache for the call instead: the path before the resident cache, kept for benchmarks.
  */
 import { InvalidArgumentError } from '../../../core/errors.js';
-import { HeadTensor } from '../../../core/tensor.js';
+import { type DType, HeadTensor } from '../../../core/tensor.js';
 import type { PagedAttentionInput } from '../../backend.js';
 import { pagedAttentionWebGpu } from './block-sparse-attention.js';
 import type { WebGpuContext } from '../runtime/webgpu-device.js';
 import { residentKvFor } from './resident-kv.js';
 
-export async function pagedAttentionOnWebGpu(ctx: WebGpuContext, input: PagedAttentionInput, opts: { upload?: boolean } = {}): Promise<HeadTensor> {
+export interface PagedCallOptions {
+  /** Upload the layer's cache for the call (the path before the resident cache). */
+  upload?: boolean;
+  /** Element type of the resident cache (default f32); the query attends in it. */
+  kvDtype?: DType;
+}
+
+export async function pagedAttentionOnWebGpu(ctx: WebGpuContext, input: PagedAttentionInput, opts: PagedCallOptions = {}): Promise<HeadTensor> {
   const { cache, layer, blockTable, q, contextLength, visibleBlocks } = input;
   const bs = cache.blockSize;
   const lastBlock = Math.ceil(contextLength / bs) - 1;
@@ -37,11 +44,11 @@ export async function pagedAttentionOnWebGpu(ctx: WebGpuContext, input: PagedAtt
   const keyLength = (visibleBlocks.length - 1) * bs + (contextLength - lastBlock * bs);
   const table = Int32Array.from(visibleBlocks, (lb) => blockTable[lb]);
   const call = { keyLength, blockTable: table, tableStride: table.length, causal: true, scale: input.scale, mask: input.mask };
-  const resident = opts.upload ? null : residentKvFor(ctx.device, cache);
+  const resident = opts.upload ? null : residentKvFor(ctx.device, cache, opts.kvDtype);
   if (resident) {
-    // The resident buffers are f32; an f16 query attends in f32 and gets its output back in f16.
+    // The query attends in the cache's dtype and gets its output back in its own.
     const { k, v } = resident.views(layer);
-    const out = await pagedAttentionWebGpu(ctx, q.toDType('f32'), k, v, call);
+    const out = await pagedAttentionWebGpu(ctx, q.toDType(resident.dtype), k, v, call);
     return out.toDType(q.dtype);
   }
   const cacheShape = { batch: cache.numBlocks, heads: cache.kvHeads, length: bs, headDim: cache.headDim };
