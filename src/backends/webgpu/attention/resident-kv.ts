@@ -1,8 +1,9 @@
 /// <reference types="@webgpu/types" />
 /**
  * The engine's paged KV cache resident on the GPU: per layer one buffer for K and one for V, f32 or
- * f16 (half the memory and bytes written; attention then runs in f16), in the cache's own layout [numBlocks, Hkv, blockSize, D], so the block tables the engine keeps
- * index the buffers directly and paged attention binds them with no upload.
+ * f16 (half the memory and bytes written; attention then runs in f16), in the cache's own layout
+ * [numBlocks, Hkv, blockSize, D], so the engine's block tables index the buffers directly and paged
+ * attention binds them with no upload.
  *
  * The copy is made on a device the first time a paged call meets the cache there (one upload of
  * the whole storage), then the cache writes every new row through (queue.writeBuffer of only those
@@ -34,15 +35,15 @@ export class WebGpuResidentKv implements PagedKvDeviceCopy {
   private disposed = false;
 
   constructor(readonly device: GPUDevice, readonly cache: PagedKvView, readonly dtype: DType = 'f32') {
-    // Row runs are whole rows of D halves, and writeBuffer moves 4-byte words.
+    // writeBuffer moves 4-byte words: f16 row runs (offsets and sizes in whole rows) need D even.
     if (dtype === 'f16' && cache.headDim % 2 !== 0) throw new InvalidArgumentError('headDim', cache.headDim, 'even for an f16 resident cache');
     const make = (what: string, layer: number, rows: Float32Array) => {
       const host = this.encode(rows);
       const buffer = device.createBuffer({
-        label: `paged-kv.${what}${layer}`, size: Math.max(4, Math.ceil(host.byteLength / 4) * 4),
+        label: `paged-kv.${what}${layer}`, size: Math.max(4, host.byteLength),
         usage: BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC,
       });
-      device.queue.writeBuffer(buffer, 0, host.buffer, host.byteOffset, Math.floor(host.byteLength / 4) * 4);
+      device.queue.writeBuffer(buffer, 0, host.buffer, host.byteOffset, host.byteLength);
       this.traffic.initialBytes += host.byteLength;
       return buffer;
     };
@@ -55,7 +56,6 @@ export class WebGpuResidentKv implements PagedKvDeviceCopy {
     if (k.length !== v.length) throw new InvalidArgumentError('v rows', v.length, `as many elements as k (${k.length})`);
     const q = this.device.queue;
     const bytes = this.elementBytes;
-    // writeBuffer moves whole 4-byte words: f16 runs are D · rows halves, D a multiple of 4.
     for (const [buffer, rows] of [[this.keys[layer], this.encode(k)], [this.values[layer], this.encode(v)]] as const) {
       q.writeBuffer(buffer, elementOffset * bytes, rows.buffer, rows.byteOffset, rows.byteLength);
       this.traffic.rowBytes += rows.byteLength;
