@@ -30,7 +30,7 @@ export { figureToRgba, figureToSvg, renderMaskImage, renderMaskSvg, type RgbaIma
 export { resolveAttentionCall, sparseAttention, type ResolvedAttentionCall, type SparseAttentionOptions, type SparseAttentionResult } from './attention.js';
 export { optionalBoolean, rejectUnknownKeys, requireBoolean, requireEnum, tensorStorage, TENSOR_DATA_KINDS } from './core/validate.js';
 export { createBackend, resolveBackend, BACKEND_CHOICES, BACKEND_NAMES, BACKEND_ALIASES, parseBackendChoice, type BackendChoice } from './backends/index.js';
-export type { AttentionBackend, BackendName, MethodHooks, PagedAttentionInput, PagedKvView, TimedRuns, TimingRuns } from './backends/backend.js';
+export type { AttentionBackend, BackendName, MethodHooks, PagedAttentionInput, PagedKeys, PagedKvDeviceCopy, PagedKvView, TimedRuns, TimingRuns } from './backends/backend.js';
 export { cpuBackend } from './backends/cpu/index.js';
 
 // Methods: the contract, the registry of descriptors, the built-in methods.

@@ -48,6 +48,22 @@ export interface PagedKvView {
   readonly values: readonly Float32Array[];
   /** K and V [1, Hkv, n, D] of `logicalBlocks` (ascending) below `contextLength`, in position order. */
   gatherBlocks(layer: number, blockTable: readonly number[], logicalBlocks: readonly number[], contextLength: number): { k: HeadTensor; v: HeadTensor };
+  /**
+   * Optional (the engine's PagedKvCache has it): a resident copy a backend attached, which the cache
+   * writes through to, so a backend reads the cache where it lives instead of uploading it per call.
+   */
+  readonly deviceCopy?: PagedKvDeviceCopy | null;
+  attachDeviceCopy?(copy: PagedKvDeviceCopy | null): void;
+}
+
+/**
+ * A backend's copy of a paged cache's storage, same layout ([numBlocks, Hkv, blockSize, D] per
+ * layer). The cache calls writeRows with each contiguous run of newly written rows (element offset
+ * into the layer, the host rows of K and V); dispose frees the copy.
+ */
+export interface PagedKvDeviceCopy {
+  writeRows(layer: number, elementOffset: number, k: Float32Array, v: Float32Array): void;
+  dispose(): void;
 }
 
 /**
@@ -89,10 +105,15 @@ export interface TimedRuns {
   kernelMs?: Record<string, number>;
 }
 
+/** Where a paged chunk's keys live: the visible blocks of a layer of the engine's cache, below contextLength. */
+export type PagedKeys = Pick<PagedAttentionInput, 'cache' | 'layer' | 'blockTable' | 'contextLength' | 'visibleBlocks'>;
+
 /** A backend's own work for one method instance. Every hook is optional. */
 export interface MethodHooks {
   /** The method's plan made on this backend (e.g. XAttention's estimation on the GPU); same mask as the method's planBlockMask. */
   plan?(q: HeadTensor, k: HeadTensor, opts: PlanOptions): Promise<BlockPlan>;
+  /** As `plan`, over keys read where the paged cache keeps them (the engine's call: no gather on the host, no upload). */
+  planPaged?(q: HeadTensor, keys: PagedKeys, opts: PlanOptions): Promise<BlockPlan>;
   /** The method run whole on this backend (plan and attention, no CPU step). */
   run?(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): Promise<{ output: HeadTensor; plan: BlockPlan }>;
   /** Benchmarks: times `run` on inputs uploaded once (GPU work alone). */

@@ -7,7 +7,9 @@
  */
 import { InvalidArgumentError } from './errors.js';
 import { optionalBoolean } from './validate.js';
-import type { HeadTensor } from './tensor.js';
+import type { HeadTensor, HeadTensorShape } from './tensor.js';
+
+type TensorDims = Pick<HeadTensorShape, 'batch' | 'heads' | 'length' | 'headDim'>;
 
 export interface AttentionOptions {
   /** Causal mask (key j visible to query i iff j <= queryOffset + i). Default false. */
@@ -31,7 +33,8 @@ export interface AttentionProblem {
   queryOffset: number;
 }
 
-export function describeAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: AttentionOptions = {}): AttentionProblem {
+/** k and v are read for their shape only (so GPU views of resident keys can be described too). */
+export function describeAttention(q: HeadTensor, k: TensorDims, v: TensorDims, opts: AttentionOptions = {}): AttentionProblem {
   if (k.batch !== q.batch) throw new InvalidArgumentError('k.batch', k.batch, `equal to q.batch (${q.batch})`);
   if (v.batch !== q.batch) throw new InvalidArgumentError('v.batch', v.batch, `equal to q.batch (${q.batch})`);
   if (k.headDim !== q.headDim) throw new InvalidArgumentError('k.headDim', k.headDim, `equal to q.headDim (${q.headDim})`);

@@ -128,6 +128,11 @@ export class Engine {
     return steps;
   }
 
+  /** Frees what a backend keeps of the cache (the WebGPU backend's resident K/V buffers); the engine can still run, re-creating it. */
+  dispose(): void {
+    this.cache.attachDeviceCopy(null);
+  }
+
   /** Attention outputs of a sequence for one layer: [1, H, promptLength + decodeTokens, D]. */
   output(seqId: number, layer: number): HeadTensor {
     const rec = this.record(seqId);
@@ -181,16 +186,17 @@ export class Engine {
   /**
    * The chunk method's block mask for the chunk's queries against its visible keys (queries
    * right-aligned), planned by the backend where it has a plan hook (XAttention's estimation on the
-   * GPU), else by the method on the CPU.
+   * GPU, over keys gathered on the GPU from the resident cache), else by the method on the CPU.
    */
   private async chunkMask(
     spec: NonNullable<ScheduledChunk['plan']['mask']>, layer: number, blockTable: number[], q: HeadTensor, contextLength: number, visibleBlocks: readonly number[],
   ): Promise<BlockMask> {
-    const { k } = this.cache.gatherBlocks(layer, blockTable, visibleBlocks, contextLength);
     const method = createSparseMethod(spec.method, spec.settings);
-    const plan = this.backend.methodHooks?.(method)?.plan;
+    const hooks = this.backend.methodHooks?.(method);
     const opts = { causal: true, phase: 'prefill' as const };
-    return (plan ? await plan(q, k, opts) : method.planBlockMask(q, k, opts)).mask;
+    if (hooks?.planPaged) return (await hooks.planPaged(q, { cache: this.cache, layer, blockTable, contextLength, visibleBlocks }, opts)).mask;
+    const { k } = this.cache.gatherBlocks(layer, blockTable, visibleBlocks, contextLength);
+    return (hooks?.plan ? await hooks.plan(q, k, opts) : method.planBlockMask(q, k, opts)).mask;
   }
 
   private visibleTokens(visibleBlocks: readonly number[], contextLength: number): number {

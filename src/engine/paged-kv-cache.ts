@@ -9,11 +9,15 @@
  *   keys[layer], values[layer]: Float32Array [numBlocks, Hkv, blockSize, D]
  *   slot t of a sequence lives in physical block table[layer][floor(t / bs)], offset t % bs
  *
+ * A backend may attach a resident copy of the storage (attachDeviceCopy: the WebGPU backend keeps
+ * one GPU buffer per layer for K and one for V); writes then go through to it, new rows only.
+ *
  * Writes check that every slot belongs to the writing sequence's own blocks, so one sequence can
  * never overwrite another's keys and values.
  */
 import { InvalidArgumentError, requireInteger, SparseAttentionError } from '../core/errors.js';
 import { HeadTensor } from '../core/tensor.js';
+import type { PagedKvDeviceCopy } from '../backends/backend.js';
 
 /** Hands out physical block ids [0, numBlocks); a freed id can be handed out again. */
 export class BlockAllocator {
@@ -83,6 +87,7 @@ export class PagedKvCache {
   readonly values: Float32Array[];
   /** Per sequence, per layer, logical → physical block ids. */
   private readonly tables = new Map<number, number[][]>();
+  private copy: PagedKvDeviceCopy | null = null;
 
   constructor(shape: PagedKvCacheShape) {
     this.numLayers = requireInteger('numLayers', shape.numLayers, 1);
@@ -94,6 +99,21 @@ export class PagedKvCache {
     const n = this.numBlocks * this.kvHeads * this.blockSize * this.headDim;
     this.keys = Array.from({ length: this.numLayers }, () => new Float32Array(n));
     this.values = Array.from({ length: this.numLayers }, () => new Float32Array(n));
+  }
+
+  /**
+   * A backend's resident copy of the storage (e.g. one GPU buffer per layer for K and one for V),
+   * null until a backend attaches one. Every write goes to both; blocks are never moved (eviction and
+   * freeing only edit block tables), so the copy stays equal to `keys`/`values` with row writes alone.
+   */
+  get deviceCopy(): PagedKvDeviceCopy | null {
+    return this.copy;
+  }
+
+  /** Replaces the resident copy (disposing the previous one); null releases it. */
+  attachDeviceCopy(copy: PagedKvDeviceCopy | null): void {
+    if (this.copy && this.copy !== copy) this.copy.dispose();
+    this.copy = copy;
   }
 
   /** Layer 0's allocator (every layer's holds as many blocks). */
@@ -196,6 +216,20 @@ export class PagedKvCache {
         const src = k.offset(0, h, t - start);
         this.keys[layer].set(kf.subarray(src, src + D), dst);
         this.values[layer].set(vf.subarray(v.offset(0, h, t - start), v.offset(0, h, t - start) + D), dst);
+      }
+    }
+    if (this.copy) this.writeThrough(layer, table, start, end);
+  }
+
+  /** The new slots [start, end) to the resident copy: per block and head one contiguous run of rows. */
+  private writeThrough(layer: number, table: readonly number[], start: number, end: number): void {
+    const bs = this.blockSize;
+    for (let t = start; t < end; t = (Math.floor(t / bs) + 1) * bs) {
+      const rows = Math.min(end, (Math.floor(t / bs) + 1) * bs) - t;
+      for (let h = 0; h < this.kvHeads; h++) {
+        const o = this.slotOffset(table[Math.floor(t / bs)], h, t % bs);
+        const n = rows * this.headDim;
+        this.copy!.writeRows(layer, o, this.keys[layer].subarray(o, o + n), this.values[layer].subarray(o, o + n));
       }
     }
   }

@@ -9,11 +9,21 @@
  */
 import type { AttentionBackend, MethodHooks } from '../backend.js';
 import type { SparseAttentionMethod } from '../../methods/method.js';
+import type { DType } from '../../core/tensor.js';
 import { blockSparseAttentionWebGpu } from './attention/block-sparse-attention.js';
 import { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
+import { residentKvFor } from './attention/resident-kv.js';
 import { gpuMethod } from './methods/index.js';
 import { withDeviceFaults } from './runtime/gpu-faults.js';
 import { createWebGpuContext, defaultWebGpuContext, releaseDefaultWebGpuContext, type WebGpuContext, type WebGpuOptions } from './runtime/webgpu-device.js';
+
+export interface WebGpuBackendOptions {
+  /**
+   * Element type of the engine's GPU-resident KV cache (attention/resident-kv.ts): 'f32' (default,
+   * the CPU engine's results within f32 rounding) or 'f16' (half the memory; attention in f16).
+   */
+  kvCacheDtype?: DType;
+}
 
 export interface WebGpuBackend extends AttentionBackend {
   readonly name: 'webgpu';
@@ -25,8 +35,10 @@ export interface WebGpuBackend extends AttentionBackend {
  * A backend on `ctx`; on a device of its own made with `options` on first use (e.g.
  * `{ robustness: false }`); or on the process-wide default device when omitted. dispose() destroys
  * a device the backend made (so a Node process can exit); a context you pass in stays yours.
+ * `backendOptions.kvCacheDtype` is the element type of the engine's GPU-resident KV cache.
  */
-export function createWebGpuBackend(ctxOrOptions?: WebGpuContext | WebGpuOptions): WebGpuBackend {
+export function createWebGpuBackend(ctxOrOptions?: WebGpuContext | WebGpuOptions, backendOptions: WebGpuBackendOptions = {}): WebGpuBackend {
+  const kvDtype = backendOptions.kvCacheDtype ?? 'f32';
   const given = ctxOrOptions && 'device' in ctxOrOptions ? ctxOrOptions : undefined;
   const options = ctxOrOptions && !('device' in ctxOrOptions) ? ctxOrOptions : undefined;
   let own: Promise<WebGpuContext> | undefined;
@@ -45,9 +57,9 @@ export function createWebGpuBackend(ctxOrOptions?: WebGpuContext | WebGpuOptions
     },
     async pagedAttention(input) {
       const c = await context();
-      return withDeviceFaults(c.device, 'paged attention', () => pagedAttentionOnWebGpu(c, input));
+      return withDeviceFaults(c.device, 'paged attention', () => pagedAttentionOnWebGpu(c, input, { kvDtype }));
     },
-    methodHooks: (method) => methodHooks(context, method),
+    methodHooks: (method) => methodHooks(context, method, kvDtype),
     dispose() {
       if (own) void own.then((c) => c.destroy(), () => undefined);
       else if (!given) void releaseDefaultWebGpuContext();
@@ -57,7 +69,7 @@ export function createWebGpuBackend(ctxOrOptions?: WebGpuContext | WebGpuOptions
 }
 
 /** The method's row of GPU_METHODS bound to this instance and device. */
-function methodHooks(context: () => Promise<WebGpuContext>, method: SparseAttentionMethod): MethodHooks | undefined {
+function methodHooks(context: () => Promise<WebGpuContext>, method: SparseAttentionMethod, kvDtype: DType): MethodHooks | undefined {
   const row = gpuMethod(method.name);
   if (!row) return undefined;
   const { run, time } = row;
@@ -70,7 +82,20 @@ function methodHooks(context: () => Promise<WebGpuContext>, method: SparseAttent
   };
   if (run) hooks.run = (q, k, v, opts) => on('run', (c) => run(c, method, q, k, v, opts));
   if (time) hooks.time = (q, k, v, opts, runs) => on('timing', (c) => time(c, method, q, k, v, opts, { warmMs: 0, warmRuns: 1, ...runs }));
-  if (plan) hooks.plan = (q, k, opts) => on('plan', (c) => plan(c, q, k, opts));
+  if (plan) {
+    hooks.plan = (q, k, opts) => on('plan', (c) => plan(c, q, k, opts));
+    // The engine's keys: gathered on the GPU from the resident cache (the query in the cache's dtype).
+    hooks.planPaged = (q, keys, opts) => on('plan', async (c) => {
+      const resident = residentKvFor(c.device, keys.cache, kvDtype);
+      if (!resident) return plan(c, q, keys.cache.gatherBlocks(keys.layer, keys.blockTable, keys.visibleBlocks, keys.contextLength).k, opts);
+      const k = resident.gatherKeys(keys.layer, keys.blockTable, keys.visibleBlocks, keys.contextLength);
+      try {
+        return await plan(c, q.toDType(kvDtype), k, opts);
+      } finally {
+        k.buffer.destroy();
+      }
+    });
+  }
   return Object.keys(hooks).length > 0 ? hooks : undefined;
 }
 
@@ -95,6 +120,7 @@ export { flashAttentionWebGpu } from './attention/webgpu-flash-attention.js';
 export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './attention/block-sparse-attention.js';
 export { blockListScanProgram, blockListCompactProgram, encodeBlockList, readBlockMask, type GpuBlockList } from './attention/block-list.js';
 export { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
+export { residentKvFor, WebGpuResidentKv, type ResidentKvTraffic } from './attention/resident-kv.js';
 // methods
 export {
   GPU_METHODS, gpuMethod, GPU_TOKEN_RULES,

@@ -12,10 +12,10 @@
 import { type AttentionOptions, describeAttention } from '../../../core/attention-shape.js';
 import type { BlockMask } from '../../../core/block-mask.js';
 import { InvalidArgumentError } from '../../../core/errors.js';
-import type { HeadTensor } from '../../../core/tensor.js';
+import { HeadTensor } from '../../../core/tensor.js';
 import { checkMaskFits } from '../../cpu/naive-attention.js';
 import { type AttentionDispatchOptions, encodeAttention } from './attention-dispatch.js';
-import { createOutputTensor, readTensor, uploadArray, uploadTensor } from '../runtime/buffers.js';
+import { createOutputTensor, type GpuTensorView, readTensor, uploadArray, uploadTensor } from '../runtime/buffers.js';
 import type { WebGpuContext } from '../runtime/webgpu-device.js';
 
 export async function blockSparseAttentionWebGpu(
@@ -38,14 +38,19 @@ export interface PagedAttentionOptions extends AttentionOptions {
 
 /**
  * Attention over a paged KV cache. kCache/vCache are HeadTensors of shape
- * [numPages, Hkv, pageSize, D] in BHLD (batch = pages, length = page size).
+ * [numPages, Hkv, pageSize, D] in BHLD (batch = pages, length = page size), uploaded for the call,
+ * or GPU views of that shape already on the device (a resident cache, read in place).
  */
-export async function pagedAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor, kCache: HeadTensor, vCache: HeadTensor, opts: PagedAttentionOptions): Promise<HeadTensor> {
+export async function pagedAttentionWebGpu(
+  ctx: WebGpuContext, q: HeadTensor, kCache: HeadTensor | GpuTensorView, vCache: HeadTensor | GpuTensorView, opts: PagedAttentionOptions,
+): Promise<HeadTensor> {
   const { keyLength, blockTable, tableStride } = opts;
-  if (kCache.layout !== 'BHLD' || vCache.layout !== 'BHLD') throw new InvalidArgumentError('kCache.layout', kCache.layout, '"BHLD" ([numPages, Hkv, pageSize, D])');
+  for (const [name, t] of [['kCache', kCache], ['vCache', vCache]] as const) {
+    if (t instanceof HeadTensor && t.layout !== 'BHLD') throw new InvalidArgumentError(`${name}.layout`, t.layout, '"BHLD" ([numPages, Hkv, pageSize, D])');
+  }
   const pageSize = kCache.length;
   if (vCache.length !== pageSize || vCache.batch !== kCache.batch || vCache.heads !== kCache.heads) {
-    throw new InvalidArgumentError('vCache shape', vCache.dims, `pages, heads and page size equal to kCache's ${JSON.stringify(kCache.dims)}`);
+    throw new InvalidArgumentError('vCache shape', dimsOf(vCache), `pages, heads and page size equal to kCache's ${JSON.stringify(dimsOf(kCache))}`);
   }
   const pages = Math.ceil(keyLength / pageSize);
   if (!Number.isInteger(tableStride) || tableStride < pages) throw new InvalidArgumentError('tableStride', tableStride, `an integer >= ceil(keyLength / pageSize) = ${pages}`);
@@ -82,18 +87,25 @@ export interface HostRun {
   label: string;
 }
 
-/** Uploads, dispatches once, reads back and frees: the host-level path of every attention kernel. */
-export async function runAttentionOnHost(ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, v: HeadTensor, run: HostRun): Promise<HeadTensor> {
-  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) t.assertFinite(name);
+/**
+ * Uploads, dispatches once, reads back and frees: the host-level path of every attention kernel.
+ * K and V given as GPU views (a resident cache) are read in place, neither uploaded nor freed.
+ */
+export async function runAttentionOnHost(ctx: WebGpuContext, q: HeadTensor, k: HeadTensor | GpuTensorView, v: HeadTensor | GpuTensorView, run: HostRun): Promise<HeadTensor> {
+  q.assertFinite('q');
+  for (const [name, t] of [['k', k], ['v', v]] as const) if (t instanceof HeadTensor) t.assertFinite(name);
   const { device } = ctx;
   const label = run.label;
+  const kv = (t: HeadTensor | GpuTensorView, name: string) => (t instanceof HeadTensor ? uploadTensor(device, t.toDType(q.dtype), `${label}.${name}`) : t);
   const views = {
     q: uploadTensor(device, q, `${label}.q`),
-    k: uploadTensor(device, k.toDType(q.dtype), `${label}.k`),
-    v: uploadTensor(device, v.toDType(q.dtype), `${label}.v`),
+    k: kv(k, 'k'),
+    v: kv(v, 'v'),
     o: createOutputTensor(device, { batch: q.batch, heads: q.heads, length: q.length, headDim: v.headDim }, q.layout, q.dtype, `${label}.o`),
   };
-  const owned = [views.q.buffer, views.k.buffer, views.v.buffer, views.o.buffer];
+  const owned = [views.q.buffer, views.o.buffer];
+  if (k instanceof HeadTensor) owned.push(views.k.buffer);
+  if (v instanceof HeadTensor) owned.push(views.v.buffer);
   try {
     const opts: AttentionDispatchOptions = { causal: run.causal, scale: run.scale, blocks: { kind: 'all' }, keyLength: run.paged?.keyLength, kernel: run.kernel, tensorCore: run.tensorCore };
     const mask = run.mask;
@@ -118,3 +130,5 @@ export async function runAttentionOnHost(ctx: WebGpuContext, q: HeadTensor, k: H
     for (const b of owned) b.destroy();
   }
 }
+
+const dimsOf = (t: HeadTensor | GpuTensorView): number[] => [t.batch, t.heads, t.length, t.headDim];

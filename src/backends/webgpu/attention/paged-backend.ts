@@ -7,16 +7,26 @@
  * causal, right-aligned call and the same method mask apply unchanged. Reference twin:
  * naivePagedAttention.
  *
- * Not yet resident: each call uploads the layer's cache; a GPU-resident cache written in place is
- * the next step (encodeAttention already takes views of such buffers).
+ * The engine's cache is resident (resident-kv.ts): the call binds the layer's K and V buffers, which
+ * the cache wrote the chunk's rows into, and uploads only q, the block table and the mask's block
+ * list. `upload: true` (or a PagedKvView that cannot hold a resident copy) uploads the layer's whole
+ * cache for the call instead: the path before the resident cache, kept for benchmarks.
  */
 import { InvalidArgumentError } from '../../../core/errors.js';
-import { HeadTensor } from '../../../core/tensor.js';
+import { type DType, HeadTensor } from '../../../core/tensor.js';
 import type { PagedAttentionInput } from '../../backend.js';
 import { pagedAttentionWebGpu } from './block-sparse-attention.js';
 import type { WebGpuContext } from '../runtime/webgpu-device.js';
+import { residentKvFor } from './resident-kv.js';
 
-export async function pagedAttentionOnWebGpu(ctx: WebGpuContext, input: PagedAttentionInput): Promise<HeadTensor> {
+export interface PagedCallOptions {
+  /** Upload the layer's cache for the call (the path before the resident cache). */
+  upload?: boolean;
+  /** Element type of the resident cache (default f32); the query attends in it. */
+  kvDtype?: DType;
+}
+
+export async function pagedAttentionOnWebGpu(ctx: WebGpuContext, input: PagedAttentionInput, opts: PagedCallOptions = {}): Promise<HeadTensor> {
   const { cache, layer, blockTable, q, contextLength, visibleBlocks } = input;
   const bs = cache.blockSize;
   const lastBlock = Math.ceil(contextLength / bs) - 1;
@@ -32,9 +42,15 @@ export async function pagedAttentionOnWebGpu(ctx: WebGpuContext, input: PagedAtt
     }
   });
   const keyLength = (visibleBlocks.length - 1) * bs + (contextLength - lastBlock * bs);
-  const cacheShape = { batch: cache.numBlocks, heads: cache.kvHeads, length: bs, headDim: cache.headDim };
   const table = Int32Array.from(visibleBlocks, (lb) => blockTable[lb]);
-  return pagedAttentionWebGpu(ctx, q, new HeadTensor(cacheShape, cache.keys[layer]), new HeadTensor(cacheShape, cache.values[layer]), {
-    keyLength, blockTable: table, tableStride: table.length, causal: true, scale: input.scale, mask: input.mask,
-  });
+  const call = { keyLength, blockTable: table, tableStride: table.length, causal: true, scale: input.scale, mask: input.mask };
+  const resident = opts.upload ? null : residentKvFor(ctx.device, cache, opts.kvDtype);
+  if (resident) {
+    // The query attends in the cache's dtype and gets its output back in its own.
+    const { k, v } = resident.views(layer);
+    const out = await pagedAttentionWebGpu(ctx, q.toDType(resident.dtype), k, v, call);
+    return out.toDType(q.dtype);
+  }
+  const cacheShape = { batch: cache.numBlocks, heads: cache.kvHeads, length: bs, headDim: cache.headDim };
+  return pagedAttentionWebGpu(ctx, q, new HeadTensor(cacheShape, cache.keys[layer]), new HeadTensor(cacheShape, cache.values[layer]), call);
 }

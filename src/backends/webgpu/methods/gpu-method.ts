@@ -50,7 +50,8 @@ export type GpuMethodTimer = (
 ) => Promise<{ ms: number[]; kernelMs?: KernelMs }>;
 
 /** The plan hook of one method instance, or undefined where the instance keeps its CPU plan (e.g. dense XAttention). */
-export type GpuPlanHook = (method: SparseAttentionMethod) => ((ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, opts: PlanOptions) => Promise<BlockPlan>) | undefined;
+/** k: host keys, or a GPU view of keys already on the device (the engine's resident cache, gathered there). */
+export type GpuPlanHook = (method: SparseAttentionMethod) => ((ctx: WebGpuContext, q: HeadTensor, k: HeadTensor | GpuTensorView, opts: PlanOptions) => Promise<BlockPlan>) | undefined;
 
 /** One method's GPU work; every field is optional (absent: the generic path, its CPU plan then the kernel). */
 export interface GpuMethod {

@@ -15,7 +15,7 @@
 import { describeAttention } from '../../../../core/attention-shape.js';
 import type { BlockMask, BlockMaskDims } from '../../../../core/block-mask.js';
 import { InvalidArgumentError, UnsupportedError } from '../../../../core/errors.js';
-import type { HeadTensor } from '../../../../core/tensor.js';
+import { HeadTensor } from '../../../../core/tensor.js';
 import { checkXAttentionParams, diagonalBlock, stridedGeometry, type XAttentionEstimate, type XAttentionParams } from '../../../../methods/xattention/antidiagonal-estimate.js';
 import { createStorage, encodeBlockList, flagWordsPerRow, type GpuBlockList, readBlockMask, readBuffers } from '../../attention/block-list.js';
 import type { GpuTensorView } from '../../runtime/buffers.js';
@@ -184,16 +184,19 @@ export async function readXAttentionPlan(device: GPUDevice, plan: GpuXAttentionP
 
 /**
  * Host-level twin of estimateXAttention: uploads q and k, plans on the GPU, reads the mask and W
- * back. q [B, H, Lq, D], k [B, Hkv, Lk, D] (GQA: head h reads KV head floor(h / (H/Hkv))).
+ * back. q [B, H, Lq, D], k [B, Hkv, Lk, D] (GQA: head h reads KV head floor(h / (H/Hkv))); k given
+ * as a GPU view (f32, like q) is read in place, not uploaded.
  */
 export async function estimateXAttentionWebGpu(
-  ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, params: XAttentionParams,
+  ctx: WebGpuContext, q: HeadTensor, k: HeadTensor | GpuTensorView, params: XAttentionParams,
   opts: { causal?: boolean; scale?: number; rowLoop?: XAttentionGpuOptions['rowLoop']; estimateKernel?: XAttentionGpuOptions['estimateKernel'] } = {},
 ): Promise<XAttentionEstimate> {
   const p = describeAttention(q, k, k, opts);
-  for (const [name, t] of [['q', q], ['k', k]] as const) t.assertFinite(name);
+  q.assertFinite('q');
+  const resident = !(k instanceof HeadTensor);
+  if (k instanceof HeadTensor) k.assertFinite('k');
   const { device } = ctx;
-  const views = { q: uploadTensor(device, q, 'xattention.q'), k: uploadTensor(device, k.toDType(q.dtype), 'xattention.k') };
+  const views = { q: uploadTensor(device, q, 'xattention.q'), k: k instanceof HeadTensor ? uploadTensor(device, k.toDType(q.dtype), 'xattention.k') : k };
   let plan: GpuXAttentionPlan | undefined;
   try {
     const encoder = device.createCommandEncoder({ label: 'xattention-plan' });
@@ -203,6 +206,6 @@ export async function estimateXAttentionWebGpu(
   } finally {
     plan?.destroy();
     views.q.buffer.destroy();
-    views.k.buffer.destroy();
+    if (!resident) views.k.buffer.destroy();
   }
 }
