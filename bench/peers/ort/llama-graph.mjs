@@ -13,9 +13,9 @@
  * a run may fetch only `logits`. Weights are initializers with external data in one .bin beside the
  * .onnx (a 1B model in f16 is 2.5 GB, over protobuf's 2 GB limit), 4 KiB-aligned so ORT can map them.
  */
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { loadLlamaCheckpoint, toF16Bits } from '../../../dist/src/index.js';
+import { fromF16Bits, parseLlamaConfig, toF16Bits } from '../../../dist/src/index.js';
 import { RopeTable } from '../../../dist/src/model/rope.js';
 import { ELEM, bytesField, floatAttr, intAttr, intField, msgField, node, strField, valueInfo } from './onnx-model.mjs';
 
@@ -53,9 +53,55 @@ class Initializers {
   }
 }
 
-/** [rows, cols] row-major → [cols, rows], in cache-sized tiles. */
+/**
+ * The checkpoint's tensors in the graph's dtype, straight from the safetensors bytes: an F16
+ * checkpoint written as f16 is copied bit for bit (going through our f32 loader would cost a
+ * minute and 5 GB at 1B parameters on the GPU machine).
+ */
+class Tensors {
+  constructor(dir) {
+    this.dir = dir;
+    const index = join(dir, 'model.safetensors.index.json');
+    this.map = existsSync(index) ? JSON.parse(readFileSync(index, 'utf8')).weight_map : null;
+    this.files = new Map();
+  }
+
+  has(name) {
+    return this.map ? name in this.map : this.open('model.safetensors').header[name] !== undefined;
+  }
+
+  open(fileName) {
+    let f = this.files.get(fileName);
+    if (!f) {
+      const bytes = readFileSync(join(this.dir, fileName));
+      const n = Number(bytes.readBigUInt64LE(0));
+      f = { bytes, header: JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')), start: 8 + n };
+      this.files.set(fileName, f);
+    }
+    return f;
+  }
+
+  /** Tensor `name` of `shape` as Uint16Array f16 bits (dtype float16) or Float32Array. */
+  get(name, shape, dtype) {
+    const f = this.open(this.map ? this.map[name] : 'model.safetensors');
+    const e = f.header[name];
+    if (!e || e.shape.join() !== shape.join()) throw new Error(`${this.dir}: tensor ${name} is ${e ? `[${e.shape}]` : 'missing'}, config.json implies [${shape}]`);
+    // A copy into its own ArrayBuffer: the data need not be aligned for a typed-array view.
+    const copy = new Uint8Array(e.data_offsets[1] - e.data_offsets[0]);
+    copy.set(f.bytes.subarray(f.start + e.data_offsets[0], f.start + e.data_offsets[1]));
+    const raw = copy.buffer;
+    if (e.dtype === 'F16') return dtype === 'float16' ? new Uint16Array(raw) : fromF16Bits(new Uint16Array(raw));
+    let f32;
+    if (e.dtype === 'F32') f32 = new Float32Array(raw);
+    else if (e.dtype === 'BF16') f32 = new Float32Array(Uint32Array.from(new Uint16Array(raw), (b) => b << 16).buffer);
+    else throw new Error(`${name}: dtype ${e.dtype} (F16, BF16 or F32 expected)`);
+    return dtype === 'float16' ? toF16Bits(f32) : f32;
+  }
+}
+
+/** [rows, cols] row-major → [cols, rows], in cache-sized tiles (any typed array). */
 function transpose(a, rows, cols) {
-  const out = new Float32Array(a.length);
+  const out = new a.constructor(a.length);
   const T = 64;
   for (let r0 = 0; r0 < rows; r0 += T) {
     for (let c0 = 0; c0 < cols; c0 += T) {
@@ -67,7 +113,7 @@ function transpose(a, rows, cols) {
   return out;
 }
 
-const bytesOf = (f32, dtype) => new Uint8Array((dtype === 'float16' ? toF16Bits(f32) : f32).buffer);
+const bytesOf = (a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /**
  * Writes DIR/model.onnx and DIR/model.onnx.bin for the checkpoint in `modelDir`.
@@ -76,18 +122,25 @@ const bytesOf = (f32, dtype) => new Uint8Array((dtype === 'float16' ? toF16Bits(
 export function buildLlamaOnnx(o) {
   const log = o.log ?? (() => {});
   const t0 = performance.now();
-  const { config: c, weights: w } = loadLlamaCheckpoint(o.modelDir);
-  log(`loaded ${o.modelDir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const c = parseLlamaConfig(JSON.parse(readFileSync(join(o.modelDir, 'config.json'), 'utf8')));
   if (c.attentionBias || c.mlpBias) throw new Error('attention_bias / mlp_bias checkpoints are not encoded (no Add nodes for biases)');
   const T = ELEM[o.dtype];
-  const { hiddenSize: H, numHeads, numKvHeads: Hkv, headDim: D, vocabSize: V, numLayers } = c;
+  const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads: Hkv, headDim: D, vocabSize: V, numLayers } = c;
+  const src = new Tensors(o.modelDir);
   mkdirSync(o.outDir, { recursive: true });
   const modelPath = join(o.outDir, 'model.onnx');
   const init = new Initializers(`${modelPath}.bin`);
-  const linear = (name, lw) => init.external(name, T, [lw.inFeatures, lw.outFeatures], bytesOf(transpose(lw.weight, lw.outFeatures, lw.inFeatures), o.dtype));
-  const vector = (name, v) => init.external(name, T, [v.length], bytesOf(Float32Array.from(v), o.dtype));
+  let parameters = 0;
+  // HF's nn.Linear weight [out, in] becomes MatMul's [in, out].
+  const linear = (name, hf, out, inp) => {
+    parameters += out * inp;
+    init.external(name, T, [inp, out], bytesOf(transpose(src.get(hf, [out, inp], o.dtype), out, inp)));
+  };
+  const vector = (name, hf) => init.external(name, T, [H], bytesOf(src.get(hf, [H], o.dtype)));
+  const cast = (f32) => bytesOf(o.dtype === 'float16' ? toF16Bits(f32) : f32);
 
-  init.external('embed', T, [V, H], bytesOf(w.embed, o.dtype));
+  init.external('embed', T, [V, H], bytesOf(src.get('model.embed_tokens.weight', [V, H], o.dtype)));
+  parameters += V * H;
   // Rotary caches [maxLength, D/2], angles rounded as RopeTable (and HF) compute them.
   const rope = new RopeTable(D, c.ropeTheta);
   const half = D / 2;
@@ -100,8 +153,8 @@ export function buildLlamaOnnx(o) {
       sin[p * half + d] = Math.sin(angle);
     }
   }
-  init.external('cos_cache', T, [o.maxLength, half], bytesOf(cos, o.dtype));
-  init.external('sin_cache', T, [o.maxLength, half], bytesOf(sin, o.dtype));
+  init.external('cos_cache', T, [o.maxLength, half], cast(cos));
+  init.external('sin_cache', T, [o.maxLength, half], cast(sin));
 
   const nodes = [];
   const add = (opType, inputs, outputs, attrs = [], domain = '') => nodes.push(node({ opType, domain, inputs, outputs, attrs, name: `${opType}_${nodes.length}` }));
@@ -109,13 +162,14 @@ export function buildLlamaOnnx(o) {
   const normAttrs = [intAttr('axis', -1), eps, intAttr('stash_type', 1)];
 
   add('Gather', ['embed', 'input_ids'], ['x.0'], [intAttr('axis', 0)]);
-  vector('norm_in.0', w.layers[0].inputNorm);
+  vector('norm_in.0', 'model.layers.0.input_layernorm.weight');
   add('SimplifiedLayerNormalization', ['x.0', 'norm_in.0'], ['h.0'], normAttrs);
   const presents = [];
   for (let l = 0; l < numLayers; l++) {
-    const lw = w.layers[l];
-    for (const [p, x] of [['q', lw.q], ['k', lw.k], ['v', lw.v], ['o', lw.o], ['gate', lw.gate], ['up', lw.up], ['down', lw.down]]) linear(`${p}.${l}.weight`, x);
-    vector(`norm_post.${l}`, lw.postAttentionNorm);
+    const p = `model.layers.${l}`;
+    const shapes = { q: [numHeads * D, H], k: [Hkv * D, H], v: [Hkv * D, H], o: [H, numHeads * D], gate: [I, H], up: [I, H], down: [H, I] };
+    for (const [name, [out, inp]] of Object.entries(shapes)) linear(`${name}.${l}.weight`, `${p}.${name === 'gate' || name === 'up' || name === 'down' ? 'mlp' : 'self_attn'}.${name}_proj.weight`, out, inp);
+    vector(`norm_post.${l}`, `${p}.post_attention_layernorm.weight`);
     add('MatMul', [`h.${l}`, `q.${l}.weight`], [`q.${l}`]);
     add('MatMul', [`h.${l}`, `k.${l}.weight`], [`k.${l}`]);
     add('MatMul', [`h.${l}`, `v.${l}.weight`], [`v.${l}`]);
@@ -135,7 +189,7 @@ export function buildLlamaOnnx(o) {
     add('MatMul', [`act.${l}`, `down.${l}.weight`], [`down.${l}`]);
     const last = l + 1 === numLayers;
     const next = last ? 'norm_final' : `norm_in.${l + 1}`;
-    vector(next, last ? w.finalNorm : w.layers[l + 1].inputNorm);
+    vector(next, last ? 'model.norm.weight' : `model.layers.${l + 1}.input_layernorm.weight`);
     add('SkipSimplifiedLayerNormalization', [`down.${l}`, `r.${l}`, next], [last ? 'h.final' : `h.${l + 1}`, '', '', last ? '' : `x.${l + 1}`], [eps], 'com.microsoft');
   }
   // The first token needs only the last position's logits.
@@ -147,8 +201,11 @@ export function buildLlamaOnnx(o) {
   add('Slice', ['h.final', 'last.starts', 'last.ends', 'last.axes'], ['h.last3']);
   add('Reshape', ['h.last3', 'last.shape'], ['h.last']);
   // Gemm with transB takes lm_head as HF stores it [V, H], so tied checkpoints share the embedding.
-  const tied = w.lmHead.weight === w.embed;
-  if (!tied) init.external('lm_head', T, [V, H], bytesOf(w.lmHead.weight, o.dtype));
+  const tied = c.tieWordEmbeddings && !src.has('lm_head.weight');
+  if (!tied) {
+    init.external('lm_head', T, [V, H], bytesOf(src.get('lm_head.weight', [V, H], o.dtype)));
+    parameters += V * H;
+  }
   const logitsRaw = o.dtype === 'float32' ? 'logits' : 'logits.raw';
   add('Gemm', ['h.last', tied ? 'embed' : 'lm_head'], [logitsRaw], [intAttr('transB', 1)]);
   if (logitsRaw !== 'logits') add('Cast', [logitsRaw], ['logits'], [intAttr('to', ELEM.float32)]);
@@ -173,5 +230,5 @@ export function buildLlamaOnnx(o) {
   ];
   writeFileSync(modelPath, Uint8Array.from(model.flat()));
   log(`wrote ${modelPath} (${nodes.length} nodes) + ${(binBytes / 2 ** 30).toFixed(2)} GiB of ${o.dtype} weights in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  return { modelPath, config: c, weights: w, nodes: nodes.length, weightBytes: binBytes, tied };
+  return { modelPath, config: c, parameters, nodes: nodes.length, weightBytes: binBytes, tied };
 }

@@ -41,6 +41,8 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '1' },
     check: { type: 'boolean', default: false },
     'check-length': { type: 'string', default: '67' },
+    // Time even when --check failed (the report keeps check.passed: false); for diagnosis only.
+    'time-unvalidated': { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
     'opt-level': { type: 'string', default: 'all' },
     'onnx-dir': { type: 'string' },
@@ -88,7 +90,7 @@ const maxAbs = (x) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 async function check(session, built, dtype) {
   const c = built.config;
   const ids = prompt(checkLength, c.vocabSize, 7);
-  const ref = new LlamaModel(c, built.weights);
+  const ref = LlamaModel.load(a.model);
   const cache = ref.newCache(ids.length);
   const want = (await ref.forward(ids, cache)).logits;
   const out = await session.run(feeds(ids));
@@ -96,28 +98,32 @@ async function check(session, built, dtype) {
   let dLogit = 0;
   for (let i = 0; i < want.length; i++) dLogit = Math.max(dLogit, Math.abs(got[i] - want[i]));
   if (!Number.isFinite(maxAbs(got))) dLogit = Infinity;
-  let dKey = 0;
   let keyScale = 0;
+  const dKeyPerLayer = [];
   for (let l = 0; l < c.numLayers; l++) {
     const k = cache.view(l, ids.length).k.toLayout('BHLD').toFloat32Array();
     const pk = f32Of(out[`present_key.${l}`]);
     keyScale = Math.max(keyScale, maxAbs(k));
-    for (let i = 0; i < k.length; i++) dKey = Math.max(dKey, Math.abs(pk[i] - k[i]));
+    let d = 0;
+    for (let i = 0; i < k.length; i++) d = Math.max(d, Math.abs(pk[i] - k[i]));
+    dKeyPerLayer.push(Number.isNaN(d) ? Infinity : d);
   }
-  // f16 weights and activations through every layer: ~8 units of f16 rounding (2^-11) of the
-  // largest magnitude; f32 differs only in summation order.
+  const dKey = Math.max(...dKeyPerLayer);
+  // f32: only the summation order differs. f16: 2% of the largest magnitude. ORT's WebGPU kernels
+  // keep f16 through the sums (bytes-llama-dev, L=17 on lavapipe: 1.2% of the logit scale; its
+  // CPU EP 0.04%), while a wrong RoPE pairing or attention window moved the logits by 40-70% of
+  // their scale (3.9 and 6.6 on a max of 9.6).
   const logitScale = maxAbs(want);
-  const rel = dtype === 'float16' ? 4e-3 : 1e-4;
-  const tolLogit = rel * Math.max(1, logitScale);
+  const bound = (scale) => (dtype === 'float16' ? 2e-2 * scale : 1e-4 * Math.max(1, scale));
+  const tolLogit = bound(logitScale);
   const top = argmax(want, c.vocabSize);
   const gotTop = argmax(got, c.vocabSize);
-  const sorted = Float32Array.from(want).sort();
-  const margin = sorted[sorted.length - 1] - sorted[sorted.length - 2];
-  // A near tie in the reference may flip under rounding; anything else must agree.
-  const top1Agrees = gotTop === top || Math.abs(got[top] - got[gotTop]) <= tolLogit || margin <= tolLogit;
+  // ORT may pick another token only where the reference itself has a near tie.
+  const top1Agrees = gotTop === top || want[top] - want[gotTop] <= 2 * tolLogit;
+  const runnerUp = want.reduce((best, v, i) => (i !== top && v > best ? v : best), -Infinity);
   const result = {
-    length: ids.length, maxAbsLogitDiff: dLogit, logitScale, tolerance: tolLogit, top1: top, ortTop1: gotTop, top1Margin: margin, top1Agrees,
-    maxAbsPresentKeyDiff: dKey, presentKeyScale: keyScale, keyTolerance: rel * Math.max(1, keyScale),
+    length: ids.length, maxAbsLogitDiff: dLogit, logitScale, tolerance: tolLogit, top1: top, ortTop1: gotTop, top1Agrees, referenceTop2Margin: want[top] - runnerUp,
+    maxAbsPresentKeyDiff: dKey, maxAbsPresentKeyDiffPerLayer: dKeyPerLayer, presentKeyScale: keyScale, keyTolerance: bound(keyScale),
   };
   result.passed = dLogit <= tolLogit && top1Agrees && dKey <= result.keyTolerance;
   return result;
@@ -231,10 +237,8 @@ async function main() {
       }
     }
     const c = built.config;
-    const w = built.weights;
     report.model.config = c;
-    report.model.parameters = w.embed.length + (built.tied ? 0 : w.lmHead.weight.length)
-      + w.layers.reduce((s, l) => s + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce((b, x) => b + x.weight.length, 0), 0);
+    report.model.parameters = built.parameters;
     report.dtype = dtype === 'float16' ? 'f16' : 'f32';
     report.graph = {
       nodes: built.nodes, weightBytes: built.weightBytes, maxLength, graphOptimizationLevel: a['opt-level'],
@@ -245,14 +249,13 @@ async function main() {
       write();
       const r = report.check;
       say(`check (L=${r.length}, ${a.ep}, ${dtype}): max |Δlogit| ${r.maxAbsLogitDiff.toExponential(2)} (tolerance ${r.tolerance.toExponential(2)}, max |logit| ${r.logitScale.toFixed(3)}), `
-        + `top-1 ${r.top1} vs ORT ${r.ortTop1} (${r.top1Agrees ? 'agree' : 'DISAGREE'}), max |Δ present K| ${r.maxAbsPresentKeyDiff.toExponential(2)} (tolerance ${r.keyTolerance.toExponential(2)})`);
+        + `top-1 ${r.top1} vs ORT ${r.ortTop1} (${r.top1Agrees ? 'agree' : 'DISAGREE'}; reference top-2 margin ${r.referenceTop2Margin.toFixed(3)}), max |Δ present K| ${r.maxAbsPresentKeyDiff.toExponential(2)} (tolerance ${r.keyTolerance.toExponential(2)})`);
       if (!r.passed) {
-        console.error(`CHECK FAILED: ORT ${a.ep} ${dtype} logits differ from the CPU forward pass; nothing is timed`);
+        console.error(`CHECK FAILED: ORT ${a.ep} ${dtype} logits differ from the CPU forward pass${a['time-unvalidated'] ? '' : '; nothing is timed'}`);
         exit = 1;
-        return exit;
+        if (!a['time-unvalidated']) return exit;
       }
     }
-    built.weights = undefined; // the f32 copy is only for the check
     let left = lengths.length;
     for (const L of lengths) {
       const deadline = performance.now() + (budgetMs - (performance.now() - started)) / left--;
