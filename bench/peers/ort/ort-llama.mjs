@@ -161,8 +161,10 @@ async function profiledRun(modelPath, ids) {
     if (events.length === 0) return { profileNote: 'no GPU kernel events in the profile' };
     const byOp = {};
     for (const e of events) {
-      // "<node>&<op>&<program>"; our node names are "<OpType>_<index>".
-      const op = e.name.split('&')[0].replace(/_\d+$/, '') || 'unknown';
+      // "<node>&<op>&<program>"; our node names are "<OpType>_<index>", ORT's fusions
+      // "<first node>/<Name>Fusion/" (Sigmoid + Mul becomes QuickGelu with alpha 1, i.e. SiLU).
+      const nodeName = e.name.split('&')[0];
+      const op = /\/(\w+)Fusion\//.exec(nodeName)?.[1] ?? (nodeName.replace(/_\d+$/, '') || 'unknown');
       byOp[op] = (byOp[op] ?? 0) + e.dur / 1000;
     }
     const attentionMs = byOp.GroupQueryAttention ?? 0;
