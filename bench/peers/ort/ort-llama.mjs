@@ -109,10 +109,10 @@ async function check(session, built, dtype) {
     dKeyPerLayer.push(Number.isNaN(d) ? Infinity : d);
   }
   const dKey = Math.max(...dKeyPerLayer);
-  // f32: only the summation order differs. f16: 2% of the largest magnitude. ORT's WebGPU kernels
-  // keep f16 through the sums (bytes-llama-dev, L=17 on lavapipe: 1.2% of the logit scale; its
-  // CPU EP 0.04%), while a wrong RoPE pairing or attention window moved the logits by 40-70% of
-  // their scale (3.9 and 6.6 on a max of 9.6).
+  // f32: only the summation order differs. f16: 2% of the largest magnitude. ORT's WebGPU EP in
+  // f16 was off by 1.2% of the logit scale (bytes-llama-dev, L=17, lavapipe; its CPU EP 0.04%),
+  // while a wrong RoPE pairing or attention window moved the logits by 40-70% of their scale (3.9
+  // and 6.6 on a max of 9.6).
   const logitScale = maxAbs(want);
   const bound = (scale) => (dtype === 'float16' ? 2e-2 * scale : 1e-4 * Math.max(1, scale));
   const tolLogit = bound(logitScale);
