@@ -20,6 +20,7 @@ import { RopeTable } from '../../../dist/src/model/rope.js';
 import { ELEM, bytesField, floatAttr, intAttr, intField, msgField, node, strField, valueInfo } from './onnx-model.mjs';
 
 const ALIGN = 4096;
+let F16_TABLE;
 
 /** Initializers: small ones inline (raw_data), weights appended to the external .bin file. */
 class Initializers {
@@ -90,10 +91,24 @@ class Tensors {
     const copy = new Uint8Array(e.data_offsets[1] - e.data_offsets[0]);
     copy.set(f.bytes.subarray(f.start + e.data_offsets[0], f.start + e.data_offsets[1]));
     const raw = copy.buffer;
-    if (e.dtype === 'F16') return dtype === 'float16' ? new Uint16Array(raw) : fromF16Bits(new Uint16Array(raw));
+    if (e.dtype === 'F16') {
+      if (dtype === 'float16') return new Uint16Array(raw);
+      // A lookup in a table of all 65536 values (the f32 fallback converts a whole 1B model).
+      F16_TABLE ??= fromF16Bits(Uint16Array.from({ length: 65536 }, (_, i) => i));
+      const bits = new Uint16Array(raw);
+      const out = new Float32Array(bits.length);
+      for (let i = 0; i < bits.length; i++) out[i] = F16_TABLE[bits[i]];
+      return out;
+    }
     let f32;
     if (e.dtype === 'F32') f32 = new Float32Array(raw);
-    else if (e.dtype === 'BF16') f32 = new Float32Array(Uint32Array.from(new Uint16Array(raw), (b) => b << 16).buffer);
+    else if (e.dtype === 'BF16') {
+      // bf16 is the top half of an f32.
+      const bits = new Uint16Array(raw);
+      const u32 = new Uint32Array(bits.length);
+      for (let i = 0; i < bits.length; i++) u32[i] = bits[i] << 16;
+      f32 = new Float32Array(u32.buffer);
+    }
     else throw new Error(`${name}: dtype ${e.dtype} (F16, BF16 or F32 expected)`);
     return dtype === 'float16' ? toF16Bits(f32) : f32;
   }
