@@ -40,8 +40,8 @@ if [ -n "${ORT_LLAMA_ARGS:-}" ]; then
   echo "models ready at $(date -u +%T)"
   # 40 tokens: more than one attention tile; the CPU reference of 2 layers takes seconds.
   bash .gpu-kit/gpu.sh node bench/peers/ort/ort-llama.mjs --model "$check" --check --check-length 40 --lengths '' --ep webgpu --f32-if-no-f16 \
-    --out "$out/ort-llama-check.json" 2>&1 | grep -v 'artificially reduced' | tee "$out/ort-llama-check.log"
+    --out "$out/ort-llama-check.json" 2>&1 | grep --line-buffered -v 'artificially reduced' | tee "$out/ort-llama-check.log"
   bash .gpu-kit/gpu.sh node bench/peers/ort/ort-llama.mjs --model "$model" $ORT_LLAMA_ARGS --ep webgpu --f32-if-no-f16 \
-    --out "$out/ort-llama.json" 2>&1 | grep -v 'artificially reduced' | tee "$out/ort-llama.log"
+    --out "$out/ort-llama.json" 2>&1 | grep --line-buffered -v 'artificially reduced' | tee "$out/ort-llama.log"
   echo "ort-llama done at $(date -u +%T)"
 fi
