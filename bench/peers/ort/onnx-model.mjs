@@ -23,31 +23,38 @@ function varint(n) {
 }
 const enc = new TextEncoder();
 const key = (field, wire) => varint((field << 3) | wire);
-const intField = (field, n) => [...key(field, 0), ...varint(n)];
-const bytesField = (field, bytes) => [...key(field, 2), ...varint(bytes.length), ...bytes];
-const strField = (field, s) => bytesField(field, [...enc.encode(s)]);
-const msgField = (field, parts) => bytesField(field, parts.flat());
+export const intField = (field, n) => [...key(field, 0), ...varint(n)];
+export const bytesField = (field, bytes) => [...key(field, 2), ...varint(bytes.length), ...bytes];
+export const strField = (field, s) => bytesField(field, [...enc.encode(s)]);
+export const msgField = (field, parts) => bytesField(field, parts.flat());
+/** A fixed32 field holding an f32 (wire type 5). */
+export const floatField = (field, x) => [...key(field, 5), ...new Uint8Array(Float32Array.of(x).buffer)];
 
 // --- ONNX messages (field numbers from onnx.proto3) ---
 export const ELEM = { float32: 1, int32: 6, int64: 7, float16: 10 };
 
 /** ValueInfoProto with a tensor type; dims are numbers (fixed) or strings (symbolic). */
-function valueInfo(name, elemType, dims) {
+export function valueInfo(name, elemType, dims) {
   const dim = (d) => msgField(1, typeof d === 'number' ? intField(1, d) : strField(2, d));
   const shape = msgField(2, dims.map(dim));
   const tensorType = msgField(1, [intField(1, elemType), shape]);
   return [strField(1, name), msgField(2, [tensorType])];
 }
 
-function intAttr(name, value) {
+export function intAttr(name, value) {
   return [strField(1, name), intField(3, value), intField(20, 2 /* INT */)];
 }
 
-function node({ opType, domain, inputs, outputs, attrs }) {
+export function floatAttr(name, value) {
+  return [strField(1, name), floatField(2, value), intField(20, 1 /* FLOAT */)];
+}
+
+/** NodeProto; `name` must be unique within a graph (a one-node graph may leave it out). */
+export function node({ opType, domain = '', inputs, outputs, attrs = [], name = `${opType}_0` }) {
   return [
     ...inputs.map((i) => strField(1, i)),
     ...outputs.map((o) => strField(2, o)),
-    strField(3, `${opType}_0`),
+    strField(3, name),
     strField(4, opType),
     ...attrs.map((a) => msgField(5, a)),
     strField(7, domain),
