@@ -44,6 +44,7 @@ export * from './methods/xattention/index.js';
 export * from './methods/flash-skip-softmax/index.js';
 export * from './methods/sla/index.js';
 export * from './methods/sage-sla/index.js';
+export { PerHeadMethod, perHeadValues, headSettings, headSlice, kvHead, type PerHeadOptions } from './methods/per-head.js';
 
 // Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
 export * from './config/index.js';
