@@ -52,6 +52,11 @@ export * from './config/index.js';
 // Calibration of every method's knob.
 export { calibrate, createCalibratedMethod, type CalibrateOptions, type CalibrationData, type CalibrationResult, type CalibrationSample } from './calibration/calibrate.js';
 export { bisectKnob, knobSettings, methodKnob } from './calibration/knobs.js';
+export {
+  calibratePerHead, HeadProblem, knobEnds, knobGrid, perHeadConfig, searchBudget,
+  type CapturedHeads, type HeadCalibration, type HeadPoint, type PerHeadCalibrationOptions, type PerHeadCalibrationResult,
+} from './calibration/per-head.js';
+export { chooseForTarget, type GridPoint, type TargetChoice } from './calibration/per-head-target.js';
 
 // Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
 export {
