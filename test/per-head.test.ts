@@ -85,6 +85,12 @@ describe('PerHeadMethod', () => {
               assert.deepEqual(Array.from(got.plan.mask.keptBlocks(b, h, qb)), Array.from(one.plan.mask.keptBlocks(b, 0, qb)), `head ${h}, batch ${b}, query block ${qb}`);
             }
           assertTensorsClose(headSlice(got.output, h), one.output.toLayout(q.layout), TOL.f32, `output of head ${h}`);
+          if (one.plan.blockScores) {
+            const per = one.plan.blockScores.length / s.B;
+            for (let b = 0; b < s.B; b++) {
+              assert.deepEqual(got.plan.blockScores!.subarray((b * s.H + h) * per, (b * s.H + h + 1) * per), one.plan.blockScores.subarray(b * per, (b + 1) * per), `block scores of head ${h}, batch ${b}`);
+            }
+          }
         }
         assert.equal(got.plan.stats.keptBlocks, kept);
         // The values differ enough that some pair of heads keeps a different number of blocks.

@@ -155,7 +155,9 @@ export class PerHeadMethod implements SparseAttentionMethod {
         }
     const mask = new BlockMask({ ...d, batch, heads }, rowPtr, Int32Array.from(cols), masks[0].tokenRule);
     const plan: BlockPlan = { mask, stats: mergeStats(this.name, plans.map((p) => p.stats)) };
-    if (plans.every((p) => p.blockScores)) plan.blockScores = assembleHeads(plans.map((p) => p.blockScores!), batch, nQB * masks[0].numKeyBlocks);
+    // Block scores are [B, 1, nQB, nKB] per head when the method gives them on the mask's own blocks.
+    const per = nQB * masks[0].numKeyBlocks;
+    if (plans.every((p) => p.blockScores?.length === batch * per)) plan.blockScores = assembleHeads(plans.map((p) => p.blockScores!), batch, per);
     return plan;
   }
 }
