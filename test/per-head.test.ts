@@ -115,6 +115,20 @@ describe('PerHeadMethod', () => {
     assert.equal(perHeadValues(createSparseMethod('xattention'), 'threshold'), undefined);
   });
 
+  it('flash_skip_softmax: per-head values are prefill thresholds; decode stays the shared one, in either ModelOpt form', () => {
+    const forms: [Record<string, unknown>, number][] = [
+      [{}, 1e-4],
+      [{ threshold: { prefill: 1e-3, decode: 1e-5 } }, 1e-5],
+      [{ threshold: 2e-3 }, 2e-3],
+      [{ thresholds: { prefill: [1e-3], decode: [3e-5] } }, 3e-5],
+      [{ thresholds: { prefill: [4e-3] } }, 4e-3],
+    ];
+    for (const [shared, decode] of forms) {
+      const m = new PerHeadMethod('flash_skip_softmax', shared, { threshold: [0.1, 0.2] });
+      assert.deepEqual(m.heads.map((h) => h.getThresholdInfo().value), [{ prefill: 0.1, decode }, { prefill: 0.2, decode }], JSON.stringify(shared));
+    }
+  });
+
   it('rejects a wrong number of heads at call time, naming the entry and the expected length', () => {
     const m = new PerHeadMethod('xattention', { blockSize: 8 }, { threshold: [0.8, 0.95, 0.9] }, { label: 'sparse_cfg["layer.2"].per_head' });
     const { q, k } = inputs(SHAPES[0], 1);

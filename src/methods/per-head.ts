@@ -30,12 +30,39 @@ export interface PerHeadOptions {
   label?: string;
 }
 
-/** The settings one head runs with: the shared ones with the knob turned to `value`. */
+/**
+ * The settings one head runs with: the shared ones with the knob turned to `value`. A knob whose
+ * mapping gives a per-phase object (flash_skip_softmax: `threshold: {prefill: value, decode: 1e-4}`)
+ * turns the prefill value only: the decode value stays the one the shared settings give, in either
+ * of ModelOpt's forms (`threshold` as a number or {prefill, decode}, or `thresholds` lists, which
+ * the turned `threshold` then replaces, as an entry may give only one of the two).
+ */
 export function headSettings(descriptor: MethodDescriptor, shared: Record<string, unknown>, setting: string, value: number): Record<string, unknown> {
   const knob = descriptor.knob;
-  // The knob's own mapping (flash_skip_softmax's per-phase threshold) applies only to its own setting.
+  // The knob's own mapping applies only to its own setting.
   const turned = knob?.settings && knob.setting === setting ? knob.settings(value) : { [setting]: value };
-  return { ...shared, ...turned };
+  const out = { ...shared, ...turned };
+  for (const [key, v] of Object.entries(turned)) {
+    if (!isPhasePair(v)) continue;
+    const decode = sharedDecode(shared, key);
+    if (decode !== undefined) out[key] = { ...v, decode };
+    delete out[`${key}s`];
+  }
+  return out;
+}
+
+function isPhasePair(v: unknown): v is { prefill: number; decode: number } {
+  return typeof v === 'object' && v !== null && 'prefill' in v && 'decode' in v;
+}
+
+/** The decode value shared settings give `key`: `key` itself (number or pair), else the first of `keys`' decode (or prefill) list. */
+function sharedDecode(shared: Record<string, unknown>, key: string): number | undefined {
+  const own = shared[key];
+  if (typeof own === 'number') return own;
+  if (isPhasePair(own) && typeof own.decode === 'number') return own.decode;
+  const lists = shared[`${key}s`] as { prefill?: unknown[]; decode?: unknown[] } | undefined;
+  const first = lists?.decode?.[0] ?? lists?.prefill?.[0];
+  return typeof first === 'number' ? first : undefined;
 }
 
 export class PerHeadMethod implements SparseAttentionMethod {
