@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { sparseAttention } from '../src/attention.js';
 import { naiveBlockSparseAttention } from '../src/backends/cpu/naive-attention.js';
 import { createModuleMethod, resolveModuleConfig, sparseAttentionConfig } from '../src/config/index.js';
+import { loadSparseAttentionConfig, saveSparseAttentionConfig } from '../src/config/json.js';
 import { InvalidArgumentError, UnsupportedError } from '../src/core/errors.js';
 import { computeScores } from '../src/core/scores.js';
 import { HeadTensor } from '../src/core/tensor.js';
@@ -170,6 +171,11 @@ describe('per_head in a sparse_cfg entry', () => {
     const { q, k, v } = inputs(SHAPES[0], 5);
     const r = await sparseAttention(q, k, v, { method: m2, causal: true });
     assert.equal(r.plan.mask.heads, 4);
+  });
+
+  it('saves per_head back exactly as written', () => {
+    const json = { sparse_cfg: { 'model.layers.2.self_attn': { method: 'xattention', threshold: 0.9, per_head: { threshold: [0.8, 0.95, 0.9, 0.99] } }, default: { enable: false } }, export_format: null };
+    assert.deepEqual(saveSparseAttentionConfig(loadSparseAttentionConfig(JSON.parse(JSON.stringify(json)))), json);
   });
 
   it('names the entry when the module has another number of heads', () => {
