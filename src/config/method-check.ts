@@ -10,6 +10,7 @@
  */
 import { formatValue, InvalidArgumentError } from '../core/errors.js';
 import { sparseMethods } from '../methods/index.js';
+import { PerHeadMethod } from '../methods/per-head.js';
 import type { MethodRegistry } from '../methods/registry.js';
 import { fillAttributeDefaults } from './attribute-config.js';
 import { ConfigValidationError, type ConfigIssue, formatPath } from './issues.js';
@@ -37,6 +38,14 @@ export function methodSettingIssues(cfg: SparseAttentionConfig, registry: Method
     }
     const cls = registry.get(attributes.method);
     const settings = methodSettings(entry.config);
+    if (entry.config.per_head !== undefined) {
+      // The setting must be the knob and each head's value pass the method's schema.
+      try {
+        new PerHeadMethod(registry.descriptor(attributes.method), settings, entry.config.per_head, { registry, label: `${at}.per_head` });
+      } catch (err) {
+        issues.push(issue(`${at}.per_head`, entry.config.per_head, err));
+      }
+    }
     try {
       new cls(settings);
       continue;

@@ -9,6 +9,7 @@
  * out); no calibration and no N:M metadata: no block (null).
  */
 import { MODELOPT_ONLY_DEFAULTS } from '../config/attribute-config.js';
+import { UnsupportedError } from '../core/errors.js';
 import { PRODUCER, type SparseAttentionExport, type SparseSoftmaxMetadata, sparseAttentionHfBlock } from '../config/hf-sparse-attention.js';
 import type { FlashSkipCalibration } from '../methods/flash-skip-softmax/flash-skip-softmax.js';
 import type { LlamaModel } from './llama.js';
@@ -34,6 +35,10 @@ export function exportSparseAttentionConfig(model: LlamaModel, opts: { producer?
       e.calibrationParams = { ...settings.calibrationParams };
     }
     const entry = m.resolved.attributes ?? {};
+    const perHead = m.resolved.attributes?.per_head;
+    if (perHead !== undefined) {
+      throw new UnsupportedError(`${m.module.name}: per_head values (${Object.keys(perHead as object).join(', ')}) have no place in ModelOpt's sparse_attention_config block, which serving engines (vLLM, TensorRT-LLM) read as one setting for every head; export a config without per_head, or keep the per-head config JSON for this library`);
+    }
     if (e.targetSparsity === null) e.targetSparsity = m.targetSparseRatio ?? writtenTarget(m.resolved.settings);
     const config = { ...MODELOPT_ONLY_DEFAULTS, ...entry } as Record<string, unknown>;
     if (e.sparseSoftmax === null && config.export_sparse_softmax === true && (config.sparsity_n as number) > 0) {

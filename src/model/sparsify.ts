@@ -48,6 +48,8 @@ export interface SparsifiedModule {
   /** The config entry that decided this module (null: none matched, so dense). */
   matchedBy: string | null;
   settings: Record<string, unknown>;
+  /** The entry's per-head knob values ({ setting: one value per query head }), when it has them. */
+  perHead?: Record<string, number[]>;
 }
 
 export interface SparsifyResult {
@@ -87,6 +89,7 @@ export function sparsify(model: LlamaModel, config: SparseAttentionConfigInput |
     modules.push({
       name: module.name, enabled: resolved.enable, method: method ? resolved.attributes!.method : 'dense',
       backend: backendName, matchedBy: resolved.matchedBy, settings: method ? resolved.settings : {},
+      ...(method && resolved.attributes?.per_head ? { perHead: resolved.attributes.per_head as Record<string, number[]> } : {}),
     });
   }
   const stats = new StatsAggregator();
@@ -96,6 +99,11 @@ export function sparsify(model: LlamaModel, config: SparseAttentionConfigInput |
   if (opts.forwardLoop) {
     if (!request) return Promise.resolve(result);
     const enabled = model.attention.filter((m) => STATE.get(m)!.enabled).map((module) => ({ module, resolved: STATE.get(module)!.resolved }));
+    // One calibrated value per method would replace the per-head values: refuse rather than drop them.
+    const perHead = enabled.filter((m) => m.resolved.attributes?.per_head !== undefined).map((m) => m.module.name);
+    if (perHead.length) {
+      throw new UnsupportedError(`sparsify: the config asks for calibration, which sets one value per method, and ${perHead.join(', ')} carr${perHead.length > 1 ? 'y' : 'ies'} per_head values it would replace; calibrate per head with calibratePerHead, or leave per_head or the calibration request out`);
+    }
     return calibrateSparsified(model, enabled, request, opts.forwardLoop, (module, method, settings) => {
       module.method = method;
       Object.assign(STATE.get(module)!, { sparse: method, targetSparseRatio: { ...request.target_sparse_ratio } });
@@ -135,6 +143,7 @@ function switchModules(model: LlamaModel, pattern: string | ((name: string) => b
 
 /** A module its config left disabled runs, when enabled, the method and settings of its deciding entry. */
 function methodForEnable(r: ResolvedModuleConfig): SparseAttentionMethod {
+  if (r.attributes?.per_head !== undefined) return createModuleMethod({ ...r, enable: true })!;
   const name = r.attributes?.method ?? 'flash_skip_softmax';
   return new (sparseMethods.get(name))(r.attributes ? r.settings : {});
 }

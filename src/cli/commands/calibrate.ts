@@ -8,6 +8,7 @@ import { formatTable } from '../../core/stats.js';
 import { structuredQKV } from '../../core/structured-inputs.js';
 import type { Command } from '../command.js';
 import { intOption } from '../options.js';
+import { perHeadRequest, reportPerHead, runPerHeadCalibration } from './calibrate-per-head.js';
 
 export interface CalibrateRow {
   length: number;
@@ -22,6 +23,7 @@ export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: 'find the setting that gives a method a target sparsity on seeded structured inputs',
   usage: `sparse-attn calibrate --method M --target S [options]
+       sparse-attn calibrate --method M --per-head (--error-budget E | --target S) [options]
 
 Calibrates method M to block sparsity S on seeded structured inputs (sink + local band + retrieval
 keys) of the given lengths, prints the chosen setting, and the sparsity it gives per length on the
@@ -43,7 +45,18 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
                      config.json, as ModelOpt's exporter does (flash_skip_softmax only: serving
                      engines read skip_softmax); an existing FILE keeps its other keys, and its
                      architectures name the attention class in "targets"
-  --json             print the result as JSON`,
+  --json             print the result as JSON
+
+Per head (--per-head): one value of the method's knob per query head, chosen by each head's output
+error against dense attention (relative L2 over its rows; SLA's linear part included):
+  --error-budget E   per head, the sparsest value whose error stays <= E
+  --target S         the values whose block sparsity over all heads is S with the least total error
+                     (each head measured on a grid of values)
+  --grid N           grid values per head for --target (default 12)
+  --module NAME      config key for the heads' values (default "*self_attn": every Llama layer)
+  --config FILE      write the config (an entry with per_head, "default" disabled) as JSON
+  --lengths          default 512 with --per-head (every value measured is a full attention per head)
+--export and --decode are refused with --per-head (ModelOpt's block has one setting for all heads).`,
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
@@ -51,7 +64,7 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
       options: {
         method: { type: 'string' },
         target: { type: 'string' },
-        lengths: { type: 'string', default: '1024,2048' },
+        lengths: { type: 'string' },
         samples: { type: 'string', default: '2' },
         decode: { type: 'boolean', default: false },
         heads: { type: 'string', default: '4' },
@@ -62,14 +75,25 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
         seed: { type: 'string', default: '1' },
         export: { type: 'string' },
         json: { type: 'boolean', default: false },
+        'per-head': { type: 'boolean', default: false },
+        'error-budget': { type: 'string' },
+        grid: { type: 'string' },
+        module: { type: 'string' },
+        config: { type: 'string' },
       },
     });
+    const perHead = values['per-head'] ? perHeadRequest(values) : null;
+    if (!perHead) {
+      for (const flag of ['error-budget', 'grid', 'module', 'config'] as const) {
+        if (values[flag] !== undefined) throw new InvalidArgumentError(`--${flag}`, values[flag], 'absent without --per-head');
+      }
+    }
     if (!values.method) throw new InvalidArgumentError('--method', values.method, 'a registered method name');
-    if (!values.target) throw new InvalidArgumentError('--target', values.target, 'a sparsity in [0, 1) or prefill=S1,decode=S2');
+    if (!values.target && !perHead) throw new InvalidArgumentError('--target', values.target, 'a sparsity in [0, 1) or prefill=S1,decode=S2');
     const int = (name: string, v: string) => intOption(name, v);
     const heads = int('heads', values.heads);
     const shape = { heads, kvHeads: values['kv-heads'] ? int('kv-heads', values['kv-heads']) : heads, headDim: int('head-dim', values['head-dim']) };
-    const lengths = values.lengths.split(',').map((s) => int('lengths', s.trim()));
+    const lengths = (values.lengths ?? (perHead ? '512' : '1024,2048')).split(',').map((s) => int('lengths', s.trim()));
     const scale = Number(values.scale);
     if (!(scale > 0)) throw new InvalidArgumentError('--scale', values.scale, 'a number > 0');
     let settings: Record<string, unknown>;
@@ -78,13 +102,18 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
     } catch {
       throw new InvalidArgumentError('--settings', values.settings, 'a JSON object');
     }
+    if (perHead) {
+      const o = { method: values.method, ...perHead, lengths, samples: int('samples', values.samples), shape, scale, settings, seed: int('seed', values.seed), module: values.module ?? '*self_attn' };
+      const r = runPerHeadCalibration(o, (m) => !values.json && process.stderr.write(`${m}\n`));
+      return reportPerHead(r, { json: values.json, configPath: values.config, budget: perHead.budget, target: perHead.target });
+    }
     const opts = {
-      method: values.method, target: parseTargetArg(values.target), lengths, samples: int('samples', values.samples),
+      method: values.method, target: parseTargetArg(values.target!), lengths, samples: int('samples', values.samples),
       decode: values.decode, shape, scale, settings, seed: int('seed', values.seed),
     };
     const { result, rows } = runCalibration(opts, (m) => !values.json && process.stderr.write(`${m}\n`));
     if (values.export) {
-      exportCalibration(values.export, result, parseTargetArg(values.target));
+      exportCalibration(values.export, result, parseTargetArg(values.target!));
       if (!values.json) process.stderr.write(`wrote sparse_attention_config to ${values.export}\n`);
     }
     if (values.json) {

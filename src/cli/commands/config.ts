@@ -5,7 +5,7 @@ import { formatTable } from '../../core/stats.js';
 import { loadSparseAttentionConfig, saveSparseAttentionConfig } from '../../config/json.js';
 import { checkMethodSettings } from '../../config/method-check.js';
 import type { SparseAttentionConfigInput } from '../../config/sparse-config.js';
-import { resolveModuleConfigs } from '../../config/resolve.js';
+import { type ResolvedModuleConfig, resolveModuleConfigs } from '../../config/resolve.js';
 import { FLASH_SKIP_SOFTMAX_CONFIG_DEFAULT, SPARSE_ATTENTION_CONFIG_DEFAULT } from '../../config/sparse-config.js';
 import type { Command } from '../command.js';
 
@@ -47,9 +47,15 @@ each named module and the method and settings it gets (last matching entry wins;
     if (values.json) {
       console.log(JSON.stringify(resolved, null, 2));
     } else {
-      const rows = resolved.map((r) => [r.module, r.enable ? 'on' : 'off', r.matchedBy ?? '(none)', r.enable ? r.attributes!.method : '', r.enable ? r.attributes!.backend : '', r.enable ? JSON.stringify(r.settings) : '']);
+      const rows = resolved.map((r) => [r.module, r.enable ? 'on' : 'off', r.matchedBy ?? '(none)', r.enable ? r.attributes!.method : '', r.enable ? r.attributes!.backend : '', r.enable ? JSON.stringify(shownSettings(r)) : '']);
       console.log(formatTable(['module', 'sparse', 'matched by', 'method', 'backend', 'settings'], rows));
     }
     return 0;
   },
 };
+
+/** The settings a module's method gets, with the entry's per-head values (which are not a method setting). */
+function shownSettings(r: ResolvedModuleConfig): Record<string, unknown> {
+  const perHead = r.attributes?.per_head;
+  return perHead === undefined ? r.settings : { ...r.settings, per_head: perHead };
+}
