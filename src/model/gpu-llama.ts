@@ -5,28 +5,25 @@
  * [2I, hidden]); the residual stream stays f32 on the GPU, every other activation in the run's
  * dtype. A forward pass is one command buffer: per layer RMSNorm, the fused QKV GEMM, RoPE on q and
  * k in place, K/V copied into the layer's cache buffer, attention (encodeAttention over views of the
- * cache, with the module's sparse method planned on the GPU where it has a planner), O GEMM added
+ * cache, with the module's method through gpu-attention.ts: every method with GPU kernels), O GEMM added
  * into the residual, RMSNorm, gate|up GEMM, SiLU·up, down GEMM added into the residual; then the
  * final norm and LM head over the rows asked for, the only read-back. Statistics, when
- * `model.stats` is set, read back each layer's block mask after the pass.
+ * `model.stats` (or `model.onPlan`) is set, read back each layer's plan after the pass
+ * (gpu-attention.ts runs every method with GPU kernels).
  */
 import type { AttentionProblem } from '../core/attention-shape.js';
 import { InvalidArgumentError, requireInteger, UnsupportedError } from '../core/errors.js';
 import { toF16Bits } from '../core/f16.js';
-import { phaseOf } from '../core/stats.js';
-import { BlockMask } from '../core/block-mask.js';
-import { type AttentionDispatchOptions, encodeAttention } from '../backends/webgpu/attention/attention-dispatch.js';
-import { readBlockMask, readBuffers } from '../backends/webgpu/attention/block-list.js';
 import type { StorageType } from '../backends/webgpu/model/gemm.js';
 import { copyRowsProgram, embedProgram, flatGrid, ropeProgram, ropeTable, rmsNormProgram, rowGrid, siluMulProgram } from '../backends/webgpu/model/layer-ops.js';
 import { type GemmKernel, KernelEncoder, storageBuffer } from '../backends/webgpu/model/model-kernels.js';
-import { gpuMethod, type GpuMethodPlan } from '../backends/webgpu/methods/index.js';
 import { type GpuTensorView, readBuffer, uploadArray } from '../backends/webgpu/runtime/buffers.js';
 import type { WebGpuContext } from '../backends/webgpu/runtime/webgpu-device.js';
 import type { LinearWeights } from './checkpoint.js';
 import type { ForwardOptions, ForwardResult, LlamaModel } from './llama.js';
 import { checkFits, type GpuMemoryPlan, gpuMemoryPlan } from './gpu-memory.js';
 import { concatRows } from './ops.js';
+import { encodeModelAttention, type PendingPlan } from './gpu-attention.js';
 
 export interface GpuLlamaOptions {
   /** Storage type of weights and activations: 'f16' (default where the adapter has shader-f16) or 'f32'. */
@@ -182,7 +179,7 @@ export class GpuLlamaModel {
     const t = this.dtype;
     const H = c.hiddenSize, I = c.intermediateSize, D = c.headDim;
     const qWidth = c.numHeads * D, kvWidth = c.numKvHeads * D, qkvWidth = qWidth + 2 * kvWidth;
-    const plans: { layer: number; plan: GpuMethodPlan }[] = [];
+    const plans: { layer: number; plan: PendingPlan }[] = [];
     try {
       await enc.dispatch(embedProgram, { t }, { tokens: n, hidden: H, vocab: c.vocabSize }, { ids: s.ids, table: this.embed, x: s.x }, flatGrid(n * H));
       for (let l = 0; l < c.numLayers; l++) {
@@ -213,7 +210,7 @@ export class GpuLlamaModel {
       enc.submit();
       const logits = new Float32Array(await readBuffer(device, this.logitsBuf, rows * V * 4));
       cache.length = start + n;
-      if (this.model.stats) await this.recordStats(plans, n);
+      if (this.model.stats || this.model.onPlan) await this.recordStats(plans);
       return { logits, rows };
     } finally {
       enc.release();
@@ -221,8 +218,8 @@ export class GpuLlamaModel {
     }
   }
 
-  /** Attention of layer l over the cache's positions [0, start + n); returns the GPU plan of a sparse method. */
-  private async encodeLayerAttention(enc: KernelEncoder, l: number, s: Scratch, cache: GpuKvCache, n: number, start: number): Promise<GpuMethodPlan | undefined> {
+  /** Attention of layer l over the cache's positions [0, start + n); returns the pending plan of a sparse method. */
+  private async encodeLayerAttention(enc: KernelEncoder, l: number, s: Scratch, cache: GpuKvCache, n: number, start: number): Promise<PendingPlan | undefined> {
     const c = this.model.config;
     const D = c.headDim;
     const qkvWidth = (c.numHeads + 2 * c.numKvHeads) * D;
@@ -235,37 +232,19 @@ export class GpuLlamaModel {
       v: view(cache.values[l], c.numKvHeads, Lk, c.numKvHeads * D),
       o: view(s.attn, c.numHeads, n, c.numHeads * D),
     };
-    const scale = 1 / Math.sqrt(D);
-    const opts: AttentionDispatchOptions = { causal: true, scale, blocks: { kind: 'all' } };
-    const method = this.model.attention[l].method;
-    let plan: GpuMethodPlan | undefined;
-    if (method.name !== 'dense') {
-      const planner = gpuMethod(method.name)?.planner;
-      if (!planner) throw new UnsupportedError(`the GPU model runner plans sparse methods on the GPU; "${method.name}" has no GPU planner (methods with one: xattention, tri_shape)`);
-      const p: AttentionProblem = {
-        batch: 1, heads: c.numHeads, kvHeads: c.numKvHeads, groupSize: c.numHeads / c.numKvHeads, queryLength: n, keyLength: Lk,
-        headDim: D, valueDim: D, causal: true, scale, queryOffset: start,
-      };
-      plan = await planner(this.ctx, enc.encoder, method, { q: views.q, k: views.k }, p);
-      if (plan.blocks) {
-        const { rowPtr, colIdx, dims, tokenRule } = plan.blocks;
-        opts.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: dims.blockRows, blockCols: dims.blockCols };
-        opts.tokenRule = tokenRule;
-      }
-    }
-    enc.own(await encodeAttention(this.ctx.device, enc.encoder, views, opts));
-    return plan;
+    const p: AttentionProblem = {
+      batch: 1, heads: c.numHeads, kvHeads: c.numKvHeads, groupSize: c.numHeads / c.numKvHeads, queryLength: n, keyLength: Lk,
+      headDim: D, valueDim: D, causal: true, scale: 1 / Math.sqrt(D), queryOffset: start,
+    };
+    return encodeModelAttention(this.ctx, enc, this.model.attention[l].method, views, p, this.dtype);
   }
 
-  private async recordStats(plans: { layer: number; plan: GpuMethodPlan }[], n: number): Promise<void> {
+  private async recordStats(plans: { layer: number; plan: PendingPlan }[]): Promise<void> {
     for (const { layer, plan } of plans) {
-      const mask = plan.blocks ? await readBlockMask(this.ctx.device, plan.blocks) : BlockMask.full(plan.dims);
-      let scores: Float32Array | undefined;
-      if (plan.blockScores) {
-        const count = mask.batch * mask.heads * mask.numQueryBlocks * mask.numKeyBlocks;
-        scores = new Float32Array((await readBuffers(this.ctx.device, [{ buffer: plan.blockScores, bytes: count * 4 }]))[0]);
-      }
-      this.model.stats!.record(this.model.attention[layer].name, plan.finish(mask, scores, phaseOf(n)).stats);
+      const module = this.model.attention[layer];
+      const blockPlan = await plan.read();
+      this.model.stats?.record(module.name, blockPlan.stats);
+      this.model.onPlan?.(module, blockPlan);
     }
   }
 

@@ -117,7 +117,7 @@ export async function slaAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor, k: H
   }
 }
 
-interface BlockMapBuffers {
+export interface BlockMapBuffers {
   kMean: GPUBuffer;
   scores: GPUBuffer;
   sparseMap: GPUBuffer;
@@ -156,7 +156,7 @@ async function encodeBlockMap(
   return { kMean, scores: buf.scores, sparseMap: buf.sparseMap, lut: buf.lut, rowPtr: buf.rowPtr, colIdx: buf.colIdx, counts };
 }
 
-async function readBlockMap(device: GPUDevice, dims: SelectDims, sel: BlockMapBuffers): Promise<SlaBlockMap> {
+export async function readBlockMap(device: GPUDevice, dims: SelectDims, sel: BlockMapBuffers): Promise<SlaBlockMap> {
   const nQB = Math.ceil(dims.queryLength / dims.blockQ);
   const nKB = Math.ceil(dims.keyLength / dims.blockK);
   const n = dims.batch * dims.heads * nQB * nKB;
