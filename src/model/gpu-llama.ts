@@ -13,7 +13,8 @@
  */
 import type { AttentionProblem } from '../core/attention-shape.js';
 import { InvalidArgumentError, requireInteger, UnsupportedError } from '../core/errors.js';
-import { toF16Bits } from '../core/f16.js';
+import { fromF16Bits, toF16Bits } from '../core/f16.js';
+import { HeadTensor } from '../core/tensor.js';
 import type { StorageType } from '../backends/webgpu/model/gemm.js';
 import { copyRowsProgram, embedProgram, flatGrid, ropeProgram, ropeTable, rmsNormProgram, rowGrid, siluMulProgram } from '../backends/webgpu/model/layer-ops.js';
 import { type GemmKernel, KernelEncoder, storageBuffer } from '../backends/webgpu/model/model-kernels.js';
@@ -180,6 +181,8 @@ export class GpuLlamaModel {
     const H = c.hiddenSize, I = c.intermediateSize, D = c.headDim;
     const qWidth = c.numHeads * D, kvWidth = c.numKvHeads * D, qkvWidth = qWidth + 2 * kvWidth;
     const plans: { layer: number; plan: PendingPlan }[] = [];
+    const e = this.dtype === 'f16' ? 2 : 4;
+    const captures: GPUBuffer[] | undefined = this.model.onAttention ? [] : undefined;
     try {
       await enc.dispatch(embedProgram, { t }, { tokens: n, hidden: H, vocab: c.vocabSize }, { ids: s.ids, table: this.embed, x: s.x }, flatGrid(n * H));
       for (let l = 0; l < c.numLayers; l++) {
@@ -190,6 +193,13 @@ export class GpuLlamaModel {
         await enc.dispatch(ropeProgram, { t }, { tokens: n, heads: c.numHeads + c.numKvHeads, half: D / 2, rowStride: qkvWidth, offset: 0, start, sinOffset: cache.capacity * (D / 2) }, { table: cache.rope, x: s.qkv }, flatGrid(n * (c.numHeads + c.numKvHeads) * (D / 2)));
         for (const [offset, dst] of [[qWidth, cache.keys[l]], [qWidth + kvWidth, cache.values[l]]] as const) {
           await enc.dispatch(copyRowsProgram, { t }, { rows: n, width: kvWidth, srcOffset: offset, srcStride: qkvWidth, dstOffset: start * kvWidth, dstStride: kvWidth }, { src: s.qkv, dst }, flatGrid(n * kvWidth));
+        }
+        if (captures) {
+          // After RoPE, before the next layer overwrites the shared activation buffer.
+          const copy = storageBuffer(device, n * qkvWidth * e, `l${l}.captured-qkv`);
+          enc.own(copy);
+          enc.encoder.copyBufferToBuffer(s.qkv, 0, copy, 0, n * qkvWidth * e);
+          captures.push(copy);
         }
         const plan = await this.encodeLayerAttention(enc, l, s, cache, n, start);
         if (plan) plans.push({ layer: l, plan });
@@ -210,6 +220,7 @@ export class GpuLlamaModel {
       enc.submit();
       const logits = new Float32Array(await readBuffer(device, this.logitsBuf, rows * V * 4));
       cache.length = start + n;
+      if (captures) await this.reportOperands(captures, cache, n, start);
       if (this.model.stats || this.model.onPlan) await this.recordStats(plans);
       return { logits, rows };
     } finally {
@@ -237,6 +248,28 @@ export class GpuLlamaModel {
       headDim: D, valueDim: D, causal: true, scale: 1 / Math.sqrt(D), queryOffset: start,
     };
     return encodeModelAttention(this.ctx, enc, this.model.attention[l].method, views, p, this.dtype);
+  }
+
+  /**
+   * model.onAttention for the GPU pass: each layer's q (copied after RoPE) and its cache K/V
+   * [0, start + n) read back as f32 BLHD tensors, after the pass rather than before each call.
+   */
+  private async reportOperands(captures: GPUBuffer[], cache: GpuKvCache, n: number, start: number): Promise<void> {
+    const c = this.model.config;
+    const D = c.headDim;
+    const e = this.dtype === 'f16' ? 2 : 4;
+    const qWidth = c.numHeads * D, kvWidth = c.numKvHeads * D, qkvWidth = qWidth + 2 * kvWidth;
+    const Lk = start + n;
+    const f32 = (bytes: ArrayBuffer) => (this.dtype === 'f16' ? fromF16Bits(new Uint16Array(bytes)) : new Float32Array(bytes));
+    for (let l = 0; l < c.numLayers; l++) {
+      const qkv = f32(await readBuffer(this.ctx.device, captures[l], n * qkvWidth * e));
+      const q = new Float32Array(n * qWidth);
+      for (let t = 0; t < n; t++) q.set(qkv.subarray(t * qkvWidth, t * qkvWidth + qWidth), t * qWidth);
+      const [k, v] = await Promise.all([cache.keys[l], cache.values[l]].map(async (b) => f32(await readBuffer(this.ctx.device, b, Lk * kvWidth * e))));
+      const kvShape = { batch: 1, heads: c.numKvHeads, length: Lk, headDim: D };
+      this.model.onAttention?.(this.model.attention[l], new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: D }, q, 'BLHD'),
+        new HeadTensor(kvShape, k, 'BLHD'), new HeadTensor(kvShape, v, 'BLHD'));
+    }
   }
 
   private async recordStats(plans: { layer: number; plan: PendingPlan }[]): Promise<void> {

@@ -16,6 +16,8 @@ export interface CapturedAttention {
   module: string;
   q: HeadTensor;
   k: HeadTensor;
+  /** The values too, for calibrations that fit outputs (per-head, SLA's projection). */
+  v?: HeadTensor;
 }
 
 /** Block sparsity a method plans over the captured calls (block-weighted, causal blocks only). */

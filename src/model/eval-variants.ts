@@ -1,0 +1,97 @@
+/**
+ * The configurations `sparse-attn eval` compares with dense, per method. A variant is a whole
+ * sparse-attention config (so anything a config can say, per-layer or per-head, can be a row):
+ *   uniform   the method's defaults, and one setting of its knob for all heads per target sparsity,
+ *             bisected on Q/K captured from the first prompt's dense pass (sparsity-search.ts)
+ *   per-head  one knob value per query head per target (a calibration on the same capture)
+ *   sla-proj  SLA/SageSLA with a linear-branch projection fitted on the capture
+ * Families whose library is not part of this build are refused by name before any work.
+ */
+import { UnsupportedError } from '../core/errors.js';
+import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
+import type { SparseAttentionAttributeInput } from '../config/attribute-config.js';
+import { sparseMethods } from '../methods/index.js';
+import { type CapturedAttention, searchSetting } from './sparsity-search.js';
+
+export interface Variant {
+  method: string;
+  /** 'default', '~50%', 'per-head ~50%', ... */
+  label: string;
+  family: VariantFamily;
+  /** The uniform settings shown in the table ({} for per-head: its values are in `config`). */
+  settings: Record<string, unknown>;
+  config: SparseAttentionConfigJson;
+  /** Sparsity the setting planned on the captured calls, where it was searched for. */
+  plannedSparsity?: number;
+}
+
+export type VariantFamily = 'uniform' | 'per-head' | 'sla-proj' | 'config';
+
+export interface VariantContext {
+  method: string;
+  length: number;
+  targets: readonly number[];
+  /** Prefill attention operands of the first prompt's dense pass, sparsified layers only. */
+  captured: readonly CapturedAttention[];
+  denseLayers: number;
+}
+
+/** A family's builder: the variants of one method, or [] where the family does not apply to it. */
+export type VariantBuilder = (ctx: VariantContext) => Variant[] | Promise<Variant[]>;
+
+/** Builders of the families this build has; per-head and sla-proj register when their libraries land. */
+export const VARIANT_FAMILIES: Partial<Record<VariantFamily, VariantBuilder>> = {
+  uniform: uniformVariants,
+};
+
+/** Families a caller may ask for by name. */
+export const FAMILY_NAMES: readonly VariantFamily[] = ['uniform', 'per-head', 'sla-proj'];
+
+export function checkFamilies(families: readonly string[]): VariantFamily[] {
+  for (const f of families) {
+    if (!(FAMILY_NAMES as readonly string[]).includes(f)) throw new UnsupportedError(`variant family "${f}": known are ${FAMILY_NAMES.join(', ')}`);
+    if (!VARIANT_FAMILIES[f as VariantFamily]) {
+      throw new UnsupportedError(`variant family "${f}" needs a library that is not in this build (${f === 'per-head' ? 'calibratePerHead, src/calibration' : 'fitSlaProjection'}); available: ${Object.keys(VARIANT_FAMILIES).join(', ')}`);
+    }
+  }
+  return families as VariantFamily[];
+}
+
+/** A config with `entry` on every attention module, the first `denseLayers` layers left dense. */
+export function configFor(entry: SparseAttentionAttributeInput, denseLayers: number): SparseAttentionConfigJson {
+  return withDenseLayers({ sparse_cfg: { '*self_attn*': entry }, export_format: null }, denseLayers);
+}
+
+/**
+ * `config` with the first `denseLayers` layers disabled and everything else off by default: the
+ * exceptions come after its own entries (a later matching entry wins, resolve.ts).
+ */
+export function withDenseLayers(config: SparseAttentionConfigJson, denseLayers: number): SparseAttentionConfigJson {
+  const { default: dflt, ...rest } = config.sparse_cfg;
+  const cfg: SparseAttentionConfigJson = { ...config, sparse_cfg: { ...rest } };
+  for (let l = 0; l < denseLayers; l++) cfg.sparse_cfg[`model.layers.${l}.self_attn`] = { enable: false };
+  cfg.sparse_cfg.default = dflt ?? { enable: false };
+  return cfg;
+}
+
+export function uniformVariants(ctx: VariantContext): Variant[] {
+  const { method, denseLayers } = ctx;
+  const out: Variant[] = [{ method, label: 'default', family: 'uniform', settings: {}, config: configFor({ method }, denseLayers) }];
+  const knob = sparseMethods.descriptor(method).knob;
+  if (!knob) return out;
+  for (const target of ctx.targets) {
+    const r = searchSetting(method, knob, target, ctx.captured, ctx.length);
+    out.push({
+      method, label: `~${Math.round(target * 100)}%`, family: 'uniform', settings: r.settings,
+      config: configFor({ method, ...r.settings }, denseLayers), plannedSparsity: r.plannedSparsity,
+    });
+  }
+  return out;
+}
+
+/** Variants of `method` from each family asked for, in order. */
+export async function variantsFor(ctx: VariantContext, families: readonly VariantFamily[]): Promise<Variant[]> {
+  const out: Variant[] = [];
+  for (const f of families) out.push(...(await VARIANT_FAMILIES[f]!(ctx)));
+  return out;
+}
