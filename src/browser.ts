@@ -44,6 +44,7 @@ export * from './methods/xattention/index.js';
 export * from './methods/flash-skip-softmax/index.js';
 export * from './methods/sla/index.js';
 export * from './methods/sage-sla/index.js';
+export { PerHeadMethod, perHeadValues, headSettings, headSlice, kvHead, type PerHeadOptions } from './methods/per-head.js';
 
 // Configuration: ModelOpt-style SparseAttentionConfig, JSON load/save, per-module resolution.
 export * from './config/index.js';
@@ -51,6 +52,11 @@ export * from './config/index.js';
 // Calibration of every method's knob.
 export { calibrate, createCalibratedMethod, type CalibrateOptions, type CalibrationData, type CalibrationResult, type CalibrationSample } from './calibration/calibrate.js';
 export { bisectKnob, knobSettings, methodKnob } from './calibration/knobs.js';
+export {
+  calibratePerHead, HeadProblem, knobEnds, knobGrid, perHeadConfig, searchBudget,
+  type CapturedHeads, type HeadCalibration, type HeadPoint, type PerHeadCalibrationOptions, type PerHeadCalibrationResult,
+} from './calibration/per-head.js';
+export { chooseForTarget, type GridPoint, type TargetChoice } from './calibration/per-head-target.js';
 
 // Engine: OpenVINO-shaped scheduler config, paged KV cache, scheduler, chunked sparse prefill.
 export {

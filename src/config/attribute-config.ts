@@ -36,6 +36,8 @@ export interface SparseAttentionAttributeInput {
   backend?: BackendName | 'pytorch';
   is_causal?: boolean;
   calibration?: CalibrationInput | null;
+  /** One value per query head of the method's knob setting, e.g. `{ threshold: [0.8, 0.95] }` (methods/per-head.ts). */
+  per_head?: Record<string, number[]>;
   /** Method-specific settings. */
   [extra: string]: unknown;
 }
@@ -109,6 +111,10 @@ const thresholds = z.strictObject({ prefill: thresholdList.optional(), decode: t
       ctx.addIssue({ code: 'custom', path: ['decode'], message: `a list as long as prefill's (${t.prefill.length} values; ModelOpt: "Prefill and decode threshold lists must have the same length")` });
     }
   });
+/** `{ <setting>: number[] }`: which setting must be the method's knob is checked when the method is built. */
+const perHead = z.record(z.string(), z.array(z.number({ error: 'a finite number' }).finite({ error: 'a finite number' }), { error: 'an array of numbers, one per query head' })
+  .min(1, { error: 'a non-empty array of numbers, one per query head' }), { error: 'an object { <knob setting>: [one number per query head] }' })
+  .refine((o) => Object.keys(o).length === 1, { error: 'an object with exactly one setting, the method\'s knob ({ <knob setting>: [one number per query head] })' });
 const nonNegativeInteger = z.custom<number>((v) => typeof v === 'number' && Number.isInteger(v) && v >= 0, { error: 'an integer >= 0' });
 
 const backendNames: string[] = [...BACKEND_NAMES, ...Object.keys(BACKEND_ALIASES)];
@@ -127,6 +133,7 @@ export const attributeConfigSchema = z.looseObject({
   backend: backend.optional(),
   is_causal: z.boolean({ error: 'true or false' }).optional(),
   calibration: calibrationSchema.nullable().optional(),
+  per_head: perHead.optional(),
   collect_stats: z.boolean({ error: 'true or false' }).optional(),
   sparsity_n: nonNegativeInteger.optional(),
   sparsity_m: z.custom<number>((v) => v === 4 || v === 8, { error: '4 or 8' }).optional(),

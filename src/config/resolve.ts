@@ -20,6 +20,7 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { sparseMethods } from '../methods/index.js';
 import type { SparseAttentionMethod } from '../methods/method.js';
+import { PerHeadMethod } from '../methods/per-head.js';
 import type { MethodRegistry } from '../methods/registry.js';
 import { fillAttributeDefaults, MODELOPT_ONLY_DEFAULTS, resolveCalibration, type SparseAttentionAttributeConfig, type SparseAttentionAttributeInput } from './attribute-config.js';
 import { compileGlob } from './glob.js';
@@ -41,7 +42,7 @@ export interface ResolveOptions {
   registry?: MethodRegistry;
 }
 
-const MODULE_LEVEL_FIELDS = new Set(['method', 'enable', 'backend', 'is_causal', ...Object.keys(MODELOPT_ONLY_DEFAULTS)]);
+const MODULE_LEVEL_FIELDS = new Set(['method', 'enable', 'backend', 'is_causal', 'per_head', ...Object.keys(MODELOPT_ONLY_DEFAULTS)]);
 
 function matches(entry: SparseCfgEntry, moduleName: string): boolean {
   return typeof entry.pattern === 'string' ? compileGlob(entry.pattern)(moduleName) : entry.pattern(moduleName) === true;
@@ -72,10 +73,17 @@ export function resolveModuleConfigs(cfg: SparseAttentionConfig, moduleNames: re
   return moduleNames.map((name) => resolveModuleConfig(cfg, name, opts));
 }
 
-/** The method an enabled module runs, constructed with its settings; null when disabled. */
+/**
+ * The method an enabled module runs, constructed with its settings; null when disabled. An entry
+ * with `per_head` gives a PerHeadMethod (one inner instance per query head, methods/per-head.ts).
+ */
 export function createModuleMethod(resolved: ResolvedModuleConfig, opts: ResolveOptions = {}): SparseAttentionMethod | null {
   if (!resolved.enable || !resolved.attributes) return null;
   const registry = opts.registry ?? sparseMethods;
+  const perHead = resolved.attributes.per_head as Record<string, number[]> | undefined;
+  if (perHead !== undefined) {
+    return new PerHeadMethod(registry.descriptor(resolved.attributes.method), resolved.settings, perHead, { registry, label: `sparse_cfg[${resolved.matchedBy}].per_head` });
+  }
   return new (registry.get(resolved.attributes.method))(resolved.settings);
 }
 
