@@ -1,6 +1,6 @@
 /**
  * Every method on the GPU forward pass (model/gpu-attention.ts) = the CPU LlamaModel with the same
- * method, on bytes-llama-dev (head dim 128, GQA 4:2) in f32: all logits of a 45-byte prompt
+ * method (also with per-head knob values, PerHeadMethod), on bytes-llama-dev (head dim 128, GQA 4:2) in f32: all logits of a 45-byte prompt
  * prefilled in chunks of 19 (so later chunks attend to the cache with a query offset, and the last
  * chunk is short), then two decode steps; per-layer statistics (kept/total blocks) equal to the CPU's.
  * Bound: the dense GPU-vs-CPU bound of webgpu-gpu-llama.test.ts (2e-3) — a block the GPU decided
@@ -14,6 +14,8 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { StatsAggregator } from '../src/core/stats.js';
 import { createSparseMethod } from '../src/methods/index.js';
+import type { SparseAttentionMethod } from '../src/methods/method.js';
+import { PerHeadMethod } from '../src/methods/per-head.js';
 import { prefillGpu } from '../src/model/gpu-generate.js';
 import { GpuLlamaModel } from '../src/model/gpu-llama.js';
 import { LlamaModel, prefill } from '../src/model/llama.js';
@@ -39,20 +41,29 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-const METHODS: [string, Record<string, unknown>][] = [
-  ['flash_skip_softmax', { threshold: 0.3, br: 8, bc: 8 }],
-  ['flash_skip_softmax', { threshold: 0.2, br: 5, bc: 7, variant: 'sequential' }],
-  ['sla', { topkRatio: 0.3, BLKQ: 8, BLKK: 8 }],
-  ['sla', { topkRatio: 0.4, BLKQ: 5, BLKK: 7, proj: 'identity' }],
-  ['sage_sla', { topkRatio: 0.3, BLKQ: 8, BLKK: 8, proj: 'identity' }],
+type Make = (method?: string) => SparseAttentionMethod;
+const plain = (name: string, settings: Record<string, unknown>): [string, string, Make] =>
+  [name, JSON.stringify(settings), (method = name) => createSparseMethod(method, settings)];
+// Per-head values (4 query heads), each head its own instance, as PerHeadMethod on the CPU.
+const perHead = (name: string, shared: Record<string, unknown>, values: Record<string, number[]>): [string, string, Make] =>
+  [name, `per head ${JSON.stringify(values)} ${JSON.stringify(shared)}`, (method = name) => new PerHeadMethod(method, shared, values)];
+const METHODS: [string, string, Make][] = [
+  plain('flash_skip_softmax', { threshold: 0.3, br: 8, bc: 8 }),
+  plain('flash_skip_softmax', { threshold: 0.2, br: 5, bc: 7, variant: 'sequential' }),
+  plain('sla', { topkRatio: 0.3, BLKQ: 8, BLKK: 8 }),
+  plain('sla', { topkRatio: 0.4, BLKQ: 5, BLKK: 7, proj: 'identity' }),
+  plain('sage_sla', { topkRatio: 0.3, BLKQ: 8, BLKK: 8, proj: 'identity' }),
+  perHead('xattention', { blockSize: 8, stride: 4 }, { threshold: [0.2, 0.9, 0.5, 0.99] }),
+  perHead('flash_skip_softmax', { br: 8, bc: 8 }, { threshold: [0.5, 0.3, 0.9, 0.05] }),
+  perHead('sla', { BLKQ: 8, BLKK: 8, proj: 'identity' }, { topkRatio: [0.2, 0.6, 0.4, 1] }),
 ];
 
 describe('every method on the GPU forward pass = the CPU model with the same method', { skip: (await acquireTestGpu()).skip }, () => {
-  for (const [name, settings] of METHODS) {
-    it(`${name} ${JSON.stringify(settings)}: logits of chunked prefill and decode, per-layer statistics`, async () => {
+  for (const [name, what, make] of METHODS) {
+    it(`${name} ${what}: logits of chunked prefill and decode, per-layer statistics`, async () => {
       const sparse = (stats: StatsAggregator, method = name) => {
         const m = new LlamaModel(model.config, model.weights);
-        for (const a of m.attention) a.method = createSparseMethod(method, settings);
+        for (const a of m.attention) a.method = make(method);
         m.stats = stats;
         return m;
       };

@@ -9,6 +9,7 @@
  *   sla, sage_sla         its whole-method encoding; SLA reads dense BHLD f32, so q/k/v are gathered
  *                         into that layout first and its f32 output scattered back (a few memory-bound
  *                         passes, small next to the attention itself)
+ *   per-head values       each head's own instance of any of these, on one-head views (gpu-per-head.ts)
  * Each sparse method leaves a PendingPlan: after the pass's submit it reads back what the statistics
  * need (block list or kept flags, O(blocks) ints) and returns the BlockPlan the CPU method would.
  */
@@ -34,6 +35,8 @@ import { SAGE_SLA_HEAD_DIMS, SageSlaMethod } from '../methods/sage-sla/sage-sla.
 import { blockMapToMask } from '../methods/sla/sla-block-map.js';
 import { checkProjectionSize, projectionIsZero } from '../methods/sla/sla-projection.js';
 import { SlaMethod } from '../methods/sla/sla.js';
+import { PerHeadMethod } from '../methods/per-head.js';
+import { encodePerHead } from './gpu-per-head.js';
 import { checkSlaLimits } from '../backends/webgpu/methods/sla/sla-limits.js';
 
 /** A sparse layer's plan, to read back after the pass's submit. */
@@ -66,6 +69,7 @@ export async function encodeModelAttention(
     enc.own(await encodeAttention(device, enc.encoder, views, { causal: true, scale: p.scale, blocks: { kind: 'all' } }));
     return undefined;
   }
+  if (method instanceof PerHeadMethod) return encodePerHead(ctx, enc, method, views, p, dtype, encodeModelAttention);
   if (method instanceof FlashSkipSoftmax) return encodeFlashSkip(ctx, enc, method, views, p);
   if (method instanceof SlaMethod) return encodeSla(ctx, enc, method, views, p, dtype);
   const planner = gpuMethod(method.name)?.planner;
