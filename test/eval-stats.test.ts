@@ -38,6 +38,7 @@ test('Wilson interval: published values, clamped to [0, 1], not degenerate at 0/
   close(c.hi, 0.8881, 1e-4, '15/20 hi');
   const d = wilsonInterval(16, 16);
   assert.equal(d.hi, 1);
+  for (const n of [1, 3, 7, 16, 50]) assert.ok(wilsonInterval(n, n).hi >= 1 && wilsonInterval(0, n).lo <= 0, `exact ends at n = ${n}`);
   assert.ok(d.lo > 0.75 && d.lo < 0.85, `16/16 lo ${d.lo}`);
 });
 

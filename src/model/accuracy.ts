@@ -14,7 +14,7 @@
  * either way (the GPU runner reads its modules' methods on every pass).
  */
 import { availableParallelism, cpus } from 'node:os';
-import { requireInteger } from '../core/errors.js';
+import { requireInteger, SparseAttentionError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { sparseMethods } from '../methods/index.js';
 import type { BlockPlan } from '../methods/method.js';
@@ -39,6 +39,8 @@ export interface AccuracyOptions {
   families?: VariantFamily[];
   /** Whole configs evaluated as extra rows at every length (e.g. a calibrated or hand-written one). */
   extraVariants?: Variant[];
+  /** Per-head calibration on the last N query rows of each captured call (default 1024; 0 = all). */
+  calibrationQueries?: number;
   /** First N layers stay dense (per-layer exception). Default 0. */
   denseLayers?: number;
   needles?: number;
@@ -94,6 +96,15 @@ export interface AccuracyReport {
   /** True while the run is still going (a file saved after each row). */
   partial?: boolean;
   rows: AccuracyRow[];
+  /** Variants the runner refused, with the reason. */
+  skipped?: SkippedVariant[];
+}
+
+export interface SkippedVariant {
+  length: number;
+  method: string;
+  label: string;
+  reason: string;
 }
 
 const ANSWER = 6;
@@ -120,6 +131,7 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
   let done = 0;
   const tick = (label: string) => opts.onProgress?.(done, total, label);
   const rows: AccuracyRow[] = [];
+  const skipped: SkippedVariant[] = [];
   try {
     for (const length of opts.lengths) {
       const prompts = Array.from({ length: opts.prompts }, () => buildNeedlePrompt(corpus, length, rng, opts.needles));
@@ -139,7 +151,7 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       rows.push(summarize(length, { method: 'dense', label: 'dense', family: 'uniform', settings: {}, config: undefined as never }, prompts, dense, dense, 0, (Date.now() - t0) / 1000));
       opts.onRow?.(rows);
       const variants: Variant[] = [];
-      for (const method of methods) variants.push(...(await variantsFor({ method, length, targets, captured, denseLayers }, families)));
+      for (const method of methods) variants.push(...(await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries }, families)));
       variants.push(...extra);
       captured.length = 0;
       total += opts.prompts * (1 + variants.length - perLength);
@@ -148,14 +160,25 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
         const name = `L=${length} ${v.method} ${v.label}`;
         tick(name);
         const t1 = Date.now();
-        const { stats } = sparsify(model, v.config);
         const scores: PromptScore[] = [];
-        for (const [i, p] of prompts.entries()) {
-          model.onPlan = i === 0 && opts.onPlan ? firstPrefillPlans((m, plan) => opts.onPlan!({ length, method: v.method, label: v.label }, m, plan), denseLayers) : undefined;
-          scores.push(await scoreWith(scoring, p.tokens, { answerLength: ANSWER, reference: dense[i].greedy, prefillChunk: opts.prefillChunk }));
+        let stats;
+        try {
+          stats = sparsify(model, v.config).stats;
+          for (const [i, p] of prompts.entries()) {
+            model.onPlan = i === 0 && opts.onPlan ? firstPrefillPlans((m, plan) => opts.onPlan!({ length, method: v.method, label: v.label }, m, plan), denseLayers) : undefined;
+            scores.push(await scoreWith(scoring, p.tokens, { answerLength: ANSWER, reference: dense[i].greedy, prefillChunk: opts.prefillChunk }));
+            model.onPlan = undefined;
+            done++;
+            tick(name);
+          }
+        } catch (err) {
+          // A configuration the runner refuses (e.g. an unsupported combination) costs its row, not the run.
+          if (!(err instanceof SparseAttentionError)) throw err;
           model.onPlan = undefined;
-          done++;
-          tick(name);
+          done += prompts.length - scores.length;
+          skipped.push({ length, method: v.method, label: v.label, reason: err.message });
+          opts.onRow?.(rows);
+          continue;
         }
         const sparse = stats.summary('prefill').filter((r) => r.module.startsWith('model.layers.') && Number(r.module.split('.')[2]) >= denseLayers);
         const kept = sparse.reduce((a, r) => a + r.keptBlocks, 0);
@@ -169,7 +192,7 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
     model.onAttention = undefined;
     model.onPlan = undefined;
   }
-  return newReport(opts, rows);
+  return { ...newReport(opts, rows), ...(skipped.length ? { skipped } : {}) };
 }
 
 /** A plan hook passing on each sparsified module's first prefill plan (decode steps have Lq = 1). */

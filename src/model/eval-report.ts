@@ -90,7 +90,7 @@ export function paretoSvg(report: AccuracyReport): string {
     }
     methods.forEach((m, i) => {
       const ly = top + 10 + i * 18;
-      parts.push(`<circle cx="${M.l + pw + 16}" cy="${ly}" r="4" fill="${color(m)}"/><text x="${M.l + pw + 26}" y="${ly + 4}" font-size="12">${esc(m)}</text>`);
+      parts.push(`<rect x="${M.l + pw + 12}" y="${ly - 4}" width="8" height="8" fill="${color(m)}"/><text x="${M.l + pw + 26}" y="${ly + 4}" font-size="12">${esc(m)}</text>`);
     });
     const ly = top + 14 + methods.length * 18;
     parts.push(`<text x="${M.l + pw + 10}" y="${ly + 4}" font-size="11">filled: uniform; hollow: per-head/config</text>`);

@@ -47,7 +47,8 @@ export function wilsonInterval(successes: number, n: number): Interval {
   const denom = 1 + (z * z) / n;
   const centre = (p + (z * z) / (2 * n)) / denom;
   const half = (z / denom) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
-  return { lo: Math.max(0, centre - half), hi: Math.min(1, centre + half) };
+  // At 0/n and n/n the bound is exactly 0 or 1; rounding would put it a hair inside.
+  return { lo: successes === 0 ? 0 : Math.max(0, centre - half), hi: successes === n ? 1 : Math.min(1, centre + half) };
 }
 
 /** A point of a sparsity/Δloss trade-off: higher sparsity and lower Δloss are better. */

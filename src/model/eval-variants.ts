@@ -3,7 +3,8 @@
  * sparse-attention config (so anything a config can say, per-layer or per-head, can be a row):
  *   uniform   the method's defaults, and one setting of its knob for all heads per target sparsity,
  *             bisected on Q/K captured from the first prompt's dense pass (sparsity-search.ts)
- *   per-head  one knob value per query head per target (a calibration on the same capture)
+ *   per-head  one knob value per query head per target (calibratePerHead's target mode on the
+ *             same capture, its last `calibrationQueries` query rows)
  *   sla-proj  SLA/SageSLA with a linear-branch projection fitted on the capture
  * Families whose library is not part of this build are refused by name before any work.
  */
@@ -12,6 +13,7 @@ import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
 import type { SparseAttentionAttributeInput } from '../config/attribute-config.js';
 import { sparseMethods } from '../methods/index.js';
 import { type CapturedAttention, searchSetting } from './sparsity-search.js';
+import { calibratePerHead, type CapturedHeads } from '../calibration/per-head.js';
 
 export interface Variant {
   method: string;
@@ -34,6 +36,12 @@ export interface VariantContext {
   /** Prefill attention operands of the first prompt's dense pass, sparsified layers only. */
   captured: readonly CapturedAttention[];
   denseLayers: number;
+  /**
+   * Per-head calibration measures each head's output error against dense on the CPU, which at 8K
+   * costs far more than planning: it runs on the last this-many query rows of each captured call
+   * (all keys). Default 1024; 0 = every row.
+   */
+  calibrationQueries?: number;
 }
 
 /** A family's builder: the variants of one method, or [] where the family does not apply to it. */
@@ -42,6 +50,7 @@ export type VariantBuilder = (ctx: VariantContext) => Variant[] | Promise<Varian
 /** Builders of the families this build has; per-head and sla-proj register when their libraries land. */
 export const VARIANT_FAMILIES: Partial<Record<VariantFamily, VariantBuilder>> = {
   uniform: uniformVariants,
+  'per-head': perHeadVariants,
 };
 
 /** Families a caller may ask for by name. */
@@ -87,6 +96,28 @@ export function uniformVariants(ctx: VariantContext): Variant[] {
     });
   }
   return out;
+}
+
+/**
+ * Per target, one knob value per query head from calibratePerHead's target mode on the capture
+ * (the block-weighted sparsity over its rows meets the target with the least output error).
+ */
+export function perHeadVariants(ctx: VariantContext): Variant[] {
+  const { method, denseLayers } = ctx;
+  if (!sparseMethods.descriptor(method).knob) return [];
+  const rows = ctx.calibrationQueries ?? 1024;
+  const captured: CapturedHeads[] = ctx.captured.map((c) => {
+    if (!c.v) throw new UnsupportedError('per-head calibration needs the captured values (v) of the dense pass');
+    const q = rows > 0 && c.q.length > rows ? c.q.sliceLength(c.q.length - rows, c.q.length) : c.q;
+    return { module: c.module, q, k: c.k, v: c.v };
+  });
+  return ctx.targets.map((target) => {
+    const r = calibratePerHead(captured, method, { target });
+    return {
+      method, label: `per-head ~${Math.round(target * 100)}%`, family: 'per-head' as const, settings: {},
+      config: withDenseLayers(r.config, denseLayers), plannedSparsity: r.sparsity,
+    };
+  });
 }
 
 /** Variants of `method` from each family asked for, in order. */

@@ -71,6 +71,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
   --targets 0.5,0.8,0.9  block sparsities to search settings for (default 0.5,0.8,0.9)
   --variants a,b       uniform | per-head | sla-proj (default uniform): per method, one setting for
                        all heads per target, one per head, SLA with a fitted projection
+  --calibration-queries N  per-head calibration on the last N query rows of the capture (default 1024; 0 = all)
   --configs F1,F2      whole sparse-attention configs (JSON) evaluated as extra rows at every length
   --dense-layers N     keep the first N layers dense (default 0)
   --needles N          key lines per prompt (default 1; 0 = 1-4 at random, as in training)
@@ -96,6 +97,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
         dtype: { type: 'string' },
         variants: { type: 'string', default: 'uniform' },
         configs: { type: 'string' },
+        'calibration-queries': { type: 'string', default: '1024' },
         plot: { type: 'string' },
         'dense-layers': { type: 'string', default: '0' },
         needles: { type: 'string', default: '1' },
@@ -149,6 +151,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
       methods: values.methods?.split(',').map((s) => s.trim()),
       targets,
       families,
+      calibrationQueries: intOption('calibration-queries', values['calibration-queries'], 0),
       extraVariants,
       scoring,
       device,
@@ -175,6 +178,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
       writeFileSync(values.plot, paretoSvg(report));
     }
     const text = `${formatAccuracyTable(report)}\n\nPareto front (sparsity up, Δloss down) per length and method:\n${formatParetoTable(report)}\n\n` +
+      (report.skipped?.length ? `skipped:\n${report.skipped.map((k) => `  L=${k.length} ${k.method} ${k.label}: ${k.reason}`).join('\n')}\n\n` : '') +
       `${report.date}, ${report.device.name} (${report.device.backend}), ${report.machine}\nintervals: ${report.ciMethod}`;
     console.log(values.json ? JSON.stringify(report, null, 2) : text);
     return 0;
