@@ -108,6 +108,31 @@ describe('every method on the GPU forward pass = the CPU model with the same met
     });
   }
 
+  it('model.onAttention on the GPU: each layer\'s q after RoPE and the cache K/V equal the CPU operands', async () => {
+    const seen = (m: LlamaModel) => {
+      const out: { name: string; q: Float32Array; k: Float32Array; v: Float32Array; shape: number[] }[] = [];
+      m.onAttention = (mod, q, k, v) => out.push({ name: mod.name, q: q.toLayout('BHLD').toFloat32Array(), k: k.toLayout('BHLD').toFloat32Array(), v: v.toLayout('BHLD').toFloat32Array(), shape: [q.heads, q.length, k.heads, k.length] });
+      return out;
+    };
+    const cpu = new LlamaModel(model.config, model.weights);
+    const cpuSeen = seen(cpu);
+    await prefill(cpu, tokens, cpu.newCache(tokens.length), CHUNK, 'last');
+    const m = new LlamaModel(model.config, model.weights);
+    const gpuSeen = seen(m);
+    const runner = new GpuLlamaModel(m, gpu.ctx!, { dtype: 'f32' });
+    const cache = runner.newCache(tokens.length);
+    try {
+      await prefillGpu(runner, tokens, cache, CHUNK, 'last');
+      assert.deepEqual(gpuSeen.map((x) => [x.name, x.shape]), cpuSeen.map((x) => [x.name, x.shape]));
+      gpuSeen.forEach((g, i) => {
+        for (const key of ['q', 'k', 'v'] as const) assert.ok(maxAbsDiff(g[key], cpuSeen[i][key]) < 1e-3, `${g.name} call ${i} ${key}: ${maxAbsDiff(g[key], cpuSeen[i][key])}`);
+      });
+    } finally {
+      cache.destroy();
+      runner.destroy();
+    }
+  });
+
   it('a method without GPU kernels is refused, naming the ones that run', async () => {
     const m = new LlamaModel(model.config, model.weights);
     m.attention[1].method = { ...createSparseMethod('tri_shape', {}), name: 'made_up' } as never;
