@@ -5,10 +5,12 @@
  * through sparsify() to the same model output.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
 import { fitSlaProjection, slaProjectionJson, solveSlaProjection, type SlaProjectionRows } from '../src/calibration/sla-projection-fit.js';
 import { relativeL2Error } from '../src/core/error-metrics.js';
@@ -188,5 +190,42 @@ describe('fitted projection in a model config', () => {
     } finally {
       rmSync(dir, { recursive: true });
     }
+  });
+});
+
+describe('sparse-attn calibrate --fit-projection', () => {
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const corpus = fileURLToPath(new URL('../../test/fixtures/python-corpus', import.meta.url));
+  const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'calibrate', '--fit-projection', ...args], { encoding: 'utf8' });
+
+  it('writes a config whose per-layer projFiles load back; reports the fit', () => {
+    const model = writeTinyCheckpoint({ ...TINY_CONFIG, vocab_size: 256, head_dim: 8 });
+    const dir = mkdtempSync(join(tmpdir(), 'sla-cli-'));
+    try {
+      const out = join(dir, 'cfg.json');
+      const r = run('--method', 'sla', '--model', model, '--corpus', corpus, '--prompts', '2', '--length', '96', '--per-head',
+        '--settings', JSON.stringify({ topkRatio: 0.25, BLKQ: 16, BLKK: 8 }), '--out', out, '--json');
+      assert.equal(r.status, 0, r.stderr);
+      const report = JSON.parse(r.stdout);
+      assert.deepEqual(report.report.map((x: { module: string }) => x.module), ['model.layers.0.self_attn', 'model.layers.1.self_attn']);
+      assert.ok(report.report.every((x: { rowsFit: number; heldOutBy: string }) => x.rowsFit === 2 * 96 * 2 && x.heldOutBy === 'call'));
+      const cfg = JSON.parse(readFileSync(out, 'utf8'));
+      const entry = cfg.sparse_cfg['model.layers.1.self_attn'];
+      assert.equal(entry.method, 'sla');
+      assert.equal(entry.projFile, join(dir, 'cfg.model.layers.1.self_attn.proj.json'));
+      const m = LlamaModel.load(model);
+      sparsify(m, cfg);
+      const s = (m.attention[1].method as SlaMethod).settings;
+      assert.ok(s.proj.kind === 'weights' && s.proj.heads === 2 && s.proj.weight.length === 2 * 64 && s.topkRatio === 0.25);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('rejects bad options, naming them', () => {
+    assert.match(run('--method', 'xattention').stderr, /--method must be sla or sage_sla/);
+    assert.match(run('--method', 'sla', '--corpus', corpus, '--out', 'x.json').stderr, /--model must be a folder/);
+    assert.match(run('--method', 'sla', '--model', 'm', '--corpus', corpus, '--out', 'x.json', '--ridge=-1').stderr, /--ridge must be a number >= 0 or auto, got "-1"/);
+    assert.match(run('--method', 'sla', '--model', 'm', '--corpus', corpus, '--out', 'x.json', '--settings', '[1]').stderr, /--settings must be a JSON object/);
   });
 });
