@@ -8,6 +8,7 @@ import { formatTable } from '../../core/stats.js';
 import { structuredQKV } from '../../core/structured-inputs.js';
 import type { Command } from '../command.js';
 import { intOption } from '../options.js';
+import { FIT_PROJECTION_USAGE, runFitProjection } from './calibrate-projection.js';
 
 export interface CalibrateRow {
   length: number;
@@ -43,8 +44,11 @@ threshold = a·exp(b·S)/Lk; xattention, tri_shape and sla search their knob by 
                      config.json, as ModelOpt's exporter does (flash_skip_softmax only: serving
                      engines read skip_softmax); an existing FILE keeps its other keys, and its
                      architectures name the attention class in "targets"
-  --json             print the result as JSON`,
+  --json             print the result as JSON
+
+${FIT_PROJECTION_USAGE}`,
   async run(argv) {
+    if (argv.includes('--fit-projection')) return runFitProjection(argv);
     const { values } = parseArgs({
       args: argv,
       strict: true,
