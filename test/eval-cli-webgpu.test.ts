@@ -42,7 +42,7 @@ describe('sparse-attn eval --backend webgpu on a tiny model', { skip: gpu.skip }
   it('report with device and intervals, per-head and config rows, Pareto table, SVG plot; dense loss = the CPU run', async () => {
     const out = join(dir, 'gpu.json');
     const plot = join(dir, 'pareto.svg');
-    const r = await run([...common, '--backend', 'webgpu', '--dtype', 'f32', '--methods', 'xattention,sla', '--variants', 'uniform,per-head', '--configs', config, '--out', out, '--plot', plot]);
+    const r = await run([...common, '--backend', 'webgpu', '--dtype', 'f32', '--methods', 'xattention,sla', '--variants', 'uniform,per-head,sla-proj', '--configs', config, '--out', out, '--plot', plot]);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(readFileSync(out, 'utf8')) as AccuracyReport;
     assert.equal(report.partial, undefined, 'the final save is not partial');
@@ -51,7 +51,7 @@ describe('sparse-attn eval --backend webgpu on a tiny model', { skip: gpu.skip }
     assert.ok(!Number.isNaN(Date.parse(report.date)));
     assert.deepEqual(report.rows.map((x) => `${x.method} ${x.label}`), [
       'dense dense', 'xattention default', 'xattention ~50%', 'xattention per-head ~50%',
-      'sla default', 'sla ~50%', 'sla per-head ~50%', 'xattention xattn-small-blocks',
+      'sla default', 'sla ~50%', 'sla per-head ~50%', 'sla proj ~50%', 'xattention xattn-small-blocks',
     ]);
     const [dense, ...sparse] = report.rows;
     assert.equal(dense.lossDelta, 0);
@@ -67,6 +67,9 @@ describe('sparse-attn eval --backend webgpu on a tiny model', { skip: gpu.skip }
     assert.equal(perHead.family, 'per-head');
     const entries = Object.values(perHead.config!.sparse_cfg) as { per_head?: { threshold?: number[] } }[];
     assert.ok(entries.some((e) => e.per_head?.threshold?.length === TINY_CONFIG.num_attention_heads), JSON.stringify(perHead.config));
+    const proj = sparse.find((x) => x.family === 'sla-proj')!;
+    const projEntries = Object.values(proj.config!.sparse_cfg) as { proj?: { weight?: number[] } }[];
+    assert.ok(projEntries.some((e) => (e.proj?.weight?.length ?? 0) === 64 * 64), 'a fitted D×D projection in the config');
     const small = sparse.find((x) => x.family === 'config')!;
     assert.ok(small.sparsity > 0 && small.sparsity < 1, `16-token blocks on 96 tokens skip some: ${small.sparsity}`);
     assert.match(r.stdout, /Pareto front/);

@@ -23,7 +23,7 @@ import { buildNeedlePrompt, type NeedlePrompt } from './needle.js';
 import { cpuScoring, type PromptScore, type ScoringModel, scoreWith } from './prompt-score.js';
 import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
 import { desparsify, sparsify } from './sparsify.js';
-import type { CapturedAttention } from './sparsity-search.js';
+import type { CallPlanner, CapturedAttention } from './sparsity-search.js';
 import { type Interval, meanInterval, wilsonInterval } from './eval-stats.js';
 import { configFor, type Variant, type VariantFamily, variantsFor } from './eval-variants.js';
 
@@ -39,6 +39,8 @@ export interface AccuracyOptions {
   families?: VariantFamily[];
   /** Whole configs evaluated as extra rows at every length (e.g. a calibrated or hand-written one). */
   extraVariants?: Variant[];
+  /** How the knob searches plan the captured calls (default the CPU; the CLI passes the GPU's for --backend webgpu). */
+  searchPlanner?: CallPlanner;
   /** Per-head calibration on the last N query rows of each captured call (default 1024; 0 = all). */
   calibrationQueries?: number;
   /** First N layers stay dense (per-layer exception). Default 0. */
@@ -92,7 +94,7 @@ export interface AccuracyReport {
   device: { name: string; backend: string; [key: string]: unknown };
   model: string;
   ciMethod: string;
-  options: Omit<AccuracyOptions, 'onProgress' | 'onRow' | 'onPlan' | 'scoring' | 'extraVariants'> & { extraVariants?: string[] };
+  options: Omit<AccuracyOptions, 'onProgress' | 'onRow' | 'onPlan' | 'scoring' | 'searchPlanner' | 'extraVariants'> & { extraVariants?: string[] };
   /** True while the run is still going (a file saved after each row). */
   partial?: boolean;
   rows: AccuracyRow[];
@@ -151,7 +153,7 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       rows.push(summarize(length, { method: 'dense', label: 'dense', family: 'uniform', settings: {}, config: undefined as never }, prompts, dense, dense, 0, (Date.now() - t0) / 1000));
       opts.onRow?.(rows);
       const variants: Variant[] = [];
-      for (const method of methods) variants.push(...(await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries }, families)));
+      for (const method of methods) variants.push(...(await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries, planner: opts.searchPlanner }, families)));
       variants.push(...extra);
       captured.length = 0;
       total += opts.prompts * (1 + variants.length - perLength);
@@ -206,7 +208,7 @@ function firstPrefillPlans(onPlan: (m: AttentionModule, plan: BlockPlan) => void
 }
 
 export function newReport(opts: AccuracyOptions, rows: AccuracyRow[]): AccuracyReport {
-  const { onProgress: _p, onRow: _r, onPlan: _m, scoring: _s, extraVariants, device, ...options } = opts;
+  const { onProgress: _p, onRow: _r, onPlan: _m, scoring: _s, searchPlanner: _sp, extraVariants, device, ...options } = opts;
   return {
     date: new Date().toISOString(), machine: machineName(), device: device ?? { name: cpus()[0]?.model ?? 'unknown CPU', backend: 'cpu' }, model: '',
     ciMethod: CI_METHOD, options: { ...options, ...(extraVariants ? { extraVariants: extraVariants.map((v) => v.label) } : {}) }, rows,

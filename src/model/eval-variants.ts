@@ -5,15 +5,18 @@
  *             bisected on Q/K captured from the first prompt's dense pass (sparsity-search.ts)
  *   per-head  one knob value per query head per target (calibratePerHead's target mode on the
  *             same capture, its last `calibrationQueries` query rows)
- *   sla-proj  SLA/SageSLA with a linear-branch projection fitted on the capture
- * Families whose library is not part of this build are refused by name before any work.
+ *   sla-proj  SLA/SageSLA at the uniform setting per target, with the linear branch's projection
+ *             fitted in closed form on the capture (fitSlaProjection)
+ * A family not in VARIANT_FAMILIES is refused by name before any work.
  */
 import { UnsupportedError } from '../core/errors.js';
 import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
 import type { SparseAttentionAttributeInput } from '../config/attribute-config.js';
 import { sparseMethods } from '../methods/index.js';
-import { type CapturedAttention, searchSetting } from './sparsity-search.js';
+import { type CallPlanner, type CapturedAttention, cpuCallPlanner, searchSettingWith } from './sparsity-search.js';
 import { calibratePerHead, type CapturedHeads } from '../calibration/per-head.js';
+import { fitSlaProjection } from '../calibration/sla-projection-fit.js';
+import { slaProjectionConfig } from './sla-projection-capture.js';
 
 export interface Variant {
   method: string;
@@ -42,15 +45,18 @@ export interface VariantContext {
    * (all keys). Default 1024; 0 = every row.
    */
   calibrationQueries?: number;
+  /** How the knob searches plan the captured calls (default the CPU's planBlockMask). */
+  planner?: CallPlanner;
 }
 
 /** A family's builder: the variants of one method, or [] where the family does not apply to it. */
 export type VariantBuilder = (ctx: VariantContext) => Variant[] | Promise<Variant[]>;
 
-/** Builders of the families this build has; per-head and sla-proj register when their libraries land. */
+/** Builders of the families this build has. */
 export const VARIANT_FAMILIES: Partial<Record<VariantFamily, VariantBuilder>> = {
   uniform: uniformVariants,
   'per-head': perHeadVariants,
+  'sla-proj': slaProjectionVariants,
 };
 
 /** Families a caller may ask for by name. */
@@ -83,13 +89,13 @@ export function withDenseLayers(config: SparseAttentionConfigJson, denseLayers: 
   return cfg;
 }
 
-export function uniformVariants(ctx: VariantContext): Variant[] {
+export async function uniformVariants(ctx: VariantContext): Promise<Variant[]> {
   const { method, denseLayers } = ctx;
   const out: Variant[] = [{ method, label: 'default', family: 'uniform', settings: {}, config: configFor({ method }, denseLayers) }];
   const knob = sparseMethods.descriptor(method).knob;
   if (!knob) return out;
   for (const target of ctx.targets) {
-    const r = searchSetting(method, knob, target, ctx.captured, ctx.length);
+    const r = await searchSettingWith(ctx.planner ?? cpuCallPlanner, method, knob, target, ctx.captured, ctx.length);
     out.push({
       method, label: `~${Math.round(target * 100)}%`, family: 'uniform', settings: r.settings,
       config: configFor({ method, ...r.settings }, denseLayers), plannedSparsity: r.plannedSparsity,
@@ -105,18 +111,46 @@ export function uniformVariants(ctx: VariantContext): Variant[] {
 export function perHeadVariants(ctx: VariantContext): Variant[] {
   const { method, denseLayers } = ctx;
   if (!sparseMethods.descriptor(method).knob) return [];
-  const rows = ctx.calibrationQueries ?? 1024;
-  const captured: CapturedHeads[] = ctx.captured.map((c) => {
-    if (!c.v) throw new UnsupportedError('per-head calibration needs the captured values (v) of the dense pass');
-    const q = rows > 0 && c.q.length > rows ? c.q.sliceLength(c.q.length - rows, c.q.length) : c.q;
-    return { module: c.module, q, k: c.k, v: c.v };
-  });
+  const captured = trimmed(ctx);
   return ctx.targets.map((target) => {
     const r = calibratePerHead(captured, method, { target });
     return {
       method, label: `per-head ~${Math.round(target * 100)}%`, family: 'per-head' as const, settings: {},
       config: withDenseLayers(r.config, denseLayers), plannedSparsity: r.sparsity,
     };
+  });
+}
+
+/**
+ * SLA and SageSLA only: per target, the uniform topkRatio found for it with the linear branch's
+ * projection fitted in closed form (fitSlaProjection, ridge chosen by cross-validation) on the
+ * capture's last `calibrationQueries` query rows, one projection per module.
+ */
+export async function slaProjectionVariants(ctx: VariantContext): Promise<Variant[]> {
+  const { method, denseLayers } = ctx;
+  if (method !== 'sla' && method !== 'sage_sla') return [];
+  const knob = sparseMethods.descriptor(method).knob!;
+  const captured = trimmed(ctx);
+  const out: Variant[] = [];
+  for (const target of ctx.targets) {
+    const r = await searchSettingWith(ctx.planner ?? cpuCallPlanner, method, knob, target, ctx.captured, ctx.length);
+    const { projections } = fitSlaProjection(captured, r.settings, { method });
+    const cfg = slaProjectionConfig(r.settings, projections, { method });
+    out.push({
+      method, label: `proj ~${Math.round(target * 100)}%`, family: 'sla-proj', settings: r.settings,
+      config: withDenseLayers({ sparse_cfg: cfg.sparse_cfg, export_format: null }, denseLayers), plannedSparsity: r.plannedSparsity,
+    });
+  }
+  return out;
+}
+
+/** The capture with q cut to its last `calibrationQueries` rows (all keys kept), v required. */
+function trimmed(ctx: VariantContext): CapturedHeads[] {
+  const rows = ctx.calibrationQueries ?? 1024;
+  return ctx.captured.map((c) => {
+    if (!c.v) throw new UnsupportedError('calibration needs the captured values (v) of the dense pass');
+    const q = rows > 0 && c.q.length > rows ? c.q.sliceLength(c.q.length - rows, c.q.length) : c.q;
+    return { module: c.module, q, k: c.k, v: c.v };
   });
 }
 

@@ -10,6 +10,7 @@ import { type AccuracyOptions, type AccuracyReport, formatAccuracyTable, formatP
 import { paretoSvg } from '../../model/eval-report.js';
 import { checkFamilies, type Variant, withDenseLayers } from '../../model/eval-variants.js';
 import { cpuScoring, gpuScoring, type ScoringModel } from '../../model/prompt-score.js';
+import type { CallPlanner } from '../../model/sparsity-search.js';
 import { LlamaModel } from '../../model/llama.js';
 import { loadCorpus } from '../../model/needle.js';
 import type { Command } from '../command.js';
@@ -131,13 +132,18 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
     let scoring: ScoringModel = cpuScoring(model);
     let device: AccuracyOptions['device'] = cpuDeviceInfo();
     let release = async () => {};
+    let searchPlanner: CallPlanner | undefined;
     if (backend === 'webgpu') {
-      const { defaultWebGpuContext, releaseDefaultWebGpuContext } = await import('../../backends/webgpu/index.js');
+      const { createWebGpuBackend, defaultWebGpuContext, releaseDefaultWebGpuContext } = await import('../../backends/webgpu/index.js');
+      const { sparseAttention } = await import('../../attention.js');
       const { GpuLlamaModel } = await import('../../model/gpu-llama.js');
       const { webgpuDeviceInfo } = await import('../../bench/device-info.js');
       const ctx = await defaultWebGpuContext();
       const gpu = new GpuLlamaModel(model, ctx, { dtype: values.dtype as 'f16' | 'f32' | undefined });
       scoring = gpuScoring(gpu);
+      // The knob searches plan on the GPU too (the backend's method hooks): at 8K the CPU's planning would dominate.
+      const gpuBackend = createWebGpuBackend();
+      searchPlanner = async (method, c) => (await sparseAttention(c.q, c.k, c.v ?? c.k, { method, backend: gpuBackend, causal: true, phase: 'prefill' })).plan.stats;
       device = { ...webgpuDeviceInfo(ctx.report), dtype: gpu.dtype };
       release = async () => {
         scoring.release();
@@ -154,6 +160,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
       calibrationQueries: intOption('calibration-queries', values['calibration-queries'], 0),
       extraVariants,
       scoring,
+      searchPlanner,
       device,
       denseLayers,
       needles: needles === 0 ? undefined : positiveInt('needles', values.needles),
