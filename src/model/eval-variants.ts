@@ -4,7 +4,7 @@
  *   uniform   the method's defaults, and one setting of its knob for all heads per target sparsity,
  *             bisected on Q/K captured from the first prompt's dense pass (sparsity-search.ts)
  *   per-head  one knob value per query head per target (calibratePerHead's target mode on the
- *             same capture, its last `calibrationQueries` query rows)
+ *             same capture, its last `calibrationQueries` query rows; one grid for all targets)
  *   sla-proj  SLA/SageSLA at the uniform setting per target, with the linear branch's projection
  *             fitted in closed form on the capture (fitSlaProjection)
  * A family not in VARIANT_FAMILIES is refused by name before any work.
@@ -14,7 +14,8 @@ import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
 import type { SparseAttentionAttributeInput } from '../config/attribute-config.js';
 import { sparseMethods } from '../methods/index.js';
 import { type CallPlanner, type CapturedAttention, cpuCallPlanner, searchSettingWith } from './sparsity-search.js';
-import { calibratePerHead, type CapturedHeads } from '../calibration/per-head.js';
+import { type CapturedHeads, HeadProblem, knobGrid, perHeadConfig } from '../calibration/per-head.js';
+import { chooseForTarget, type GridPoint } from '../calibration/per-head-target.js';
 import { fitSlaProjection } from '../calibration/sla-projection-fit.js';
 import { slaProjectionConfig } from './sla-projection-capture.js';
 
@@ -105,18 +106,37 @@ export async function uniformVariants(ctx: VariantContext): Promise<Variant[]> {
 }
 
 /**
- * Per target, one knob value per query head from calibratePerHead's target mode on the capture
- * (the block-weighted sparsity over its rows meets the target with the least output error).
+ * Per target, one knob value per query head: calibratePerHead's target mode (calibration/per-head.ts)
+ * on the capture, with each head's grid of knob values measured once for all targets (the
+ * measurement, sparse vs dense attention per head on the CPU, is the cost; the choice per target is
+ * cheap).
  */
 export function perHeadVariants(ctx: VariantContext): Variant[] {
   const { method, denseLayers } = ctx;
-  if (!sparseMethods.descriptor(method).knob) return [];
+  const descriptor = sparseMethods.descriptor(method);
+  const knob = descriptor.knob;
+  if (!knob || ctx.targets.length === 0) return [];
   const captured = trimmed(ctx);
+  const byModule = new Map<string, CapturedHeads[]>();
+  for (const c of captured) byModule.set(c.module, [...(byModule.get(c.module) ?? []), c]);
+  const keyLength = Math.max(...captured.map((c) => c.k.length));
+  const problems: HeadProblem[] = [];
+  for (const [module, calls] of byModule) {
+    for (let h = 0; h < calls[0].q.heads; h++) problems.push(new HeadProblem(module, h, calls, descriptor, {}, { causal: true }));
+  }
+  const grid = knobGrid(knob, keyLength, 12);
+  const points: GridPoint[][] = problems.map((p) => grid.map((value) => ({ value, ...p.at(value) })));
   return ctx.targets.map((target) => {
-    const r = calibratePerHead(captured, method, { target });
+    const choice = chooseForTarget(points, target);
+    const heads = problems.map((p, i) => {
+      const value = grid[choice.indices[i]];
+      return { module: p.module, head: p.head, value, ...p.at(value) };
+    });
+    const total = heads.reduce((a, h) => a + h.validBlocks, 0);
+    const planned = total === 0 ? 0 : heads.reduce((a, h) => a + h.sparsity * h.validBlocks, 0) / total;
     return {
       method, label: `per-head ~${Math.round(target * 100)}%`, family: 'per-head' as const, settings: {},
-      config: withDenseLayers(r.config, denseLayers), plannedSparsity: r.sparsity,
+      config: withDenseLayers(perHeadConfig(method, {}, knob.setting, heads), denseLayers), plannedSparsity: planned,
     };
   });
 }
