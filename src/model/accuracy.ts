@@ -153,7 +153,10 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       rows.push(summarize(length, { method: 'dense', label: 'dense', family: 'uniform', settings: {}, config: undefined as never }, prompts, dense, dense, 0, (Date.now() - t0) / 1000));
       opts.onRow?.(rows);
       const variants: Variant[] = [];
-      for (const method of methods) variants.push(...(await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries, planner: opts.searchPlanner }, families)));
+      for (const method of methods) {
+        tick(`L=${length} ${method}: searching settings (${families.join(', ')})`);
+        variants.push(...(await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries, planner: opts.searchPlanner }, families)));
+      }
       variants.push(...extra);
       captured.length = 0;
       total += opts.prompts * (1 + variants.length - perLength);
