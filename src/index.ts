@@ -23,6 +23,11 @@ export {
 export { exportSparseAttentionConfig, LLAMA_ATTENTION_CLASS } from './model/hf-export.js';
 export { buildNeedlePrompt, loadCorpus, type NeedlePrompt } from './model/needle.js';
 export { scorePrompt, type PromptScore, type ScoreOptions } from './model/prompt-score.js';
+export {
+  fitSlaProjection, solveSlaProjection, slaProjectionJson, RIDGE_GRID as SLA_PROJECTION_RIDGE_GRID,
+  type CapturedSlaAttention, type SlaProjectionFitOptions, type SlaProjectionFitRow, type SlaProjectionRows, type SlaProjectionWeights,
+} from './calibration/sla-projection-fit.js';
+export { captureAttentionInputs, slaProjectionConfig, type CaptureOptions, type ProjectionConfigOptions } from './model/sla-projection-capture.js';
 export { formatAccuracyTable, runAccuracyEval, sparseConfigFor, type AccuracyOptions, type AccuracyReport, type AccuracyRow } from './model/accuracy.js';
 export { LlamaEngineProducer, generateWithEngine, type EngineGeneration } from './model/engine-runner.js';
 export { formatEvictionTable, runEvictionEval, type EvictionEvalConfig, type EvictionEvalOptions, type EvictionEvalReport, type EvictionEvalRow } from './model/eviction-eval.js';

@@ -32,6 +32,13 @@ function weights(Dv: number, seed: number, bias: boolean): { weight: number[]; b
   return bias ? { weight: w, bias: Array.from({ length: Dv }, () => rng.normal() * 0.1) } : { weight: w };
 }
 
+/** Per-head weights [H, Dv, Dv] (+ bias [H, Dv]): each head a different W, so a wrong head offset shows. */
+function perHeadWeights(Dv: number, H: number, seed: number, bias: boolean): { weight: number[]; bias?: number[]; heads: number } {
+  const rng = new Rng(seed);
+  const weight = Array.from({ length: H * Dv * Dv }, () => rng.normal() / Math.sqrt(Dv));
+  return bias ? { weight, bias: Array.from({ length: H * Dv }, () => rng.normal() * 0.1), heads: H } : { weight, heads: H };
+}
+
 const CASES: Case[] = [
   { D: 64, H: 2, Hkv: 2, batch: 1, Lq: 150, Lk: 150, causal: false, dtype: 'f32', settings: { topkRatio: 0.3, BLKQ: 32, BLKK: 16, proj: 'identity' } },
   { D: 32, H: 4, Hkv: 2, batch: 2, Lq: 45, Lk: 100, causal: true, dtype: 'f32', settings: { topkRatio: 0.5, BLKQ: 16, BLKK: 12, featureMap: 'elu', proj: weights(32, 1, true) } },
@@ -39,6 +46,9 @@ const CASES: Case[] = [
   { D: 64, H: 2, Hkv: 2, batch: 1, Lq: 97, Lk: 97, causal: false, dtype: 'f16', settings: { topkRatio: 0.2, BLKQ: 20, BLKK: 10, linearBlocks: 'all', proj: weights(64, 2, false) } },
   { D: 32, H: 3, Hkv: 1, batch: 1, Lq: 77, Lk: 77, causal: true, dtype: 'f32', settings: { topkRatio: 0.4, BLKQ: 24, BLKK: 8, proj: 'identity' } },
   { D: 64, H: 2, Hkv: 1, batch: 1, Lq: 60, Lk: 90, causal: false, dtype: 'f32', settings: { topkRatio: 0.1, BLKQ: 32, BLKK: 16 } },
+  // per-head projections (fitted ones): batch 2 so that the head index wraps
+  { D: 32, H: 4, Hkv: 2, batch: 2, Lq: 45, Lk: 100, causal: true, dtype: 'f32', settings: { topkRatio: 0.5, BLKQ: 16, BLKK: 12, proj: perHeadWeights(32, 4, 4, true) } },
+  { D: 64, H: 3, Hkv: 1, batch: 1, Lq: 40, Lk: 40, causal: false, dtype: 'f16', settings: { topkRatio: 0.3, BLKQ: 16, BLKK: 8, proj: perHeadWeights(64, 3, 5, false) } },
   // more queries than keys, Dv != D, one key block
   { D: 32, H: 2, Hkv: 2, batch: 1, Lq: 50, Lk: 20, causal: false, dtype: 'f32', Dv: 16, settings: { topkRatio: 0.5, BLKQ: 8, BLKK: 32, featureMap: 'relu', proj: weights(16, 3, true) } },
 ];

@@ -5,28 +5,26 @@
  * [2I, hidden]); the residual stream stays f32 on the GPU, every other activation in the run's
  * dtype. A forward pass is one command buffer: per layer RMSNorm, the fused QKV GEMM, RoPE on q and
  * k in place, K/V copied into the layer's cache buffer, attention (encodeAttention over views of the
- * cache, with the module's sparse method planned on the GPU where it has a planner), O GEMM added
+ * cache, with the module's method through gpu-attention.ts: every method with GPU kernels), O GEMM added
  * into the residual, RMSNorm, gate|up GEMM, SiLU·up, down GEMM added into the residual; then the
  * final norm and LM head over the rows asked for, the only read-back. Statistics, when
- * `model.stats` is set, read back each layer's block mask after the pass.
+ * `model.stats` (or `model.onPlan`) is set, read back each layer's plan after the pass
+ * (gpu-attention.ts runs every method with GPU kernels).
  */
 import type { AttentionProblem } from '../core/attention-shape.js';
 import { InvalidArgumentError, requireInteger, UnsupportedError } from '../core/errors.js';
-import { toF16Bits } from '../core/f16.js';
-import { phaseOf } from '../core/stats.js';
-import { BlockMask } from '../core/block-mask.js';
-import { type AttentionDispatchOptions, encodeAttention } from '../backends/webgpu/attention/attention-dispatch.js';
-import { readBlockMask, readBuffers } from '../backends/webgpu/attention/block-list.js';
+import { fromF16Bits, toF16Bits } from '../core/f16.js';
+import { HeadTensor } from '../core/tensor.js';
 import type { StorageType } from '../backends/webgpu/model/gemm.js';
 import { copyRowsProgram, embedProgram, flatGrid, ropeProgram, ropeTable, rmsNormProgram, rowGrid, siluMulProgram } from '../backends/webgpu/model/layer-ops.js';
 import { type GemmKernel, KernelEncoder, storageBuffer } from '../backends/webgpu/model/model-kernels.js';
-import { gpuMethod, type GpuMethodPlan } from '../backends/webgpu/methods/index.js';
 import { type GpuTensorView, readBuffer, uploadArray } from '../backends/webgpu/runtime/buffers.js';
 import type { WebGpuContext } from '../backends/webgpu/runtime/webgpu-device.js';
 import type { LinearWeights } from './checkpoint.js';
 import type { ForwardOptions, ForwardResult, LlamaModel } from './llama.js';
 import { checkFits, type GpuMemoryPlan, gpuMemoryPlan } from './gpu-memory.js';
 import { concatRows } from './ops.js';
+import { encodeModelAttention, type PendingPlan } from './gpu-attention.js';
 
 export interface GpuLlamaOptions {
   /** Storage type of weights and activations: 'f16' (default where the adapter has shader-f16) or 'f32'. */
@@ -182,7 +180,9 @@ export class GpuLlamaModel {
     const t = this.dtype;
     const H = c.hiddenSize, I = c.intermediateSize, D = c.headDim;
     const qWidth = c.numHeads * D, kvWidth = c.numKvHeads * D, qkvWidth = qWidth + 2 * kvWidth;
-    const plans: { layer: number; plan: GpuMethodPlan }[] = [];
+    const plans: { layer: number; plan: PendingPlan }[] = [];
+    const e = this.dtype === 'f16' ? 2 : 4;
+    const captures: GPUBuffer[] | undefined = this.model.onAttention ? [] : undefined;
     try {
       await enc.dispatch(embedProgram, { t }, { tokens: n, hidden: H, vocab: c.vocabSize }, { ids: s.ids, table: this.embed, x: s.x }, flatGrid(n * H));
       for (let l = 0; l < c.numLayers; l++) {
@@ -193,6 +193,13 @@ export class GpuLlamaModel {
         await enc.dispatch(ropeProgram, { t }, { tokens: n, heads: c.numHeads + c.numKvHeads, half: D / 2, rowStride: qkvWidth, offset: 0, start, sinOffset: cache.capacity * (D / 2) }, { table: cache.rope, x: s.qkv }, flatGrid(n * (c.numHeads + c.numKvHeads) * (D / 2)));
         for (const [offset, dst] of [[qWidth, cache.keys[l]], [qWidth + kvWidth, cache.values[l]]] as const) {
           await enc.dispatch(copyRowsProgram, { t }, { rows: n, width: kvWidth, srcOffset: offset, srcStride: qkvWidth, dstOffset: start * kvWidth, dstStride: kvWidth }, { src: s.qkv, dst }, flatGrid(n * kvWidth));
+        }
+        if (captures) {
+          // After RoPE, before the next layer overwrites the shared activation buffer.
+          const copy = storageBuffer(device, n * qkvWidth * e, `l${l}.captured-qkv`);
+          enc.own(copy);
+          enc.encoder.copyBufferToBuffer(s.qkv, 0, copy, 0, n * qkvWidth * e);
+          captures.push(copy);
         }
         const plan = await this.encodeLayerAttention(enc, l, s, cache, n, start);
         if (plan) plans.push({ layer: l, plan });
@@ -213,7 +220,8 @@ export class GpuLlamaModel {
       enc.submit();
       const logits = new Float32Array(await readBuffer(device, this.logitsBuf, rows * V * 4));
       cache.length = start + n;
-      if (this.model.stats) await this.recordStats(plans, n);
+      if (captures) await this.reportOperands(captures, cache, n, start);
+      if (this.model.stats || this.model.onPlan) await this.recordStats(plans);
       return { logits, rows };
     } finally {
       enc.release();
@@ -221,8 +229,8 @@ export class GpuLlamaModel {
     }
   }
 
-  /** Attention of layer l over the cache's positions [0, start + n); returns the GPU plan of a sparse method. */
-  private async encodeLayerAttention(enc: KernelEncoder, l: number, s: Scratch, cache: GpuKvCache, n: number, start: number): Promise<GpuMethodPlan | undefined> {
+  /** Attention of layer l over the cache's positions [0, start + n); returns the pending plan of a sparse method. */
+  private async encodeLayerAttention(enc: KernelEncoder, l: number, s: Scratch, cache: GpuKvCache, n: number, start: number): Promise<PendingPlan | undefined> {
     const c = this.model.config;
     const D = c.headDim;
     const qkvWidth = (c.numHeads + 2 * c.numKvHeads) * D;
@@ -235,37 +243,41 @@ export class GpuLlamaModel {
       v: view(cache.values[l], c.numKvHeads, Lk, c.numKvHeads * D),
       o: view(s.attn, c.numHeads, n, c.numHeads * D),
     };
-    const scale = 1 / Math.sqrt(D);
-    const opts: AttentionDispatchOptions = { causal: true, scale, blocks: { kind: 'all' } };
-    const method = this.model.attention[l].method;
-    let plan: GpuMethodPlan | undefined;
-    if (method.name !== 'dense') {
-      const planner = gpuMethod(method.name)?.planner;
-      if (!planner) throw new UnsupportedError(`the GPU model runner plans sparse methods on the GPU; "${method.name}" has no GPU planner (methods with one: xattention, tri_shape)`);
-      const p: AttentionProblem = {
-        batch: 1, heads: c.numHeads, kvHeads: c.numKvHeads, groupSize: c.numHeads / c.numKvHeads, queryLength: n, keyLength: Lk,
-        headDim: D, valueDim: D, causal: true, scale, queryOffset: start,
-      };
-      plan = await planner(this.ctx, enc.encoder, method, { q: views.q, k: views.k }, p);
-      if (plan.blocks) {
-        const { rowPtr, colIdx, dims, tokenRule } = plan.blocks;
-        opts.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: dims.blockRows, blockCols: dims.blockCols };
-        opts.tokenRule = tokenRule;
-      }
-    }
-    enc.own(await encodeAttention(this.ctx.device, enc.encoder, views, opts));
-    return plan;
+    const p: AttentionProblem = {
+      batch: 1, heads: c.numHeads, kvHeads: c.numKvHeads, groupSize: c.numHeads / c.numKvHeads, queryLength: n, keyLength: Lk,
+      headDim: D, valueDim: D, causal: true, scale: 1 / Math.sqrt(D), queryOffset: start,
+    };
+    return encodeModelAttention(this.ctx, enc, this.model.attention[l].method, views, p, this.dtype);
   }
 
-  private async recordStats(plans: { layer: number; plan: GpuMethodPlan }[], n: number): Promise<void> {
+  /**
+   * model.onAttention for the GPU pass: each layer's q (copied after RoPE) and its cache K/V
+   * [0, start + n) read back as f32 BLHD tensors, after the pass rather than before each call.
+   */
+  private async reportOperands(captures: GPUBuffer[], cache: GpuKvCache, n: number, start: number): Promise<void> {
+    const c = this.model.config;
+    const D = c.headDim;
+    const e = this.dtype === 'f16' ? 2 : 4;
+    const qWidth = c.numHeads * D, kvWidth = c.numKvHeads * D, qkvWidth = qWidth + 2 * kvWidth;
+    const Lk = start + n;
+    const f32 = (bytes: ArrayBuffer) => (this.dtype === 'f16' ? fromF16Bits(new Uint16Array(bytes)) : new Float32Array(bytes));
+    for (let l = 0; l < c.numLayers; l++) {
+      const qkv = f32(await readBuffer(this.ctx.device, captures[l], n * qkvWidth * e));
+      const q = new Float32Array(n * qWidth);
+      for (let t = 0; t < n; t++) q.set(qkv.subarray(t * qkvWidth, t * qkvWidth + qWidth), t * qWidth);
+      const [k, v] = await Promise.all([cache.keys[l], cache.values[l]].map(async (b) => f32(await readBuffer(this.ctx.device, b, Lk * kvWidth * e))));
+      const kvShape = { batch: 1, heads: c.numKvHeads, length: Lk, headDim: D };
+      this.model.onAttention?.(this.model.attention[l], new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: D }, q, 'BLHD'),
+        new HeadTensor(kvShape, k, 'BLHD'), new HeadTensor(kvShape, v, 'BLHD'));
+    }
+  }
+
+  private async recordStats(plans: { layer: number; plan: PendingPlan }[]): Promise<void> {
     for (const { layer, plan } of plans) {
-      const mask = plan.blocks ? await readBlockMask(this.ctx.device, plan.blocks) : BlockMask.full(plan.dims);
-      let scores: Float32Array | undefined;
-      if (plan.blockScores) {
-        const count = mask.batch * mask.heads * mask.numQueryBlocks * mask.numKeyBlocks;
-        scores = new Float32Array((await readBuffers(this.ctx.device, [{ buffer: plan.blockScores, bytes: count * 4 }]))[0]);
-      }
-      this.model.stats!.record(this.model.attention[layer].name, plan.finish(mask, scores, phaseOf(n)).stats);
+      const module = this.model.attention[layer];
+      const blockPlan = await plan.read();
+      this.model.stats?.record(module.name, blockPlan.stats);
+      this.model.onPlan?.(module, blockPlan);
     }
   }
 

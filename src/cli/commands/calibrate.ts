@@ -9,6 +9,7 @@ import { structuredQKV } from '../../core/structured-inputs.js';
 import type { Command } from '../command.js';
 import { intOption } from '../options.js';
 import { perHeadRequest, reportPerHead, runPerHeadCalibration } from './calibrate-per-head.js';
+import { FIT_PROJECTION_USAGE, runFitProjection } from './calibrate-projection.js';
 
 export interface CalibrateRow {
   length: number;
@@ -56,8 +57,10 @@ error against dense attention (relative L2 over its rows; SLA's linear part incl
   --module NAME      config key for the heads' values (default "*self_attn": every Llama layer)
   --config FILE      write the config (an entry with per_head, "default" disabled) as JSON
   --lengths          default 512 with --per-head (every value measured is a full attention per head)
---export and --decode are refused with --per-head (ModelOpt's block has one setting for all heads).`,
+--export and --decode are refused with --per-head (ModelOpt's block has one setting for all heads).
+${FIT_PROJECTION_USAGE}`,
   async run(argv) {
+    if (argv.includes('--fit-projection')) return runFitProjection(argv);
     const { values } = parseArgs({
       args: argv,
       strict: true,

@@ -1,9 +1,16 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseBackendChoice } from '../../backends/backend.js';
+import { cpuDeviceInfo } from '../../bench/device-info.js';
 import { InvalidArgumentError } from '../../core/errors.js';
-import { type AccuracyOptions, type AccuracyReport, formatAccuracyTable, newReport, runAccuracyEval } from '../../model/accuracy.js';
+import { type SparseAttentionConfigJson, sparseAttentionConfig } from '../../config/sparse-config.js';
+import { type AccuracyOptions, type AccuracyReport, formatAccuracyTable, formatParetoTable, newReport, runAccuracyEval } from '../../model/accuracy.js';
+import { paretoSvg } from '../../model/eval-report.js';
+import { checkFamilies, type Variant, withDenseLayers } from '../../model/eval-variants.js';
+import { cpuScoring, gpuScoring, type ScoringModel } from '../../model/prompt-score.js';
+import type { CallPlanner } from '../../model/sparsity-search.js';
 import { LlamaModel } from '../../model/llama.js';
 import { loadCorpus } from '../../model/needle.js';
 import type { Command } from '../command.js';
@@ -34,6 +41,15 @@ function maskWriter(dir: string): NonNullable<AccuracyOptions['onPlan']> {
   };
 }
 
+/** A whole config file as a variant row: its label is the file name, its method the first entry's. */
+function configVariant(file: string, denseLayers: number): Variant {
+  if (!existsSync(file)) throw new InvalidArgumentError('--configs', file, 'an existing sparse-attention config file (JSON)');
+  const json = JSON.parse(readFileSync(file, 'utf8')) as SparseAttentionConfigJson;
+  sparseAttentionConfig(json); // invalid configs fail before any work
+  const entry = Object.values(json.sparse_cfg ?? {}).find((e) => typeof e === 'object' && e !== null && 'method' in e) as { method?: string } | undefined;
+  return { method: entry?.method ?? 'config', label: basename(file).replace(/\.json$/, ''), family: 'config', settings: {}, config: withDenseLayers(json, denseLayers) };
+}
+
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'accuracy of each sparse method inside a real model (loss change, answer agreement, needle accuracy)',
@@ -41,20 +57,29 @@ export const evalCommand: Command = {
 
 Runs a Llama checkpoint (default: the bytes-llama-dev fixture) on needle prompts built from a
 corpus of Python source, with dense attention and with every registered method at its defaults
-and at settings found to give about 50% and 80% block sparsity, and prints a table (and JSON):
-loss change vs dense, agreement of the greedy answer with dense, log-prob change of the dense
-answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 4K-token run.
+and at settings found to give about 50%, 80% and 90% block sparsity, and prints a table (and JSON):
+loss change vs dense (nats/byte and % of dense), agreement of the greedy answer with dense,
+log-prob change of the dense answer, needle accuracy, measured prefill sparsity, 95% confidence
+intervals over prompts; then the sparsity/Δloss Pareto front per method. Slow on a CPU (~1-4 min
+per 4K-token run); --backend webgpu runs the forward passes on the GPU.
   --model DIR          HF Llama checkpoint folder (default test/fixtures/bytes-llama-dev)
   --corpus DIR         folder of .py files for the haystack (default test/fixtures/python-corpus)
   --lengths L1,L2      prompt lengths in tokens (default 4096,8192)
-  --prompts N          prompts per length (default 4)
+  --prompts N          prompts per length (default 4; 16 or more for useful intervals)
+  --backend B          cpu | webgpu (default cpu): where the forward passes run
+  --dtype T            webgpu: f16 | f32 (default f16 where the adapter has shader-f16)
   --methods a,b        methods to evaluate (default: every registered one)
-  --targets 0.5,0.8    block sparsities to search settings for (default 0.5,0.8)
+  --targets 0.5,0.8,0.9  block sparsities to search settings for (default 0.5,0.8,0.9)
+  --variants a,b       uniform | per-head | sla-proj (default uniform): per method, one setting for
+                       all heads per target, one per head, SLA with a fitted projection
+  --calibration-queries N  per-head calibration on the last N query rows of the capture (default 1024; 0 = all)
+  --configs F1,F2      whole sparse-attention configs (JSON) evaluated as extra rows at every length
   --dense-layers N     keep the first N layers dense (default 0)
   --needles N          key lines per prompt (default 1; 0 = 1-4 at random, as in training)
   --prefill-chunk N    prefill in chunks of N tokens (default: whole prompt)
   --seed N             prompt seed (default 1)
-  --out FILE           write the JSON report there
+  --out FILE           write the JSON report there (rewritten after each row, "partial": true until done)
+  --plot FILE          draw the sparsity/Δloss points and Pareto fronts as SVG
   --save-masks DIR     draw each sparsified layer's block mask (first prompt, first prefill call) of
                        every method and setting as DIR/L<length>-<method>-<setting>-layer<N>.png
   --json               print the JSON report instead of the table`,
@@ -68,7 +93,13 @@ answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 
         lengths: { type: 'string', default: '4096,8192' },
         prompts: { type: 'string', default: '4' },
         methods: { type: 'string' },
-        targets: { type: 'string', default: '0.5,0.8' },
+        targets: { type: 'string', default: '0.5,0.8,0.9' },
+        backend: { type: 'string', default: 'cpu' },
+        dtype: { type: 'string' },
+        variants: { type: 'string', default: 'uniform' },
+        configs: { type: 'string' },
+        'calibration-queries': { type: 'string', default: '1024' },
+        plot: { type: 'string' },
         'dense-layers': { type: 'string', default: '0' },
         needles: { type: 'string', default: '1' },
         'prefill-chunk': { type: 'string' },
@@ -81,6 +112,12 @@ answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 
     for (const [name, dir] of [['model', values.model], ['corpus', values.corpus]] as const) {
       if (!existsSync(dir)) throw new InvalidArgumentError(`--${name}`, dir, 'an existing folder');
     }
+    const backend = parseBackendChoice('--backend', values.backend);
+    if (backend !== 'cpu' && backend !== 'webgpu') throw new InvalidArgumentError('--backend', values.backend, '"cpu" or "webgpu"');
+    if (values.dtype !== undefined && values.dtype !== 'f16' && values.dtype !== 'f32') throw new InvalidArgumentError('--dtype', values.dtype, '"f16" or "f32"');
+    const families = checkFamilies(values.variants.split(',').map((s) => s.trim()));
+    const denseLayers = Number(values['dense-layers']);
+    const extraVariants = values.configs?.split(',').map((f) => configVariant(f.trim(), denseLayers));
     const model = LlamaModel.load(values.model);
     const corpus = loadCorpus(values.corpus);
     const needles = Number(values.needles);
@@ -92,12 +129,40 @@ answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 
       mkdirSync(dirname(values.out), { recursive: true });
       writeFileSync(values.out, `${JSON.stringify({ ...report, model: values.model }, null, 2)}\n`);
     };
+    let scoring: ScoringModel = cpuScoring(model);
+    let device: AccuracyOptions['device'] = cpuDeviceInfo();
+    let release = async () => {};
+    let searchPlanner: CallPlanner | undefined;
+    if (backend === 'webgpu') {
+      const { createWebGpuBackend, defaultWebGpuContext, releaseDefaultWebGpuContext } = await import('../../backends/webgpu/index.js');
+      const { sparseAttention } = await import('../../attention.js');
+      const { GpuLlamaModel } = await import('../../model/gpu-llama.js');
+      const { webgpuDeviceInfo } = await import('../../bench/device-info.js');
+      const ctx = await defaultWebGpuContext();
+      const gpu = new GpuLlamaModel(model, ctx, { dtype: values.dtype as 'f16' | 'f32' | undefined });
+      scoring = gpuScoring(gpu);
+      // The knob searches plan on the GPU too (the backend's method hooks): at 8K the CPU's planning would dominate.
+      const gpuBackend = createWebGpuBackend();
+      searchPlanner = async (method, c) => (await sparseAttention(c.q, c.k, c.v ?? c.k, { method, backend: gpuBackend, causal: true, phase: 'prefill' })).plan.stats;
+      device = { ...webgpuDeviceInfo(ctx.report), dtype: gpu.dtype };
+      release = async () => {
+        scoring.release();
+        gpu.destroy();
+        await releaseDefaultWebGpuContext();
+      };
+    }
     const opts: AccuracyOptions = {
       lengths: list('lengths', values.lengths, (s) => positiveInt('lengths', s)),
       prompts: positiveInt('prompts', values.prompts),
       methods: values.methods?.split(',').map((s) => s.trim()),
       targets,
-      denseLayers: Number(values['dense-layers']),
+      families,
+      calibrationQueries: intOption('calibration-queries', values['calibration-queries'], 0),
+      extraVariants,
+      scoring,
+      searchPlanner,
+      device,
+      denseLayers,
       needles: needles === 0 ? undefined : positiveInt('needles', values.needles),
       prefillChunk: values['prefill-chunk'] ? positiveInt('prefill-chunk', values['prefill-chunk']) : undefined,
       seed: Number(values.seed),
@@ -106,11 +171,23 @@ answer, needle accuracy, measured prefill sparsity. Slow on a CPU: ~1-4 min per 
       onRow: (rows) => save({ ...newReport(opts, [...rows]), partial: true }),
       onPlan: values['save-masks'] ? maskWriter(values['save-masks']) : undefined,
     };
-    const report = await runAccuracyEval(model, corpus, opts);
+    let report: AccuracyReport;
+    try {
+      report = await runAccuracyEval(model, corpus, opts);
+    } finally {
+      await release();
+    }
     bar.finish();
     report.model = values.model;
     save(report);
-    console.log(values.json ? JSON.stringify(report, null, 2) : `${formatAccuracyTable(report)}\n\n${report.date}, ${report.machine}`);
+    if (values.plot) {
+      mkdirSync(dirname(values.plot), { recursive: true });
+      writeFileSync(values.plot, paretoSvg(report));
+    }
+    const text = `${formatAccuracyTable(report)}\n\nPareto front (sparsity up, Δloss down) per length and method:\n${formatParetoTable(report)}\n\n` +
+      (report.skipped?.length ? `skipped:\n${report.skipped.map((k) => `  L=${k.length} ${k.method} ${k.label}: ${k.reason}`).join('\n')}\n\n` : '') +
+      `${report.date}, ${report.device.name} (${report.device.backend}), ${report.machine}\nintervals: ${report.ciMethod}`;
+    console.log(values.json ? JSON.stringify(report, null, 2) : text);
     return 0;
   },
 };

@@ -3,17 +3,19 @@
  * Zero-initialised in the reference, so an untrained SLA equals its sparse part.
  *
  * Weights: W [Dv_out, Dv_in] row-major (the layout of `nn.Linear.weight`), bias [Dv]. Given as
- *   'zero' | 'identity' | { weight, bias? } (Float32Array, number[] or number[][]) | a flat
+ *   'zero' | 'identity' | { weight, bias?, heads? } (Float32Array, number[] or number[][]) | a flat
  *   number array of Dv·Dv (weight) or Dv·Dv + Dv (weight, then bias) numbers,
  * or loaded from a JSON file holding any of the array / object forms.
- * Sizes are checked at call time, when Dv is known.
+ * Per-head weights (ours, from the closed-form fit; the reference shares one Linear over heads):
+ * `{ weight, bias?, heads: H }` with W [H, Dv, Dv] and bias [H, Dv]; query head h uses slice h.
+ * Sizes are checked at call time, when Dv and H are known.
  */
 import { InvalidArgumentError, SparseAttentionError, UnsupportedError } from '../../core/errors.js';
 
 export type SlaProjection =
   | { kind: 'zero' }
   | { kind: 'identity' }
-  | { kind: 'weights'; weight: Float32Array; bias: Float32Array | null; source: string };
+  | { kind: 'weights'; weight: Float32Array; bias: Float32Array | null; source: string; /** 1: one W for every head. */ heads: number };
 
 export function parseProjection(value: unknown, parameter: string): SlaProjection {
   if (value === undefined || value === 'zero') return { kind: 'zero' };
@@ -21,24 +23,29 @@ export function parseProjection(value: unknown, parameter: string): SlaProjectio
   const expected = '"zero", "identity", { weight, bias? } or an array of Dv·Dv (+ Dv bias) numbers';
   if (Array.isArray(value) || ArrayBuffer.isView(value)) {
     if (Array.isArray(value) && value.length > 0 && Array.isArray(value[0])) {
-      return { kind: 'weights', weight: numbers(value.flat(), `${parameter}`), bias: null, source: parameter };
+      return { kind: 'weights', weight: numbers(value.flat(), `${parameter}`), bias: null, source: parameter, heads: 1 };
     }
     const all = numbers(value, parameter);
     const n = all.length;
     const side = Math.round(Math.sqrt(n));
-    if (side * side === n) return { kind: 'weights', weight: all, bias: null, source: parameter };
+    if (side * side === n) return { kind: 'weights', weight: all, bias: null, source: parameter, heads: 1 };
     const d = Math.round((Math.sqrt(4 * n + 1) - 1) / 2);
-    if (d * d + d === n) return { kind: 'weights', weight: all.slice(0, d * d), bias: all.slice(d * d), source: parameter };
+    if (d * d + d === n) return { kind: 'weights', weight: all.slice(0, d * d), bias: all.slice(d * d), source: parameter, heads: 1 };
     throw new InvalidArgumentError(`${parameter}.length`, n, 'Dv·Dv (weight) or Dv·Dv + Dv (weight then bias) for some Dv');
   }
   if (typeof value === 'object' && value !== null && 'weight' in value) {
-    const { weight, bias } = value as { weight: unknown; bias?: unknown };
-    const w = Array.isArray(weight) && weight.length > 0 && Array.isArray(weight[0]) ? weight.flat() : weight;
+    const { weight, bias, heads } = value as { weight: unknown; bias?: unknown; heads?: unknown };
+    const w = Array.isArray(weight) && weight.length > 0 && Array.isArray(weight[0]) ? weight.flat(2) : weight;
+    const b = Array.isArray(bias) && bias.length > 0 && Array.isArray(bias[0]) ? bias.flat() : bias;
+    if (heads !== undefined && (typeof heads !== 'number' || !Number.isInteger(heads) || heads < 1)) {
+      throw new InvalidArgumentError(`${parameter}.heads`, heads, 'an integer >= 1 (the query heads of per-head weights)');
+    }
     return {
       kind: 'weights',
       weight: numbers(w, `${parameter}.weight`),
-      bias: bias === undefined || bias === null ? null : numbers(bias, `${parameter}.bias`),
+      bias: b === undefined || b === null ? null : numbers(b, `${parameter}.bias`),
       source: parameter,
+      heads: heads ?? 1,
     };
   }
   throw new InvalidArgumentError(parameter, value, expected);
@@ -89,26 +96,40 @@ export function projectionIsZero(proj: SlaProjection): boolean {
   return proj.weight.every((x) => x === 0) && (!proj.bias || proj.bias.every((x) => x === 0));
 }
 
-/** Weights must be Dv·Dv (and bias Dv), checked even when they are all zero. */
-export function checkProjectionSize(proj: SlaProjection, Dv: number): void {
+/**
+ * Weights must be Dv·Dv (and bias Dv), or H·Dv·Dv (and H·Dv) when per-head, checked even when they
+ * are all zero. `heads`: the call's query heads, which per-head weights must match.
+ */
+export function checkProjectionSize(proj: SlaProjection, Dv: number, heads?: number): void {
   if (proj.kind !== 'weights') return;
-  if (proj.weight.length !== Dv * Dv) throw new InvalidArgumentError(`${proj.source} weight length`, proj.weight.length, `${Dv * Dv} (Dv·Dv for value head dim ${Dv})`);
-  if (proj.bias && proj.bias.length !== Dv) throw new InvalidArgumentError(`${proj.source} bias length`, proj.bias.length, `${Dv} (the value head dim)`);
+  const H = proj.heads;
+  const per = H > 1 ? `${H}·Dv·Dv for ${H} heads of` : 'Dv·Dv for';
+  if (proj.weight.length !== H * Dv * Dv) throw new InvalidArgumentError(`${proj.source} weight length`, proj.weight.length, `${H * Dv * Dv} (${per} value head dim ${Dv})`);
+  if (proj.bias && proj.bias.length !== H * Dv) throw new InvalidArgumentError(`${proj.source} bias length`, proj.bias.length, `${H * Dv} (${H > 1 ? `${H}·` : ''}the value head dim)`);
+  if (H > 1 && heads !== undefined && heads !== H) throw new InvalidArgumentError(`${proj.source} heads`, H, `${heads} (the query heads of this call: per-head weights are fitted for one head count)`);
 }
 
-/** out[r] += W · ol[r] + bias for each of the rows of [rows, Dv] (BHLD-ordered flat arrays). */
-export function addProjection(proj: SlaProjection, ol: Float32Array, out: Float32Array, Dv: number): void {
+/**
+ * out[r] += W_h · ol[r] + bias_h for each of the rows of [B, H, Lq, Dv] (BHLD-ordered flat arrays);
+ * h is the row's head (per-head weights) or W is shared. `shape` is needed for per-head weights.
+ */
+export function addProjection(proj: SlaProjection, ol: Float32Array, out: Float32Array, Dv: number, shape?: { heads: number; queryLength: number }): void {
   if (proj.kind === 'zero') return;
   if (proj.kind === 'identity') {
     for (let x = 0; x < out.length; x++) out[x] += ol[x];
     return;
   }
-  checkProjectionSize(proj, Dv);
+  if (proj.heads > 1 && !shape) throw new InvalidArgumentError('addProjection shape', shape, `{ heads, queryLength } for per-head weights (${proj.source})`);
+  checkProjectionSize(proj, Dv, shape?.heads);
   const { weight, bias } = proj;
-  for (let o = 0; o < out.length; o += Dv) {
+  const rowsPerHead = shape ? shape.queryLength : Infinity;
+  for (let o = 0, row = 0; o < out.length; o += Dv, row++) {
+    const h = proj.heads > 1 ? Math.floor(row / rowsPerHead) % proj.heads : 0;
+    const w0 = h * Dv * Dv;
+    const b0 = h * Dv;
     for (let r = 0; r < Dv; r++) {
-      let s = bias ? bias[r] : 0;
-      for (let c = 0; c < Dv; c++) s += weight[r * Dv + c] * ol[o + c];
+      let s = bias ? bias[b0 + r] : 0;
+      for (let c = 0; c < Dv; c++) s += weight[w0 + r * Dv + c] * ol[o + c];
       out[o + r] += s;
     }
   }

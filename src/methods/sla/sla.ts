@@ -165,22 +165,36 @@ export class SlaMethod implements SparseAttentionMethod {
 
   /** O = Os + proj(Ol), in q's layout (f32). */
   attention(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): { output: HeadTensor; plan: BlockPlan } {
+    const proj = this.settings.proj;
+    const { problem: p, map, sparse: out, linear: ol } = this.runParts(q, k, v, opts, !projectionIsZero(proj));
+    if (ol) addProjection(proj, ol, out, p.valueDim, p);
+    const output = new HeadTensor({ batch: p.batch, heads: p.heads, length: p.queryLength, headDim: p.valueDim }, out, 'BHLD').toLayout(q.layout);
+    return { output, plan: this.planFromMap(map, opts) };
+  }
+
+  /**
+   * The two parts before the projection, Os and Ol, [B, H, Lq, Dv] f32 BHLD each, from the same
+   * block map and causal setting that attention() uses: what a projection is fitted on
+   * (calibration/sla-projection-fit.ts).
+   */
+  parts(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions): { problem: AttentionProblem; sparse: Float32Array; linear: Float32Array } {
+    const { problem, sparse, linear } = this.runParts(q, k, v, opts, true);
+    return { problem, sparse, linear: linear! };
+  }
+
+  private runParts(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions, withLinear: boolean) {
     const causal = this.causalOf(opts);
     const p = describeAttention(q, k, v, { ...opts, causal });
     this.checkProblem(p);
-    checkProjectionSize(this.settings.proj, p.valueDim);
+    checkProjectionSize(this.settings.proj, p.valueDim, p.heads);
     v.assertFinite('v');
     const map = this.blockMap(q, k, opts);
     const qf = bhldF32(q);
     const kf = bhldF32(k);
     const vf = bhldF32(v);
-    const out = this.sparsePart(p, map, qf, kf, vf);
-    if (!projectionIsZero(this.settings.proj)) {
-      const ol = slaLinearPart(p, map, qf, kf, vf, this.settings);
-      addProjection(this.settings.proj, ol, out, p.valueDim);
-    }
-    const output = new HeadTensor({ batch: p.batch, heads: p.heads, length: p.queryLength, headDim: p.valueDim }, out, 'BHLD').toLayout(q.layout);
-    return { output, plan: this.planFromMap(map, opts) };
+    const sparse = this.sparsePart(p, map, qf, kf, vf);
+    const linear = withLinear ? slaLinearPart(p, map, qf, kf, vf, this.settings) : null;
+    return { problem: p, map, sparse, linear };
   }
 
   /** Os [B, H, Lq, Dv] f32 BHLD; SageSLA overrides it with its quantized version. */

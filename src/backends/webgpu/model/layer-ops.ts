@@ -7,6 +7,7 @@
  *   rope      rotate-half RoPE in place on rows [tokens, heads, D], angles from a host table
  *   siluMul   out[r, c] = silu(gu[r, c]) · gu[r, I + c]   (gate and up from one fused GEMM)
  *   copyRows  dst[r, :w] = src[r, :w]                    (K/V from the fused projection into the cache)
+ *   heads     [rows, heads, w] strided ⇄ dense [heads, rows, w], casting (methods that read BHLD f32, e.g. SLA)
  * Element-wise kernels loop over a capped grid (`flatGrid`), so any size fits the 65535-workgroup
  * limit. RoPE angles come from a table computed on the host in HF's f32 convention: a GPU's sin/cos
  * of an angle of 10⁵ rad is not accurate enough.
@@ -179,6 +180,39 @@ fn main(${flatIndex}) {
   }
 }
 `,
+};
+
+export const headsLayoutParams = new ParamsLayout([
+  ['rows', 'u32'], ['heads', 'u32'], ['width', 'u32'], ['offset', 'u32'], ['stride', 'u32'],
+] as const);
+/**
+ * dir 'gather': dst dense [heads, rows, width] from src rows of `stride` elements (head h at
+ * offset + h·width); 'scatter': the reverse. t: src type, to: dst type (converted on the way).
+ */
+export const headsLayoutProgram: KernelProgram<{ t: StorageType; to: StorageType; dir: 'gather' | 'scatter' }, (typeof headsLayoutParams.fields)[number][0]> = {
+  name: 'model-heads-layout',
+  params: headsLayoutParams,
+  bindings: () => [ro('src'), rw('dst')],
+  constants: () => ({}),
+  workgroupSize: () => WG,
+  supports: () => null,
+  wgsl: (spec, header) => {
+    const strided = 'P.offset + r * P.stride + h * P.width + c';
+    const [from, to] = spec.dir === 'gather' ? [strided, 'i'] : ['i', strided];
+    return `${prelude([spec.t, spec.to], header)}
+${storage(headsLayoutProgram.bindings(spec), { src: spec.t, dst: spec.to })}
+@compute @workgroup_size(${WG})
+fn main(${flatIndex}) {
+  let total = P.heads * P.rows * P.width;
+  for (var i = gid.x; i < total; i += nwg.x * ${WG}u) {
+    let h = i / (P.rows * P.width);
+    let r = (i / P.width) % P.rows;
+    let c = i % P.width;
+    dst[${to}] = ${spec.to}(src[${from}]);
+  }
+}
+`;
+  },
 };
 
 /** HF's rotate-half angles, f32 as model/rope.ts: cos [positions, half] followed by sin. */

@@ -54,7 +54,7 @@ function uploadBhld(device: GPUDevice, t: HeadTensor, label: string): GpuTensorV
 function checkSlaCall(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: SlaGpuOptions): AttentionProblem {
   const p = describeAttention(q, k, v, { causal: opts.causal, scale: opts.scale });
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) t.assertFinite(name);
-  checkProjectionSize(opts.proj, p.valueDim);
+  checkProjectionSize(opts.proj, p.valueDim, p.heads);
   for (const [name, x] of [['BLKQ', opts.BLKQ], ['BLKK', opts.BLKK]] as const) {
     if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(name, x, 'an integer >= 1');
   }
@@ -117,7 +117,7 @@ export async function slaAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor, k: H
   }
 }
 
-interface BlockMapBuffers {
+export interface BlockMapBuffers {
   kMean: GPUBuffer;
   scores: GPUBuffer;
   sparseMap: GPUBuffer;
@@ -156,7 +156,7 @@ async function encodeBlockMap(
   return { kMean, scores: buf.scores, sparseMap: buf.sparseMap, lut: buf.lut, rowPtr: buf.rowPtr, colIdx: buf.colIdx, counts };
 }
 
-async function readBlockMap(device: GPUDevice, dims: SelectDims, sel: BlockMapBuffers): Promise<SlaBlockMap> {
+export async function readBlockMap(device: GPUDevice, dims: SelectDims, sel: BlockMapBuffers): Promise<SlaBlockMap> {
   const nQB = Math.ceil(dims.queryLength / dims.blockQ);
   const nKB = Math.ceil(dims.keyLength / dims.blockK);
   const n = dims.batch * dims.heads * nQB * nKB;
@@ -210,5 +210,6 @@ async function encodeLinearPart(
     if (proj.bias) projBuffers.bias = own(uploadArray(device, proj.bias, 'sla.projBias'));
   }
   const projSpec = { kind: proj.kind === 'weights' ? 'weights' as const : 'identity' as const, bias: proj.kind === 'weights' && proj.bias !== null };
-  own(await encodeGrid(device, encoder, slaProjectionProgram, projSpec, { valueDim: Dv }, projBuffers, qRows * Dv));
+  const projHeads = proj.kind === 'weights' ? proj.heads : 1;
+  own(await encodeGrid(device, encoder, slaProjectionProgram, projSpec, { valueDim: Dv, queryLength: p.queryLength, projHeads }, projBuffers, qRows * Dv));
 }

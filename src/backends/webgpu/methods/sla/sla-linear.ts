@@ -127,14 +127,17 @@ ${spec.unselected ? `  for (var n = 0u; n < P.topk; n++) {
 );
 
 export type ProjectionSpec = { readonly kind: 'identity' | 'weights'; readonly bias: boolean };
-const projParams = new ParamsLayout([...GRID_FIELDS, ['valueDim', 'u32']] as const);
+// projHeads 1: one W for all rows; H: per-head weights, row r of [B, H, Lq] uses slice (r / Lq) % H.
+const projParams = new ParamsLayout([...GRID_FIELDS, ['valueDim', 'u32'], ['queryLength', 'u32'], ['projHeads', 'u32']] as const);
 export const slaProjectionProgram = program<ProjectionSpec, (typeof projParams.fields)[number][0]>(
   'sla-projection', projParams,
   (spec) => [ro('ol'), rw('out'), ...(spec.kind === 'weights' ? [ro('weight')] : []), ...(spec.bias ? [ro('bias')] : [])],
   (spec) => spec.kind === 'identity' ? '  out[t] += ol[t];' : `  let e = t % P.valueDim;
   let o = t - e;
-  var s = ${spec.bias ? 'bias[e]' : '0.0'};
-  for (var c = 0u; c < P.valueDim; c++) { s += weight[e * P.valueDim + c] * ol[o + c]; }
+  let h = (t / P.valueDim / P.queryLength) % P.projHeads;
+  let w0 = h * P.valueDim * P.valueDim;
+  var s = ${spec.bias ? 'bias[h * P.valueDim + e]' : '0.0'};
+  for (var c = 0u; c < P.valueDim; c++) { s += weight[w0 + e * P.valueDim + c] * ol[o + c]; }
   out[t] += s;`,
-  {}, { ol: '[rows, Dv]', out: '[rows, Dv] (Os in, O out)', weight: '[Dv_out, Dv_in]', bias: '[Dv]' },
+  {}, { ol: '[rows, Dv]', out: '[rows, Dv] (Os in, O out)', weight: '[projHeads, Dv_out, Dv_in]', bias: '[projHeads, Dv]' },
 );

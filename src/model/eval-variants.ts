@@ -1,0 +1,182 @@
+/**
+ * The configurations `sparse-attn eval` compares with dense, per method. A variant is a whole
+ * sparse-attention config (so anything a config can say, per-layer or per-head, can be a row):
+ *   uniform   the method's defaults, and one setting of its knob for all heads per target sparsity,
+ *             bisected on Q/K captured from the first prompt's dense pass (sparsity-search.ts)
+ *   per-head  one knob value per query head per target (calibratePerHead's target mode on the
+ *             same capture, its last `calibrationQueries` query rows; one grid for all targets)
+ *   sla-proj  SLA/SageSLA at the uniform setting per target, with the linear branch's projection
+ *             fitted in closed form on the capture (fitSlaProjection)
+ * A family not in VARIANT_FAMILIES is refused by name before any work.
+ */
+import { UnsupportedError } from '../core/errors.js';
+import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
+import type { SparseAttentionAttributeInput } from '../config/attribute-config.js';
+import { sparseMethods } from '../methods/index.js';
+import { type CallPlanner, type CapturedAttention, cpuCallPlanner, searchSettingWith } from './sparsity-search.js';
+import { type CapturedHeads, HeadProblem, knobGrid, perHeadConfig } from '../calibration/per-head.js';
+import { chooseForTarget, type GridPoint } from '../calibration/per-head-target.js';
+import { fitSlaProjection } from '../calibration/sla-projection-fit.js';
+import { slaProjectionConfig } from './sla-projection-capture.js';
+
+export interface Variant {
+  method: string;
+  /** 'default', '~50%', 'per-head ~50%', ... */
+  label: string;
+  family: VariantFamily;
+  /** The uniform settings shown in the table ({} for per-head: its values are in `config`). */
+  settings: Record<string, unknown>;
+  config: SparseAttentionConfigJson;
+  /** Sparsity the setting planned on the captured calls, where it was searched for. */
+  plannedSparsity?: number;
+}
+
+export type VariantFamily = 'uniform' | 'per-head' | 'sla-proj' | 'config';
+
+export interface VariantContext {
+  method: string;
+  length: number;
+  targets: readonly number[];
+  /** Prefill attention operands of the first prompt's dense pass, sparsified layers only. */
+  captured: readonly CapturedAttention[];
+  denseLayers: number;
+  /**
+   * Per-head calibration measures each head's output error against dense on the CPU, which at 8K
+   * costs far more than planning: it runs on the last this-many query rows of each captured call
+   * (all keys). Default 1024; 0 = every row.
+   */
+  calibrationQueries?: number;
+  /** How the knob searches plan the captured calls (default the CPU's planBlockMask). */
+  planner?: CallPlanner;
+}
+
+/** A family's builder: the variants of one method, or [] where the family does not apply to it. */
+export type VariantBuilder = (ctx: VariantContext) => Variant[] | Promise<Variant[]>;
+
+/** Builders of the families this build has. */
+export const VARIANT_FAMILIES: Partial<Record<VariantFamily, VariantBuilder>> = {
+  uniform: uniformVariants,
+  'per-head': perHeadVariants,
+  'sla-proj': slaProjectionVariants,
+};
+
+/** Families a caller may ask for by name. */
+export const FAMILY_NAMES: readonly VariantFamily[] = ['uniform', 'per-head', 'sla-proj'];
+
+export function checkFamilies(families: readonly string[]): VariantFamily[] {
+  for (const f of families) {
+    if (!(FAMILY_NAMES as readonly string[]).includes(f)) throw new UnsupportedError(`variant family "${f}": known are ${FAMILY_NAMES.join(', ')}`);
+    if (!VARIANT_FAMILIES[f as VariantFamily]) {
+      throw new UnsupportedError(`variant family "${f}" needs a library that is not in this build (${f === 'per-head' ? 'calibratePerHead, src/calibration' : 'fitSlaProjection'}); available: ${Object.keys(VARIANT_FAMILIES).join(', ')}`);
+    }
+  }
+  return families as VariantFamily[];
+}
+
+/** A config with `entry` on every attention module, the first `denseLayers` layers left dense. */
+export function configFor(entry: SparseAttentionAttributeInput, denseLayers: number): SparseAttentionConfigJson {
+  return withDenseLayers({ sparse_cfg: { '*self_attn*': entry }, export_format: null }, denseLayers);
+}
+
+/**
+ * `config` with the first `denseLayers` layers disabled and everything else off by default: the
+ * exceptions come after its own entries (a later matching entry wins, resolve.ts).
+ */
+export function withDenseLayers(config: SparseAttentionConfigJson, denseLayers: number): SparseAttentionConfigJson {
+  const { default: dflt, ...rest } = config.sparse_cfg;
+  const cfg: SparseAttentionConfigJson = { ...config, sparse_cfg: { ...rest } };
+  for (let l = 0; l < denseLayers; l++) cfg.sparse_cfg[`model.layers.${l}.self_attn`] = { enable: false };
+  cfg.sparse_cfg.default = dflt ?? { enable: false };
+  return cfg;
+}
+
+export async function uniformVariants(ctx: VariantContext): Promise<Variant[]> {
+  const { method, denseLayers } = ctx;
+  const out: Variant[] = [{ method, label: 'default', family: 'uniform', settings: {}, config: configFor({ method }, denseLayers) }];
+  const knob = sparseMethods.descriptor(method).knob;
+  if (!knob) return out;
+  for (const target of ctx.targets) {
+    const r = await searchSettingWith(ctx.planner ?? cpuCallPlanner, method, knob, target, ctx.captured, ctx.length);
+    out.push({
+      method, label: `~${Math.round(target * 100)}%`, family: 'uniform', settings: r.settings,
+      config: configFor({ method, ...r.settings }, denseLayers), plannedSparsity: r.plannedSparsity,
+    });
+  }
+  return out;
+}
+
+/**
+ * Per target, one knob value per query head: calibratePerHead's target mode (calibration/per-head.ts)
+ * on the capture, with each head's grid of knob values measured once for all targets (the
+ * measurement, sparse vs dense attention per head on the CPU, is the cost; the choice per target is
+ * cheap).
+ */
+export function perHeadVariants(ctx: VariantContext): Variant[] {
+  const { method, denseLayers } = ctx;
+  const descriptor = sparseMethods.descriptor(method);
+  const knob = descriptor.knob;
+  if (!knob || ctx.targets.length === 0) return [];
+  const captured = trimmed(ctx);
+  const byModule = new Map<string, CapturedHeads[]>();
+  for (const c of captured) byModule.set(c.module, [...(byModule.get(c.module) ?? []), c]);
+  const keyLength = Math.max(...captured.map((c) => c.k.length));
+  const problems: HeadProblem[] = [];
+  for (const [module, calls] of byModule) {
+    for (let h = 0; h < calls[0].q.heads; h++) problems.push(new HeadProblem(module, h, calls, descriptor, {}, { causal: true }));
+  }
+  const grid = knobGrid(knob, keyLength, 12);
+  const points: GridPoint[][] = problems.map((p) => grid.map((value) => ({ value, ...p.at(value) })));
+  return ctx.targets.map((target) => {
+    const choice = chooseForTarget(points, target);
+    const heads = problems.map((p, i) => {
+      const value = grid[choice.indices[i]];
+      return { module: p.module, head: p.head, value, ...p.at(value) };
+    });
+    const total = heads.reduce((a, h) => a + h.validBlocks, 0);
+    const planned = total === 0 ? 0 : heads.reduce((a, h) => a + h.sparsity * h.validBlocks, 0) / total;
+    return {
+      method, label: `per-head ~${Math.round(target * 100)}%`, family: 'per-head' as const, settings: {},
+      config: withDenseLayers(perHeadConfig(method, {}, knob.setting, heads), denseLayers), plannedSparsity: planned,
+    };
+  });
+}
+
+/**
+ * SLA and SageSLA only: per target, the uniform topkRatio found for it with the linear branch's
+ * projection fitted in closed form (fitSlaProjection, ridge chosen by cross-validation) on the
+ * capture's last `calibrationQueries` query rows, one projection per module.
+ */
+export async function slaProjectionVariants(ctx: VariantContext): Promise<Variant[]> {
+  const { method, denseLayers } = ctx;
+  if (method !== 'sla' && method !== 'sage_sla') return [];
+  const knob = sparseMethods.descriptor(method).knob!;
+  const captured = trimmed(ctx);
+  const out: Variant[] = [];
+  for (const target of ctx.targets) {
+    const r = await searchSettingWith(ctx.planner ?? cpuCallPlanner, method, knob, target, ctx.captured, ctx.length);
+    const { projections } = fitSlaProjection(captured, r.settings, { method });
+    const cfg = slaProjectionConfig(r.settings, projections, { method });
+    out.push({
+      method, label: `proj ~${Math.round(target * 100)}%`, family: 'sla-proj', settings: r.settings,
+      config: withDenseLayers({ sparse_cfg: cfg.sparse_cfg, export_format: null }, denseLayers), plannedSparsity: r.plannedSparsity,
+    });
+  }
+  return out;
+}
+
+/** The capture with q cut to its last `calibrationQueries` rows (all keys kept), v required. */
+function trimmed(ctx: VariantContext): CapturedHeads[] {
+  const rows = ctx.calibrationQueries ?? 1024;
+  return ctx.captured.map((c) => {
+    if (!c.v) throw new UnsupportedError('calibration needs the captured values (v) of the dense pass');
+    const q = rows > 0 && c.q.length > rows ? c.q.sliceLength(c.q.length - rows, c.q.length) : c.q;
+    return { module: c.module, q, k: c.k, v: c.v };
+  });
+}
+
+/** Variants of `method` from each family asked for, in order. */
+export async function variantsFor(ctx: VariantContext, families: readonly VariantFamily[]): Promise<Variant[]> {
+  const out: Variant[] = [];
+  for (const f of families) out.push(...(await VARIANT_FAMILIES[f]!(ctx)));
+  return out;
+}
