@@ -126,9 +126,9 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
   const scoring = opts.scoring ?? cpuScoring(model);
   const rng = new Rng(opts.seed ?? 1);
   const extra = opts.extraVariants ?? [];
-  // Expected runs per prompt; corrected once a length's variants are known.
+  // Expected runs per prompt; corrected as each method's variants are known.
   const knobbed = methods.filter((m) => sparseMethods.descriptor(m).knob).length;
-  let perLength = 1 + methods.length + extra.length + knobbed * targets.length * families.filter((f) => f !== 'sla-proj').length;
+  const perLength = 1 + methods.length + extra.length + knobbed * targets.length * families.filter((f) => f !== 'sla-proj').length;
   let total = opts.lengths.length * opts.prompts * perLength;
   let done = 0;
   const tick = (label: string) => opts.onProgress?.(done, total, label);
@@ -152,16 +152,9 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       }
       rows.push(summarize(length, { method: 'dense', label: 'dense', family: 'uniform', settings: {}, config: undefined as never }, prompts, dense, dense, 0, (Date.now() - t0) / 1000));
       opts.onRow?.(rows);
-      const variants: Variant[] = [];
-      for (const method of methods) {
-        tick(`L=${length} ${method}: searching settings (${families.join(', ')})`);
-        variants.push(...(await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries, planner: opts.searchPlanner }, families)));
-      }
-      variants.push(...extra);
-      captured.length = 0;
-      total += opts.prompts * (1 + variants.length - perLength);
-      perLength = 1 + variants.length;
-      for (const v of variants) {
+      // Each method's variants are searched, then scored, before the next method's search: a long
+      // run (per-head calibration runs on the CPU) saves every finished row as it goes.
+      const evaluate = async (v: Variant) => {
         const name = `L=${length} ${v.method} ${v.label}`;
         tick(name);
         const t1 = Date.now();
@@ -183,14 +176,23 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
           done += prompts.length - scores.length;
           skipped.push({ length, method: v.method, label: v.label, reason: err.message });
           opts.onRow?.(rows);
-          continue;
+          return;
         }
         const sparse = stats.summary('prefill').filter((r) => r.module.startsWith('model.layers.') && Number(r.module.split('.')[2]) >= denseLayers);
         const kept = sparse.reduce((a, r) => a + r.keptBlocks, 0);
         const all = sparse.reduce((a, r) => a + r.totalBlocks, 0);
         rows.push(summarize(length, v, prompts, dense, scores, all === 0 ? 0 : 1 - kept / all, (Date.now() - t1) / 1000));
         opts.onRow?.(rows);
+      };
+      const expect = (method: string) => 1 + (sparseMethods.descriptor(method).knob ? targets.length * families.filter((f) => f !== 'sla-proj').length : 0);
+      for (const method of methods) {
+        tick(`L=${length} ${method}: searching settings (${families.join(', ')})`);
+        const variants = await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries, planner: opts.searchPlanner }, families);
+        total += opts.prompts * (variants.length - expect(method));
+        for (const v of variants) await evaluate(v);
       }
+      captured.length = 0;
+      for (const v of extra) await evaluate(v);
     }
   } finally {
     desparsify(model);
