@@ -228,7 +228,7 @@ function assembleHeads<T extends Float32Array | Uint8Array>(parts: T[], batch: n
 }
 
 /** Block counts summed over heads; each method-specific figure is its mean over heads weighted by valid blocks. */
-function mergeStats(method: string, stats: SparsityStats[]): SparsityStats {
+export function mergeStats(method: string, stats: SparsityStats[]): SparsityStats {
   const totalBlocks = stats.reduce((a, s) => a + s.totalBlocks, 0);
   const keptBlocks = stats.reduce((a, s) => a + s.keptBlocks, 0);
   const out: SparsityStats = { method, phase: stats[0].phase, totalBlocks, keptBlocks, sparsity: totalBlocks === 0 ? 0 : 1 - keptBlocks / totalBlocks };

@@ -11,13 +11,12 @@
  */
 import type { AttentionProblem } from '../core/attention-shape.js';
 import { BlockMask } from '../core/block-mask.js';
-import type { SparsityStats } from '../core/stats.js';
 import type { StorageType } from '../backends/webgpu/model/gemm.js';
 import type { KernelEncoder } from '../backends/webgpu/model/model-kernels.js';
 import type { GpuTensorView } from '../backends/webgpu/runtime/buffers.js';
 import type { WebGpuContext } from '../backends/webgpu/runtime/webgpu-device.js';
 import type { BlockPlan, SparseAttentionMethod } from '../methods/method.js';
-import { kvHead, type PerHeadMethod } from '../methods/per-head.js';
+import { kvHead, mergeStats, type PerHeadMethod } from '../methods/per-head.js';
 import type { ModelAttentionViews, PendingPlan } from './gpu-attention.js';
 
 type EncodeOne = (ctx: WebGpuContext, enc: KernelEncoder, method: SparseAttentionMethod, views: ModelAttentionViews, p: AttentionProblem, dtype: StorageType) => Promise<PendingPlan | undefined>;
@@ -72,28 +71,4 @@ export function assembleHeadPlans(name: string, plans: BlockPlan[]): BlockPlan {
     plan.blockScores = scores;
   }
   return plan;
-}
-
-function mergeStats(method: string, stats: SparsityStats[]): SparsityStats {
-  const totalBlocks = stats.reduce((a, s) => a + s.totalBlocks, 0);
-  const keptBlocks = stats.reduce((a, s) => a + s.keptBlocks, 0);
-  const out: SparsityStats = { method, phase: stats[0].phase, totalBlocks, keptBlocks, sparsity: totalBlocks === 0 ? 0 : 1 - keptBlocks / totalBlocks };
-  const keys = new Set(stats.flatMap((s) => Object.keys(s.extra ?? {})));
-  if (keys.size) {
-    const extra: Record<string, number> = {};
-    for (const key of keys) {
-      let sum = 0;
-      let weight = 0;
-      for (const s of stats) {
-        const x = s.extra?.[key];
-        if (typeof x !== 'number') continue;
-        const w = stats.length > 1 && totalBlocks > 0 ? s.totalBlocks : 1;
-        sum += x * w;
-        weight += w;
-      }
-      if (weight > 0) extra[key] = sum / weight;
-    }
-    out.extra = extra;
-  }
-  return out;
 }
