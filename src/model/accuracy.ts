@@ -13,6 +13,7 @@
  * model or the GPU runner (`scoring`); configs, statistics and captures go through the LlamaModel
  * either way (the GPU runner reads its modules' methods on every pass).
  */
+import type { GridMeasurer } from '../calibration/per-head-grid.js';
 import { availableParallelism, cpus } from 'node:os';
 import { requireInteger, SparseAttentionError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
@@ -43,6 +44,8 @@ export interface AccuracyOptions {
   searchPlanner?: CallPlanner;
   /** Per-head calibration on the last N query rows of each captured call (default 1024; 0 = all). */
   calibrationQueries?: number;
+  /** How per-head calibration measures heads (default serially; the CLI passes a worker pool). */
+  measureGrid?: GridMeasurer;
   /** First N layers stay dense (per-layer exception). Default 0. */
   denseLayers?: number;
   needles?: number;
@@ -94,7 +97,7 @@ export interface AccuracyReport {
   device: { name: string; backend: string; [key: string]: unknown };
   model: string;
   ciMethod: string;
-  options: Omit<AccuracyOptions, 'onProgress' | 'onRow' | 'onPlan' | 'scoring' | 'searchPlanner' | 'extraVariants'> & { extraVariants?: string[] };
+  options: Omit<AccuracyOptions, 'onProgress' | 'onRow' | 'onPlan' | 'scoring' | 'searchPlanner' | 'measureGrid' | 'extraVariants'> & { extraVariants?: string[] };
   /** True while the run is still going (a file saved after each row). */
   partial?: boolean;
   rows: AccuracyRow[];
@@ -187,7 +190,7 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       const expect = (method: string) => 1 + (sparseMethods.descriptor(method).knob ? targets.length * families.filter((f) => f !== 'sla-proj').length : 0);
       for (const method of methods) {
         tick(`L=${length} ${method}: searching settings (${families.join(', ')})`);
-        const variants = await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries, planner: opts.searchPlanner }, families);
+        const variants = await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries, planner: opts.searchPlanner, measureGrid: opts.measureGrid }, families);
         total += opts.prompts * (variants.length - expect(method));
         for (const v of variants) await evaluate(v);
       }
@@ -213,7 +216,7 @@ function firstPrefillPlans(onPlan: (m: AttentionModule, plan: BlockPlan) => void
 }
 
 export function newReport(opts: AccuracyOptions, rows: AccuracyRow[]): AccuracyReport {
-  const { onProgress: _p, onRow: _r, onPlan: _m, scoring: _s, searchPlanner: _sp, extraVariants, device, ...options } = opts;
+  const { onProgress: _p, onRow: _r, onPlan: _m, scoring: _s, searchPlanner: _sp, measureGrid: _mg, extraVariants, device, ...options } = opts;
   return {
     date: new Date().toISOString(), machine: machineName(), device: device ?? { name: cpus()[0]?.model ?? 'unknown CPU', backend: 'cpu' }, model: '',
     ciMethod: CI_METHOD, options: { ...options, ...(extraVariants ? { extraVariants: extraVariants.map((v) => v.label) } : {}) }, rows,

@@ -14,7 +14,8 @@ import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
 import type { SparseAttentionAttributeInput } from '../config/attribute-config.js';
 import { sparseMethods } from '../methods/index.js';
 import { type CallPlanner, type CapturedAttention, cpuCallPlanner, searchSettingWith } from './sparsity-search.js';
-import { type CapturedHeads, HeadProblem, knobGrid, perHeadConfig } from '../calibration/per-head.js';
+import { type CapturedHeads, knobGrid, perHeadConfig } from '../calibration/per-head.js';
+import { type GridMeasurer, headGridJobs, serialGridMeasurer } from '../calibration/per-head-grid.js';
 import { chooseForTarget, type GridPoint } from '../calibration/per-head-target.js';
 import { fitSlaProjection } from '../calibration/sla-projection-fit.js';
 import { slaProjectionConfig } from './sla-projection-capture.js';
@@ -48,6 +49,8 @@ export interface VariantContext {
   calibrationQueries?: number;
   /** How the knob searches plan the captured calls (default the CPU's planBlockMask). */
   planner?: CallPlanner;
+  /** How per-head calibration measures its heads (default one after the other on this thread). */
+  measureGrid?: GridMeasurer;
 }
 
 /** A family's builder: the variants of one method, or [] where the family does not apply to it. */
@@ -111,27 +114,20 @@ export async function uniformVariants(ctx: VariantContext): Promise<Variant[]> {
  * measurement, sparse vs dense attention per head on the CPU, is the cost; the choice per target is
  * cheap).
  */
-export function perHeadVariants(ctx: VariantContext): Variant[] {
+export async function perHeadVariants(ctx: VariantContext): Promise<Variant[]> {
   const { method, denseLayers } = ctx;
   const descriptor = sparseMethods.descriptor(method);
   const knob = descriptor.knob;
   if (!knob || ctx.targets.length === 0) return [];
   const captured = trimmed(ctx);
-  const byModule = new Map<string, CapturedHeads[]>();
-  for (const c of captured) byModule.set(c.module, [...(byModule.get(c.module) ?? []), c]);
   const keyLength = Math.max(...captured.map((c) => c.k.length));
-  const problems: HeadProblem[] = [];
-  for (const [module, calls] of byModule) {
-    for (let h = 0; h < calls[0].q.heads; h++) problems.push(new HeadProblem(module, h, calls, descriptor, {}, { causal: true }));
-  }
+  const jobs = headGridJobs(captured);
   const grid = knobGrid(knob, keyLength, 12);
-  const points: GridPoint[][] = problems.map((p) => grid.map((value) => ({ value, ...p.at(value) })));
+  const measure = ctx.measureGrid ?? serialGridMeasurer;
+  const points: GridPoint[][] = await measure({ method, base: {}, run: { causal: true }, grid }, jobs);
   return ctx.targets.map((target) => {
     const choice = chooseForTarget(points, target);
-    const heads = problems.map((p, i) => {
-      const value = grid[choice.indices[i]];
-      return { module: p.module, head: p.head, value, ...p.at(value) };
-    });
+    const heads = jobs.map((job, i) => ({ module: job.module, head: job.head, ...points[i][choice.indices[i]] }));
     const total = heads.reduce((a, h) => a + h.validBlocks, 0);
     const planned = total === 0 ? 0 : heads.reduce((a, h) => a + h.sparsity * h.validBlocks, 0) / total;
     return {

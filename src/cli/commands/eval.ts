@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ import { ProgressBar } from '../progress.js';
 import { planPicture } from '../../viz/mask-figure.js';
 import { encodePng } from '../../viz/png.js';
 import { renderMaskImage } from '../../viz/render.js';
+import { workerGridMeasurer } from '../../calibration/per-head-pool.js';
 
 // In a clone of the repository the fixtures sit beside dist/; an installed package has none.
 const REPO_FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/', import.meta.url));
@@ -73,6 +75,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
   --variants a,b       uniform | per-head | sla-proj (default uniform): per method, one setting for
                        all heads per target, one per head, SLA with a fitted projection
   --calibration-queries N  per-head calibration on the last N query rows of the capture (default 1024; 0 = all)
+  --workers N          threads measuring heads for per-head calibration (default: the CPUs Node sees)
   --configs F1,F2      whole sparse-attention configs (JSON) evaluated as extra rows at every length
   --dense-layers N     keep the first N layers dense (default 0)
   --needles N          key lines per prompt (default 1; 0 = 1-4 at random, as in training)
@@ -99,6 +102,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
         variants: { type: 'string', default: 'uniform' },
         configs: { type: 'string' },
         'calibration-queries': { type: 'string', default: '1024' },
+        workers: { type: 'string', default: String(availableParallelism()) },
         plot: { type: 'string' },
         'dense-layers': { type: 'string', default: '0' },
         needles: { type: 'string', default: '1' },
@@ -158,6 +162,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
       targets,
       families,
       calibrationQueries: intOption('calibration-queries', values['calibration-queries'], 0),
+      measureGrid: workerGridMeasurer(intOption('workers', values.workers, 1)),
       extraVariants,
       scoring,
       searchPlanner,
