@@ -7,6 +7,8 @@ import { describe, it } from 'node:test';
 import { headGridJobs, serialGridMeasurer } from '../src/calibration/per-head-grid.js';
 import { workerGridMeasurer } from '../src/calibration/per-head-pool.js';
 import { HeadTensor } from '../src/core/tensor.js';
+import { calibratePerHead } from '../src/calibration/per-head.js';
+import { calibrationCalls } from '../src/model/eval-variants.js';
 
 function capture(seed: number, layout: 'BHLD' | 'BLHD') {
   const shape = (heads: number) => ({ batch: 1, heads, length: 83, headDim: 16 });
@@ -41,4 +43,27 @@ describe('per-head grid measurement on worker threads', () => {
     const request = { method: 'xattention', base: { blockSize: 16, stride: 5 }, run: { causal: true }, grid: [0.9] };
     await assert.rejects(workerGridMeasurer(2)(request, jobs), /model\.layers\.\d\.self_attn head \d: .*stride/);
   });
+});
+
+describe('calibration windows (calibrationCalls)', () => {
+  it('spreads the rows over the call, each window with the keys up to its end; short calls stay whole', () => {
+    const c = capture(3, 'BHLD')[0];
+    const windows = calibrationCalls(c, 20);
+    assert.deepEqual(windows.map((w) => [w.q.length, w.k.length, w.v.length]), [[5, 21, 21], [5, 42, 42], [5, 62, 62], [5, 83, 83]]);
+    // Window 2's last query row is row 41 of the call, its keys rows 0..41.
+    assert.deepEqual(Array.from(windows[1].q.row(0, 1, 4)), Array.from(c.q.row(0, 1, 41)));
+    assert.deepEqual(Array.from(windows[1].k.row(0, 1, 41)), Array.from(c.k.row(0, 1, 41)));
+    assert.deepEqual(calibrationCalls(c, 83), [c]);
+    assert.deepEqual(calibrationCalls(c, 0), [c]);
+  });
+
+  for (const method of ['xattention', 'sla', 'flash_skip_softmax'] as const) {
+    it(`${method}: per-head calibration runs on the windows (causal, fewer queries than keys)`, () => {
+      const base = method === 'xattention' ? { blockSize: 16, stride: 4 } : method === 'sla' ? { BLKQ: 16, BLKK: 16 } : { br: 16, bc: 16 };
+      const windows = capture(4, 'BHLD').flatMap((c) => calibrationCalls(c, 40));
+      const r = calibratePerHead(windows, method, { target: 0.5, baseSettings: base, grid: 4 });
+      assert.equal(r.heads.length, 8);
+      for (const h of r.heads) assert.ok(Number.isFinite(h.error) && h.sparsity >= 0 && h.sparsity <= 1, JSON.stringify(h));
+    });
+  }
 });

@@ -42,7 +42,7 @@ export interface AccuracyOptions {
   extraVariants?: Variant[];
   /** How the knob searches plan the captured calls (default the CPU; the CLI passes the GPU's for --backend webgpu). */
   searchPlanner?: CallPlanner;
-  /** Per-head calibration on the last N query rows of each captured call (default 1024; 0 = all). */
+  /** Per-head calibration and the projection fit on N query rows of each captured call, in 4 windows spread over it (default 1024; 0 = all). */
   calibrationQueries?: number;
   /** How per-head calibration measures heads (default serially; the CLI passes a worker pool). */
   measureGrid?: GridMeasurer;

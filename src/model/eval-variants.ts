@@ -4,7 +4,7 @@
  *   uniform   the method's defaults, and one setting of its knob for all heads per target sparsity,
  *             bisected on Q/K captured from the first prompt's dense pass (sparsity-search.ts)
  *   per-head  one knob value per query head per target (calibratePerHead's target mode on the
- *             same capture, its last `calibrationQueries` query rows; one grid for all targets)
+ *             same capture, `calibrationQueries` query rows spread over it; one grid for all targets)
  *   sla-proj  SLA/SageSLA at the uniform setting per target, with the linear branch's projection
  *             fitted in closed form on the capture (fitSlaProjection)
  * A family not in VARIANT_FAMILIES is refused by name before any work.
@@ -43,7 +43,7 @@ export interface VariantContext {
   denseLayers: number;
   /**
    * Per-head calibration measures each head's output error against dense on the CPU, which at 8K
-   * costs far more than planning: it runs on the last this-many query rows of each captured call
+   * costs far more than planning: it runs on this many query rows of each captured call (calibrationCalls)
    * (all keys). Default 1024; 0 = every row.
    */
   calibrationQueries?: number;
@@ -140,7 +140,7 @@ export async function perHeadVariants(ctx: VariantContext): Promise<Variant[]> {
 /**
  * SLA and SageSLA only: per target, the uniform topkRatio found for it with the linear branch's
  * projection fitted in closed form (fitSlaProjection, ridge chosen by cross-validation) on the
- * capture's last `calibrationQueries` query rows, one projection per module.
+ * capture's `calibrationQueries` query rows (calibrationCalls), one projection per module.
  */
 export async function slaProjectionVariants(ctx: VariantContext): Promise<Variant[]> {
   const { method, denseLayers } = ctx;
@@ -160,14 +160,34 @@ export async function slaProjectionVariants(ctx: VariantContext): Promise<Varian
   return out;
 }
 
-/** The capture with q cut to its last `calibrationQueries` rows (all keys kept), v required. */
+/** The capture cut to `calibrationQueries` query rows per call (calibrationCalls), v required. */
 function trimmed(ctx: VariantContext): CapturedHeads[] {
-  const rows = ctx.calibrationQueries ?? 1024;
-  return ctx.captured.map((c) => {
+  return ctx.captured.flatMap((c) => {
     if (!c.v) throw new UnsupportedError('calibration needs the captured values (v) of the dense pass');
-    const q = rows > 0 && c.q.length > rows ? c.q.sliceLength(c.q.length - rows, c.q.length) : c.q;
-    return { module: c.module, q, k: c.k, v: c.v };
+    return calibrationCalls({ module: c.module, q: c.q, k: c.k, v: c.v }, ctx.calibrationQueries ?? 1024);
   });
+}
+
+/**
+ * About `rows` query rows of a causal call, as PIECES windows spread over it: window j ends at row
+ * j·Lq/PIECES and attends to the keys up to its end, as a prefill chunk would. The last rows alone
+ * see more keys than the prompt's average row, so settings chosen on them came out denser than
+ * planned when the whole prompt ran (XAttention per-head ~80% measured 0.71 at 2K). `rows` 0, or a
+ * call of at most `rows` queries: the call as it is.
+ */
+export function calibrationCalls(c: CapturedHeads, rows: number, pieces = 4): CapturedHeads[] {
+  const Lq = c.q.length;
+  if (rows <= 0 || Lq <= rows) return [c];
+  const offset = c.k.length - Lq;
+  const per = Math.ceil(rows / pieces);
+  const out: CapturedHeads[] = [];
+  for (let j = 1; j <= pieces; j++) {
+    const end = Math.round((j * Lq) / pieces);
+    const start = Math.max(0, end - per);
+    if (end <= start) continue;
+    out.push({ module: c.module, q: c.q.sliceLength(start, end), k: c.k.sliceLength(0, offset + end), v: c.v.sliceLength(0, offset + end) });
+  }
+  return out;
 }
 
 /** Variants of `method` from each family asked for, in order. */

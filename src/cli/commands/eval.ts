@@ -74,7 +74,8 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
   --targets 0.5,0.8,0.9  block sparsities to search settings for (default 0.5,0.8,0.9)
   --variants a,b       uniform | per-head | sla-proj (default uniform): per method, one setting for
                        all heads per target, one per head, SLA with a fitted projection
-  --calibration-queries N  per-head calibration on the last N query rows of the capture (default 1024; 0 = all)
+  --calibration-queries N  per-head calibration and projection fit on N query rows of the capture, in 4
+                       windows spread over the prompt (default 1024; 0 = all)
   --workers N          threads measuring heads for per-head calibration (default: the CPUs Node sees)
   --configs F1,F2      whole sparse-attention configs (JSON) evaluated as extra rows at every length
   --dense-layers N     keep the first N layers dense (default 0)
