@@ -15,6 +15,7 @@
  * sequence's length: the cost grows with the cache, not with the work. FLOPs per call: causal
  * 4 · H · D · (visible key, query) pairs of a dense chunk (effective TFLOP/s for sparse chunks).
  */
+import { gpuTraffic } from '../src/bench/gpu-traffic.js';
 import { parseArgs } from 'node:util';
 import type { AttentionBackend, MethodHooks } from '../src/backends/backend.js';
 import { pagedAttentionOnWebGpu } from '../src/backends/webgpu/attention/paged-backend.js';
@@ -73,25 +74,8 @@ function timedBackend(ctx: WebGpuContext, upload: boolean, t: Timings): Attentio
 
 /** Bytes moved host → GPU (queue.writeBuffer, buffers created mapped) while `fn` runs. */
 async function uploaded(device: GPUDevice, fn: () => Promise<unknown>): Promise<number> {
-  let bytes = 0;
-  const { queue } = device;
-  const [writeBuffer, createBuffer] = [queue.writeBuffer, device.createBuffer];
-  queue.writeBuffer = function (this: GPUQueue, ...args: Parameters<GPUQueue['writeBuffer']>) {
-    const [, , data, , size] = args;
-    bytes += size !== undefined ? size * (ArrayBuffer.isView(data) ? (data as Float32Array).BYTES_PER_ELEMENT ?? 1 : 1) : data.byteLength;
-    return writeBuffer.apply(this, args);
-  };
-  device.createBuffer = function (this: GPUDevice, desc: GPUBufferDescriptor) {
-    if (desc.mappedAtCreation) bytes += desc.size;
-    return createBuffer.call(this, desc);
-  };
-  try {
-    await fn();
-  } finally {
-    queue.writeBuffer = writeBuffer;
-    device.createBuffer = createBuffer;
-  }
-  return bytes;
+  const t = await gpuTraffic(device, fn);
+  return t.written + t.uploaded;
 }
 
 const ctx = await createWebGpuContext();

@@ -6,6 +6,7 @@
  * step the GPU buffers hold exactly the host storage's written slots. And no call uploads K/V: only
  * the chunk's new rows reach the cache buffers.
  */
+import { gpuTraffic as traffic } from '../src/bench/gpu-traffic.js';
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { SchedulerConfigInput } from '../src/config/openvino.js';
@@ -128,31 +129,6 @@ describe('engine on WebGPU with the KV cache resident on the GPU = CPU engine', 
     assert.ok(st.some((s) => s.preemptions > 0) && st.every((s) => s.evictedTokens > 0), 'preempted and evicted');
   });
 });
-
-/** Bytes handed to queue.writeBuffer, and bytes of buffers created mapped (uploads), while `fn` runs. */
-async function traffic(device: GPUDevice, fn: () => Promise<unknown>): Promise<{ written: number; uploaded: number }> {
-  const counts = { written: 0, uploaded: 0 };
-  const { queue } = device;
-  const writeBuffer = queue.writeBuffer;
-  const createBuffer = device.createBuffer;
-  queue.writeBuffer = function (this: GPUQueue, ...args: Parameters<GPUQueue['writeBuffer']>) {
-    const [, , data, dataOffset, size] = args;
-    const bpe = ArrayBuffer.isView(data) && 'BYTES_PER_ELEMENT' in data ? (data as Float32Array).BYTES_PER_ELEMENT : 1;
-    counts.written += size !== undefined ? size * bpe : data.byteLength - (dataOffset ?? 0) * bpe;
-    return writeBuffer.apply(this, args);
-  };
-  device.createBuffer = function (this: GPUDevice, desc: GPUBufferDescriptor) {
-    if (desc.mappedAtCreation) counts.uploaded += desc.size;
-    return createBuffer.call(this, desc);
-  };
-  try {
-    await fn();
-  } finally {
-    queue.writeBuffer = writeBuffer;
-    device.createBuffer = createBuffer;
-  }
-  return counts;
-}
 
 /** The WebGPU backend as it was before the resident cache: each paged call (and the engine's mask planning) uploads. */
 function uploadingBackend(): AttentionBackend {
