@@ -2,9 +2,9 @@
  * Chooses the tensor-core attention variant by measurement: for every (passes, subgroups, stage)
  * variant, validate on a small GQA shape against the CPU reference (random and ramped logits),
  * then time dense causal and block-sparse attention on device-resident f16 operands
- * (B=1, H=32, Hkv=8, D=128) with a queue fence. Writes JSON.
+ * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -19,18 +19,25 @@ import { timeOnDevice, timerRuns } from '../src/bench/gpu-timing.js';
 import { emitReport, scriptReport } from '../src/bench/report.js';
 import { HeadTensor } from '../src/core/tensor.js';
 
-const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, out: { type: 'string' } } });
-const VARIANTS: Required<TensorCoreOptions>[] = [
-  { passes: 1, subgroups: 4, stage: true }, { passes: 1, subgroups: 4, stage: false },
-  { passes: 2, subgroups: 4, stage: true },
+const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, out: { type: 'string' } } });
+type Variant = Required<Omit<TensorCoreOptions, 'diag'>> & Pick<TensorCoreOptions, 'diag'>;
+// The default, each bank-conflict order, unstaged, 8 subgroups, and the stage-dropping diagnostics
+// (diag rows are timed dense only and not validated: their output is wrong by design).
+const VARIANTS: Variant[] = [
+  { passes: 1, subgroups: 4, stage: true, swizzle: 'scores' }, { passes: 1, subgroups: 4, stage: true, swizzle: 'none' },
+  { passes: 1, subgroups: 4, stage: true, swizzle: 'both' }, { passes: 1, subgroups: 4, stage: false, swizzle: 'scores' },
+  { passes: 1, subgroups: 4, stage: false, swizzle: 'none' }, { passes: 2, subgroups: 8, stage: false, swizzle: 'scores' },
+  { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', diag: 'no-softmax' }, { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', diag: 'no-mma' },
+  { passes: 1, subgroups: 4, stage: false, swizzle: 'scores', diag: 'no-softmax' }, { passes: 1, subgroups: 4, stage: false, swizzle: 'scores', diag: 'no-mma' },
 ];
 
 const ctx = await createWebGpuContext();
 if (!hasTensorCores(ctx.device)) throw new Error(`adapter "${ctx.report.description}" has no f16→f32 subgroup matrices`);
 const { device } = ctx;
-const [H, Hkv, D] = [32, 8, 128];
+const [H, Hkv] = [32, 8];
+const HEAD_DIMS = values['head-dims']!.split(',').map(Number);
 
-async function validate(tc: Required<TensorCoreOptions>): Promise<Record<string, number>> {
+async function validate(tc: Variant, D: number): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const ramp of [false, true]) {
     const L = 512; // a multiple of 128 rows (8 subgroups × 16)
@@ -49,11 +56,13 @@ async function validate(tc: Required<TensorCoreOptions>): Promise<Record<string,
 const date = new Date();
 const validation: unknown[] = [];
 const rows: unknown[] = [];
-for (const tc of VARIANTS) {
-  const v = await validate(tc);
-  validation.push({ ...tc, relativeL2: v });
-  console.error(JSON.stringify({ ...tc, relativeL2: v }));
-}
+for (const D of HEAD_DIMS)
+  for (const tc of VARIANTS.filter((x) => !x.diag)) {
+    const v = await validate(tc, D);
+    validation.push({ headDim: D, ...tc, relativeL2: v });
+    console.error(JSON.stringify({ headDim: D, ...tc, relativeL2: v }));
+  }
+for (const D of HEAD_DIMS)
 for (const L of values.lengths!.split(',').map(Number)) {
   const t0 = performance.now();
   const views = {
@@ -68,7 +77,7 @@ for (const L of values.lengths!.split(',').map(Number)) {
   console.error(`L=${L}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
   const flops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
   for (const tc of VARIANTS)
-    for (const sparse of [false, true]) {
+    for (const sparse of tc.diag ? [false] : [false, true]) {
       const opts: AttentionDispatchOptions = {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,
         blocks: sparse ? { kind: 'csr', rowPtr, colIdx, blockRows: 64, blockCols: 64 } : { kind: 'all' },
@@ -76,7 +85,7 @@ for (const L of values.lengths!.split(',').map(Number)) {
       const t = await timeOnDevice(device, async (encoder) => [await encodeAttention(device, encoder, views, opts)], timerRuns(ctx, Number(values.reps)));
       const density = sparse ? mask.density : 1;
       const row = {
-        L, ...tc, kernel: sparse ? 'block-sparse' : 'dense', density, ms: t.ms, tflops: tflopsOf(flops * density, t.ms), denseEquivalentTflops: tflopsOf(flops, t.ms),
+        L, headDim: D, ...tc, kernel: sparse ? 'block-sparse' : 'dense', density, ms: t.ms, tflops: tflopsOf(flops * density, t.ms), denseEquivalentTflops: tflopsOf(flops, t.ms),
         minMs: t.minMs, ...(t.kernelMs ? { kernelMs: t.kernelMs } : {}),
       };
       console.error(JSON.stringify(row));
@@ -89,7 +98,7 @@ for (const L of values.lengths!.split(',').map(Number)) {
 const report = scriptReport('tensor-core-variants', webgpuDeviceInfo(ctx.report), {
   flopRule: 'dense causal 4·B·H·L²·D/2; tflops counts the kept fraction of blocks, denseEquivalentTflops the dense FLOPs',
   timing: 'gpu-fence: median of --reps runs on device-resident inputs, after the warm-up (src/bench/gpu-timing.ts)',
-  adapter: ctx.report, shape: { batch: 1, heads: H, kvHeads: Hkv, headDim: D, causal: true, dtype: 'f16' }, validation, rows,
+  adapter: ctx.report, shape: { batch: 1, heads: H, kvHeads: Hkv, headDims: HEAD_DIMS, causal: true, dtype: 'f16' }, validation, rows,
 }, date);
 ctx.destroy();
 emitReport(report, { out: values.out });

@@ -52,8 +52,9 @@ after(() => gpu.release());
 
 describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
   for (const c of CASES) {
-    for (const passes of [1, 2] as const) {
-      it(`${JSON.stringify(c)} passes=${passes}`, async () => {
+    // The default kernel in both pass modes, each workgroup-memory order, and the unstaged variant.
+    for (const tc of [{ passes: 1 }, { passes: 2 }, { passes: 1, swizzle: 'none' }, { passes: 1, swizzle: 'both' }, { passes: 1, stage: false }] as const) {
+      it(`${JSON.stringify(c)} ${JSON.stringify(tc)}`, async () => {
         const shapeQ = { batch: 1, heads: c.H, length: c.Lq, headDim: c.D };
         const shapeK = { batch: 1, heads: c.Hkv, length: c.Lk, headDim: c.D };
         const q = HeadTensor.randn(shapeQ, 11, { dtype: 'f16', layout: c.layout });
@@ -66,7 +67,7 @@ describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
           : c.density === undefined ? undefined
           : BlockMask.fromPredicate(dims, (_b, _h, qb, kb) => blockCausallyValid(dims, qb, kb) && (kb === 0 || rng.next() < c.density!));
         if (c.triShape) assert.ok(mask?.tokenRule && mask.keptValidBlocks < mask.validBlocks, 'the tri-shape case must be sparse, with a token rule');
-        const got = await runAttentionOnHost(gpu.ctx!, q, k, v, { causal: c.causal, scale: 1 / Math.sqrt(c.D), mask, kernel: 'tensor-core', tensorCore: { passes }, label: 'tc-test' });
+        const got = await runAttentionOnHost(gpu.ctx!, q, k, v, { causal: c.causal, scale: 1 / Math.sqrt(c.D), mask, kernel: 'tensor-core', tensorCore: tc, label: 'tc-test' });
         const want = naiveAttention(q.toDType('f32'), k.toDType('f32'), v.toDType('f32'), { causal: c.causal, visible: mask && ((b, h, i, j) => mask.visible(b, h, i, j)) });
         assertTensorsClose(got.toDType('f32'), want, TOL_TC, 'tensor-core vs CPU');
       });
@@ -86,7 +87,7 @@ describe('every tensor-core variant compiles', { skip }, () => {
           for (const out of ['f16', 'f32'] as const)
             for (const [subgroups, stage] of [[4, true], [4, false], [8, false]] as const)
               for (const passes of [1, 2] as const) {
-                const spec = { headDim, causal, blocks, out, subgroups, stage, passes, tokenRule: causal && blocks === 'csr' && out === 'f16' ? 'trishape' as const : 'none' as const };
+                const spec = { headDim, causal, blocks, out, subgroups, stage, passes, swizzle: passes === 1 ? 'both' as const : 'none' as const, tokenRule: causal && blocks === 'csr' && out === 'f16' ? 'trishape' as const : 'none' as const };
                 if (tensorCoreWorkgroupBytes(spec) > limit) continue; // supports() refuses it before compiling
                 await compileProgram(gpu.ctx!.device, tensorCoreAttentionProgram, spec);
                 compiled++;

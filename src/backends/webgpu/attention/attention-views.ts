@@ -57,4 +57,8 @@ export interface TensorCoreOptions {
    * twice (default with 8: their scratch fills the 48 KiB of workgroup memory, no room for flags).
    */
   passes?: 1 | 2;
+  /** Workgroup-memory access order (tensor-core-attention.wgsl.ts; default 'scores'). */
+  swizzle?: 'none' | 'scores' | 'staging' | 'both';
+  /** Bench diagnostics that leave a stage out; the output is wrong. */
+  diag?: 'no-softmax' | 'no-mma';
 }

@@ -48,6 +48,18 @@ export type TensorCoreAttentionSpec = {
    * ≤ 2^8 (exact in f16's range) and the O accumulators go through workgroup memory only then.
    */
   readonly passes: 1 | 2;
+  /**
+   * Bank-conflict avoidance in workgroup memory: 'scores', lanes walk their row of the score
+   * scratch from rotated columns; 'staging', groups of 8 lanes write staged K/V words in a rotated
+   * order (a dynamic vector index). Measured on the H200 (bench/tensor-core-variants.ts): the
+   * staging rotation costs 30% (its selects outweigh the 4-way conflicts it removes).
+   */
+  readonly swizzle: 'none' | 'scores' | 'staging' | 'both';
+  /**
+   * Bench-only diagnostics that leave a stage out (the output is then wrong): 'no-softmax' skips
+   * the per-score loops (P is whatever the tile holds), 'no-mma' skips the QKᵀ and PV multiplies.
+   */
+  readonly diag?: 'no-softmax' | 'no-mma';
   /** A token rule inside kept blocks, through its visibility hook (attention/token-visibility.ts), or 'none'. */
   readonly tokenRule: TokenRuleKey;
 };
@@ -69,7 +81,8 @@ function storeF16(D: number, BC: number): string {
     }
     parts.push(`      workgroupBarrier();
       for (var c = 0u; c < BC / 2u; c++) {
-        O[oBase + row * P.oStrideL + ${half * BC}u + side * (BC / 2u) + c] = f16(sTile[scratch + c]);
+        let cc = (c + rot) & (BC / 2u - 1u);
+        O[oBase + row * P.oStrideL + ${half * BC}u + side * (BC / 2u) + cc] = f16(sTile[scratch + cc]);
       }`);
   }
   return parts.join('\n');
@@ -89,7 +102,7 @@ function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string): strin
   return [
     `workgroupBarrier(); // the previous tile's scratch (and staged V) have been read`,
     ...(spec.stage ? ['stageK(kBase, j0, lid);', 'workgroupBarrier();'] : []),
-    'for (var c = 0u; c < CT; c++) {',
+    `for (var c = 0u; c < ${spec.diag === 'no-mma' ? '0u' : 'CT'}; c++) {`,
     '  var s = subgroup_matrix_result<f32, 16, 16>();',
     '  let kRow = kBase + (j0 + c * 16u) * P.kStrideL;',
     ...Array.from({ length: DT }, (_, d) => `  s = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${kSrc(d)}), s);`),
@@ -121,11 +134,13 @@ ${body(half)}`).join('\n');
 ${seq(DT, (d) => `  var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
   for (var t = 0u; t < nTiles; t++) {
     let j0 = tileStart(t, qbRow);
+    let full = tileFull(j0, rowBase); // every score of the tile visible: no per-score test
 ${scoreTile(spec, kSrc, '    ')}
     var tileMax = -3.0e38;
-    for (var c = 0u; c < BC / 2u; c++) {
-      let j = j0 + side * (BC / 2u) + c;
-      if (visible(qi, j)) { tileMax = max(tileMax, sTile[scratch + c] * P.scaleLog2); }
+    for (var c = 0u; c < ${spec.diag === 'no-softmax' ? '0u' : 'BC / 2u'}; c++) {
+      let cc = (c + rot) & (BC / 2u - 1u);
+      let j = j0 + side * (BC / 2u) + cc;
+      if (full || visible(qi, j)) { tileMax = max(tileMax, sTile[scratch + cc] * P.scaleLog2); }
     }
     tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));
     var alpha = 1.0;
@@ -137,22 +152,23 @@ ${scoreTile(spec, kSrc, '    ')}
     let moved = subgroupAny(alpha != 1.0);
     if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved); }
     var sum = 0.0;
-    for (var c = 0u; c < BC / 2u; c++) {
-      let j = j0 + side * (BC / 2u) + c;
+    for (var c = 0u; c < ${spec.diag === 'no-softmax' ? '0u' : 'BC / 2u'}; c++) {
+      let cc = (c + rot) & (BC / 2u - 1u);
+      let j = j0 + side * (BC / 2u) + cc;
       var p = 0.0;
-      if (visible(qi, j)) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m); }
-      pTile[scratch + c] = f16(p);
+      if (full || visible(qi, j)) { p = exp2(sTile[scratch + cc] * P.scaleLog2 - m); }
+      pTile[scratch + cc] = f16(p);
       sum += p;
     }
     l += sum + subgroupShuffleXor(sum, 1u);
 ${spec.stage ? '    stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' : ''}
     let flags = workgroupUniformLoad(&rescaled); // also the barrier that publishes P (and V)
     if (t > 0u && (${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')}) != 0u) { // tile 0: O is still zero
-${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) { sTile[scratch + c] *= alpha; }
+${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) { let cc = (c + rot) & (BC / 2u - 1u); sTile[scratch + cc] *= alpha; }
       workgroupBarrier();
 ${seq(CT, (c) => `      o${half * CT + c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&sTile, sg * 16u * BC + ${c * 16}u, BC);`)}`)}
     }
-    for (var c = 0u; c < CT; c++) {
+    for (var c = 0u; c < ${spec.diag === 'no-mma' ? '0u' : 'CT'}; c++) {
       let pm = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&pTile, sg * 16u * BC + c * 16u, BC);
       let vRow = vBase + (j0 + c * 16u) * P.vStrideL;
 ${seq(DT, (d) => `      o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(${vSrc(d)}), o${d});`)}
@@ -162,7 +178,8 @@ ${seq(DT, (d) => `      o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMat
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let oBase = P.oOffset + b * P.oStrideB + h * P.oStrideH + (rowBase + sg * 16u) * P.oStrideL;
 ${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) {
-        O[oBase + row * P.oStrideL + ${half * BC}u + side * (BC / 2u) + c] = ${spec.out}(sTile[scratch + c] * inv);
+        let cc = (c + rot) & (BC / 2u - 1u);
+        O[oBase + row * P.oStrideL + ${half * BC}u + side * (BC / 2u) + cc] = ${spec.out}(sTile[scratch + cc] * inv);
       }`)}
 `;
 }
@@ -188,10 +205,10 @@ fn ${name}(base: u32, j0: u32, lid: u32) {
     let c8 = i % (D / 8u);
     let v = ${buf}[(base + (j0 + r) * ${stride}) / 8u + c8];
     let o = r * ${KVS}u + c8 * 8u;
-    let a = bitcast<vec2<f16>>(v.x); let b = bitcast<vec2<f16>>(v.y);
-    let c = bitcast<vec2<f16>>(v.z); let d = bitcast<vec2<f16>>(v.w);
-    kv[o] = a.x; kv[o + 1u] = a.y; kv[o + 2u] = b.x; kv[o + 3u] = b.y;
-    kv[o + 4u] = c.x; kv[o + 5u] = c.y; kv[o + 6u] = d.x; kv[o + 7u] = d.y;
+    // Each group of 8 lanes writes its chunks' words in a rotated order: chunk starts are 16-byte
+    // aligned (8 of the 32 banks), so in natural order 4 lanes would share a bank on every store.
+    let g = ${spec.swizzle === 'staging' || spec.swizzle === 'both' ? '(i >> 3u) & 3u' : '0u'};
+${seq(4, (w) => `    { let wr = (${w}u + g) & 3u; let h = bitcast<vec2<f16>>(v[wr]); kv[o + 2u * wr] = h.x; kv[o + 2u * wr + 1u] = h.y; }`)}
   }
 }`;
   return /* wgsl */ `
@@ -250,6 +267,13 @@ fn visible(i: u32, j: u32) -> bool {
 ${visibility}
 }
 
+// Whether every row of the workgroup sees every key of the tile at j0 (no token rule, and the tile
+// ends at or before the first row's causal limit): the per-score test is then skipped. Uniform.
+fn tileFull(j0: u32, rowBase: u32) -> bool {
+${spec.tokenRule !== 'none' ? '  return false;' : `  if (!CAUSAL) { return true; }
+  return j0 + BC - 1u <= (P.kLen - P.qLen) + rowBase;`}
+}
+
 @compute @workgroup_size(${SG * 32})
 fn main(@builtin(workgroup_id) wg: vec3u,
         @builtin(subgroup_id) sg: u32,
@@ -272,6 +296,10 @@ ${seq(DT, (t) => `  let q${t} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16,
   let side = lane % 2u;
   let qi = rowBase + sg * 16u + row; // this lane's query row
   let scratch = sg * 16u * BC + row * BC + side * (BC / 2u);
+  // Lane (row, side) walks its 32 columns from column rot: at every step the 32 lanes of the
+  // subgroup hit 32 different banks of the scratch (row strides are multiples of 32 words, so
+  // unrotated they would all hit one bank, a 32-way conflict on every score read and write).
+  let rot = ${spec.swizzle === 'scores' || spec.swizzle === 'both' ? '(row + 16u * side) & (BC / 2u - 1u)' : '0u'};
   let nTiles = tileCount(rowBase, qbRow);
 
 ${spec.passes === 1 ? onePassLoop(spec, kSrc, vSrc) : `  var m = -3.0e38;
@@ -280,19 +308,22 @@ ${spec.passes === 1 ? onePassLoop(spec, kSrc, vSrc) : `  var m = -3.0e38;
 ${seq(DT, (d) => `    var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
     for (var t = 0u; t < nTiles; t++) {
       let j0 = tileStart(t, qbRow);
+      let full = tileFull(j0, rowBase); // every score of the tile visible: no per-score test
 ${scoreTile(spec, kSrc, '      ')}
       if (phase == 0u) {
         var tileMax = -3.0e38;
         for (var c = 0u; c < BC / 2u; c++) {
-          let j = j0 + side * (BC / 2u) + c;
-          if (visible(qi, j)) { tileMax = max(tileMax, sTile[scratch + c] * P.scaleLog2); }
+          let cc = (c + rot) & (BC / 2u - 1u);
+          let j = j0 + side * (BC / 2u) + cc;
+          if (full || visible(qi, j)) { tileMax = max(tileMax, sTile[scratch + cc] * P.scaleLog2); }
         }
         tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));
         let mNew = max(m, tileMax);
         var sum = 0.0;
         for (var c = 0u; c < BC / 2u; c++) {
-          let j = j0 + side * (BC / 2u) + c;
-          if (visible(qi, j)) { sum += exp2(sTile[scratch + c] * P.scaleLog2 - mNew); }
+          let cc = (c + rot) & (BC / 2u - 1u);
+          let j = j0 + side * (BC / 2u) + cc;
+          if (full || visible(qi, j)) { sum += exp2(sTile[scratch + cc] * P.scaleLog2 - mNew); }
         }
         sum += subgroupShuffleXor(sum, 1u);
         l = l * exp2(m - mNew) + sum;
@@ -300,10 +331,11 @@ ${scoreTile(spec, kSrc, '      ')}
       } else {
         let inv = select(0.0, 1.0 / l, l > 0.0);
         for (var c = 0u; c < BC / 2u; c++) {
-          let j = j0 + side * (BC / 2u) + c;
+          let cc = (c + rot) & (BC / 2u - 1u);
+          let j = j0 + side * (BC / 2u) + cc;
           var p = 0.0;
-          if (visible(qi, j)) { p = exp2(sTile[scratch + c] * P.scaleLog2 - m) * inv; }
-          pTile[scratch + c] = f16(p);
+          if (full || visible(qi, j)) { p = exp2(sTile[scratch + cc] * P.scaleLog2 - m) * inv; }
+          pTile[scratch + cc] = f16(p);
         }
 ${spec.stage ? '        stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' : ''}
         workgroupBarrier();
