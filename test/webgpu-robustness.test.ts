@@ -121,7 +121,7 @@ describe('robustness off: kernels stay inside their views', () => {
       }
       try {
         const encoder = device.createCommandEncoder();
-        made.push(await encodeAttention(device, encoder, views, dispatch));
+        made.push(...(await encodeAttention(device, encoder, views, dispatch)));
         device.queue.submit([encoder.finish()]);
         const { out, guardsIntact, touched } = await readGuarded(device, views.o, like);
         assert.ok(guardsIntact, `${touched} guard elements of the output were written`);
@@ -149,7 +149,7 @@ describe('robustness off: kernels stay inside their views', () => {
     const made = [...Object.values(views).map((t) => t.buffer), blockTable];
     try {
       const encoder = device.createCommandEncoder();
-      made.push(await encodeAttention(device, encoder, views, {
+      made.push(...await encodeAttention(device, encoder, views, {
         causal: true, scale: 1 / Math.sqrt(D), keyLength: Lk, blocks: { kind: 'all' }, kernel: 'portable', paged: { blockTable, tableStride: table.length, pageSize },
       }));
       device.queue.submit([encoder.finish()]);
