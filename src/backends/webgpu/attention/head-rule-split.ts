@@ -77,8 +77,8 @@ export interface SubCall {
 }
 
 /**
- * The sub-calls of a split call, in order; `copy` receives every buffer made for them (segment
- * copies encoded into `encoder`, destroy them after the work).
+ * The sub-calls of a split call, in order; `made` receives every buffer made for them (segment
+ * copies encoded into `encoder`; destroy them after the work).
  */
 export function splitByHeadRules(
   device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions & { headTokenRules: HeadTokenRules }, made: (b: GPUBuffer) => void,
@@ -88,24 +88,22 @@ export function splitByHeadRules(
   const pieces = headRulePieces(opts.headTokenRules, q.heads, k.heads);
   const { headTokenRules: _rules, ...base } = opts;
   const calls: SubCall[] = [];
+  // Paged K/V: the cache's batch axis is pages; the batch entry is chosen by its block-table row.
+  const paged = opts.paged !== undefined;
   for (let b = 0; b < q.batch; b++) {
+    const blockTable = opts.paged && segment(device, encoder, opts.paged.blockTable, b * opts.paged.tableStride, opts.paged.tableStride, 'paged.blockTable', made);
     for (const p of pieces) {
       const n = p.h1 - p.h0;
       const at = (t: GpuTensorView, h: number, heads: number, batchOffset = true): GpuTensorView => ({
         ...t, heads, ...(batchOffset ? { batch: 1 } : {}), offset: t.offset + (batchOffset ? b * t.strideB : 0) + h * t.strideH,
       });
-      // Paged K/V: the cache's batch axis is pages; the batch entry is chosen by its block-table row.
-      const paged = opts.paged !== undefined;
       const sub: AttentionDispatchOptions = { ...base, tokenRule: p.rule };
       if (opts.blocks.kind === 'csr') {
         const nQB = Math.ceil(q.length / opts.blocks.blockRows);
         const rowPtr = segment(device, encoder, opts.blocks.rowPtr, (b * q.heads + p.h0) * nQB, n * nQB + 1, 'blocks.rowPtr', made);
         sub.blocks = { ...opts.blocks, rowPtr };
       }
-      if (opts.paged) {
-        const blockTable = segment(device, encoder, opts.paged.blockTable, b * opts.paged.tableStride, opts.paged.tableStride, 'paged.blockTable', made);
-        sub.paged = { ...opts.paged, blockTable };
-      }
+      if (opts.paged && blockTable) sub.paged = { ...opts.paged, blockTable };
       calls.push({
         views: { q: at(q, p.h0, n), o: at(o, p.h0, n), k: at(k, p.kv0, p.kvHeads, !paged), v: at(v, p.kv0, p.kvHeads, !paged) },
         opts: sub,
