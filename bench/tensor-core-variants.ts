@@ -82,7 +82,7 @@ for (const L of values.lengths!.split(',').map(Number)) {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,
         blocks: sparse ? { kind: 'csr', rowPtr, colIdx, blockRows: 64, blockCols: 64 } : { kind: 'all' },
       };
-      const t = await timeOnDevice(device, async (encoder) => [await encodeAttention(device, encoder, views, opts)], timerRuns(ctx, Number(values.reps)));
+      const t = await timeOnDevice(device, (encoder) => encodeAttention(device, encoder, views, opts), timerRuns(ctx, Number(values.reps)));
       const density = sparse ? mask.density : 1;
       const row = {
         L, headDim: D, ...tc, kernel: sparse ? 'block-sparse' : 'dense', density, ms: t.ms, tflops: tflopsOf(flops * density, t.ms), denseEquivalentTflops: tflopsOf(flops, t.ms),

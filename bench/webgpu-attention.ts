@@ -72,7 +72,7 @@ async function timeOne(ctx: WebGpuContext, ops: Operands, loop: Loop, mask: Bloc
     opts.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: mask.blockRows, blockCols: mask.blockCols };
   }
   try {
-    return await timeOnDevice(device, async (encoder) => [await encodeAttention(device, encoder, ops, opts)], timerRuns(ctx, reps));
+    return await timeOnDevice(device, (encoder) => encodeAttention(device, encoder, ops, opts), timerRuns(ctx, reps));
   } finally {
     for (const b of extra) b.destroy();
   }

@@ -58,8 +58,8 @@ async function encodeVariant(ctx: WebGpuContext, encoder: GPUCommandEncoder, vie
     opts.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: dims.blockRows, blockCols: dims.blockCols };
     opts.tokenRule = tokenRule;
   }
-  const uniform = variant === 'xattention-plan' ? undefined : await encodeAttention(device, encoder, views, opts);
-  return { plan, destroy: () => { plan?.destroy(); uniform?.destroy(); } };
+  const uniforms = variant === 'xattention-plan' ? [] : await encodeAttention(device, encoder, views, opts);
+  return { plan, destroy: () => { plan?.destroy(); for (const u of uniforms) u.destroy(); } };
 }
 
 /**

@@ -4,7 +4,7 @@ import { sparseAttention } from '../src/attention.js';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
 import { calibratePerHead, type CapturedHeads, HeadProblem, knobGrid, searchBudget } from '../src/calibration/per-head.js';
 import { createModuleMethod, resolveModuleConfig, sparseAttentionConfig } from '../src/config/index.js';
-import { InvalidArgumentError, UnsupportedError } from '../src/core/errors.js';
+import { InvalidArgumentError } from '../src/core/errors.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { sparseMethods } from '../src/methods/index.js';
@@ -157,7 +157,17 @@ describe('calibratePerHead, bad requests', () => {
     assert.throws(() => calibratePerHead([captured[0], { module: captured[0].module, ...two }], 'xattention', { budget: 0.1 }), /captured\[1\]\.q\.heads must be 3/);
   });
 
-  it('refuses tri_shape: its token rule follows the window', () => {
-    assert.throws(() => calibratePerHead(captured, 'tri_shape', { budget: 0.1, baseSettings: { sinkTokens: 4, lastDenseQueries: 4, br: 16, bc: 16 } }), UnsupportedError);
+  it('tri_shape: per-head windows calibrate (one token rule per head), and run with the errors reported', async () => {
+    const base = { sinkTokens: 4, lastDenseQueries: 4, br: 16, bc: 16 };
+    const budget = 0.2;
+    const r = calibratePerHead(captured, 'tri_shape', { budget, baseSettings: base, scale: SCALE });
+    assert.equal(r.setting, 'localWindow');
+    for (const h of r.heads) assert.ok(h.error <= budget, `${h.module} head ${h.head}: error ${h.error} > ${budget} at ${h.value}`);
+    assert.ok(new Set(r.heads.map((h) => h.value)).size > 1, `windows ${r.heads.map((h) => h.value).join(', ')}`);
+    const errors = await errorsOfConfig(r.config);
+    for (const h of r.heads) {
+      const e = errors.get(h.module)![h.head];
+      assert.ok(Math.abs(e - h.error) <= 1e-5 + 1e-3 * h.error, `${h.module} head ${h.head}: ran ${e}, calibrated ${h.error}`);
+    }
   });
 });

@@ -27,7 +27,7 @@ const METHODS: { method: string; shared: Record<string, unknown>; setting: strin
   { method: 'xattention', shared: { threshold: 0.9, stride: 4, blockSize: 8 }, setting: 'threshold', values: [0.5, 0.95, 0.7, 0.99] },
   { method: 'flash_skip_softmax', shared: { br: 8, bc: 8 }, setting: 'threshold', values: [0.3, 1e-3, 0.05, 0.1], std: 2 },
   { method: 'sla', shared: { BLKQ: 8, BLKK: 6, causal: false }, setting: 'topkRatio', values: [0.2, 0.6, 1, 0.4] },
-  { method: 'tri_shape', shared: { sinkTokens: 4, localWindow: 9, lastDenseQueries: 3, br: 8, bc: 8 }, setting: 'localWindow', values: [9, 9, 9, 9], causalOnly: true },
+  { method: 'tri_shape', shared: { sinkTokens: 4, localWindow: 9, lastDenseQueries: 3, br: 8, bc: 8 }, setting: 'localWindow', values: [9, 17, 5, 30], causalOnly: true },
 ];
 
 function inputs(s: Shape, seed: number, std = 1) {
@@ -81,6 +81,8 @@ describe('PerHeadMethod', () => {
           const kh = kvHead(h, s.H, s.Hkv);
           const one = await sparseAttention(headSlice(q, h), headSlice(k, kh), headSlice(v, kh), { method: alone, causal: s.causal });
           kept += one.plan.stats.keptBlocks;
+          // Each head keeps its own token rule (tri-shape's window), not head 0's.
+          assert.deepEqual(got.plan.mask.tokenRuleFor(h), one.plan.mask.tokenRuleFor(0), `token rule of head ${h}`);
           for (let b = 0; b < s.B; b++)
             for (let qb = 0; qb < got.plan.mask.numQueryBlocks; qb++) {
               assert.deepEqual(Array.from(got.plan.mask.keptBlocks(b, h, qb)), Array.from(one.plan.mask.keptBlocks(b, 0, qb)), `head ${h}, batch ${b}, query block ${qb}`);
@@ -145,10 +147,17 @@ describe('PerHeadMethod', () => {
     assert.throws(() => new PerHeadMethod('flash_skip_softmax', { group_consensus: true }, { threshold: [0.1, 0.2] }), UnsupportedError);
   });
 
-  it('refuses heads whose token rules differ (one block mask holds one rule)', () => {
-    const m = new PerHeadMethod('tri_shape', { sinkTokens: 4, lastDenseQueries: 3, br: 8, bc: 8 }, { localWindow: [9, 17] });
-    const { q, k } = inputs(SHAPES[2], 3);
-    assert.throws(() => m.planBlockMask(q, k, { causal: true }), (e: unknown) => e instanceof UnsupportedError && /token rule/.test(e.message));
+  it('heads with different tri-shape windows: one rule per head, a window past Lk gives that head none', async () => {
+    const m = new PerHeadMethod('tri_shape', { sinkTokens: 4, lastDenseQueries: 3, br: 8, bc: 8 }, { localWindow: [9, 60] });
+    const { q, k, v } = inputs(SHAPES[2], 3);
+    const { mask } = m.planBlockMask(q, k, { causal: true });
+    assert.deepEqual(mask.tokenRuleFor(0), { kind: 'trishape', sinkTokens: 4, localWindow: 9, lastDenseQueries: 3 });
+    assert.equal(mask.tokenRuleFor(1), undefined, 'Lk = 50 <= window 60: that head is dense, no rule');
+    assert.ok(mask.hasTokenRule);
+    // A consumer that reads the one shared rule refuses instead of applying head 0's to both.
+    assert.throws(() => mask.tokenRule, (e: unknown) => e instanceof UnsupportedError && /tokenRuleFor/.test(e.message));
+    const got = await sparseAttention(q, k, v, { method: m, causal: true });
+    assertTensorsClose(got.output, naiveBlockSparseAttention(q, k, v, mask, { causal: true }).toLayout(q.layout), TOL.f32, 'kernel on the mask');
   });
 });
 

@@ -4,13 +4,13 @@
  * inputs between NaN guard regions (a read past the view pulls a NaN into the output), the output
  * between sentinel guard regions that must come back untouched (a write past the view changes them).
  * Outputs are compared with the CPU reference. Covered: the attention skeleton (dense, block list, token
- * rule, paged KV; f32 and f16; both layouts; GQA; odd lengths, Lq < Lk, length 1; the tensor-core kernel
+ * rule, per-head token rules, paged KV; f32 and f16; both layouts; GQA; odd lengths, Lq < Lk, length 1; the tensor-core kernel
  * where the adapter has it) and flash-skip-softmax's in-loop kernel; XAttention's plan reads guarded Q/K.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
-import { encodeAttention } from '../src/backends/webgpu/attention/attention-dispatch.js';
+import { encodeAttention, maskTokenRules } from '../src/backends/webgpu/attention/attention-dispatch.js';
 import type { AttentionDispatchOptions } from '../src/backends/webgpu/attention/attention-views.js';
 import { readBlockMask } from '../src/backends/webgpu/attention/block-list.js';
 import { encodeFlashSkipAttention } from '../src/backends/webgpu/methods/flash-skip-softmax/webgpu-flash-skip-attention.js';
@@ -19,7 +19,7 @@ import { bytesPerElement, createStorageBuffer, type GpuTensorView, readBuffer, u
 import { BufferUsage } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import { createWebGpuContext, type WebGpuContext } from '../src/backends/webgpu/index.js';
 import { randomCausalBlockMask } from '../src/bench/cases.js';
-import type { BlockMask } from '../src/core/block-mask.js';
+import { BlockMask } from '../src/core/block-mask.js';
 import { f32ToF16Bits, fromF16Bits } from '../src/core/f16.js';
 import { type DType, HeadTensor, type Layout } from '../src/core/tensor.js';
 import { triShapeBlockMask } from '../src/methods/tri-shape/tri-shape.js';
@@ -89,6 +89,15 @@ const CASES: Case[] = [
     name: 'token rule (tri-shape) f32 L190', dtype: 'f32', layout: 'BHLD', heads: 2, kvHeads: 1, Lq: 190, Lk: 190, D: 16, causal: true,
     mask: (d) => triShapeBlockMask({ ...d, blockRows: 32, blockCols: 32 }, { sinkTokens: 8, localWindow: 40, lastDenseQueries: 5 }),
   },
+  {
+    // Runs of heads with one rule each (head-rule-split.ts): every sub-dispatch's views stay inside.
+    name: 'per-head token rules f32 BLHD GQA 6/2 L150', dtype: 'f32', layout: 'BLHD', heads: 6, kvHeads: 2, Lq: 150, Lk: 150, D: 16, causal: true,
+    mask: (d) => {
+      const m = randomCausalBlockMask({ ...d, blockRows: 32, blockCols: 32 }, 0.6, 5);
+      const rule = (w: number) => ({ kind: 'trishape' as const, sinkTokens: 4, localWindow: w, lastDenseQueries: 3 });
+      return new BlockMask(m.dims, m.rowPtr, m.colIdx, [rule(20), rule(20), rule(45), undefined, rule(20), rule(70)]);
+    },
+  },
   { name: 'dense f16 BLHD GQA 4/1 L133', dtype: 'f16', layout: 'BLHD', heads: 4, kvHeads: 1, Lq: 133, Lk: 133, D: 64, causal: true },
   // Lengths on the 64 grid and D 64: the tensor-core kernel where the adapter has subgroup matrices.
   { name: 'dense f16 L256 D64 (tensor cores where offered)', dtype: 'f16', layout: 'BHLD', heads: 4, kvHeads: 2, Lq: 256, Lk: 256, D: 64, causal: true, kernel: 'auto' },
@@ -113,15 +122,15 @@ describe('robustness off: kernels stay inside their views', () => {
       const made: GPUBuffer[] = Object.values(views).map((t) => t.buffer);
       const dispatch: AttentionDispatchOptions = { causal: c.causal, scale: 1 / Math.sqrt(c.D), blocks: { kind: 'all' }, kernel: c.kernel ?? 'portable' };
       if (mask) {
-        const rowPtr = uploadArray(device, mask.rowPtr, 'guard.rowPtr');
+        const rowPtr = uploadArray(device, mask.rowPtr, 'guard.rowPtr', BufferUsage.COPY_SRC);
         const colIdx = uploadArray(device, mask.colIdx, 'guard.colIdx');
         made.push(rowPtr, colIdx);
         dispatch.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: mask.blockRows, blockCols: mask.blockCols };
-        dispatch.tokenRule = mask.tokenRule;
+        Object.assign(dispatch, maskTokenRules(mask));
       }
       try {
         const encoder = device.createCommandEncoder();
-        made.push(await encodeAttention(device, encoder, views, dispatch));
+        made.push(...(await encodeAttention(device, encoder, views, dispatch)));
         device.queue.submit([encoder.finish()]);
         const { out, guardsIntact, touched } = await readGuarded(device, views.o, like);
         assert.ok(guardsIntact, `${touched} guard elements of the output were written`);
@@ -149,7 +158,7 @@ describe('robustness off: kernels stay inside their views', () => {
     const made = [...Object.values(views).map((t) => t.buffer), blockTable];
     try {
       const encoder = device.createCommandEncoder();
-      made.push(await encodeAttention(device, encoder, views, {
+      made.push(...await encodeAttention(device, encoder, views, {
         causal: true, scale: 1 / Math.sqrt(D), keyLength: Lk, blocks: { kind: 'all' }, kernel: 'portable', paged: { blockTable, tableStride: table.length, pageSize },
       }));
       device.queue.submit([encoder.finish()]);

@@ -10,6 +10,7 @@ import { runAttentionOnHost } from '../src/backends/webgpu/attention/block-spars
 import { hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import { BlockMask, blockCausallyValid } from '../src/core/block-mask.js';
 import { createSparseMethod } from '../src/methods/index.js';
+import { PerHeadMethod } from '../src/methods/per-head.js';
 import { Rng } from '../src/core/rng.js';
 import { HeadTensor, type Layout } from '../src/core/tensor.js';
 import { assertTensorsClose } from './helpers/compare.js';
@@ -21,7 +22,7 @@ const skip = gpu.skip || (gpu.ctx && !hasTensorCores(gpu.ctx.device) ? `adapter 
 // P is rounded to f16 before the P·V product: a little looser than the portable f16 kernel.
 const TOL_TC = { atol: 4e-3, rtol: 2e-2 };
 
-interface Case { H: number; Hkv: number; Lq: number; Lk: number; D: number; causal: boolean; layout: Layout; density?: number; br?: number; bc?: number; ramp?: boolean; triShape?: { sinkTokens: number; localWindow: number; lastDenseQueries: number } }
+interface Case { H: number; Hkv: number; Lq: number; Lk: number; D: number; causal: boolean; layout: Layout; density?: number; br?: number; bc?: number; ramp?: boolean; triShape?: { sinkTokens: number; localWindow: number; lastDenseQueries: number }; windows?: number[] }
 
 const CASES: Case[] = [
   { H: 4, Hkv: 2, Lq: 128, Lk: 256, D: 128, causal: true, layout: 'BHLD' },
@@ -37,6 +38,8 @@ const CASES: Case[] = [
   // Tri-shape's token rule inside kept blocks: sink, window and dense last rows cut through tiles.
   { H: 4, Hkv: 2, Lq: 512, Lk: 512, D: 128, causal: true, layout: 'BHLD', br: 64, bc: 64, triShape: { sinkTokens: 20, localWindow: 150, lastDenseQueries: 37 } },
   { H: 2, Hkv: 1, Lq: 256, Lk: 1024, D: 64, causal: true, layout: 'BLHD', br: 128, bc: 128, triShape: { sinkTokens: 5, localWindow: 200, lastDenseQueries: 70 } },
+  // One window per head (PerHeadMethod): runs of heads with one rule each, one inside a GQA group.
+  { H: 4, Hkv: 2, Lq: 256, Lk: 512, D: 64, causal: true, layout: 'BHLD', br: 64, bc: 64, triShape: { sinkTokens: 8, localWindow: 100, lastDenseQueries: 20 }, windows: [100, 100, 180, 60] },
 ];
 
 /** K rows scaled by 1 + j/24: scores (and their running max) rise with the key position. */
@@ -63,10 +66,12 @@ describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
         const v = HeadTensor.randn(shapeK, 13, { dtype: 'f16', layout: c.layout });
         const rng = new Rng(5);
         const dims = { batch: 1, heads: c.H, queryLength: c.Lq, keyLength: c.Lk, blockRows: c.br ?? 64, blockCols: c.bc ?? 64, causal: c.causal };
-        const mask = c.triShape ? createSparseMethod('tri_shape', { ...c.triShape, br: c.br, bc: c.bc }).planBlockMask(q, k, { causal: true }).mask
+        const triShape = c.windows ? new PerHeadMethod('tri_shape', { ...c.triShape, br: c.br, bc: c.bc }, { localWindow: c.windows }) : createSparseMethod('tri_shape', { ...c.triShape, br: c.br, bc: c.bc });
+        const mask = c.triShape ? triShape.planBlockMask(q, k, { causal: true }).mask
           : c.density === undefined ? undefined
           : BlockMask.fromPredicate(dims, (_b, _h, qb, kb) => blockCausallyValid(dims, qb, kb) && (kb === 0 || rng.next() < c.density!));
-        if (c.triShape) assert.ok(mask?.tokenRule && mask.keptValidBlocks < mask.validBlocks, 'the tri-shape case must be sparse, with a token rule');
+        if (c.triShape) assert.ok(mask?.hasTokenRule && mask.keptValidBlocks < mask.validBlocks, 'the tri-shape case must be sparse, with a token rule');
+        if (c.windows) assert.ok(mask?.headTokenRules, 'the windows give one token rule per head');
         const got = await runAttentionOnHost(gpu.ctx!, q, k, v, { causal: c.causal, scale: 1 / Math.sqrt(c.D), mask, kernel: 'tensor-core', tensorCore: tc, label: 'tc-test' });
         const want = naiveAttention(q.toDType('f32'), k.toDType('f32'), v.toDType('f32'), { causal: c.causal, visible: mask && ((b, h, i, j) => mask.visible(b, h, i, j)) });
         assertTensorsClose(got.toDType('f32'), want, TOL_TC, 'tensor-core vs CPU');

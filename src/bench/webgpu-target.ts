@@ -12,12 +12,13 @@
  */
 import { type AttentionOptions, describeAttention } from '../core/attention-shape.js';
 import { BlockMask } from '../core/block-mask.js';
+import { BufferUsage } from '../backends/webgpu/runtime/webgpu-device.js';
 import { phaseOf } from '../core/stats.js';
 import type { HeadTensor } from '../core/tensor.js';
 import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';
 import {
   type AttentionDispatchOptions, createOutputTensor, encodeAttention, type GpuMethodPlan, gpuMethod,
-  readBlockMask, uploadArray, uploadTensor, webgpuBackend,
+  maskTokenRules, readBlockMask, uploadArray, uploadTensor, webgpuBackend,
 } from '../backends/webgpu/index.js';
 import { fencedRuns, type KernelMs } from '../backends/webgpu/runtime/pass-profiler.js';
 import { type BenchCase, CPU_MAX_FLOPS, denseFlops } from './cases.js';
@@ -39,14 +40,14 @@ async function timeDispatches(q: HeadTensor, k: HeadTensor, v: HeadTensor, mask:
   try {
     const dispatch: AttentionDispatchOptions = { causal: opts.causal ?? false, scale: opts.scale ?? 1 / Math.sqrt(q.headDim), blocks: { kind: 'all' } };
     // The backend's rule: a mask keeping every valid block with no token rule runs dense.
-    if (mask.tokenRule || mask.keptValidBlocks !== mask.validBlocks) {
-      const rowPtr = uploadArray(device, mask.rowPtr, 'bench.rowPtr');
+    if (mask.hasTokenRule || mask.keptValidBlocks !== mask.validBlocks) {
+      const rowPtr = uploadArray(device, mask.rowPtr, 'bench.rowPtr', BufferUsage.COPY_SRC);
       const colIdx = uploadArray(device, mask.colIdx, 'bench.colIdx');
       owned.push(rowPtr, colIdx);
       dispatch.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: mask.blockRows, blockCols: mask.blockCols };
-      dispatch.tokenRule = mask.tokenRule;
+      Object.assign(dispatch, maskTokenRules(mask));
     }
-    return await fencedRuns(device, async (encoder) => [await encodeAttention(device, encoder, views, dispatch)], timerRuns(ctx, iterations));
+    return await fencedRuns(device, (encoder) => encodeAttention(device, encoder, views, dispatch), timerRuns(ctx, iterations));
   } finally {
     for (const b of owned) b.destroy();
   }

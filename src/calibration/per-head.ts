@@ -19,7 +19,7 @@
  * sparsity given up first, while the mean stays at or above the target.
  */
 import { flashAttention } from '../backends/cpu/flash-attention.js';
-import { InvalidArgumentError, SparseAttentionError, UnsupportedError } from '../core/errors.js';
+import { InvalidArgumentError, SparseAttentionError } from '../core/errors.js';
 import type { HeadTensor } from '../core/tensor.js';
 import { sparseAttentionConfig, type SparseAttentionConfigJson } from '../config/sparse-config.js';
 import type { MethodDescriptor, MethodKnob } from '../methods/descriptor.js';
@@ -196,7 +196,6 @@ export function calibratePerHead(captured: readonly CapturedHeads[], method: str
   const byModule = new Map<string, CapturedHeads[]>();
   for (const c of captured) byModule.set(c.module, [...(byModule.get(c.module) ?? []), c]);
   const keyLength = Math.max(...captured.map((c) => c.k.length));
-  checkOneTokenRule(descriptor, base, captured[0], keyLength, run);
   const problems: HeadProblem[] = [];
   for (const [module, calls] of byModule) {
     for (let h = 0; h < calls[0].q.heads; h++) problems.push(new HeadProblem(module, h, calls, descriptor, base, run));
@@ -273,22 +272,6 @@ function checkRequest(captured: readonly CapturedHeads[], method: string, opts: 
     heads.set(c.module, h);
   });
   return { descriptor, knob, mode: opts.budget !== undefined ? 'budget' : 'target' };
-}
-
-/**
- * A block mask holds one token rule, so a method whose rule follows the knob (tri-shape's window)
- * cannot run different values per head: refused before any measurement.
- */
-function checkOneTokenRule(descriptor: MethodDescriptor, base: Record<string, unknown>, call: CapturedHeads, keyLength: number, run: { causal: boolean; scale?: number }): void {
-  const q = headSlice(call.q, 0);
-  const k = headSlice(call.k, 0);
-  const rules = knobEnds(descriptor.knob!, keyLength).map((x) => {
-    const m = new descriptor.cls(headSettings(descriptor, base, descriptor.knob!.setting, x));
-    return JSON.stringify(m.planBlockMask(q, k, run).mask.tokenRule ?? null);
-  });
-  if (rules[0] !== rules[1]) {
-    throw new UnsupportedError(`${descriptor.name}: its token rule follows ${descriptor.knob!.setting} (${rules[0]} vs ${rules[1]}), and one block mask holds one token rule, so heads cannot run different values`);
-  }
 }
 
 function f32(t: HeadTensor): Float32Array {

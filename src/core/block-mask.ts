@@ -7,11 +7,12 @@
  * (batch, head, query block) the kept key blocks are listed in ascending order, CSR-style:
  *   rowPtr: Int32Array [B·H·nQB + 1], colIdx: Int32Array [kept]
  * A token (i, j) is visible iff its block is kept, the optional token rule allows it, and (when
- * causal) j <= queryOffset + i. Statistics count blocks over the causally valid set: a block is
+ * causal) j <= queryOffset + i. The token rule is one for every head, or one per head (per-head
+ * tri-shape windows): `tokenRuleFor(h)` is the rule of head h either way. Statistics count blocks over the causally valid set: a block is
  * valid when at least one of its tokens passes the causal test.
  */
-import { InvalidArgumentError, requireInteger } from './errors.js';
-import { type TokenRule, tokenRuleVisible } from './token-rule.js';
+import { InvalidArgumentError, requireInteger, UnsupportedError } from './errors.js';
+import { type HeadTokenRules, sameTokenRule, type TokenRule, tokenRuleVisible } from './token-rule.js';
 
 export interface BlockMaskDims {
   batch: number;
@@ -35,12 +36,16 @@ export class BlockMask {
   readonly numKeyBlocks: number;
   /** Lk - Lq: query i sits at key position queryOffset + i. */
   readonly queryOffset: number;
+  /** One rule per head, present only when the heads' rules differ (equal ones collapse to one rule). */
+  readonly headTokenRules?: HeadTokenRules;
+  private readonly sharedRule?: TokenRule;
 
+  /** @param tokenRule one rule for every head, or an array of one rule (or undefined) per head */
   constructor(
     dims: BlockMaskDims,
     readonly rowPtr: Int32Array,
     readonly colIdx: Int32Array,
-    readonly tokenRule?: TokenRule,
+    tokenRule?: TokenRule | HeadTokenRules,
   ) {
     this.batch = requireInteger('batch', dims.batch, 1);
     this.heads = requireInteger('heads', dims.heads, 1);
@@ -67,6 +72,37 @@ export class BlockMask {
         }
       }
     }
+    if (isHeadRules(tokenRule)) {
+      const rules = checkHeadRules(tokenRule, this.heads);
+      if (rules.every((r) => sameTokenRule(r, rules[0]))) this.sharedRule = rules[0];
+      else this.headTokenRules = Object.freeze([...rules]);
+    } else this.sharedRule = tokenRule;
+  }
+
+  /**
+   * The one token rule of every head. A mask whose heads have different rules throws here, so a
+   * consumer that has not learnt `tokenRuleFor(h)` refuses instead of applying one head's rule to all.
+   */
+  get tokenRule(): TokenRule | undefined {
+    if (this.headTokenRules) {
+      throw new UnsupportedError(`this block mask has one token rule per head (${this.heads} heads, rules differ); read tokenRuleFor(head)`);
+    }
+    return this.sharedRule;
+  }
+
+  /** The token rule of head h (each head's own when they differ). */
+  tokenRuleFor(h: number): TokenRule | undefined {
+    return this.headTokenRules ? this.headTokenRules[h] : this.sharedRule;
+  }
+
+  /** Whether any head has a token rule. */
+  get hasTokenRule(): boolean {
+    return this.headTokenRules ? this.headTokenRules.some((r) => r !== undefined) : this.sharedRule !== undefined;
+  }
+
+  /** The rule argument that rebuilds this mask's rules: the shared rule, or the per-head array. */
+  get tokenRules(): TokenRule | HeadTokenRules | undefined {
+    return this.headTokenRules ?? this.sharedRule;
   }
 
   get dims(): BlockMaskDims {
@@ -97,7 +133,8 @@ export class BlockMask {
   /** Token visibility inside the call (query index i, key index j). */
   visible(b: number, h: number, i: number, j: number): boolean {
     if (this.causal && j > this.queryOffset + i) return false;
-    if (this.tokenRule && !tokenRuleVisible(this.tokenRule, i, j, this.queryLength, this.queryOffset)) return false;
+    const rule = this.tokenRuleFor(h);
+    if (rule && !tokenRuleVisible(rule, i, j, this.queryLength, this.queryOffset)) return false;
     return this.isKept(b, h, Math.floor(i / this.blockRows), Math.floor(j / this.blockCols));
   }
 
@@ -116,6 +153,7 @@ export class BlockMask {
     const Lq = this.queryLength;
     const Lk = this.keyLength;
     const out = new Uint8Array(Lq * Lk);
+    const rule = this.tokenRuleFor(h);
     for (let qb = 0; qb < this.numQueryBlocks; qb++) {
       const i1 = Math.min((qb + 1) * this.blockRows, Lq);
       for (const kb of this.keptBlocks(b, h, qb)) {
@@ -123,7 +161,7 @@ export class BlockMask {
         for (let i = qb * this.blockRows; i < i1; i++) {
           for (let j = kb * this.blockCols; j < j1; j++) {
             if (this.causal && j > this.queryOffset + i) continue;
-            if (this.tokenRule && !tokenRuleVisible(this.tokenRule, i, j, Lq, this.queryOffset)) continue;
+            if (rule && !tokenRuleVisible(rule, i, j, Lq, this.queryOffset)) continue;
             out[i * Lk + j] = 1;
           }
         }
@@ -161,7 +199,7 @@ export class BlockMask {
   }
 
   /** From a dense [B, H, nQB, nKB] boolean view. */
-  static fromDense(dims: BlockMaskDims, dense: ArrayLike<number | boolean>, tokenRule?: TokenRule): BlockMask {
+  static fromDense(dims: BlockMaskDims, dense: ArrayLike<number | boolean>, tokenRule?: TokenRule | HeadTokenRules): BlockMask {
     checkDims(dims);
     const nQB = Math.ceil(dims.queryLength / dims.blockRows);
     const nKB = Math.ceil(dims.keyLength / dims.blockCols);
@@ -177,7 +215,7 @@ export class BlockMask {
   }
 
   /** From a function deciding each (b, h, qb, kb). */
-  static fromPredicate(dims: BlockMaskDims, keep: (b: number, h: number, qb: number, kb: number) => boolean, tokenRule?: TokenRule): BlockMask {
+  static fromPredicate(dims: BlockMaskDims, keep: (b: number, h: number, qb: number, kb: number) => boolean, tokenRule?: TokenRule | HeadTokenRules): BlockMask {
     checkDims(dims);
     const nQB = Math.ceil(dims.queryLength / dims.blockRows);
     const nKB = Math.ceil(dims.keyLength / dims.blockCols);
@@ -204,6 +242,20 @@ export function blockCausallyValid(dims: BlockMaskDims, qb: number, kb: number):
   if (!dims.causal) return true;
   const lastQuery = Math.min((qb + 1) * dims.blockRows, dims.queryLength) - 1;
   return kb * dims.blockCols <= dims.keyLength - dims.queryLength + lastQuery;
+}
+
+function isHeadRules(rule: TokenRule | HeadTokenRules | undefined): rule is HeadTokenRules {
+  return Array.isArray(rule);
+}
+
+/** One entry per head, and one kind of rule across heads (a method's rule; kernels key on the kind). */
+function checkHeadRules(rules: HeadTokenRules, heads: number): HeadTokenRules {
+  if (rules.length !== heads) throw new InvalidArgumentError('tokenRule (per head).length', rules.length, `${heads} (one rule or undefined per head)`);
+  const kind = rules.find((r) => r !== undefined)?.kind;
+  rules.forEach((r, h) => {
+    if (r !== undefined && r.kind !== kind) throw new InvalidArgumentError(`tokenRule[${h}].kind`, r.kind, `"${kind}", the kind of the other heads' rules`);
+  });
+  return rules;
 }
 
 /** The constructor's checks, run before a factory sizes arrays from the dims (else a bad br is a RangeError). */

@@ -20,6 +20,17 @@ export interface TriShapeTokenRule {
 
 export type TokenRule = TriShapeTokenRule;
 
+/** One token rule per query head (undefined: that head has none), as a per-head method plans them. */
+export type HeadTokenRules = readonly (TokenRule | undefined)[];
+
+/** Whether two rules hide the same tokens: equal kind and fields (rules are flat plain data). */
+export function sameTokenRule(a: TokenRule | undefined, b: TokenRule | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  const ka = Object.keys(a) as (keyof TokenRule)[];
+  return ka.length === Object.keys(b).length && ka.every((key) => a[key] === b[key]);
+}
+
 /**
  * @param qi query index within the call (0..Lq-1)
  * @param kj key index (0..Lk-1)

@@ -9,8 +9,8 @@
  * method. The number of query heads is known only at call time, so the values' length is checked
  * there.
  *
- * One BlockMask carries one token rule: heads whose inner method plans different rules (tri-shape
- * with different windows) cannot be assembled and are refused with an UnsupportedError.
+ * Heads whose inner method plans different token rules (tri-shape with different windows) give a
+ * BlockMask with one rule per head; every kernel applies head h's rule to head h.
  */
 import { BlockMask } from '../core/block-mask.js';
 import { InvalidArgumentError, UnsupportedError } from '../core/errors.js';
@@ -165,9 +165,6 @@ export class PerHeadMethod implements SparseAttentionMethod {
       if (md.blockRows !== d.blockRows || md.blockCols !== d.blockCols || md.causal !== d.causal || md.queryLength !== d.queryLength || md.keyLength !== d.keyLength) {
         throw new UnsupportedError(`${this.label}: head ${h} planned blocks ${md.blockRows}×${md.blockCols} (causal ${md.causal}), head 0 ${d.blockRows}×${d.blockCols} (causal ${d.causal}): one block mask needs one tiling`);
       }
-      if (JSON.stringify(m.tokenRule) !== JSON.stringify(masks[0].tokenRule)) {
-        throw new UnsupportedError(`${this.label}: head ${h}'s token rule ${JSON.stringify(m.tokenRule)} differs from head 0's ${JSON.stringify(masks[0].tokenRule)}; one block mask holds one token rule`);
-      }
     });
     const heads = masks.length;
     const nQB = masks[0].numQueryBlocks;
@@ -180,7 +177,8 @@ export class PerHeadMethod implements SparseAttentionMethod {
           for (const kb of masks[h].keptBlocks(b, 0, qb)) cols.push(kb);
           rowPtr[++r] = cols.length;
         }
-    const mask = new BlockMask({ ...d, batch, heads }, rowPtr, Int32Array.from(cols), masks[0].tokenRule);
+    // Each head keeps its own token rule (tri-shape windows per head); the mask collapses equal ones.
+    const mask = new BlockMask({ ...d, batch, heads }, rowPtr, Int32Array.from(cols), masks.map((m) => m.tokenRuleFor(0)));
     const plan: BlockPlan = { mask, stats: mergeStats(this.name, plans.map((p) => p.stats)) };
     // Block scores are [B, 1, nQB, nKB] per head when the method gives them on the mask's own blocks.
     const per = nQB * masks[0].numKeyBlocks;

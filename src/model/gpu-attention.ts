@@ -66,7 +66,7 @@ export async function encodeModelAttention(
   const device = ctx.device;
   const phase = phaseOf(p.queryLength);
   if (method.name === 'dense') {
-    enc.own(await encodeAttention(device, enc.encoder, views, { causal: true, scale: p.scale, blocks: { kind: 'all' } }));
+    for (const b of await encodeAttention(device, enc.encoder, views, { causal: true, scale: p.scale, blocks: { kind: 'all' } })) enc.own(b);
     return undefined;
   }
   if (method instanceof PerHeadMethod) return encodePerHead(ctx, enc, method, views, p, dtype, encodeModelAttention);
@@ -81,7 +81,7 @@ export async function encodeModelAttention(
     opts.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: dims.blockRows, blockCols: dims.blockCols };
     opts.tokenRule = tokenRule;
   }
-  enc.own(await encodeAttention(device, enc.encoder, views, opts));
+  for (const b of await encodeAttention(device, enc.encoder, views, opts)) enc.own(b);
   return {
     destroy: () => plan.destroy(),
     async read() {

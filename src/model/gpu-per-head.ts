@@ -48,7 +48,7 @@ export async function encodePerHead(
   };
 }
 
-/** One-head plans (batch 1) as one plan over all heads; the first head's token rule is kept. */
+/** One-head plans (batch 1) as one plan over all heads, each head with its own token rule. */
 export function assembleHeadPlans(name: string, plans: BlockPlan[]): BlockPlan {
   const masks = plans.map((x) => x.mask);
   const d = masks[0].dims;
@@ -62,7 +62,7 @@ export function assembleHeadPlans(name: string, plans: BlockPlan[]): BlockPlan {
       rowPtr[++r] = cols.length;
     }
   }
-  const mask = new BlockMask({ ...d, batch: 1, heads: masks.length }, rowPtr, Int32Array.from(cols), masks[0].tokenRule);
+  const mask = new BlockMask({ ...d, batch: 1, heads: masks.length }, rowPtr, Int32Array.from(cols), masks.map((m) => m.tokenRuleFor(0)));
   const plan: BlockPlan = { mask, stats: mergeStats(name, plans.map((x) => x.stats)) };
   if (plans.every((x) => x.blockScores)) {
     const per = nQB * masks[0].numKeyBlocks;

@@ -121,7 +121,8 @@ function samples(start: number, end: number): number[] {
 
 /** The pixels of one head's panel (see the file comment for what each colour means). */
 export function panelPixels(mask: BlockMask, batch: number, head: number, width: number, height: number, blockScores?: Float32Array): Uint8ClampedArray {
-  const { queryLength: Lq, keyLength: Lk, blockRows: br, blockCols: bc, numQueryBlocks: nQB, numKeyBlocks: nKB, queryOffset, causal, tokenRule } = mask;
+  const { queryLength: Lq, keyLength: Lk, blockRows: br, blockCols: bc, numQueryBlocks: nQB, numKeyBlocks: nKB, queryOffset, causal } = mask;
+  const tokenRule = mask.tokenRuleFor(head);
   const kept = new Uint8Array(nQB * nKB);
   for (let qb = 0; qb < nQB; qb++) for (const kb of mask.keptBlocks(batch, head, qb)) kept[qb * nKB + kb] = 1;
   let heat: Float32Array | undefined;
@@ -246,7 +247,7 @@ export function maskFigure(input: MaskFigureInput, opts: MaskFigureOptions = {})
     x += textWidth('1 (log; dropped: faded)', s) + 4 * s;
   } else {
     swatch(MASK_COLORS.kept, 'kept');
-    if (mask.tokenRule) swatch(MASK_COLORS.tokenMasked, 'kept block, token rule hides');
+    if (mask.hasTokenRule) swatch(MASK_COLORS.tokenMasked, 'kept block, token rule hides');
     swatch(MASK_COLORS.dropped, 'dropped');
   }
   if (mask.causal) swatch(MASK_COLORS.aboveDiagonal, 'above diagonal');

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { BlockMask } from '../../src/core/block-mask.js';
 
-/** Same dims, CSR lists and token rule; on failure names the first differing (b, h, query block). */
+/** Same dims, CSR lists and token rule of every head; on failure names the first differing (b, h, query block). */
 export function assertSameMask(got: BlockMask, want: BlockMask, label: string): void {
   assert.deepEqual(got.dims, want.dims, `${label}: dims`);
   for (let r = 0; r < want.rowPtr.length - 1; r++) {
@@ -12,5 +12,5 @@ export function assertSameMask(got: BlockMask, want: BlockMask, label: string): 
     assert.deepEqual(g, w, `${label}: kept key blocks of (b, h, query block) = (${b}, ${h}, ${qb})`);
   }
   assert.deepEqual(got.rowPtr, want.rowPtr, `${label}: rowPtr`);
-  assert.deepEqual(got.tokenRule, want.tokenRule, `${label}: token rule`);
+  for (let h = 0; h < want.heads; h++) assert.deepEqual(got.tokenRuleFor(h), want.tokenRuleFor(h), `${label}: token rule of head ${h}`);
 }

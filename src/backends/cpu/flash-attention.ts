@@ -28,7 +28,7 @@ export function flashAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts
     blockRows: opts.br ?? 64, blockCols: opts.bc ?? 64, causal: p.causal,
   });
   checkMaskFits(mask, q, k, p.causal);
-  const { blockRows: br, blockCols: bc, tokenRule } = mask;
+  const { blockRows: br, blockCols: bc } = mask;
   const Dv = p.valueDim;
   const out = HeadTensor.zeros({ batch: p.batch, heads: p.heads, length: p.queryLength, headDim: Dv }, q.layout);
   const o = out.data as Float32Array;
@@ -44,6 +44,7 @@ export function flashAttention(q: HeadTensor, k: HeadTensor, v: HeadTensor, opts
   for (let b = 0; b < p.batch; b++)
     for (let h = 0; h < p.heads; h++) {
       const kh = Math.floor(h / p.groupSize);
+      const tokenRule = mask.tokenRuleFor(h);
       for (let qb = 0; qb < mask.numQueryBlocks; qb++) {
         const i0 = qb * br;
         const rows = Math.min(br, p.queryLength - i0);

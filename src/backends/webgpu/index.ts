@@ -9,6 +9,7 @@
  */
 import type { AttentionBackend, MethodHooks } from '../backend.js';
 import type { SparseAttentionMethod } from '../../methods/method.js';
+import { PerHeadMethod } from '../../methods/per-head.js';
 import type { DType } from '../../core/tensor.js';
 import { blockSparseAttentionWebGpu } from './attention/block-sparse-attention.js';
 import { pagedAttentionOnWebGpu } from './attention/paged-backend.js';
@@ -70,6 +71,9 @@ export function createWebGpuBackend(ctxOrOptions?: WebGpuContext | WebGpuOptions
 
 /** The method's row of GPU_METHODS bound to this instance and device. */
 function methodHooks(context: () => Promise<WebGpuContext>, method: SparseAttentionMethod, kvDtype: DType): MethodHooks | undefined {
+  // A per-head method carries its inner method's name, but the row's planners take one instance of
+  // that method: it plans on the CPU (per head) and runs its mask on this backend's block-sparse kernel.
+  if (method instanceof PerHeadMethod) return undefined;
   const row = gpuMethod(method.name);
   if (!row) return undefined;
   const { run, time } = row;
@@ -114,7 +118,7 @@ export {
 export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides, type GpuTensorView } from './runtime/buffers.js';
 // attention
 export { attentionProgram, attentionParams, tileKeys, type AttentionSpec, type AttentionShape, MAX_HEAD_DIM } from './attention/attention-program.js';
-export { encodeAttention, attentionSpecFor, type AttentionViews, type AttentionDispatchOptions, type BlockList, type PagedKvBinding } from './attention/attention-dispatch.js';
+export { encodeAttention, attentionSpecFor, maskTokenRules, type AttentionViews, type AttentionDispatchOptions, type BlockList, type PagedKvBinding } from './attention/attention-dispatch.js';
 export type { TokenRuleHook } from './attention/token-visibility.js';
 export { flashAttentionWebGpu } from './attention/webgpu-flash-attention.js';
 export { blockSparseAttentionWebGpu, pagedAttentionWebGpu, type PagedAttentionOptions } from './attention/block-sparse-attention.js';

@@ -3,8 +3,10 @@
  * Encodes one attention dispatch of the skeleton in attention-program.ts from GPU tensor views.
  * This is the level the engine uses (views into a resident KV cache, a block table it owns); the
  * host-level functions in webgpu-flash-attention.ts and block-sparse-attention.ts upload HeadTensors and
- * call it.
+ * call it. Per-head token rules are split here into runs of heads (head-rule-split.ts), so every
+ * kernel below sees one rule per dispatch.
  */
+import type { BlockMask } from '../../../core/block-mask.js';
 import { InvalidArgumentError, UnsupportedError } from '../../../core/errors.js';
 import { tokenRuleParams } from '../methods/gpu-token-rules.js';
 import { bytesPerElement, type GpuTensorView } from '../runtime/buffers.js';
@@ -12,6 +14,7 @@ import { compileProgram, encodeProgram } from '../runtime/program.js';
 import { isSoftwareDevice } from '../runtime/webgpu-device.js';
 import { ATTENTION_WORKGROUP_SIZE, type AttentionParamName, type AttentionSpec, attentionProgram } from './attention-program.js';
 import type { AttentionDispatchOptions, AttentionViews } from './attention-views.js';
+import { needsHeadSplit, oneRuleOptions, splitByHeadRules } from './head-rule-split.js';
 import { encodeTensorCoreAttention, tensorCoreSpecFor } from './tensor-core-attention.js';
 
 export type { AttentionDispatchOptions, AttentionViews, BlockList, PagedKvBinding, TensorCoreOptions } from './attention-views.js';
@@ -20,7 +23,7 @@ export type { AttentionDispatchOptions, AttentionViews, BlockList, PagedKvBindin
 export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts: AttentionDispatchOptions): AttentionSpec {
   return {
     blocks: opts.blocks.kind,
-    tokenRule: opts.tokenRule ? opts.tokenRule.kind : 'none',
+    tokenRule: oneRuleOptions(opts).tokenRule?.kind ?? 'none',
     kv: opts.paged ? 'paged' : 'strided',
     dtype: views.q.dtype,
     headDim: views.q.headDim,
@@ -30,11 +33,29 @@ export function attentionSpecFor(device: GPUDevice, views: AttentionViews, opts:
 }
 
 /**
- * Compiles (once per device and variant) and encodes the dispatch into `encoder`. Returns the
- * dispatch's Params uniform buffer (destroy it once the submitted work is done, or leave it to GC).
+ * Compiles (once per device and variant) and encodes the call into `encoder`: one dispatch, or one
+ * per run of heads with equal token rules. Returns the buffers made for it (Params uniforms, block
+ * rows of head runs): destroy them once the submitted work is done, or leave them to GC.
  */
-export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<GPUBuffer> {
+export async function encodeAttention(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<GPUBuffer[]> {
   checkAttentionCall(views, opts);
+  if (!needsHeadSplit(opts)) return [await encodeOneRule(device, encoder, views, oneRuleOptions(opts))];
+  const made: GPUBuffer[] = [];
+  try {
+    for (const sub of splitByHeadRules(device, encoder, views, opts, (b) => made.push(b))) made.push(await encodeOneRule(device, encoder, sub.views, sub.opts));
+  } catch (err) {
+    for (const b of made) b.destroy();
+    throw err;
+  }
+  return made;
+}
+
+/** The dispatch options carrying a mask's token rules: its one rule, or one per head. */
+export function maskTokenRules(mask: BlockMask): Pick<AttentionDispatchOptions, 'tokenRule' | 'headTokenRules'> {
+  return mask.headTokenRules ? { headTokenRules: mask.headTokenRules } : { tokenRule: mask.tokenRule };
+}
+
+async function encodeOneRule(device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions): Promise<GPUBuffer> {
   if ((opts.kernel ?? 'auto') !== 'portable') {
     const tc = tensorCoreSpecFor(device, views, opts, opts.tensorCore);
     if (typeof tc !== 'string') return encodeTensorCoreAttention(device, encoder, views, opts, tc);
@@ -59,6 +80,7 @@ function checkAttentionCall(views: AttentionViews, opts: AttentionDispatchOption
   }
   if (q.heads % k.heads !== 0) throw new InvalidArgumentError('k.heads', k.heads, `a divisor of q.heads (${q.heads})`);
   if (opts.causal && Lq > Lk) throw new InvalidArgumentError('q.length', Lq, `at most keyLength (${Lk}) for causal attention`);
+  if (opts.headTokenRules && opts.headTokenRules.length !== q.heads) throw new InvalidArgumentError('headTokenRules.length', opts.headTokenRules.length, `${q.heads} (q.heads)`);
   return Lk;
 }
 
@@ -90,7 +112,7 @@ export function attentionDispatch(device: GPUDevice, views: AttentionViews, opts
     kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
     vOffset: v.offset, vStrideB: v.strideB, vStrideH: v.strideH, vStrideL: v.strideL,
     oOffset: o.offset, oStrideB: o.strideB, oStrideH: o.strideH, oStrideL: o.strideL,
-    ...tokenRuleParams(opts.tokenRule, Lq, Lk),
+    ...tokenRuleParams(oneRuleOptions(opts).tokenRule, Lq, Lk),
     pageSize: opts.paged?.pageSize ?? 1, tableStride: opts.paged?.tableStride ?? 0,
     headDimVec4: q.headDim / 4, valueDimVec4: v.headDim / 4,
   };

@@ -3,7 +3,7 @@
  * What one attention dispatch reads and how (both kernels: the portable skeleton and tensor cores):
  * GPU tensor views, the block list, paged KV, the token rule and the kernel choice.
  */
-import type { TokenRule } from '../../../core/token-rule.js';
+import type { HeadTokenRules, TokenRule } from '../../../core/token-rule.js';
 import type { AttentionSpec } from './attention-program.js';
 import type { GpuTensorView } from '../runtime/buffers.js';
 
@@ -36,6 +36,11 @@ export interface AttentionDispatchOptions {
   keyLength?: number;
   blocks: BlockList;
   tokenRule?: TokenRule;
+  /**
+   * One rule (or none) per query head, instead of tokenRule: encodeAttention dispatches runs of heads
+   * with equal rules (head-rule-split.ts). CSR rowPtr and paged block tables then need COPY_SRC usage.
+   */
+  headTokenRules?: HeadTokenRules;
   paged?: PagedKvBinding;
   /** See AttentionSpec.headDimLoop; default 'rolled' on software adapters, else 'unrolled'. */
   headDimLoop?: AttentionSpec['headDimLoop'];

@@ -2,7 +2,7 @@
 /**
  * Block-sparse flash attention on WebGPU: the attention skeleton with the 'csr' block list, so a
  * workgroup visits only the key blocks a BlockMask keeps for its (b, h, query block), plus the
- * mask's optional token rule (tri-shape) evaluated in WGSL. Also the paged-KV form, where K/V are
+ * mask's optional token rule (tri-shape; one per head when they differ) evaluated in WGSL. Also the paged-KV form, where K/V are
  * read from a cache [numPages, Hkv, pageSize, D] through a block table. Reference twins:
  * backends/cpu/flash-attention.ts with the same mask, and, for paged KV, the same after
  * gatherPagedKv (backends/cpu/paged-kv.ts).
@@ -14,9 +14,9 @@ import type { BlockMask } from '../../../core/block-mask.js';
 import { InvalidArgumentError } from '../../../core/errors.js';
 import { HeadTensor } from '../../../core/tensor.js';
 import { checkMaskFits } from '../../cpu/naive-attention.js';
-import { type AttentionDispatchOptions, encodeAttention } from './attention-dispatch.js';
+import { type AttentionDispatchOptions, encodeAttention, maskTokenRules } from './attention-dispatch.js';
 import { createOutputTensor, type GpuTensorView, readTensor, uploadArray, uploadTensor } from '../runtime/buffers.js';
-import type { WebGpuContext } from '../runtime/webgpu-device.js';
+import { BufferUsage, type WebGpuContext } from '../runtime/webgpu-device.js';
 
 export async function blockSparseAttentionWebGpu(
   ctx: WebGpuContext, q: HeadTensor, k: HeadTensor, v: HeadTensor, mask: BlockMask, opts: AttentionOptions = {},
@@ -110,20 +110,21 @@ export async function runAttentionOnHost(ctx: WebGpuContext, q: HeadTensor, k: H
     const opts: AttentionDispatchOptions = { causal: run.causal, scale: run.scale, blocks: { kind: 'all' }, keyLength: run.paged?.keyLength, kernel: run.kernel, tensorCore: run.tensorCore };
     const mask = run.mask;
     // A mask that keeps every causally valid block and has no token rule is dense: skip the list.
-    if (mask && (mask.tokenRule || mask.keptValidBlocks !== mask.validBlocks)) {
-      const rowPtr = uploadArray(device, mask.rowPtr, `${label}.rowPtr`);
+    if (mask && (mask.hasTokenRule || mask.keptValidBlocks !== mask.validBlocks)) {
+      // COPY_SRC: per-head token rules dispatch runs of heads, each with a copy of its rows.
+      const rowPtr = uploadArray(device, mask.rowPtr, `${label}.rowPtr`, BufferUsage.COPY_SRC);
       const colIdx = uploadArray(device, mask.colIdx, `${label}.colIdx`);
       owned.push(rowPtr, colIdx);
       opts.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: mask.blockRows, blockCols: mask.blockCols };
-      opts.tokenRule = mask.tokenRule;
+      Object.assign(opts, maskTokenRules(mask));
     }
     if (run.paged) {
-      const blockTable = uploadArray(device, run.paged.blockTable, `${label}.blockTable`);
+      const blockTable = uploadArray(device, run.paged.blockTable, `${label}.blockTable`, BufferUsage.COPY_SRC);
       owned.push(blockTable);
       opts.paged = { blockTable, tableStride: run.paged.tableStride, pageSize: run.paged.pageSize };
     }
     const encoder = device.createCommandEncoder({ label });
-    owned.push(await encodeAttention(device, encoder, views, opts));
+    owned.push(...(await encodeAttention(device, encoder, views, opts)));
     device.queue.submit([encoder.finish()]);
     return await readTensor(device, views.o, q.layout);
   } finally {

@@ -9,6 +9,7 @@
 import { UnsupportedError } from '../../../core/errors.js';
 import { TOKEN_RULE_PARAMS, type TokenRuleParam, tokenRuleHook, tokenRuleParams } from '../methods/gpu-token-rules.js';
 import type { AttentionDispatchOptions, AttentionViews, TensorCoreOptions } from './attention-views.js';
+import { oneRuleOptions } from './head-rule-split.js';
 import type { GpuTensorView } from '../runtime/buffers.js';
 import { hasTensorCores } from '../runtime/webgpu-device.js';
 import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../runtime/program.js';
@@ -72,8 +73,9 @@ export const tensorCoreAttentionProgram: KernelProgram<TensorCoreAttentionSpec, 
  * The spec this call would run with, or the reason the tensor-core kernel cannot take it (the
  * dispatcher then uses the portable kernel, or throws when the caller asked for tensor cores).
  */
-export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, opts: AttentionDispatchOptions, tc: TensorCoreOptions = {}): TensorCoreAttentionSpec | string {
+export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call: AttentionDispatchOptions, tc: TensorCoreOptions = {}): TensorCoreAttentionSpec | string {
   const { q, k, v, o } = views;
+  const opts = oneRuleOptions(call);
   if (!hasTensorCores(device)) return 'the adapter has no f16→f32 16×16×16 subgroup-matrix configuration';
   if (q.dtype !== 'f16' || k.dtype !== 'f16' || v.dtype !== 'f16') return 'tensor cores take f16 Q, K and V';
   if (q.headDim !== 64 && q.headDim !== 128) return `head dim ${q.headDim} is not 64 or 128`;
@@ -96,9 +98,10 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, opts
 }
 
 export async function encodeTensorCoreAttention(
-  device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, opts: AttentionDispatchOptions, spec: TensorCoreAttentionSpec,
+  device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, call: AttentionDispatchOptions, spec: TensorCoreAttentionSpec,
 ): Promise<GPUBuffer> {
   const { q, k, v, o } = views;
+  const opts = oneRuleOptions(call);
   const Lk = opts.keyLength ?? k.length;
   const rows = TC_ROWS_PER_SUBGROUP * spec.subgroups;
   const shape = { queryLength: q.length, keyLength: Lk, workgroupsX: q.length / rows, heads: q.heads, batch: q.batch };

@@ -87,7 +87,7 @@ export async function runPlannedMethodWebGpu(
     o: createOutputTensor(device, { batch: q.batch, heads: q.heads, length: q.length, headDim: v.headDim }, q.layout, q.dtype, `${label}.o`),
   };
   let plan: GpuMethodPlan | undefined;
-  let uniform: GPUBuffer | undefined;
+  let uniforms: GPUBuffer[] = [];
   try {
     const encoder = device.createCommandEncoder({ label });
     plan = await planner(ctx, encoder, method, views, p);
@@ -99,7 +99,7 @@ export async function runPlannedMethodWebGpu(
       attention.blocks = { kind: 'csr', rowPtr, colIdx, blockRows: dims.blockRows, blockCols: dims.blockCols };
       attention.tokenRule = tokenRule;
     }
-    uniform = await encodeAttention(device, encoder, views, attention);
+    uniforms = await encodeAttention(device, encoder, views, attention);
     device.queue.submit([encoder.finish()]);
     const output = await readTensor(device, views.o, q.layout);
     const mask = plan.blocks ? await readBlockMask(device, plan.blocks) : BlockMask.full(plan.dims);
@@ -111,7 +111,7 @@ export async function runPlannedMethodWebGpu(
     return { output, plan: plan.finish(mask, blockScores, opts.phase ?? phaseOf(p.queryLength)) };
   } finally {
     plan?.destroy();
-    uniform?.destroy();
+    for (const u of uniforms) u.destroy();
     for (const t of Object.values(views)) t.buffer.destroy();
   }
 }

@@ -96,7 +96,7 @@ export async function encodeSlaAttention(
   const sel = await encodeBlockMap(device, encoder, p, dims, views, own);
   const blocks = { kind: 'csr' as const, rowPtr: sel.rowPtr, colIdx: sel.colIdx, blockRows: opts.BLKQ, blockCols: opts.BLKK };
   if (opts.sage) await encodeSageSparsePart(device, encoder, p, { ...views, o: inputs.o, kMean: sel.kMean }, blocks, own);
-  else own(await encodeAttention(device, encoder, { ...views, o: inputs.o }, { causal: p.causal, scale: p.scale, blocks }));
+  else (await encodeAttention(device, encoder, { ...views, o: inputs.o }, { causal: p.causal, scale: p.scale, blocks })).forEach(own);
   if (!projectionIsZero(opts.proj)) await encodeLinearPart(device, encoder, p, dims, { ...views, o: inputs.o.buffer, lut: sel.lut }, opts, own);
   return { dims, selection: sel };
 }
