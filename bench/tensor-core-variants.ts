@@ -23,12 +23,12 @@ const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8
 type Variant = Required<Omit<TensorCoreOptions, 'diag'>> & Pick<TensorCoreOptions, 'diag'>;
 // The default, each bank-conflict order, unstaged, 8 subgroups, and the stage-dropping diagnostics
 // (diag rows are timed dense only and not validated: their output is wrong by design).
+const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: false } as const;
 const VARIANTS: Variant[] = [
-  { passes: 1, subgroups: 4, stage: true, swizzle: 'scores' }, { passes: 1, subgroups: 4, stage: true, swizzle: 'none' },
-  { passes: 1, subgroups: 4, stage: true, swizzle: 'both' }, { passes: 1, subgroups: 4, stage: false, swizzle: 'scores' },
-  { passes: 1, subgroups: 4, stage: false, swizzle: 'none' }, { passes: 2, subgroups: 8, stage: false, swizzle: 'scores' },
-  { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', diag: 'no-softmax' }, { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', diag: 'no-mma' },
-  { passes: 1, subgroups: 4, stage: false, swizzle: 'scores', diag: 'no-softmax' }, { passes: 1, subgroups: 4, stage: false, swizzle: 'scores', diag: 'no-mma' },
+  BASE, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' }, { ...BASE, interleave: true },
+  { ...BASE, stage: false }, { ...BASE, stage: false, interleave: true }, { ...BASE, stage: false, swizzle: 'none' },
+  { ...BASE, passes: 2, subgroups: 8, stage: false },
+  { ...BASE, diag: 'no-softmax' }, { ...BASE, diag: 'no-mma' }, { ...BASE, stage: false, diag: 'no-softmax' }, { ...BASE, stage: false, diag: 'no-mma' },
 ];
 
 const ctx = await createWebGpuContext();
@@ -56,11 +56,19 @@ async function validate(tc: Variant, D: number): Promise<Record<string, number>>
 const date = new Date();
 const validation: unknown[] = [];
 const rows: unknown[] = [];
+// A variant that fails to compile or to validate is recorded and left out of the timing.
+const failed = new Set<string>();
 for (const D of HEAD_DIMS)
   for (const tc of VARIANTS.filter((x) => !x.diag)) {
-    const v = await validate(tc, D);
-    validation.push({ headDim: D, ...tc, relativeL2: v });
-    console.error(JSON.stringify({ headDim: D, ...tc, relativeL2: v }));
+    let entry: Record<string, unknown>;
+    try {
+      entry = { headDim: D, ...tc, relativeL2: await validate(tc, D) };
+    } catch (err) {
+      failed.add(JSON.stringify(tc));
+      entry = { headDim: D, ...tc, error: String((err as Error).message ?? err).slice(0, 2000) };
+    }
+    validation.push(entry);
+    console.error(JSON.stringify(entry));
   }
 for (const D of HEAD_DIMS)
 for (const L of values.lengths!.split(',').map(Number)) {
@@ -76,7 +84,7 @@ for (const L of values.lengths!.split(',').map(Number)) {
   const colIdx = uploadArray(device, mask.colIdx, 'tcv.colIdx');
   console.error(`L=${L}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
   const flops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
-  for (const tc of VARIANTS)
+  for (const tc of VARIANTS.filter((x) => !failed.has(JSON.stringify({ ...x, diag: undefined })) && !failed.has(JSON.stringify(x))))
     for (const sparse of tc.diag ? [false] : [false, true]) {
       const opts: AttentionDispatchOptions = {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,

@@ -56,7 +56,7 @@ after(() => gpu.release());
 describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
   for (const c of CASES) {
     // The default kernel in both pass modes, each workgroup-memory order, and the unstaged variant.
-    for (const tc of [{ passes: 1 }, { passes: 2 }, { passes: 1, swizzle: 'none' }, { passes: 1, swizzle: 'both' }, { passes: 1, stage: false }] as const) {
+    for (const tc of [{ passes: 1 }, { passes: 2 }, { passes: 1, swizzle: 'none' }, { passes: 1, swizzle: 'both' }, { passes: 1, interleave: true }, { passes: 2, stage: false, interleave: true }, { passes: 1, stage: false }] as const) {
       it(`${JSON.stringify(c)} ${JSON.stringify(tc)}`, async () => {
         const shapeQ = { batch: 1, heads: c.H, length: c.Lq, headDim: c.D };
         const shapeK = { batch: 1, heads: c.Hkv, length: c.Lk, headDim: c.D };
@@ -92,7 +92,7 @@ describe('every tensor-core variant compiles', { skip }, () => {
           for (const out of ['f16', 'f32'] as const)
             for (const [subgroups, stage] of [[4, true], [4, false], [8, false]] as const)
               for (const passes of [1, 2] as const) {
-                const spec = { headDim, causal, blocks, out, subgroups, stage, passes, swizzle: passes === 1 ? 'both' as const : 'none' as const, tokenRule: causal && blocks === 'csr' && out === 'f16' ? 'trishape' as const : 'none' as const };
+                const spec = { headDim, causal, blocks, out, subgroups, stage, passes, swizzle: passes === 1 ? 'both' as const : 'none' as const, interleave: stage, tokenRule: causal && blocks === 'csr' && out === 'f16' ? 'trishape' as const : 'none' as const };
                 if (tensorCoreWorkgroupBytes(spec) > limit) continue; // supports() refuses it before compiling
                 await compileProgram(gpu.ctx!.device, tensorCoreAttentionProgram, spec);
                 compiled++;

@@ -60,6 +60,8 @@ export type TensorCoreAttentionSpec = {
    * the per-score loops (P is whatever the tile holds), 'no-mma' skips the QKᵀ and PV multiplies.
    */
   readonly diag?: 'no-softmax' | 'no-mma';
+  /** QKᵀ as CT independent accumulator chains over the head dim (the default loop: one chain per 16 keys). */
+  readonly interleave: boolean;
   /** A token rule inside kept blocks, through its visibility hook (attention/token-visibility.ts), or 'none'. */
   readonly tokenRule: TokenRuleKey;
 };
@@ -99,6 +101,25 @@ type Src = (d: number) => string;
  */
 function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string): string {
   const DT = spec.headDim / 16;
+  const CT = TC_KEY_TILE / 16;
+  // Interleaved: the tile's CT score matrices accumulate side by side over the head dim, CT
+  // independent chains of multiplies instead of one chain of DT at a time.
+  const interleaved = spec.diag === 'no-mma' ? [] : [
+    ...Array.from({ length: CT }, (_, c) => `var s${c} = subgroup_matrix_result<f32, 16, 16>();`),
+    ...Array.from({ length: DT * CT }, (_, i) => {
+      const d = Math.floor(i / CT), c = i % CT;
+      return `{ let c = ${c}u; let kRow = kBase + (j0 + c * 16u) * P.kStrideL; s${c} = subgroupMatrixMultiplyAccumulate(q${d}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${kSrc(d)}), s${c}); }`;
+    }),
+    ...Array.from({ length: CT }, (_, c) => `subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + ${c * 16}u, s${c}, BC);`),
+  ];
+  if (spec.interleave) {
+    return [
+      `workgroupBarrier(); // the previous tile's scratch (and staged V) have been read`,
+      ...(spec.stage ? ['stageK(kBase, j0, lid);', 'workgroupBarrier();'] : []),
+      ...interleaved,
+      'workgroupBarrier();',
+    ].map((line) => pad + line).join('\n');
+  }
   return [
     `workgroupBarrier(); // the previous tile's scratch (and staged V) have been read`,
     ...(spec.stage ? ['stageK(kBase, j0, lid);', 'workgroupBarrier();'] : []),
