@@ -90,7 +90,13 @@ for (const L of values.lengths!.split(',').map(Number)) {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,
         blocks: sparse ? { kind: 'csr', rowPtr, colIdx, blockRows: 64, blockCols: 64 } : { kind: 'all' },
       };
-      const t = await timeOnDevice(device, (encoder) => encodeAttention(device, encoder, views, opts), timerRuns(ctx, Number(values.reps)));
+      let t: Awaited<ReturnType<typeof timeOnDevice>>;
+      try {
+        t = await timeOnDevice(device, (encoder) => encodeAttention(device, encoder, views, opts), timerRuns(ctx, Number(values.reps)));
+      } catch (err) { // e.g. 8 subgroups (128 rows) cannot take the 64-row mask
+        rows.push({ L, headDim: D, ...tc, kernel: sparse ? 'block-sparse' : 'dense', error: String((err as Error).message ?? err) });
+        continue;
+      }
       const density = sparse ? mask.density : 1;
       const row = {
         L, headDim: D, ...tc, kernel: sparse ? 'block-sparse' : 'dense', density, ms: t.ms, tflops: tflopsOf(flops * density, t.ms), denseEquivalentTflops: tflopsOf(flops, t.ms),

@@ -9,6 +9,7 @@ import { workerGridMeasurer } from '../src/calibration/per-head-pool.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { calibratePerHead } from '../src/calibration/per-head.js';
 import { calibrationCalls } from '../src/model/eval-variants.js';
+import { createSparseMethod } from '../src/methods/index.js';
 
 function capture(seed: number, layout: 'BHLD' | 'BLHD') {
   const shape = (heads: number) => ({ batch: 1, heads, length: 83, headDim: 16 });
@@ -53,8 +54,37 @@ describe('calibration windows (calibrationCalls)', () => {
     // Window 2's last query row is row 41 of the call, its keys rows 0..41.
     assert.deepEqual(Array.from(windows[1].q.row(0, 1, 4)), Array.from(c.q.row(0, 1, 41)));
     assert.deepEqual(Array.from(windows[1].k.row(0, 1, 41)), Array.from(c.k.row(0, 1, 41)));
+    // Rows of the call after each window, for rules about a call's last rows (tri-shape).
+    assert.deepEqual(windows.map((w) => w.rowsAfter), [62, 41, 21, 0]);
     assert.deepEqual(calibrationCalls(c, 83), [c]);
     assert.deepEqual(calibrationCalls(c, 0), [c]);
+  });
+
+  it('tri_shape: a window is planned as those rows inside the whole call (only the last window has the dense last rows)', () => {
+    const c = capture(6, 'BHLD')[0];
+    const settings = { sinkTokens: 4, localWindow: 9, lastDenseQueries: 12, br: 4, bc: 4 };
+    const whole = createSparseMethod('tri_shape', settings).planBlockMask(c.q, c.k, { causal: true }).mask;
+    for (const w of calibrationCalls(c, 40)) {
+      const start = c.q.length - w.rowsAfter! - w.q.length;
+      const part = createSparseMethod('tri_shape', settings).planBlockMask(w.q, w.k, { causal: true, rowsAfter: w.rowsAfter }).mask;
+      for (let h = 0; h < 4; h++)
+        // The rule keeps a call's first row sparse, so a window wholly inside the dense tail
+        // differs from the whole call in its first row; the test starts after it there.
+        for (let i = w.rowsAfter! + w.q.length <= settings.lastDenseQueries ? 1 : 0; i < w.q.length; i++)
+          for (let j = 0; j < w.k.length; j++) {
+            assert.equal(part.visible(0, h, i, j), whole.visible(0, h, start + i, j), `window at ${start}, head ${h}, row ${i}, key ${j}`);
+          }
+    }
+    // Without rowsAfter a 10-row window would be dense but its first row (lastDenseQueries 12).
+    const w0 = calibrationCalls(c, 40)[0];
+    const alone = createSparseMethod('tri_shape', settings).planBlockMask(w0.q, w0.k, { causal: true }).mask;
+    assert.ok(alone.keptValidBlocks > createSparseMethod('tri_shape', settings).planBlockMask(w0.q, w0.k, { causal: true, rowsAfter: w0.rowsAfter }).mask.keptValidBlocks);
+  });
+
+  it('tri_shape: per-head calibration on the windows reaches its target', () => {
+    const windows = capture(7, 'BHLD').flatMap((c) => calibrationCalls(c, 40));
+    const r = calibratePerHead(windows, 'tri_shape', { target: 0.3, baseSettings: { sinkTokens: 4, lastDenseQueries: 12, br: 4, bc: 4 }, grid: 6 });
+    assert.ok(r.sparsity >= 0.3, `planned sparsity ${r.sparsity}`);
   });
 
   for (const method of ['xattention', 'sla', 'flash_skip_softmax'] as const) {

@@ -12,7 +12,7 @@ import { type CapturedHeads, HeadProblem } from './per-head.js';
 export interface HeadGridJob {
   module: string;
   head: number;
-  calls: { q: CapturedHeads['q']; k: CapturedHeads['k']; v: CapturedHeads['v'] }[];
+  calls: Omit<CapturedHeads, 'module'>[];
 }
 
 export interface HeadGridRequest {
@@ -43,9 +43,9 @@ export function headGridJobs(captured: readonly CapturedHeads[]): HeadGridJob[] 
     for (let h = 0; h < calls[0].q.heads; h++) {
       jobs.push({
         module, head: h,
-        calls: calls.map(({ q, k, v }) => {
+        calls: calls.map(({ q, k, v, rowsAfter }) => {
           const kh = kvHead(h, q.heads, k.heads);
-          return { q: headSlice(q, h), k: headSlice(k, kh), v: headSlice(v, kh) };
+          return { q: headSlice(q, h), k: headSlice(k, kh), v: headSlice(v, kh), rowsAfter };
         }),
       });
     }

@@ -34,6 +34,8 @@ export interface CapturedHeads {
   q: HeadTensor;
   k: HeadTensor;
   v: HeadTensor;
+  /** Query rows of the captured call after these (a window of it: PlanOptions.rowsAfter); default 0. */
+  rowsAfter?: number;
 }
 
 export interface PerHeadCalibrationOptions {
@@ -92,6 +94,7 @@ interface HeadCall {
   q: HeadTensor;
   k: HeadTensor;
   v: HeadTensor;
+  rowsAfter: number;
   dense: Float32Array;
 }
 
@@ -109,9 +112,9 @@ export class HeadProblem {
     private readonly base: Record<string, unknown>,
     private readonly opts: { causal: boolean; scale?: number },
   ) {
-    this.calls = captured.map(({ q, k, v }) => {
+    this.calls = captured.map(({ q, k, v, rowsAfter }) => {
       const kh = kvHead(head, q.heads, k.heads);
-      const call = { q: headSlice(q, head), k: headSlice(k, kh), v: headSlice(v, kh) };
+      const call = { q: headSlice(q, head), k: headSlice(k, kh), v: headSlice(v, kh), rowsAfter: rowsAfter ?? 0 };
       return { ...call, dense: f32(flashAttention(call.q, call.k, call.v, opts)) };
     });
     this.denseNorm2 = this.calls.reduce((a, c) => a + sumSquares(c.dense), 0);
@@ -129,7 +132,7 @@ export class HeadProblem {
       const run = method.attention
         ? method.attention(c.q, c.k, c.v, this.opts)
         : (() => {
-          const plan = method.planBlockMask(c.q, c.k, this.opts);
+          const plan = method.planBlockMask(c.q, c.k, { ...this.opts, rowsAfter: c.rowsAfter });
           return { plan, output: flashAttention(c.q, c.k, c.v, { ...this.opts, mask: plan.mask }) };
         })();
       const o = f32(run.output);

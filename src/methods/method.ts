@@ -23,6 +23,13 @@ export interface ThresholdInfo {
 export interface PlanOptions extends AttentionOptions {
   /** Defaults to the phase implied by the query length (decode when Lq = 1). */
   phase?: Phase;
+  /**
+   * This call's query rows are followed by this many more rows of the same call: a window cut from a
+   * longer call, as calibration measures one. Rules about a call's last rows (tri-shape's last dense
+   * queries) count them, so the window is planned as it is inside the whole call (but for its first
+   * row when the whole window lies in that tail: a call's first row stays sparse). Default 0.
+   */
+  rowsAfter?: number;
 }
 
 export interface BlockPlan {

@@ -185,7 +185,7 @@ export function calibrationCalls(c: CapturedHeads, rows: number, pieces = 4): Ca
     const end = Math.round((j * Lq) / pieces);
     const start = Math.max(0, end - per);
     if (end <= start) continue;
-    out.push({ module: c.module, q: c.q.sliceLength(start, end), k: c.k.sliceLength(0, offset + end), v: c.v.sliceLength(0, offset + end) });
+    out.push({ module: c.module, q: c.q.sliceLength(start, end), k: c.k.sliceLength(0, offset + end), v: c.v.sliceLength(0, offset + end), rowsAfter: (c.rowsAfter ?? 0) + Lq - end });
   }
   return out;
 }

@@ -21,7 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { HeadTensor, naiveAttention, toF16Bits, fromF16Bits } from '../../../dist/src/index.js';
+import { HeadTensor, toF16Bits, fromF16Bits } from '../../../dist/src/index.js';
+import { naiveAttention } from '../../../dist/src/backends/cpu/reference.js';
 import { attentionModel } from './onnx-model.mjs';
 
 const { values: a } = parseArgs({

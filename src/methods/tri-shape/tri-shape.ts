@@ -140,9 +140,13 @@ export class TriShapeMethod implements SparseAttentionMethod {
     // The pattern is static, but a plan for NaN inputs would promise an output there is none of.
     q.assertFinite('q');
     k.assertFinite('k');
+    const rowsAfter = opts.rowsAfter ?? 0;
+    if (!Number.isInteger(rowsAfter) || rowsAfter < 0) throw new InvalidArgumentError('rowsAfter', rowsAfter, 'a non-negative integer');
+    // Of the whole call's last dense rows, those that fall in this window.
+    const settings = { ...this.settings, lastDenseQueries: Math.max(0, this.settings.lastDenseQueries - rowsAfter) };
     const mask = triShapeBlockMask(
       { batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength, blockRows: this.settings.br, blockCols: this.settings.bc },
-      this.settings,
+      settings,
     );
     return { mask, stats: { ...statsFromMask(this.name, mask), phase: opts.phase ?? phaseOf(p.queryLength) } };
   }
