@@ -66,6 +66,6 @@ export interface TensorCoreOptions {
   swizzle?: 'none' | 'scores' | 'staging' | 'both';
   /** Bench diagnostics that leave a stage out; the output is wrong. */
   diag?: 'no-softmax' | 'no-mma';
-  /** QKᵀ as independent accumulator chains (default true). */
+  /** QKᵀ as independent accumulator chains (default: when staged). */
   interleave?: boolean;
 }

@@ -94,7 +94,7 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   }
   const aligned = (t: GpuTensorView) => t.offset % 8 === 0 && t.strideB % 8 === 0 && t.strideH % 8 === 0 && t.strideL % 8 === 0;
   const stage = (tc.stage ?? true) && subgroups === 4 && aligned(k) && aligned(v);
-  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1), swizzle: tc.swizzle ?? 'scores', interleave: tc.interleave ?? true, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: opts.tokenRule?.kind ?? 'none' };
+  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1), swizzle: tc.swizzle ?? 'scores', interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: opts.tokenRule?.kind ?? 'none' };
 }
 
 export async function encodeTensorCoreAttention(
