@@ -47,20 +47,20 @@ describe('per-head grid measurement on worker threads', () => {
 });
 
 describe('calibration windows (calibrationCalls)', () => {
-  it('spreads the rows over the call, each window with the keys up to its end; short calls stay whole', () => {
+  it('centres a window in each quarter of the call, each with the keys up to its end; short calls stay whole', () => {
     const c = capture(3, 'BHLD')[0];
     const windows = calibrationCalls(c, 20);
-    assert.deepEqual(windows.map((w) => [w.q.length, w.k.length, w.v.length]), [[5, 21, 21], [5, 42, 42], [5, 62, 62], [5, 83, 83]]);
-    // Window 2's last query row is row 41 of the call, its keys rows 0..41.
-    assert.deepEqual(Array.from(windows[1].q.row(0, 1, 4)), Array.from(c.q.row(0, 1, 41)));
-    assert.deepEqual(Array.from(windows[1].k.row(0, 1, 41)), Array.from(c.k.row(0, 1, 41)));
+    assert.deepEqual(windows.map((w) => [w.q.length, w.k.length, w.v.length]), [[5, 13, 13], [5, 34, 34], [5, 54, 54], [5, 75, 75]]);
+    // Window 2's last query row is row 33 of the call, its keys rows 0..33.
+    assert.deepEqual(Array.from(windows[1].q.row(0, 1, 4)), Array.from(c.q.row(0, 1, 33)));
+    assert.deepEqual(Array.from(windows[1].k.row(0, 1, 33)), Array.from(c.k.row(0, 1, 33)));
     // Rows of the call after each window, for rules about a call's last rows (tri-shape).
-    assert.deepEqual(windows.map((w) => w.rowsAfter), [62, 41, 21, 0]);
+    assert.deepEqual(windows.map((w) => w.rowsAfter), [70, 49, 29, 8]);
     assert.deepEqual(calibrationCalls(c, 83), [c]);
     assert.deepEqual(calibrationCalls(c, 0), [c]);
   });
 
-  it('tri_shape: a window is planned as those rows inside the whole call (only the last window has the dense last rows)', () => {
+  it('tri_shape: a window is planned as those rows inside the whole call (rows in the call’s dense tail stay dense, others do not)', () => {
     const c = capture(6, 'BHLD')[0];
     const settings = { sinkTokens: 4, localWindow: 9, lastDenseQueries: 12, br: 4, bc: 4 };
     const whole = createSparseMethod('tri_shape', settings).planBlockMask(c.q, c.k, { causal: true }).mask;
@@ -76,7 +76,7 @@ describe('calibration windows (calibrationCalls)', () => {
           }
     }
     // Without rowsAfter a 10-row window would be dense but its first row (lastDenseQueries 12).
-    const w0 = calibrationCalls(c, 40)[0];
+    const w0 = calibrationCalls(c, 40)[2];
     const alone = createSparseMethod('tri_shape', settings).planBlockMask(w0.q, w0.k, { causal: true }).mask;
     assert.ok(alone.keptValidBlocks > createSparseMethod('tri_shape', settings).planBlockMask(w0.q, w0.k, { causal: true, rowsAfter: w0.rowsAfter }).mask.keptValidBlocks);
   });

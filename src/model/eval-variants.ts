@@ -169,11 +169,13 @@ function trimmed(ctx: VariantContext): CapturedHeads[] {
 }
 
 /**
- * About `rows` query rows of a causal call, as PIECES windows spread over it: window j ends at row
- * j·Lq/PIECES and attends to the keys up to its end, as a prefill chunk would. The last rows alone
- * see more keys than the prompt's average row, so settings chosen on them came out denser than
- * planned when the whole prompt ran (XAttention per-head ~80% measured 0.71 at 2K). `rows` 0, or a
- * call of at most `rows` queries: the call as it is.
+ * About `rows` query rows of a causal call, as PIECES windows: window j is centred in the j-th
+ * PIECES-th of the call's rows (a midpoint rule over the prompt) and attends to the keys up to its
+ * end, as a prefill chunk would. Windows ending at the call's end over-weighted its last rows, which
+ * see the most keys (and tri-shape's dense last queries): per-head settings chosen on them measured
+ * denser than planned when the whole prompt ran (XAttention per-head ~80% 0.71 at 2K with the last
+ * rows alone; per-head tri-shape planned every head at its smallest window). `rows` 0, or a call of
+ * at most `rows` queries: the call as it is.
  */
 export function calibrationCalls(c: CapturedHeads, rows: number, pieces = 4): CapturedHeads[] {
   const Lq = c.q.length;
@@ -182,9 +184,9 @@ export function calibrationCalls(c: CapturedHeads, rows: number, pieces = 4): Ca
   const per = Math.ceil(rows / pieces);
   const out: CapturedHeads[] = [];
   for (let j = 1; j <= pieces; j++) {
-    const end = Math.round((j * Lq) / pieces);
-    const start = Math.max(0, end - per);
-    if (end <= start) continue;
+    const centre = ((j - 0.5) * Lq) / pieces;
+    const start = Math.max(0, Math.min(Lq - per, Math.round(centre - per / 2)));
+    const end = start + per;
     out.push({ module: c.module, q: c.q.sliceLength(start, end), k: c.k.sliceLength(0, offset + end), v: c.v.sliceLength(0, offset + end), rowsAfter: (c.rowsAfter ?? 0) + Lq - end });
   }
   return out;
