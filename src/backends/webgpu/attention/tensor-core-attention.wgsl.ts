@@ -22,6 +22,9 @@
  * softmax step, so it costs nothing on the tensor cores.
  * Requirements (checked by tensorCoreSpecFor and the program's supports()): Lq % (16·SG) == 0, Lk % 64 == 0, D in {64, 128},
  * mask blockRows % (16·SG) == 0 and blockCols % 64 == 0.
+ *
+ * `emulate` (tests only) rewrites the generated text's subgroup-matrix builtins into plain WGSL
+ * (tensor-core-emulation.wgsl.ts), so this data flow is tested where there are no subgroup matrices.
  */
 
 import { UnsupportedError } from '../../../core/errors.js';
