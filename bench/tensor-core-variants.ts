@@ -20,7 +20,7 @@ import { emitReport, scriptReport } from '../src/bench/report.js';
 import { HeadTensor } from '../src/core/tensor.js';
 
 const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, out: { type: 'string' } } });
-type Variant = Required<Omit<TensorCoreOptions, 'diag'>> & Pick<TensorCoreOptions, 'diag'>;
+type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate'>> & Pick<TensorCoreOptions, 'diag'>;
 // The default, each bank-conflict order, unstaged, 8 subgroups, and the stage-dropping diagnostics
 // (diag rows are timed dense only and not validated: their output is wrong by design).
 const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: false } as const;

@@ -54,7 +54,8 @@ export interface AttentionDispatchOptions {
 }
 
 export interface TensorCoreOptions {
-  subgroups?: 4 | 8;
+  /** 2 only with `emulate`: staged, its workgroup memory fits lavapipe's 32 KiB. */
+  subgroups?: 2 | 4 | 8;
   /** Stage K/V tiles in workgroup memory (default: on when the views allow it). */
   stage?: boolean;
   /**
@@ -68,4 +69,9 @@ export interface TensorCoreOptions {
   diag?: 'no-softmax' | 'no-mma';
   /** QKᵀ as independent accumulator chains (default: when staged). */
   interleave?: boolean;
+  /**
+   * Test-only: run the kernel's data flow in plain WGSL instead of subgroup matrices (slow; any
+   * adapter with shader-f16). Only taken when asked for, with `kernel: 'tensor-core'`.
+   */
+  emulate?: boolean;
 }

@@ -13,6 +13,7 @@ import { oneRuleOptions } from './head-rule-split.js';
 import type { GpuTensorView } from '../runtime/buffers.js';
 import { hasTensorCores } from '../runtime/webgpu-device.js';
 import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../runtime/program.js';
+import { emulationWorkgroupBytes } from './tensor-core-emulation.wgsl.js';
 import { TC_KEY_TILE, TC_ROWS_PER_SUBGROUP, type TensorCoreAttentionSpec, tensorCoreAttentionWgsl } from './tensor-core-attention.wgsl.js';
 
 const SHAPE_FIELDS = [
@@ -40,7 +41,8 @@ export interface TensorCoreShape {
 /** Workgroup memory of a variant: score and probability scratch, the staged K/V tile, the rescale flags. */
 export function tensorCoreWorkgroupBytes(spec: TensorCoreAttentionSpec): number {
   const scratch = spec.subgroups * 16 * TC_KEY_TILE * (4 + 2);
-  return scratch + (spec.stage ? TC_KEY_TILE * (spec.headDim + 8) * 2 : 0) + (spec.passes === 1 ? spec.subgroups * 4 : 0);
+  return scratch + (spec.stage ? TC_KEY_TILE * (spec.headDim + 8) * 2 : 0) + (spec.passes === 1 ? spec.subgroups * 4 : 0)
+    + (spec.emulate ? emulationWorkgroupBytes(spec.subgroups) : 0);
 }
 
 export const tensorCoreAttentionProgram: KernelProgram<TensorCoreAttentionSpec, TcParam, TensorCoreShape> = {
@@ -76,7 +78,11 @@ export const tensorCoreAttentionProgram: KernelProgram<TensorCoreAttentionSpec, 
 export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call: AttentionDispatchOptions, tc: TensorCoreOptions = {}): TensorCoreAttentionSpec | string {
   const { q, k, v, o } = views;
   const opts = oneRuleOptions(call);
-  if (!hasTensorCores(device)) return 'the adapter has no f16→f32 16×16×16 subgroup-matrix configuration';
+  // The emulated kernel (tests only, never chosen here) needs just f16 shaders.
+  if (tc.emulate) {
+    if (call.kernel !== 'tensor-core') return "the emulated tensor-core kernel runs only with kernel: 'tensor-core'";
+    if (!device.features.has('shader-f16')) return 'the adapter has no shader-f16 (needed even by the emulated tensor-core kernel)';
+  } else if (!hasTensorCores(device)) return 'the adapter has no f16→f32 16×16×16 subgroup-matrix configuration';
   if (q.dtype !== 'f16' || k.dtype !== 'f16' || v.dtype !== 'f16') return 'tensor cores take f16 Q, K and V';
   if (q.headDim !== 64 && q.headDim !== 128) return `head dim ${q.headDim} is not 64 or 128`;
   if (v.headDim !== q.headDim) return 'value dim differs from head dim';
@@ -85,6 +91,7 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   if (opts.tokenRule && !opts.causal) return 'token rules of non-causal calls run on the portable kernel';
   if (opts.paged) return 'paged KV runs on the portable kernel';
   const subgroups = tc.subgroups ?? 4;
+  if (subgroups === 2 && !tc.emulate) return '2 subgroups per workgroup only in the emulated kernel';
   const rows = TC_ROWS_PER_SUBGROUP * subgroups;
   const keyLength = opts.keyLength ?? k.length;
   if (q.length % rows !== 0) return `query length ${q.length} is not a multiple of ${rows}`;
@@ -93,8 +100,8 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
     return `mask blocks ${opts.blocks.blockRows}×${opts.blocks.blockCols} are not multiples of ${rows}×${TC_KEY_TILE}`;
   }
   const aligned = (t: GpuTensorView) => t.offset % 8 === 0 && t.strideB % 8 === 0 && t.strideH % 8 === 0 && t.strideL % 8 === 0;
-  const stage = (tc.stage ?? true) && subgroups === 4 && aligned(k) && aligned(v);
-  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1), swizzle: tc.swizzle ?? 'scores', interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: opts.tokenRule?.kind ?? 'none' };
+  const stage = (tc.stage ?? true) && subgroups !== 8 && aligned(k) && aligned(v);
+  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1), swizzle: tc.swizzle ?? 'scores', interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: opts.tokenRule?.kind ?? 'none', ...(tc.emulate ? { emulate: true } : {}) };
 }
 
 export async function encodeTensorCoreAttention(

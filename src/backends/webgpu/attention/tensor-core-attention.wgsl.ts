@@ -22,11 +22,15 @@
  * softmax step, so it costs nothing on the tensor cores.
  * Requirements (checked by tensorCoreSpecFor and the program's supports()): Lq % (16·SG) == 0, Lk % 64 == 0, D in {64, 128},
  * mask blockRows % (16·SG) == 0 and blockCols % 64 == 0.
+ *
+ * `emulate` (tests only) rewrites the generated text's subgroup-matrix builtins into plain WGSL
+ * (tensor-core-emulation.wgsl.ts), so this data flow is tested where there are no subgroup matrices.
  */
 
 import { UnsupportedError } from '../../../core/errors.js';
 import { type TokenRuleKey, tokenRuleHook } from '../methods/gpu-token-rules.js';
 import { seq, SUBGROUP_MATRIX_PRELUDE } from '../runtime/subgroup-matrix-wgsl.js';
+import { emulateTensorCoreWgsl } from './tensor-core-emulation.wgsl.js';
 
 export type TensorCoreAttentionSpec = {
   readonly headDim: 64 | 128;
@@ -35,8 +39,8 @@ export type TensorCoreAttentionSpec = {
   readonly blocks: 'all' | 'csr';
   /** Q, K, V storage is f16; O is written as this dtype (f32 straight from the accumulators). */
   readonly out: 'f16' | 'f32';
-  /** Subgroups per workgroup (each owns 16 query rows). */
-  readonly subgroups: 4 | 8;
+  /** Subgroups per workgroup (each owns 16 query rows); 2 only emulated (lavapipe's 32 KiB fit it staged). */
+  readonly subgroups: 2 | 4 | 8;
   /**
    * Stage each K and V tile in workgroup memory once for all subgroups (vec4 loads, padded rows)
    * instead of every subgroup reading it from global memory. Needs 16-byte aligned rows.
@@ -68,6 +72,11 @@ export type TensorCoreAttentionSpec = {
   readonly interleave: boolean;
   /** A token rule inside kept blocks, through its visibility hook (attention/token-visibility.ts), or 'none'. */
   readonly tokenRule: TokenRuleKey;
+  /**
+   * Test-only: plain WGSL in place of the subgroup-matrix builtins (tensor-core-emulation.wgsl.ts),
+   * so the data flow runs on adapters without them. Never chosen by the dispatcher.
+   */
+  readonly emulate?: boolean;
 };
 
 export const TC_KEY_TILE = 64;
@@ -236,7 +245,7 @@ fn ${name}(base: u32, j0: u32, lid: u32) {
 ${seq(4, (w) => `    { let wr = (${w}u + g) & 3u; let h = bitcast<vec2<f16>>(v[wr]); kv[o + 2u * wr] = h.x; kv[o + 2u * wr + 1u] = h.y; }`)}
   }
 }`;
-  return /* wgsl */ `
+  const wgsl = /* wgsl */ `
 ${SUBGROUP_MATRIX_PRELUDE}
 
 ${header}
@@ -378,4 +387,5 @@ ${spec.out === 'f32' ? seq(DT, (d) => `      subgroupMatrixStore<row_major>(&O, 
   }
 `}}
 `;
+  return spec.emulate ? emulateTensorCoreWgsl(wgsl, SG, spec.out) : wgsl;
 }
