@@ -1,10 +1,9 @@
 /**
- * Chooses the tensor-core attention variant by measurement: for every (passes, subgroups, stage)
- * variant, validate on a small GQA shape against the CPU reference (random and ramped logits),
+ * Chooses the tensor-core attention variant by measurement: for every variant of a set, validate on a small GQA shape against the CPU reference (random and ramped logits),
  * then time dense causal and block-sparse attention on device-resident f16 operands
  * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|orders] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -19,17 +18,29 @@ import { timeOnDevice, timerRuns } from '../src/bench/gpu-timing.js';
 import { emitReport, scriptReport } from '../src/bench/report.js';
 import { HeadTensor } from '../src/core/tensor.js';
 
-const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, out: { type: 'string' } } });
+const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, set: { type: 'string', default: 'staging' }, out: { type: 'string' } } });
 type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate'>> & Pick<TensorCoreOptions, 'diag'>;
-// The default, each bank-conflict order, unstaged, 8 subgroups, and the stage-dropping diagnostics
-// (diag rows are timed dense only and not validated: their output is wrong by design).
-const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: false } as const;
-const VARIANTS: Variant[] = [
-  BASE, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' }, { ...BASE, interleave: true },
-  { ...BASE, stage: false }, { ...BASE, stage: false, interleave: true }, { ...BASE, stage: false, swizzle: 'none' },
-  { ...BASE, passes: 2, subgroups: 8, stage: false },
-  { ...BASE, diag: 'no-softmax' }, { ...BASE, diag: 'no-mma' }, { ...BASE, stage: false, diag: 'no-softmax' }, { ...BASE, stage: false, diag: 'no-mma' },
-];
+// --set staging (default): the default against prefetched staging, 32-key tiles and 8 subgroups
+// staged, with the stage-dropping diagnostics of each; --set orders: the bank-conflict orders,
+// unstaged and 8 unstaged subgroups of 2026-12-03. Diagnostic rows are timed dense only and not
+// validated: their output is wrong by design.
+const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: true, keyTile: 64, prefetch: false } as const;
+const diags = (v: Variant): Variant[] => [{ ...v, diag: 'no-softmax' }, { ...v, diag: 'no-mma' }];
+const SETS: Record<string, Variant[]> = {
+  staging: [
+    BASE, { ...BASE, prefetch: true }, { ...BASE, keyTile: 32 }, { ...BASE, keyTile: 32, prefetch: true },
+    { ...BASE, subgroups: 8, keyTile: 32 }, { ...BASE, subgroups: 8, keyTile: 32, prefetch: true },
+    ...diags(BASE), ...diags({ ...BASE, prefetch: true }), ...diags({ ...BASE, subgroups: 8, keyTile: 32, prefetch: true }),
+  ],
+  orders: [
+    BASE, { ...BASE, interleave: false }, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' },
+    { ...BASE, stage: false }, { ...BASE, stage: false, interleave: false }, { ...BASE, stage: false, swizzle: 'none' },
+    { ...BASE, passes: 2, subgroups: 8, stage: false },
+    ...diags(BASE), ...diags({ ...BASE, stage: false }),
+  ],
+};
+const VARIANTS = SETS[values.set!];
+if (!VARIANTS) throw new Error(`--set ${values.set}: one of ${Object.keys(SETS).join(', ')}`);
 
 const ctx = await createWebGpuContext();
 if (!hasTensorCores(ctx.device)) throw new Error(`adapter "${ctx.report.description}" has no f16→f32 subgroup matrices`);
@@ -79,7 +90,8 @@ for (const L of values.lengths!.split(',').map(Number)) {
     v: uploadTensor(device, HeadTensor.randn({ batch: 1, heads: Hkv, length: L, headDim: D }, 3, { dtype: 'f16' }), 'tcv.v'),
     o: createOutputTensor(device, { batch: 1, heads: H, length: L, headDim: D }, 'BHLD', 'f16', 'tcv.o'),
   };
-  const mask = randomCausalBlockMask({ batch: 1, heads: H, queryLength: L, keyLength: L, blockRows: 64, blockCols: 64, causal: true }, 0.1, 7);
+  // 128×128 blocks (XAttention's and tri-shape's block size): every variant, 8 subgroups too, takes them.
+  const mask = randomCausalBlockMask({ batch: 1, heads: H, queryLength: L, keyLength: L, blockRows: 128, blockCols: 128, causal: true }, 0.1, 7);
   const rowPtr = uploadArray(device, mask.rowPtr, 'tcv.rowPtr');
   const colIdx = uploadArray(device, mask.colIdx, 'tcv.colIdx');
   console.error(`L=${L}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
@@ -88,12 +100,12 @@ for (const L of values.lengths!.split(',').map(Number)) {
     for (const sparse of tc.diag ? [false] : [false, true]) {
       const opts: AttentionDispatchOptions = {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,
-        blocks: sparse ? { kind: 'csr', rowPtr, colIdx, blockRows: 64, blockCols: 64 } : { kind: 'all' },
+        blocks: sparse ? { kind: 'csr', rowPtr, colIdx, blockRows: 128, blockCols: 128 } : { kind: 'all' },
       };
       let t: Awaited<ReturnType<typeof timeOnDevice>>;
       try {
         t = await timeOnDevice(device, (encoder) => encodeAttention(device, encoder, views, opts), timerRuns(ctx, Number(values.reps)));
-      } catch (err) { // e.g. 8 subgroups (128 rows) cannot take the 64-row mask
+      } catch (err) { // a variant that refuses the shape
         rows.push({ L, headDim: D, ...tc, kernel: sparse ? 'block-sparse' : 'dense', error: String((err as Error).message ?? err) });
         continue;
       }

@@ -60,6 +60,11 @@ const VARIANTS: { tc: TensorCoreOptions; cases: number[] }[] = [
   { tc: { subgroups: 2 }, cases: [9, 10] },
   // Unstaged, two passes: ramped logits, block-sparse, not causal, Lq < Lk, f32 output.
   { tc: { stage: false, passes: 2 }, cases: [7] },
+  // Prefetched staging (K and V of the next tile through registers): ramped logits, so O is
+  // rescaled on most tiles while the next tile is in flight.
+  { tc: { subgroups: 2, prefetch: true }, cases: [6] },
+  // 32-key tiles, prefetched, 4 subgroups (21 KiB): a block list of 128×128 blocks, GQA.
+  { tc: { keyTile: 32, prefetch: true }, cases: [3] },
 ];
 
 describe('emulated tensor-core attention = CPU reference', { skip }, () => {

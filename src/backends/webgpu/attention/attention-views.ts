@@ -74,4 +74,8 @@ export interface TensorCoreOptions {
    * adapter with shader-f16). Only taken when asked for, with `kernel: 'tensor-core'`.
    */
   emulate?: boolean;
+  /** Keys per tile, 64 (default) or 32 (8 subgroups then fit staged in one pass). */
+  keyTile?: 32 | 64;
+  /** Staged, one pass: the next K/V tile is loaded into registers while this one is multiplied. */
+  prefetch?: boolean;
 }

@@ -14,7 +14,7 @@ import type { GpuTensorView } from '../runtime/buffers.js';
 import { hasTensorCores } from '../runtime/webgpu-device.js';
 import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../runtime/program.js';
 import { emulationWorkgroupBytes } from './tensor-core-emulation.wgsl.js';
-import { TC_KEY_TILE, TC_ROWS_PER_SUBGROUP, type TensorCoreAttentionSpec, tensorCoreAttentionWgsl } from './tensor-core-attention.wgsl.js';
+import { TC_ROWS_PER_SUBGROUP, tcKeyTile, type TensorCoreAttentionSpec, tensorCoreAttentionWgsl } from './tensor-core-attention.wgsl.js';
 
 const SHAPE_FIELDS = [
   ['qLen', 'u32'], ['kLen', 'u32'], ['heads', 'u32'], ['group', 'u32'],
@@ -40,8 +40,9 @@ export interface TensorCoreShape {
 
 /** Workgroup memory of a variant: score and probability scratch, the staged K/V tile, the rescale flags. */
 export function tensorCoreWorkgroupBytes(spec: TensorCoreAttentionSpec): number {
-  const scratch = spec.subgroups * 16 * TC_KEY_TILE * (4 + 2);
-  return scratch + (spec.stage ? TC_KEY_TILE * (spec.headDim + 8) * 2 : 0) + (spec.passes === 1 ? spec.subgroups * 4 : 0)
+  const BC = tcKeyTile(spec);
+  const scratch = spec.subgroups * 16 * BC * (4 + 2);
+  return scratch + (spec.stage ? BC * (spec.headDim + 8) * 2 : 0) + (spec.passes === 1 ? spec.subgroups * 4 : 0)
     + (spec.emulate ? emulationWorkgroupBytes(spec.subgroups) : 0);
 }
 
@@ -55,13 +56,13 @@ export const tensorCoreAttentionProgram: KernelProgram<TensorCoreAttentionSpec, 
     ] as const;
     return spec.blocks === 'csr' ? [...b, { name: 'rowPtr', kind: 'read-only-storage' }, { name: 'colIdx', kind: 'read-only-storage' }] : b;
   },
-  constants: (spec) => ({ d: spec.headDim, sg: spec.subgroups, bc: TC_KEY_TILE, causal: spec.causal }),
+  constants: (spec) => ({ d: spec.headDim, sg: spec.subgroups, bc: tcKeyTile(spec), causal: spec.causal }),
   workgroupSize: (spec) => spec.subgroups * 32,
   wgsl: tensorCoreAttentionWgsl,
   supports(spec, shape, limits) {
     const rows = TC_ROWS_PER_SUBGROUP * spec.subgroups;
     if (shape.queryLength % rows !== 0) return `query length ${shape.queryLength} is not a multiple of ${rows}`;
-    if (shape.keyLength % TC_KEY_TILE !== 0) return `key length ${shape.keyLength} is not a multiple of ${TC_KEY_TILE}`;
+    if (shape.keyLength % tcKeyTile(spec) !== 0) return `key length ${shape.keyLength} is not a multiple of ${tcKeyTile(spec)}`;
     const bytes = tensorCoreWorkgroupBytes(spec);
     if (bytes > limits.maxComputeWorkgroupStorageSize) return `needs ${bytes} B of workgroup memory, device has ${limits.maxComputeWorkgroupStorageSize}`;
     for (const [axis, n] of [['query tiles', shape.workgroupsX], ['heads', shape.heads], ['batch', shape.batch]] as const) {
@@ -93,15 +94,25 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   const subgroups = tc.subgroups ?? 4;
   if (subgroups === 2 && !tc.emulate) return '2 subgroups per workgroup only in the emulated kernel';
   const rows = TC_ROWS_PER_SUBGROUP * subgroups;
+  const BC = tc.keyTile ?? 64;
   const keyLength = opts.keyLength ?? k.length;
   if (q.length % rows !== 0) return `query length ${q.length} is not a multiple of ${rows}`;
-  if (keyLength % TC_KEY_TILE !== 0) return `key length ${keyLength} is not a multiple of ${TC_KEY_TILE}`;
-  if (opts.blocks.kind === 'csr' && (opts.blocks.blockRows % rows || opts.blocks.blockCols % TC_KEY_TILE)) {
-    return `mask blocks ${opts.blocks.blockRows}×${opts.blocks.blockCols} are not multiples of ${rows}×${TC_KEY_TILE}`;
+  if (keyLength % BC !== 0) return `key length ${keyLength} is not a multiple of ${BC}`;
+  if (opts.blocks.kind === 'csr' && (opts.blocks.blockRows % rows || opts.blocks.blockCols % BC)) {
+    return `mask blocks ${opts.blocks.blockRows}×${opts.blocks.blockCols} are not multiples of ${rows}×${BC}`;
   }
   const aligned = (t: GpuTensorView) => t.offset % 8 === 0 && t.strideB % 8 === 0 && t.strideH % 8 === 0 && t.strideL % 8 === 0;
-  const stage = (tc.stage ?? true) && subgroups !== 8 && aligned(k) && aligned(v);
-  return { headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes: tc.passes ?? (subgroups === 8 ? 2 : 1), swizzle: tc.swizzle ?? 'scores', interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: opts.tokenRule?.kind ?? 'none', ...(tc.emulate ? { emulate: true } : {}) };
+  // 8 subgroups with 64-key tiles fill 48 KiB with their scratch alone: two passes, unstaged.
+  const roomy = subgroups !== 8 || BC === 32;
+  const stage = (tc.stage ?? true) && roomy && aligned(k) && aligned(v);
+  const passes = tc.passes ?? (roomy ? 1 : 2);
+  const swizzle = tc.swizzle ?? 'scores';
+  const prefetch = (tc.prefetch ?? false) && stage && passes === 1 && swizzle !== 'staging' && swizzle !== 'both';
+  return {
+    headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes, swizzle,
+    interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: opts.tokenRule?.kind ?? 'none',
+    ...(tc.emulate ? { emulate: true } : {}), ...(BC !== 64 ? { keyTile: BC } : {}), ...(prefetch ? { prefetch } : {}),
+  };
 }
 
 export async function encodeTensorCoreAttention(
@@ -124,7 +135,7 @@ export async function encodeTensorCoreAttention(
     vOffset: v.offset, vStrideB: v.strideB, vStrideH: v.strideH, vStrideL: v.strideL,
     oOffset: o.offset, oStrideB: o.strideB, oStrideH: o.strideH, oStrideL: o.strideL,
     scaleLog2: opts.scale * Math.LOG2E,
-    numQueryBlocks: csr ? Math.ceil(q.length / csr.blockRows) : 1, blockRows: csr?.blockRows ?? rows, blockCols: csr?.blockCols ?? TC_KEY_TILE,
+    numQueryBlocks: csr ? Math.ceil(q.length / csr.blockRows) : 1, blockRows: csr?.blockRows ?? rows, blockCols: csr?.blockCols ?? tcKeyTile(spec),
     ...tokenRuleParams(opts.tokenRule, q.length, Lk),
   };
   const buffers: Record<string, GPUBuffer> = { q: q.buffer, k: k.buffer, v: v.buffer, o: o.buffer };

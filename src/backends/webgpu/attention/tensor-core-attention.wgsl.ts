@@ -77,9 +77,23 @@ export type TensorCoreAttentionSpec = {
    * so the data flow runs on adapters without them. Never chosen by the dispatcher.
    */
   readonly emulate?: boolean;
+  /**
+   * Keys per tile (default 64). 32 halves the score scratch, so 8 subgroups (128 query rows, each
+   * staged K/V tile feeding twice the rows) fit staged and one-pass in 48 KiB of workgroup memory.
+   */
+  readonly keyTile?: 32 | 64;
+  /**
+   * Staged, one pass: each thread loads its share of the next K (V) tile into registers while the
+   * current tile is multiplied, and stores it to workgroup memory after the next barrier, so the
+   * global-memory latency of staging overlaps the multiplies and the softmax (the tiled GEMM's
+   * design, through registers: WGSL has no asynchronous copies).
+   */
+  readonly prefetch?: boolean;
 };
 
 export const TC_KEY_TILE = 64;
+/** Keys per tile of a variant. */
+export const tcKeyTile = (spec: Pick<TensorCoreAttentionSpec, 'keyTile'>): 32 | 64 => spec.keyTile ?? TC_KEY_TILE;
 export const TC_ROWS_PER_SUBGROUP = 16;
 
 
@@ -112,9 +126,9 @@ type Src = (d: number) => string;
  * S = Q Kᵀ of the key tile at j0 into the subgroup's f32 scratch (staging K first when the spec
  * stages), between the barriers that keep the previous tile's readers and this tile's apart.
  */
-function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string): string {
+function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string, stageK: string[]): string {
   const DT = spec.headDim / 16;
-  const CT = TC_KEY_TILE / 16;
+  const CT = tcKeyTile(spec) / 16;
   // Interleaved: the tile's CT score matrices accumulate side by side over the head dim, CT
   // independent chains of multiplies instead of one chain of DT at a time.
   const interleaved = spec.diag === 'no-mma' ? [] : [
@@ -128,14 +142,14 @@ function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string): strin
   if (spec.interleave) {
     return [
       `workgroupBarrier(); // the previous tile's scratch (and staged V) have been read`,
-      ...(spec.stage ? ['stageK(kBase, j0, lid);', 'workgroupBarrier();'] : []),
+      ...stageK,
       ...interleaved,
       'workgroupBarrier();',
     ].map((line) => pad + line).join('\n');
   }
   return [
     `workgroupBarrier(); // the previous tile's scratch (and staged V) have been read`,
-    ...(spec.stage ? ['stageK(kBase, j0, lid);', 'workgroupBarrier();'] : []),
+    ...stageK,
     `for (var c = 0u; c < ${spec.diag === 'no-mma' ? '0u' : 'CT'}; c++) {`,
     '  var s = subgroup_matrix_result<f32, 16, 16>();',
     '  let kRow = kBase + (j0 + c * 16u) * P.kStrideL;',
@@ -146,6 +160,37 @@ function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string): strin
   ].map((line) => pad + line).join('\n');
 }
 
+/** How K and V reach the staged tile: code before the tile loop, for K (ending in the barrier), for V. */
+interface Staging { readonly before: string; readonly k: string[]; readonly v: string }
+
+function staging(spec: TensorCoreAttentionSpec): Staging {
+  if (!spec.stage) return { before: '', k: [], v: '' };
+  if (!spec.prefetch) {
+    return { before: '', k: ['stageK(kBase, j0, lid);', 'workgroupBarrier();'], v: 'stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' };
+  }
+  if (spec.passes !== 1) throw new UnsupportedError('prefetched staging runs in the one-pass kernel only');
+  const D = spec.headDim;
+  const BC = tcKeyTile(spec);
+  const threads = spec.subgroups * 32;
+  const chunks = (BC * D) / 8 / threads; // 16-byte chunks per thread per tile
+  const step = threads / (D / 8); // tile rows between a thread's chunks
+  const KVS = D + 8;
+  const fetch = (buf: string, base: string, stride: string, j: string) =>
+    seq(chunks, (n) => `pf${n} = ${buf}[(${base} + (${j} + pfR + ${n * step}u) * ${stride}) / 8u + pfC];`).split('\n').join(' ');
+  const put = seq(chunks, (n) => `{ let o = (pfR + ${n * step}u) * ${KVS}u + pfC * 8u; ${
+    seq(4, (w) => `let h${w} = bitcast<vec2<f16>>(pf${n}[${w}]); kv[o + ${2 * w}u] = h${w}.x; kv[o + ${2 * w + 1}u] = h${w}.y;`).split('\n').join(' ')} }`).split('\n').join(' ');
+  return {
+    before: `  // Prefetch registers: this thread's ${chunks} 16-byte chunks of the next tile (rows pfR + n·${step}, chunk pfC).
+  let pfR = lid / ${D / 8}u;
+  let pfC = lid % ${D / 8}u;
+${seq(chunks, (n) => `  var pf${n} = vec4<u32>();`)}
+  if (nTiles > 0u) { let jf = tileStart(0u, qbRow); ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} }`,
+    k: [`${put} // K of this tile, loaded during the previous one`, `${fetch('V', 'vBase', 'P.vStrideL', 'j0')} // V: in flight during QKᵀ and the softmax`, 'workgroupBarrier();'],
+    v: `    ${put} // V (every subgroup is past its K reads: barrier above)
+    if (t + 1u < nTiles) { let jf = tileStart(t + 1u, qbRow); ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} } // in flight during PV`,
+  };
+}
+
 /**
  * The one-pass loop: S = QKᵀ → scratch; per row, move the reference max only when this tile's max
  * exceeds it by more than 2^RESCALE_LOG2; P = exp2(S − m) → f16; if any row of the workgroup moved,
@@ -154,7 +199,8 @@ function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string): strin
 function onePassLoop(spec: TensorCoreAttentionSpec, kSrc: Src, vSrc: Src): string {
   const D = spec.headDim;
   const DT = D / 16;
-  const BC = TC_KEY_TILE;
+  const BC = tcKeyTile(spec);
+  const st = staging(spec);
   const CT = BC / 16;
   const SG = spec.subgroups;
   // O goes through the subgroup's 16×BC f32 scratch CT matrices at a time.
@@ -163,13 +209,13 @@ function onePassLoop(spec: TensorCoreAttentionSpec, kSrc: Src, vSrc: Src): strin
 ${seq(CT, (c) => `      subgroupMatrixStore<row_major>(&sTile, sg * 16u * BC + ${c * 16}u, o${half * CT + c}, BC);`)}
       workgroupBarrier();
 ${body(half)}`).join('\n');
-  return `  var m = -3.0e38; // this row's reference max (log2 units)
+  return `${st.before ? `${st.before}\n` : ''}  var m = -3.0e38; // this row's reference max (log2 units)
   var l = 0.0;      // Σ exp2(s − m) over the keys seen
 ${seq(DT, (d) => `  var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
   for (var t = 0u; t < nTiles; t++) {
     let j0 = tileStart(t, qbRow);
     let full = tileFull(j0, rowBase); // every score of the tile visible: no per-score test
-${scoreTile(spec, kSrc, '    ')}
+${scoreTile(spec, kSrc, '    ', st.k)}
     var tileMax = -3.0e38;
     for (var c = 0u; c < ${spec.diag === 'no-softmax' ? '0u' : 'BC / 2u'}; c++) {
       let cc = (c + rot) & (BC / 2u - 1u);
@@ -195,7 +241,7 @@ ${scoreTile(spec, kSrc, '    ')}
       sum += p;
     }
     l += sum + subgroupShuffleXor(sum, 1u);
-${spec.stage ? '    stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' : ''}
+${st.v ? `    ${st.v.trimStart()}` : ''}
     let flags = workgroupUniformLoad(&rescaled); // also the barrier that publishes P (and V)
     if (t > 0u && (${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')}) != 0u) { // tile 0: O is still zero
 ${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) { let cc = (c + rot) & (BC / 2u - 1u); sTile[scratch + cc] *= alpha; }
@@ -222,7 +268,8 @@ export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: s
   const D = spec.headDim;
   const DT = D / 16;
   const SG = spec.subgroups;
-  const BC = TC_KEY_TILE;
+  const BC = tcKeyTile(spec);
+  const st = staging(spec);
   const CT = BC / 16;
   const sparse = spec.blocks === 'csr';
   const visibility = tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
@@ -270,8 +317,8 @@ var<workgroup> rescaled: array<u32, ${SG}>;
 const RESCALE_LOG2: f32 = ${RESCALE_LOG2}.0;` : ''}
 ${spec.stage ? `// The current K (then V) tile, shared by all subgroups.  [BC][D + 8]
 var<workgroup> kv: array<f16, ${BC * KVS}>;
-${stageFn('stageK', 'K', 'P.kStrideL')}
-${stageFn('stageV', 'V', 'P.vStrideL')}` : ''}
+${spec.prefetch ? '' : `${stageFn('stageK', 'K', 'P.kStrideL')}
+${stageFn('stageV', 'V', 'P.vStrideL')}`}` : ''}
 
 // Key tiles visited for this workgroup: every tile up to the causal limit, or the tiles of the
 // kept blocks. Workgroup-uniform, so every subgroup runs the same loop (barriers stay legal).
@@ -343,7 +390,7 @@ ${seq(DT, (d) => `    var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
     for (var t = 0u; t < nTiles; t++) {
       let j0 = tileStart(t, qbRow);
       let full = tileFull(j0, rowBase); // every score of the tile visible: no per-score test
-${scoreTile(spec, kSrc, '      ')}
+${scoreTile(spec, kSrc, '      ', st.k)}
       if (phase == 0u) {
         var tileMax = -3.0e38;
         for (var c = 0u; c < BC / 2u; c++) {
@@ -371,7 +418,7 @@ ${scoreTile(spec, kSrc, '      ')}
           if (full || visible(qi, j)) { p = exp2(sTile[scratch + cc] * P.scaleLog2 - m) * inv; }
           pTile[scratch + cc] = f16(p);
         }
-${spec.stage ? '        stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' : ''}
+${st.v ? `        ${st.v.trimStart()}` : ''}
         workgroupBarrier();
         for (var c = 0u; c < CT; c++) {
           let pm = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&pTile, sg * 16u * BC + c * 16u, BC);
