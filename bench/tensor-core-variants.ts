@@ -3,7 +3,7 @@
  * then time dense causal and block-sparse attention on device-resident f16 operands
  * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|orders] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|orders] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -20,17 +20,24 @@ import { HeadTensor } from '../src/core/tensor.js';
 
 const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, set: { type: 'string', default: 'staging' }, out: { type: 'string' } } });
 type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate'>> & Pick<TensorCoreOptions, 'diag'>;
-// --set staging (default): the default against prefetched staging, 32-key tiles and 8 subgroups
-// staged, with the stage-dropping diagnostics of each; --set orders: the bank-conflict orders,
+// --set staging (default): synchronous staging of 64-key tiles (the default until 2026-12-04)
+// against prefetched staging, 32-key tiles and 8 subgroups staged, with the stage-dropping
+// diagnostics; --set tiles: the default against 16-key tiles and 8 subgroups; --set orders: the bank-conflict orders,
 // unstaged and 8 unstaged subgroups of 2026-12-03. Diagnostic rows are timed dense only and not
 // validated: their output is wrong by design.
 const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: true, keyTile: 64, prefetch: false } as const;
+// The dispatcher's default since 2026-12-04.
+const DEFAULT: Variant = { ...BASE, keyTile: 32, prefetch: true };
 const diags = (v: Variant): Variant[] => [{ ...v, diag: 'no-softmax' }, { ...v, diag: 'no-mma' }];
 const SETS: Record<string, Variant[]> = {
   staging: [
     BASE, { ...BASE, prefetch: true }, { ...BASE, keyTile: 32 }, { ...BASE, keyTile: 32, prefetch: true },
     { ...BASE, subgroups: 8, keyTile: 32 }, { ...BASE, subgroups: 8, keyTile: 32, prefetch: true },
     ...diags(BASE), ...diags({ ...BASE, prefetch: true }), ...diags({ ...BASE, subgroups: 8, keyTile: 32, prefetch: true }),
+  ],
+  tiles: [
+    DEFAULT, { ...DEFAULT, keyTile: 16 }, { ...DEFAULT, subgroups: 8 }, { ...DEFAULT, subgroups: 8, keyTile: 16 },
+    ...diags(DEFAULT), ...diags({ ...DEFAULT, keyTile: 16 }),
   ],
   orders: [
     BASE, { ...BASE, interleave: false }, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' },

@@ -59,8 +59,8 @@ export interface TensorCoreOptions {
   /** Stage K/V tiles in workgroup memory (default: on when the views allow it). */
   stage?: boolean;
   /**
-   * 1: one pass with lazy rescale (default with 4 subgroups); 2: exact max and sum first, QKᵀ
-   * twice (default with 8: their scratch fills the 48 KiB of workgroup memory, no room for flags).
+   * 1: one pass with lazy rescale (the default); 2: exact max and sum first, QKᵀ twice (default
+   * only with 8 subgroups and 64-key tiles, whose scratch alone fills 48 KiB of workgroup memory).
    */
   passes?: 1 | 2;
   /** Workgroup-memory access order (tensor-core-attention.wgsl.ts; default 'scores'). */
@@ -74,8 +74,8 @@ export interface TensorCoreOptions {
    * adapter with shader-f16). Only taken when asked for, with `kernel: 'tensor-core'`.
    */
   emulate?: boolean;
-  /** Keys per tile, 64 (default) or 32 (8 subgroups then fit staged in one pass). */
-  keyTile?: 32 | 64;
-  /** Staged, one pass: the next K/V tile is loaded into registers while this one is multiplied. */
+  /** Keys per tile (default 32; 64 was the default before 2026-12-04). */
+  keyTile?: 16 | 32 | 64;
+  /** Staged, one pass: the next K/V tile is loaded into registers while this one is multiplied (default on). */
   prefetch?: boolean;
 }

@@ -94,7 +94,9 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   const subgroups = tc.subgroups ?? 4;
   if (subgroups === 2 && !tc.emulate) return '2 subgroups per workgroup only in the emulated kernel';
   const rows = TC_ROWS_PER_SUBGROUP * subgroups;
-  const BC = tc.keyTile ?? 64;
+  // 32-key tiles with prefetched staging: 93.7 against 34.5 TFLOP/s (64 keys, staged synchronously)
+  // at D128, 32K, causal on the H200 (bench/results/2026-12-04-h200/tc-staging.json).
+  const BC = tc.keyTile ?? 32;
   const keyLength = opts.keyLength ?? k.length;
   if (q.length % rows !== 0) return `query length ${q.length} is not a multiple of ${rows}`;
   if (keyLength % BC !== 0) return `key length ${keyLength} is not a multiple of ${BC}`;
@@ -107,7 +109,8 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   const stage = (tc.stage ?? true) && roomy && aligned(k) && aligned(v);
   const passes = tc.passes ?? (roomy ? 1 : 2);
   const swizzle = tc.swizzle ?? 'scores';
-  const prefetch = (tc.prefetch ?? false) && stage && passes === 1 && swizzle !== 'staging' && swizzle !== 'both';
+  const wholeChunks = (BC * q.headDim / 8) % (subgroups * 32) === 0;
+  const prefetch = (tc.prefetch ?? true) && stage && passes === 1 && swizzle !== 'staging' && swizzle !== 'both' && wholeChunks;
   return {
     headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes, swizzle,
     interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: opts.tokenRule?.kind ?? 'none',

@@ -3,7 +3,7 @@
  *
  * Computes O = softmax(scale · Q Kᵀ + mask) V for one (batch, head, 16·SG query rows) per workgroup:
  *   Q [B, H, Lq, D] f16, K/V [B, Hkv, Lk, D] f16 (any strides: both layouts, views of a cache),
- *   O [B, H, Lq, D] f32.  Tiles: each of SG subgroups owns 16 query rows; key tiles of BC = 64.
+ *   O [B, H, Lq, D] f32.  Tiles: each of SG subgroups owns 16 query rows; key tiles of BC keys.
  *
  * Subgroup matrices are opaque (no per-element access), so the FlashAttention rescale of the
  * output accumulator (O ← O·e^(m−m')) cannot be done in registers. Two variants:
@@ -20,8 +20,8 @@
  * block (CSR rowPtr/colIdx of a BlockMask), so dense is the same loop over every block.
  * Visibility (causality, and a token rule inside kept blocks) is tested per score in the scalar
  * softmax step, so it costs nothing on the tensor cores.
- * Requirements (checked by tensorCoreSpecFor and the program's supports()): Lq % (16·SG) == 0, Lk % 64 == 0, D in {64, 128},
- * mask blockRows % (16·SG) == 0 and blockCols % 64 == 0.
+ * Requirements (checked by tensorCoreSpecFor and the program's supports()): Lq % (16·SG) == 0, Lk % BC == 0, D in {64, 128},
+ * mask blockRows % (16·SG) == 0 and blockCols % BC == 0 (BC: the key tile, 16, 32 or 64).
  *
  * `emulate` (tests only) rewrites the generated text's subgroup-matrix builtins into plain WGSL
  * (tensor-core-emulation.wgsl.ts), so this data flow is tested where there are no subgroup matrices.
@@ -78,10 +78,11 @@ export type TensorCoreAttentionSpec = {
    */
   readonly emulate?: boolean;
   /**
-   * Keys per tile (default 64). 32 halves the score scratch, so 8 subgroups (128 query rows, each
-   * staged K/V tile feeding twice the rows) fit staged and one-pass in 48 KiB of workgroup memory.
+   * Keys per tile (64 when absent; the dispatcher's default is 32). Narrower tiles shrink the score
+   * scratch and the live registers (more workgroups per SM) and let 8 subgroups (128 query rows per
+   * staged tile) fit staged and one-pass in 48 KiB of workgroup memory.
    */
-  readonly keyTile?: 32 | 64;
+  readonly keyTile?: 16 | 32 | 64;
   /**
    * Staged, one pass: each thread loads its share of the next K (V) tile into registers while the
    * current tile is multiplied, and stores it to workgroup memory after the next barrier, so the
@@ -93,7 +94,7 @@ export type TensorCoreAttentionSpec = {
 
 export const TC_KEY_TILE = 64;
 /** Keys per tile of a variant. */
-export const tcKeyTile = (spec: Pick<TensorCoreAttentionSpec, 'keyTile'>): 32 | 64 => spec.keyTile ?? TC_KEY_TILE;
+export const tcKeyTile = (spec: Pick<TensorCoreAttentionSpec, 'keyTile'>): 16 | 32 | 64 => spec.keyTile ?? TC_KEY_TILE;
 export const TC_ROWS_PER_SUBGROUP = 16;
 
 
@@ -173,6 +174,7 @@ function staging(spec: TensorCoreAttentionSpec): Staging {
   const BC = tcKeyTile(spec);
   const threads = spec.subgroups * 32;
   const chunks = (BC * D) / 8 / threads; // 16-byte chunks per thread per tile
+  if (!Number.isInteger(chunks)) throw new UnsupportedError(`prefetched staging needs whole chunks per thread (${BC}×${D} tile, ${threads} threads)`);
   const step = threads / (D / 8); // tile rows between a thread's chunks
   const KVS = D + 8;
   const fetch = (buf: string, base: string, stride: string, j: string) =>

@@ -24,9 +24,7 @@ export function emulationWorkgroupBytes(subgroups: number): number {
 }
 
 
-// Bounds the compiler cannot see (P.kLen is a positive multiple of 64): fully unrolled, lavapipe's
-// LLVM spends minutes on every kernel.
-// Bounds the compiler cannot see (P.kLen is a positive multiple of 64): fully unrolled, lavapipe's
+// Bounds the compiler cannot see (P.kLen: a multiple of the key tile, and emulated cases keep it ≥ 32): fully unrolled, lavapipe's
 // LLVM spends many minutes on the kernel (even so, one variant takes it about a minute).
 const E = 'min(P.kLen, 8u)';
 const K16 = 'min(P.kLen, 16u)';
