@@ -58,7 +58,7 @@ async function runEmulated(c: TcCase, tc: TensorCoreOptions, out: DType) {
 const VARIANTS: { tc: TensorCoreOptions; cases: number[] }[] = [
   // The default data flow (staged with prefetch, 32-key tiles, interleaved, rotated scratch, one
   // pass) at 2 subgroups: tri-shape token rule (one, and one per head) with GQA.
-  { tc: { subgroups: 2 }, cases: [9, 10] },
+  { tc: { subgroups: 2 }, cases: [9, 10, 11] },
   // Unstaged, two passes: ramped logits, block-sparse, not causal, Lq < Lk, f32 output.
   { tc: { stage: false, passes: 2 }, cases: [7] },
   // Staged synchronously, 64-key tiles (the default before prefetching): ramped logits, so O is

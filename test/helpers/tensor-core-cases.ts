@@ -32,6 +32,9 @@ export const TC_CASES: TcCase[] = [
   { H: 2, Hkv: 1, Lq: 256, Lk: 1024, D: 64, causal: true, layout: 'BLHD', br: 128, bc: 128, triShape: { sinkTokens: 5, localWindow: 200, lastDenseQueries: 70 } },
   // One window per head (PerHeadMethod): runs of heads with one rule each, one inside a GQA group.
   { H: 4, Hkv: 2, Lq: 256, Lk: 512, D: 64, causal: true, layout: 'BHLD', br: 64, bc: 64, triShape: { sinkTokens: 8, localWindow: 100, lastDenseQueries: 20 }, windows: [100, 100, 180, 60] },
+  // Tri-shape where whole tiles are sinks and whole workgroups are dense rows (the kernel skips
+  // the per-score test there), next to window tiles it must still test.
+  { H: 2, Hkv: 1, Lq: 256, Lk: 768, D: 64, causal: true, layout: 'BHLD', br: 128, bc: 128, triShape: { sinkTokens: 64, localWindow: 96, lastDenseQueries: 40 } },
 ];
 
 /** K rows scaled by 1 + j/24: scores (and their running max) rise with the key position. */

@@ -275,6 +275,7 @@ export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: s
   const CT = BC / 16;
   const sparse = spec.blocks === 'csr';
   const visibility = tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
+  const tileRule = tokenRuleHook(spec.tokenRule).tensorCoreTileWgsl;
   if (visibility === undefined) throw new UnsupportedError(`token rule "${spec.tokenRule}" has no tensor-core WGSL`);
   const KVS = D + 8; // padded row stride of the staged tile: rows start in different banks
   const kvType = spec.stage ? 'array<vec4<u32>>' : 'array<f16>';
@@ -350,11 +351,15 @@ fn visible(i: u32, j: u32) -> bool {
 ${visibility}
 }
 
-// Whether every row of the workgroup sees every key of the tile at j0 (no token rule, and the tile
-// ends at or before the first row's causal limit): the per-score test is then skipped. Uniform.
+// Whether every row of the workgroup sees every key of the tile at j0 (the tile ends at or before
+// the first row's causal limit, and the token rule, if any, hides none of it): the per-score test
+// is then skipped. Uniform.
 fn tileFull(j0: u32, rowBase: u32) -> bool {
-${spec.tokenRule !== 'none' ? '  return false;' : `  if (!CAUSAL) { return true; }
-  return j0 + BC - 1u <= (P.kLen - P.qLen) + rowBase;`}
+${spec.tokenRule === 'none' ? `  if (!CAUSAL) { return true; }
+  return j0 + BC - 1u <= (P.kLen - P.qLen) + rowBase;` : tileRule === undefined ? '  return false;' : `  let p0 = (P.kLen - P.qLen) + rowBase; // the first row's key position (token rules are causal)
+  if (j0 + BC - 1u > p0) { return false; }
+  let p1 = p0 + BR - 1u;
+${tileRule}`}
 }
 
 @compute @workgroup_size(${SG * 32})

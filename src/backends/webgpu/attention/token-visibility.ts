@@ -27,6 +27,13 @@ export interface TokenRuleHook<R, F extends string> {
    * length; absent when the rule runs on the portable kernel only.
    */
   readonly tensorCoreWgsl?: string;
+  /**
+   * Tensor-core kernel: statements ending its `tileFull(j0, rowBase)` once the tile is known to be
+   * causally visible to every row: true only when the rule shows every key of [j0, j0 + BC) to
+   * every row of [rowBase, rowBase + BR) (key positions p0..p1), so the per-score test is skipped.
+   * Absent: every tile of a call with this rule is tested per score.
+   */
+  readonly tensorCoreTileWgsl?: string;
 }
 
 /** The variant of calls without a token rule: every key of a kept block. */
