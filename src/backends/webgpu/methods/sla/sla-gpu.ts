@@ -14,7 +14,7 @@ import { SlaMethod } from '../../../../methods/sla/sla.js';
 import { fencedRuns, type TimerRuns } from '../../runtime/pass-profiler.js';
 import type { WebGpuContext } from '../../runtime/webgpu-device.js';
 import type { GpuMethod } from '../gpu-method.js';
-import { encodeSlaAttention, slaAttentionWebGpu, uploadSlaInputs } from './sla-attention.js';
+import { encodeSlaAttention, slaAttentionWebGpu, slaInputBuffers, uploadSlaInputs } from './sla-attention.js';
 
 async function runSla(ctx: WebGpuContext, method: SparseAttentionMethod, q: HeadTensor, k: HeadTensor, v: HeadTensor, opts: PlanOptions) {
   if (!(method instanceof SlaMethod)) throw new UnsupportedError(`method "${method.name}" is not an SlaMethod instance`);
@@ -42,7 +42,7 @@ async function timeSla(ctx: WebGpuContext, method: SparseAttentionMethod, q: Hea
       return made;
     }, runs);
   } finally {
-    for (const t of Object.values(inputs)) t.buffer.destroy();
+    for (const b of slaInputBuffers(inputs)) b.destroy();
   }
 }
 
