@@ -6,7 +6,7 @@
  *
  *   node dist/bench/xattention-plan.js [--lengths 4096,16384] [--reps 5] [--dtype f16] [--out result.json]
  *     [--stride 8] [--block-size 64] [--rows dense,xattention-plan,xattention,trishape,estimate]
- *     [--estimates portable,tc,tc-plain,tc-rows2,tc-rows2-sg2]
+ *     [--estimates portable,tc,tc-prefetch,tc-unstaged,tc-plain,tc-rows2-sg2,tc-rows2-sg2-prefetch,tc-rows2-unstaged]
  *
  * `estimate` rows time the estimation dispatch alone, one row per --estimates variant (the portable
  * kernel, and tensor-core variants: tensor-core-xattention-estimate.ts), each first validated on a
@@ -32,23 +32,26 @@ import type { DType } from '../src/core/tensor.js';
 import { triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
 import { estimateXAttention, type XAttentionParams } from '../src/methods/xattention/antidiagonal-estimate.js';
 
-const { values } = parseArgs({
-  options: {
-    lengths: { type: 'string', default: '4096,16384' }, out: { type: 'string' }, reps: { type: 'string', default: '5' }, dtype: { type: 'string', default: 'f16' },
-    stride: { type: 'string', default: '8' }, 'block-size': { type: 'string', default: '64' },
-    rows: { type: 'string', default: 'dense,xattention-plan,xattention,trishape' }, estimates: { type: 'string', default: 'portable,tc,tc-plain,tc-rows2,tc-rows2-sg2' },
-  },
-});
-const [H, HKV, D] = [32, 8, 128];
-const XATTN: XAttentionParams = { threshold: 0.9, blockSize: Number(values['block-size']), stride: Number(values.stride) };
 /** Estimation variants by name: the kernel and, on tensor cores, TcEstimateOptions. */
 const ESTIMATES: Record<string, Pick<XAttentionGpuOptions, 'estimateKernel' | 'tensorCore'>> = {
   portable: { estimateKernel: 'portable' },
   tc: { estimateKernel: 'tensor-core', tensorCore: {} },
+  'tc-prefetch': { estimateKernel: 'tensor-core', tensorCore: { prefetch: true } },
+  'tc-unstaged': { estimateKernel: 'tensor-core', tensorCore: { stage: false } },
   'tc-plain': { estimateKernel: 'tensor-core', tensorCore: { swizzle: false } },
-  'tc-rows2': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2 } },
   'tc-rows2-sg2': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2, subgroups: 2 } },
+  'tc-rows2-sg2-prefetch': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2, subgroups: 2, prefetch: true } },
+  'tc-rows2-unstaged': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2, stage: false } },
 };
+const { values } = parseArgs({
+  options: {
+    lengths: { type: 'string', default: '4096,16384' }, out: { type: 'string' }, reps: { type: 'string', default: '5' }, dtype: { type: 'string', default: 'f16' },
+    stride: { type: 'string', default: '8' }, 'block-size': { type: 'string', default: '64' },
+    rows: { type: 'string', default: 'dense,xattention-plan,xattention,trishape' }, estimates: { type: 'string', default: Object.keys(ESTIMATES).join(',') },
+  },
+});
+const [H, HKV, D] = [32, 8, 128];
+const XATTN: XAttentionParams = { threshold: 0.9, blockSize: Number(values['block-size']), stride: Number(values.stride) };
 const TRISHAPE = { sinkTokens: 128, localWindow: 1024, lastDenseQueries: 100 };
 
 async function validate(ctx: WebGpuContext): Promise<Record<string, number>> {

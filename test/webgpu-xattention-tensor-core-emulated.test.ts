@@ -19,12 +19,13 @@ after(() => gpu.release());
 // lavapipe's LLVM takes tens of seconds per emulated variant (head dim, R, causal and the options
 // each make one), so each case is its own variant and the cases are few and small.
 const CASES: { c: TcEstimateCase; tc: TcEstimateOptions }[] = [
-  // GQA, Lq < Lk, BLHD, R = 8, one row tile, 4 subgroups (two column groups).
+  // The default (staged, 4 subgroups of 16 rows: half idle at 32 rows), GQA, Lq < Lk (80 key
+  // columns: the staged tail is zero), BLHD, R = 8.
   { c: { H: 4, Hkv: 2, Lq: 256, Lk: 640, D: 64, S: 8, B: 64, causal: true, layout: 'BLHD', input: 'structured' }, tc: {} },
-  // Two row tiles (one lane per row), R = 4, not causal, 2 subgroups, several column groups.
-  { c: { H: 2, Hkv: 1, Lq: 512, Lk: 768, D: 64, S: 16, B: 64, causal: false, layout: 'BHLD', input: 'random' }, tc: { rowTiles: 2, subgroups: 2 } },
-  // The plain walk, R = 16, two 16-wide slices of D = 128... kept at 64 for the compile time.
-  { c: { H: 2, Hkv: 2, Lq: 384, Lk: 384, D: 64, S: 8, B: 128, causal: true, layout: 'BHLD', input: 'random' }, tc: { swizzle: false, subgroups: 2 } },
+  // Unstaged strided loads, two row tiles (one lane per row), R = 4, not causal, 2 subgroups.
+  { c: { H: 2, Hkv: 1, Lq: 512, Lk: 768, D: 64, S: 16, B: 64, causal: false, layout: 'BHLD', input: 'random' }, tc: { rowTiles: 2, subgroups: 2, stage: false } },
+  // The plain walk, prefetched K slices, R = 16, a last workgroup with one idle subgroup (48 rows of 2 × 16).
+  { c: { H: 2, Hkv: 2, Lq: 384, Lk: 384, D: 64, S: 8, B: 128, causal: true, layout: 'BHLD', input: 'random' }, tc: { swizzle: false, subgroups: 2, prefetch: true } },
 ];
 
 describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {
@@ -44,22 +45,24 @@ describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {
 });
 
 describe('tensor-core XAttention estimate variants', () => {
-  const spec: TcEstimateSpec = { headDim: 128, rowsPerBlock: 8, causal: true, rowTiles: 2, subgroups: 4, swizzle: true };
+  const spec: TcEstimateSpec = { headDim: 128, rowsPerBlock: 8, causal: true, rowTiles: 2, subgroups: 4, swizzle: true, stage: false, prefetch: false };
   const shape = { queryLength: 4096, keyLength: 4096, stride: 16, heads: 32, batch: 1 };
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeWorkgroupsPerDimension: 65535 } as GPUSupportedLimits;
 
   it('refuses a workgroup memory need above the limit, and lengths off the row-tile grid', () => {
-    assert.match(tcEstimateProgram.supports(spec, shape, limits) ?? '', /needs 33792 B of workgroup memory, device has 32768/);
-    assert.equal(tcEstimateProgram.supports({ ...spec, subgroups: 2 }, shape, limits), null);
-    assert.match(tcEstimateProgram.supports({ ...spec, subgroups: 2 }, { ...shape, queryLength: 4096 + 256 }, limits) ?? '', /query length 4352 is not a multiple of 32·stride = 512/);
+    // 4 × 32 × 64 f32 of scratch: exactly 32 KiB; staged with 2 subgroups, half of it and 64 × 136 f16 of K.
+    assert.equal(tcEstimateProgram.supports(spec, shape, limits), null);
+    assert.match(tcEstimateProgram.supports({ ...spec, subgroups: 2, stage: true }, shape, limits) ?? '', /needs 33792 B of workgroup memory, device has 32768/);
+    assert.match(tcEstimateProgram.supports({ ...spec, emulate: true }, shape, limits) ?? '', /needs 33280 B/);
+    assert.match(tcEstimateProgram.supports(spec, { ...shape, queryLength: 4096 + 256 }, limits) ?? '', /query length 4352 is not a multiple of 32·stride = 512/);
   });
 
   it('leaves the real kernel on subgroup matrices and the emulated one without them', () => {
-    for (const rowTiles of [1, 2] as const) {
-      const real = programSource(tcEstimateProgram, { ...spec, rowTiles });
+    for (const [rowTiles, stage] of [[1, true], [2, false]] as const) {
+      const real = programSource(tcEstimateProgram, { ...spec, rowTiles, stage, prefetch: stage });
       assert.match(real, /subgroupMatrixMultiplyAccumulate\(left0, right, acc00\)/);
       assert.doesNotMatch(real, /emu/);
-      const emulated = programSource(tcEstimateProgram, { ...spec, rowTiles, emulate: true });
+      const emulated = programSource(tcEstimateProgram, { ...spec, rowTiles, stage, prefetch: stage, emulate: true });
       assert.doesNotMatch(emulated, /subgroupMatrix|subgroup_matrix|subgroupShuffle|enable subgroups/);
     }
   });

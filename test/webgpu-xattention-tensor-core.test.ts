@@ -24,7 +24,9 @@ const CASES: TcEstimateCase[] = [
   { H: 2, Hkv: 2, Lq: 1024, Lk: 1024, D: 128, S: 8, B: 64, causal: true, layout: 'BHLD', input: 'random' }, // R = 8, 4 column groups
 ];
 // The default, and the variants the benchmark times (each on the cases whose Lq fits its rows).
-const VARIANTS: TcEstimateOptions[] = [{}, { rowTiles: 2 }, { rowTiles: 2, subgroups: 2 }, { swizzle: false }];
+const VARIANTS: TcEstimateOptions[] = [
+  {}, { prefetch: true }, { stage: false }, { swizzle: false }, { rowTiles: 2, subgroups: 2 }, { rowTiles: 2, subgroups: 2, prefetch: true }, { rowTiles: 2, stage: false },
+];
 
 describe('XAttention estimation on tensor cores = CPU', { skip }, () => {
   for (const tc of VARIANTS) {

@@ -77,7 +77,10 @@ export function emulateTensorCoreWgsl(wgsl: string, subgroups: number, out: 'f16
     .replace(MMA, (_m, a: string, major: string, arr: string, off: string, stride: string, acc: string) =>
       `${mma(arr, major)}(${a}, ${off}, ${stride}, ${acc}, lane)`)
     .replace(RIGHT_LET, (_m, b: string, major: string, arr: string, off: string, stride: string) => {
-      rights.set(b, mma(arr, major));
+      // Products are matched to loads by name after every load is rewritten: a name must keep one source.
+      const name = mma(arr, major);
+      if ((rights.get(b) ?? name) !== name) throw new Error(`tensor-core emulation: right operand ${b} is loaded from two sources`);
+      rights.set(b, name);
       return `let ${b} = vec2u(${off}, ${stride});`;
     })
     .replace(MMA_LET, (m, a: string, b: string, acc: string) => {
@@ -117,7 +120,7 @@ export function emulateTensorCoreWgsl(wgsl: string, subgroups: number, out: 'f16
 // One word per invocation for the cross-lane exchanges.
 var<workgroup> emuXch: array<f32, ${subgroups * 32}>;
 
-// subgroupShuffleXor(x, mask), mask < 32: the value of lane (lane ^ mask) of this emulated subgroup.
+// The xor shuffle: the value of lane (lane ^ mask), mask < 32, of this emulated subgroup.
 fn emuShuffleXor(x: f32, mask: u32, lid: u32) -> f32 {
   emuXch[lid] = x;
   workgroupBarrier();

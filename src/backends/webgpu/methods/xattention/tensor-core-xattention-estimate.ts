@@ -9,11 +9,14 @@
  * token offset S-1-s (row stride S·qStrideL) and the right operand is 16 key columns at token
  * offset s (column stride S·kStrideL): both are strided subgroup-matrix loads, nothing is gathered.
  *
- * One workgroup = RS = 16·rowTiles strided query rows × every key column up to the causal limit of
- * its last row; `subgroups` subgroups, each scoring 64 columns of each (64·subgroups)-column group
- * with rowTiles × 4 accumulators, so one left load feeds 4 products and one right load rowTiles.
- * Two passes as the portable kernel: (1) per-row online max/sum, combined over lanes and subgroups;
- * (2) scores again → softmax → each R×R block's mass into W. Nothing of size (L/S)² exists.
+ * One workgroup = `subgroups` subgroups, each owning RS = 16·rowTiles strided query rows (so a row's
+ * softmax never leaves its subgroup), stepping together over 64-column tiles up to the causal limit
+ * of the workgroup's last row. Per tile and (s, d): rowTiles left loads from Q, 4 right fragments
+ * (each feeding rowTiles products, rowTiles × 4 accumulators). With `stage` the 64 K rows of each s
+ * are first copied into workgroup memory with 16-byte loads (one copy serves every subgroup; the
+ * fragments then come from there), else each subgroup loads them strided from K.
+ * Two passes as the portable kernel: (1) per-row online max/sum; (2) scores again → softmax → each
+ * R×R block's mass into W. Nothing of size (L/S)² exists.
  *
  * Scratch walk: a row has 64/LPR columns per lane (LPR = 2/rowTiles lanes per row). A lane walks its
  * columns block by block (R columns), so pass 2 sums a row's part of a block in a register and R
@@ -22,8 +25,10 @@
  * qa + (RS/R)·side and lane r of a block at column r of it, so the 32 lanes always read 32 banks
  * (without, all 32 read one bank: kept to be measured).
  *
- * Requirements (tcEstimateProgram.supports): f16, D in {64, 128}, R in {4, 8, 16}, Lq and Lk
- * multiples of RS·S and 16·S (loads never leave the tensors; every strided row is real).
+ * Requirements (tcEstimateProgram.supports): f16, D in {64, 128}, R in {4, 8, 16}, Lq a multiple of
+ * RS·S and Lk of 16·S (loads never leave the tensors; every strided row is real); stage needs
+ * K's offset and strides in multiples of 8 halves (else it is left off).
+ * Workgroup memory: scratch f32 [subgroups][RS][64], staged K f16 [64][D + 8].
  *
  * `emulate` (tests only) rewrites the subgroup-matrix builtins into plain WGSL
  * (attention/tensor-core-emulation.wgsl.ts) so this data flow is checked on lavapipe.
@@ -44,18 +49,23 @@ export type TcEstimateSpec = {
   readonly subgroups: 2 | 4;
   /** Bank-conflict-free scratch walk (false: every lane on one bank, kept to be measured). */
   readonly swizzle: boolean;
+  /** K slices staged in workgroup memory (16-byte loads, shared by the subgroups), else strided fragment loads. */
+  readonly stage: boolean;
+  /** Staged: the next slice's K loads issued into registers before this slice's products. */
+  readonly prefetch: boolean;
   /** Test-only: plain WGSL in place of the subgroup-matrix builtins (never chosen by the planner). */
   readonly emulate?: true;
 };
 
-/** Caller's choices; defaults rowTiles 1, subgroups 4, swizzle true. */
-export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; emulate?: boolean };
+/** Caller's choices; defaults rowTiles 1, subgroups 4, swizzle and stage true (stage needs 8-aligned K strides), prefetch false. */
+export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; emulate?: boolean };
 
-const COLS_PER_SUBGROUP = 64;
+// Key columns per step: each subgroup scores its rows × these (4 fragments per left load).
+const COLS = 64;
 
 export const tcEstimateParams = new ParamsLayout([
   ['heads', 'u32'], ['groupSize', 'u32'], ['stride', 'u32'], ['keyCols', 'u32'],
-  ['causalOffset', 'i32'], ['scaleOverStride', 'f32'], ['numQueryBlocks', 'u32'], ['numKeyBlocks', 'u32'],
+  ['causalOffset', 'i32'], ['scaleOverStride', 'f32'], ['numQueryBlocks', 'u32'], ['numKeyBlocks', 'u32'], ['queryRows', 'u32'],
   ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'], ['qStrideL', 'u32'],
   ['kOffset', 'u32'], ['kStrideB', 'u32'], ['kStrideH', 'u32'], ['kStrideL', 'u32'],
 ] as const);
@@ -70,9 +80,13 @@ export interface TcEstimateShape {
   batch: number;
 }
 
+const KS = (spec: TcEstimateSpec) => spec.headDim + 8; // padded row stride of the staged K slice
+
+/** Workgroups along the strided query rows (the last one may have idle subgroups). */
+const workgroupsX = (spec: TcEstimateSpec, queryRows: number) => Math.ceil(queryRows / (spec.subgroups * 16 * spec.rowTiles));
+
 function workgroupBytes(spec: TcEstimateSpec): number {
-  const rows = 16 * spec.rowTiles;
-  return spec.subgroups * rows * (COLS_PER_SUBGROUP + 2) * 4 + (spec.emulate ? emulationWorkgroupBytes(spec.subgroups) : 0);
+  return spec.subgroups * 16 * spec.rowTiles * COLS * 4 + (spec.stage ? COLS * KS(spec) * 2 : 0) + (spec.emulate ? emulationWorkgroupBytes(spec.subgroups) : 0);
 }
 
 function tcEstimateWgsl(spec: TcEstimateSpec, header: string): string {
@@ -82,40 +96,71 @@ function tcEstimateWgsl(spec: TcEstimateSpec, header: string): string {
 }
 
 function tcEstimateRealWgsl(spec: TcEstimateSpec, header: string): string {
-  const { rowTiles: F, subgroups: SG } = spec;
-  const DT = spec.headDim / 16;
-  const CT = COLS_PER_SUBGROUP / 16;
+  const { rowTiles: F, subgroups: SG, stage } = spec;
+  const D = spec.headDim;
+  const DT = D / 16;
+  const CT = COLS / 16;
   const R = spec.rowsPerBlock;
-  const RS = 16 * F; // strided query rows of the workgroup (and of each subgroup)
+  const RS = 16 * F; // strided query rows of a subgroup
   const LPR = 2 / F; // lanes per row
-  const CL = COLS_PER_SUBGROUP / LPR; // columns per lane
+  const CL = COLS / LPR; // columns per lane
   const NBL = CL / R; // blocks per lane
-  const TILE = RS * COLS_PER_SUBGROUP;
-  // Scores of the subgroup's RS rows × 64 columns into its scratch, chunks past colEnd left zero.
+  const TILE = RS * COLS;
+  const pf = stage && spec.prefetch;
+  const NPF = (COLS * D) / 8 / (SG * 32); // 16-byte K loads per invocation and slice
+  const right = (c: number, d: number) => stage ? `&kv, ${c * 16 * KS(spec) + d * 16}u, ${KS(spec)}u` : `&K, kRow + ${c}u * kTile + ${d * 16}u, P.stride * P.kStrideL`;
+  // Scores of the subgroup's RS rows × 64 columns into its scratch; chunks past sgEnd left zero.
   const scoreTile = `
 ${seq(F, (f) => seq(CT, (c) => `    var acc${f}${c} = subgroup_matrix_result<f32, 16, 16>();`))}
+${pf ? seq(NPF, (n) => `    pre${n} = kSlice(kBase, j0, lid + ${n * SG * 32}u);`) : ''}
     for (var s = 0u; s < P.stride; s++) {
       let qRow = qBase + (i0 * P.stride + P.stride - 1u - s) * P.qStrideL;
-      let kRow = kBase + (j0 * P.stride + s) * P.kStrideL;
-${seq(DT, (d) => `      {
-${seq(F, (f) => `        let left${f} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Q, qRow + ${f}u * qTile + ${d * 16}u, P.stride * P.qStrideL);`)}
-${seq(CT, (c) => `        if (j0 + ${c * 16}u < colEnd) {
-          let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&K, kRow + ${c}u * kTile + ${d * 16}u, P.stride * P.kStrideL);
-${seq(F, (f) => `          acc${f}${c} = subgroupMatrixMultiplyAccumulate(left${f}, right, acc${f}${c});`)}
+${stage ? `      workgroupBarrier(); // every subgroup is done with the previous slice
+${pf ? seq(NPF, (n) => `      putK(lid + ${n * SG * 32}u, pre${n});`) : '      stageK(kBase + s * P.kStrideL, j0, lid);'}
+      workgroupBarrier();
+${pf ? `      if (s + 1u < P.stride) { // the next slice's loads fly during this slice's products
+${seq(NPF, (n) => `        pre${n} = kSlice(kBase + (s + 1u) * P.kStrideL, j0, lid + ${n * SG * 32}u);`)}
+      }` : ''}` : '      let kRow = kBase + (j0 * P.stride + s) * P.kStrideL;'}
+      if (live) {
+${seq(DT, (d) => `        {
+${seq(F, (f) => `          let left${f} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Q, qRow + ${f}u * qTile + ${d * 16}u, P.stride * P.qStrideL);`)}
+${seq(CT, (c) => `          if (j0 + ${c * 16}u < sgEnd) {
+            let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${right(c, d)});
+${seq(F, (f) => `            acc${f}${c} = subgroupMatrixMultiplyAccumulate(left${f}, right, acc${f}${c});`)}
+          }`)}
         }`)}
-      }`)}
+      }
     }
-    workgroupBarrier(); // the previous group's scratch has been read
-${seq(F, (f) => seq(CT, (c) => `    subgroupMatrixStore<row_major>(&scratch, sg * ${TILE}u + ${f * 16 * COLS_PER_SUBGROUP + c * 16}u, acc${f}${c}, ${COLS_PER_SUBGROUP}u);`))}
+    workgroupBarrier(); // the previous tile's scratch has been read
+${seq(F, (f) => seq(CT, (c) => `    subgroupMatrixStore<row_major>(&scratch, sg * ${TILE}u + ${f * 16 * COLS + c * 16}u, acc${f}${c}, ${COLS}u);`))}
     workgroupBarrier();
     let jl = j0 + side * ${CL}u; // this lane's first column`;
-  // Column cc of this lane's part, block step t and column step c (see the header: the swizzle).
+  // This lane's columns block by block (see the header: the swizzle).
   const walk = (body: string, after = '') => `
     for (var t = 0u; t < ${NBL}u; t++) {
       let cb = ((t + rotB) % ${NBL}u) * R;
 ${body}
 ${after}
     }`;
+  const stageFn = `
+// K rows of columns j0..j0+63 at one token offset (in base), zero past the last column.  [64][D + 8]
+var<workgroup> kv: array<f16, ${COLS * KS(spec)}>;
+
+// 8 halves i of the slice: column i / ${D / 8}, dims 8·(i % ${D / 8}).. (16 consecutive i: one 256-byte K row).
+fn kSlice(base: u32, j0: u32, i: u32) -> vec4u {
+  let r = i / ${D / 8}u;
+  if (j0 + r >= P.keyCols) { return vec4u(); }
+  return K[(base + (j0 + r) * P.stride * P.kStrideL) / 8u + i % ${D / 8}u];
+}
+
+fn putK(i: u32, v: vec4u) {
+  let o = (i / ${D / 8}u) * ${KS(spec)}u + (i % ${D / 8}u) * 8u;
+${seq(4, (w) => `  { let x = bitcast<vec2<f16>>(v[${w}]); kv[o + ${2 * w}u] = x.x; kv[o + ${2 * w + 1}u] = x.y; }`)}
+}
+
+fn stageK(base: u32, j0: u32, lid: u32) {
+  for (var i = lid; i < ${COLS * D / 8}u; i += ${SG * 32}u) { putK(i, kSlice(base, j0, i)); }
+}`;
   return /* wgsl */ `
 ${SUBGROUP_MATRIX_PRELUDE}
 
@@ -123,19 +168,24 @@ ${header}
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f16>;
-@group(0) @binding(2) var<storage, read> K: array<f16>;
+@group(0) @binding(2) var<storage, read> K: ${stage ? 'array<vec4u>' : 'array<f16>'};
 @group(0) @binding(3) var<storage, read_write> W: array<f32>; // [B, H, nQB, nKB], zeroed
 
-// Per subgroup: ${RS} rows × ${COLS_PER_SUBGROUP} columns of scores.  [SG][${RS}][${COLS_PER_SUBGROUP}]
+// Per subgroup: its ${RS} rows × ${COLS} columns of scores.  [SG][${RS}][${COLS}]
 var<workgroup> scratch: array<f32, ${SG * TILE}>;
-var<workgroup> partM: array<f32, ${SG * RS}>; // [SG][${RS}] row max over the subgroup's columns
-var<workgroup> partL: array<f32, ${SG * RS}>; // [SG][${RS}] row sum at that max
+${stage ? stageFn : ''}
 
 const R: u32 = ${R}u;
 const MASKED: f32 = -3.0e38;
 
-fn validEntry(i: u32, j: u32, colEnd: u32) -> bool {
-  return j < colEnd && (!CAUSAL || i32(j) <= i32(i) + P.causalOffset);
+fn validEntry(i: u32, j: u32, end: u32) -> bool {
+  return j < end && (!CAUSAL || i32(j) <= i32(i) + P.causalOffset);
+}
+
+// The causal column limit after rows [0, rowEnd): every key column when not causal.
+fn colLimit(rowEnd: u32) -> u32 {
+  if (CAUSAL) { return u32(clamp(i32(rowEnd) + P.causalOffset, 0, i32(P.keyCols))); }
+  return P.keyCols;
 }
 
 @compute @workgroup_size(${SG * 32})
@@ -145,66 +195,65 @@ fn main(@builtin(workgroup_id) wg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let b = wg.z;
   let h = wg.y;
-  let i0 = wg.x * ${RS}u; // first strided query row of the workgroup
+  let i0 = (wg.x * ${SG}u + sg) * ${RS}u; // first strided query row of the subgroup
+  // A subgroup past the last row takes part in the barriers (and staging) only.
+  let live = i0 < P.queryRows;
   let qBase = P.qOffset + b * P.qStrideB + h * P.qStrideH;
   let kBase = P.kOffset + b * P.kStrideB + (h / P.groupSize) * P.kStrideH;
   let qTile = 16u * P.stride * P.qStrideL;
   let kTile = 16u * P.stride * P.kStrideL;
-  var colEnd = P.keyCols;
-  if (CAUSAL) { colEnd = u32(clamp(i32(i0) + ${RS} + P.causalOffset, 0, i32(P.keyCols))); }
+  let colEnd = colLimit(min(wg.x * ${SG * RS}u + ${SG * RS}u, P.queryRows)); // the workgroup's
+  let sgEnd = min(colLimit(i0 + ${RS}u), colEnd); // this subgroup's
   // This lane's part of the subgroup's scratch: row lane/${LPR}, columns [side·${CL}, +${CL}).
   let row = lane / ${LPR}u;
   let side = lane % ${LPR}u;
-  let qa = row / R; // query block within the workgroup
+  let qa = row / R; // query block within the subgroup
   let r = row % R;
   let rotB = ${spec.swizzle ? `qa + ${RS / R}u * side` : '0u'};
   let rotC = ${spec.swizzle ? 'r' : '0u'};
-  let mine = sg * ${TILE}u + row * ${COLS_PER_SUBGROUP}u + side * ${CL}u;
+  let mine = sg * ${TILE}u + row * ${COLS}u + side * ${CL}u;
+${pf ? seq(NPF, (n) => `  var pre${n}: vec4u; // the next K slice`) : ''}
 
-  // Pass 1: online max and sum of each row over the columns this lane sees.
+  // Phase 0: online max and sum of each row over the columns this lane sees. Phase 1: each block's
+  // mass: the lane's row part, then over the block's R rows (lanes ${LPR} apart). One loop, so the
+  // unrolled score tile exists once.
   var m = MASKED;
   var l = 0.0;
-  for (var g0 = 0u; g0 < colEnd; g0 += ${SG * COLS_PER_SUBGROUP}u) {
-    let j0 = g0 + sg * ${COLS_PER_SUBGROUP}u;
+  var rowMax = MASKED;
+  var rowInv = 0.0;
+  let wRow = ((b * P.heads + h) * P.numQueryBlocks + i0 / R + qa) * P.numKeyBlocks;
+  for (var phase = 0u; phase < 2u; phase++) {
+    for (var j0 = 0u; j0 < colEnd; j0 += ${COLS}u) {
 ${scoreTile}
+      if (phase == 0u) {
 ${walk(`      for (var c = 0u; c < R; c++) {
         let cc = cb + (c + rotC) % R;
-        if (validEntry(i0 + row, jl + cc, colEnd)) {
+        if (validEntry(i0 + row, jl + cc, sgEnd)) {
           let x = scratch[mine + cc] * P.scaleOverStride;
           if (x > m) { l *= exp(m - x); m = x; }
           l += exp(x - m);
         }
       }`)}
-  }
-  // Over the lanes of a row, then over the subgroups (every lane combines its own row).
-${LPR === 2 ? `  let mo = subgroupShuffleXor(m, 1u);
-  let lo = subgroupShuffleXor(l, 1u);
-  let mp = max(m, mo);
-  let lp = l * exp(m - mp) + lo * exp(mo - mp);` : `  let mp = m;
-  let lp = l;`}
-  if (side == 0u) { partM[sg * ${RS}u + row] = mp; partL[sg * ${RS}u + row] = lp; }
-  workgroupBarrier();
-  var rowMax = MASKED;
-  for (var g = 0u; g < ${SG}u; g++) { rowMax = max(rowMax, partM[g * ${RS}u + row]); }
-  var rowSum = 0.0;
-  for (var g = 0u; g < ${SG}u; g++) { rowSum += partL[g * ${RS}u + row] * exp(partM[g * ${RS}u + row] - rowMax); }
-  let rowInv = select(0.0, 1.0 / rowSum, rowSum > 0.0);
-
-  // Pass 2: each block's mass: the lane's row part, then over the block's R rows (lanes LPR apart).
-  let a0 = wg.x * ${RS / R}u; // first query block of the workgroup
-  for (var g0 = 0u; g0 < colEnd; g0 += ${SG * COLS_PER_SUBGROUP}u) {
-    let j0 = g0 + sg * ${COLS_PER_SUBGROUP}u;
-${scoreTile}
+      } else {
 ${walk(`      var part = 0.0;
       for (var c = 0u; c < R; c++) {
         let cc = cb + (c + rotC) % R;
-        if (validEntry(i0 + row, jl + cc, colEnd)) { part += exp(scratch[mine + cc] * P.scaleOverStride - rowMax); }
+        if (validEntry(i0 + row, jl + cc, sgEnd)) { part += exp(scratch[mine + cc] * P.scaleOverStride - rowMax); }
       }
       part *= rowInv;`, `${seq(Math.log2(R), (k) => `      part += subgroupShuffleXor(part, ${LPR << k}u);`)}
       let kb = (jl + cb) / R;
-      if (r == 0u && kb < P.numKeyBlocks && jl + cb < colEnd) {
-        W[((b * P.heads + h) * P.numQueryBlocks + a0 + qa) * P.numKeyBlocks + kb] = part;
-      }`)}
+      if (live && r == 0u && kb < P.numKeyBlocks && jl + cb < sgEnd) { W[wRow + kb] = part; }`)}
+      }
+    }
+    if (phase == 0u) {
+${LPR === 2 ? `      // Over the two lanes of a row.
+      let mo = subgroupShuffleXor(m, 1u);
+      let lo = subgroupShuffleXor(l, 1u);
+      rowMax = max(m, mo);
+      let rowSum = l * exp(m - rowMax) + lo * exp(mo - rowMax);` : `      rowMax = m;
+      let rowSum = l;`}
+      rowInv = select(0.0, 1.0 / rowSum, rowSum > 0.0);
+    }
   }
 }
 `;
@@ -224,7 +273,7 @@ export const tcEstimateProgram: KernelProgram<TcEstimateSpec, TcEstimateParam, T
     if (shape.keyLength % colUnit) return `key length ${shape.keyLength} is not a multiple of 16·stride = ${colUnit}`;
     const bytes = workgroupBytes(spec);
     if (bytes > limits.maxComputeWorkgroupStorageSize) return `needs ${bytes} B of workgroup memory, device has ${limits.maxComputeWorkgroupStorageSize}`;
-    const groups = shape.queryLength / rowUnit;
+    const groups = workgroupsX(spec, shape.queryLength / shape.stride);
     for (const [axis, n] of [['query row groups', groups], ['heads', shape.heads], ['batch', shape.batch]] as const) {
       if (n > limits.maxComputeWorkgroupsPerDimension) return `${axis} = ${n} workgroups exceeds maxComputeWorkgroupsPerDimension`;
     }
@@ -246,7 +295,11 @@ export function tensorCoreEstimateSpec(
   const unit = 16 * stride;
   if (q.length % unit || k.length % unit) return `lengths ${q.length}/${k.length} are not multiples of 16·stride = ${unit}`;
   if (q.length % (rowTiles * unit)) return `query length ${q.length} is not a multiple of ${16 * rowTiles}·stride = ${rowTiles * unit} (rowTiles ${rowTiles})`;
-  return { headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, ...(tc.emulate ? { emulate: true } : {}) };
+  const aligned = k.offset % 8 === 0 && k.strideB % 8 === 0 && k.strideH % 8 === 0 && k.strideL % 8 === 0;
+  const stage = (tc.stage ?? true) && aligned;
+  return {
+    headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? false), ...(tc.emulate ? { emulate: true } : {}),
+  };
 }
 
 export async function encodeTensorCoreEstimate(
@@ -257,11 +310,11 @@ export async function encodeTensorCoreEstimate(
   return encodeProgram(device, encoder, tcEstimateProgram, compiled, {
     params: {
       heads: q.heads, groupSize: q.heads / k.heads, stride: p.stride, keyCols: p.keyCols, causalOffset: p.causalOffset,
-      scaleOverStride: p.scale / p.stride, numQueryBlocks: p.numQueryBlocks, numKeyBlocks: p.numKeyBlocks,
+      scaleOverStride: p.scale / p.stride, numQueryBlocks: p.numQueryBlocks, numKeyBlocks: p.numKeyBlocks, queryRows: q.length / p.stride,
       qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
       kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
     },
     buffers: { q: q.buffer, k: k.buffer, blockSums: blockScores },
-    workgroups: [q.length / (16 * spec.rowTiles * p.stride), q.heads, q.batch],
+    workgroups: [workgroupsX(spec, q.length / p.stride), q.heads, q.batch],
   });
 }
