@@ -65,15 +65,23 @@ async function validate(ctx: WebGpuContext): Promise<Record<string, number>> {
   return { xattentionDensity: cpu.mask.density, trishapeDensity: tri.density };
 }
 
-/** Each estimation variant's W on a small GQA shape (1024 tokens: a multiple of 32·S) against the CPU's. */
-async function validateEstimates(ctx: WebGpuContext, names: string[]): Promise<Record<string, number>> {
+/**
+ * Each estimation variant's W on a small GQA shape (1024 tokens: a multiple of 32·S) against the
+ * CPU's; a variant that fails to compile or to validate is recorded with its error and not timed.
+ */
+async function validateEstimates(ctx: WebGpuContext, names: string[]): Promise<Record<string, number | string>> {
   const { q, k } = structuredQKV({ heads: 4, kvHeads: 2, length: 1024, headDim: D, seed: 5 });
   const [q16, k16] = [q.toDType('f16'), k.toDType('f16')];
   const cpu = estimateXAttention(q16.toDType('f32'), k16.toDType('f32'), XATTN, { causal: true });
-  const out: Record<string, number> = {};
+  const out: Record<string, number | string> = {};
   for (const name of names) {
-    const gpu = await estimateXAttentionWebGpu(ctx, q16, k16, XATTN, { causal: true, ...ESTIMATES[name] });
-    out[name] = checkOutput(`estimate ${name} W`, gpu.blockScores, cpu.blockScores, 1e-4).relativeL2;
+    try {
+      const gpu = await estimateXAttentionWebGpu(ctx, q16, k16, XATTN, { causal: true, ...ESTIMATES[name] });
+      out[name] = checkOutput(`estimate ${name} W`, gpu.blockScores, cpu.blockScores, 1e-4).relativeL2;
+    } catch (err) {
+      out[name] = `error: ${String((err as Error).message ?? err).slice(0, 2000)}`;
+    }
+    console.error(`estimate ${name}: ${out[name]}`);
   }
   return out;
 }
@@ -129,7 +137,9 @@ const kinds = values.rows!.split(',');
 const estimates = kinds.includes('estimate') ? values.estimates!.split(',') : [];
 for (const name of estimates) if (!ESTIMATES[name]) throw new Error(`--estimates: unknown variant "${name}" (known: ${Object.keys(ESTIMATES).join(', ')})`);
 if (estimates.some((n) => n !== 'portable') && (dtype !== 'f16' || !hasTensorCores(device))) throw new Error('tensor-core estimates need f16 and an adapter with subgroup matrices');
-const validation = { ...(await validate(ctx)), ...(estimates.length ? { estimateRelativeL2: await validateEstimates(ctx, estimates) } : {}) };
+const estimateChecks = await validateEstimates(ctx, estimates);
+const validation = { ...(await validate(ctx)), ...(estimates.length ? { estimateRelativeL2: estimateChecks } : {}) };
+const timedEstimates = estimates.filter((e) => typeof estimateChecks[e] === 'number');
 console.error(JSON.stringify(validation));
 const rows: Record<string, unknown>[] = [];
 for (const L of values.lengths!.split(',').map(Number)) {
@@ -140,10 +150,18 @@ for (const L of values.lengths!.split(',').map(Number)) {
   };
   const denseFlops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
   const estimateFlops = (2 * H * L * L * D) / XATTN.stride;
-  const variants = kinds.flatMap((v): Variant[] => (v === 'estimate' ? estimates.map((e) => `estimate:${e}` as const) : [v as Variant]));
+  const variants = kinds.flatMap((v): Variant[] => (v === 'estimate' ? timedEstimates.map((e) => `estimate:${e}` as const) : [v as Variant]));
   let denseMs: number | undefined;
   for (const variant of variants) {
-    const { ms, minMs, density, kernelMs } = await timeVariant(ctx, views, variant, reps);
+    let timed: Awaited<ReturnType<typeof timeVariant>>;
+    try {
+      timed = await timeVariant(ctx, views, variant, reps);
+    } catch (err) { // e.g. a buffer over the device's binding limit at this length
+      rows.push({ L, variant, error: String((err as Error).message ?? err).slice(0, 2000) });
+      console.error(JSON.stringify(rows.at(-1)));
+      continue;
+    }
+    const { ms, minMs, density, kernelMs } = timed;
     if (variant === 'dense') denseMs = ms;
     const tflops = tflopsOf(variant === 'xattention-plan' || variant.startsWith('estimate:') ? estimateFlops : denseFlops, ms);
     const ofDense = denseMs && variant !== 'dense' ? { ofDense: Number((ms / denseMs).toFixed(4)) } : {};

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import { estimateXAttentionWebGpu } from '../src/backends/webgpu/methods/xattention/xattention-plan.js';
-import type { TcEstimateOptions } from '../src/backends/webgpu/methods/xattention/tensor-core-xattention-estimate.js';
+import { type TcEstimateOptions, tcEstimateProgram, type TcEstimateSpec } from '../src/backends/webgpu/methods/xattention/tensor-core-xattention-estimate.js';
+import { compileProgram } from '../src/backends/webgpu/runtime/program.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { assertEstimateMatchesCpu, type TcEstimateCase, tcEstimateInputs, tcEstimateParams } from './helpers/xattention-tc-cases.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
@@ -43,5 +44,21 @@ describe('XAttention estimation on tensor cores = CPU', { skip }, () => {
     const q = HeadTensor.randn({ batch: 1, heads: 2, length: 200, headDim: 128 }, 1, { dtype: 'f16' });
     await assert.rejects(estimateXAttentionWebGpu(gpu.ctx!, q, q, { threshold: 0.9, stride: 8, blockSize: 64 }, { causal: true, estimateKernel: 'tensor-core' }),
       /tensor-core XAttention estimation: lengths 200\/200 are not multiples of 16·stride = 128/);
+  });
+
+  it('every variant that fits the workgroup memory compiles', async () => {
+    const shape = { queryLength: 4096, keyLength: 4096, stride: 16, heads: 32, batch: 1 };
+    let compiled = 0;
+    for (const headDim of [64, 128] as const)
+      for (const rowsPerBlock of [4, 8, 16] as const)
+        for (const rowTiles of [1, 2] as const)
+          for (const subgroups of [2, 4] as const)
+            for (const [stage, prefetch] of [[false, false], [true, false], [true, true]] as const) {
+              const spec: TcEstimateSpec = { headDim, rowsPerBlock, causal: rowsPerBlock !== 4, rowTiles, subgroups, swizzle: rowsPerBlock !== 16, stage, prefetch };
+              if (tcEstimateProgram.supports(spec, shape, gpu.ctx!.device.limits)) continue;
+              await compileProgram(gpu.ctx!.device, tcEstimateProgram, spec);
+              compiled++;
+            }
+    assert.ok(compiled >= 48, `only ${compiled} variants fit this device's ${gpu.ctx!.device.limits.maxComputeWorkgroupStorageSize} B of workgroup memory`);
   });
 });
