@@ -6,7 +6,7 @@
  *
  *   node dist/bench/xattention-plan.js [--lengths 4096,16384] [--reps 5] [--dtype f16] [--out result.json]
  *     [--stride 8] [--block-size 64] [--rows dense,xattention-plan,xattention,trishape,estimate]
- *     [--estimates portable,tc,tc-prefetch,tc-unstaged,tc-plain,tc-rows2-sg2,tc-rows2-sg2-prefetch,tc-rows2-unstaged]
+ *     [--estimates portable,tc,tc-prefetch,…] (the names in ESTIMATES; default all)
  *
  * `estimate` rows time the estimation dispatch alone, one row per --estimates variant (the portable
  * kernel, and tensor-core variants: tensor-core-xattention-estimate.ts), each first validated on a
@@ -42,6 +42,10 @@ const ESTIMATES: Record<string, Pick<XAttentionGpuOptions, 'estimateKernel' | 't
   'tc-rows2-sg2': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2, subgroups: 2 } },
   'tc-rows2-sg2-prefetch': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2, subgroups: 2, prefetch: true } },
   'tc-rows2-unstaged': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2, stage: false } },
+  'tc-1pass': { estimateKernel: 'tensor-core', tensorCore: { passes: 1 } },
+  'tc-1pass-prefetch': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, prefetch: true } },
+  'tc-1pass-unstaged': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, stage: false } },
+  'tc-1pass-rows2-sg2': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, rowTiles: 2, subgroups: 2 } },
 };
 const { values } = parseArgs({
   options: {
@@ -172,7 +176,7 @@ for (const L of values.lengths!.split(',').map(Number)) {
   for (const view of Object.values(views)) view.buffer.destroy();
 }
 const report = scriptReport('xattention-plan', webgpuDeviceInfo(ctx.report), {
-  flopRule: 'attention rows: dense causal 4·B·H·L²·D/2 (effective for the sparse rows); xattention-plan and estimate rows: estimation 2·H·L²·D/S',
+  flopRule: 'attention rows: dense causal 4·B·H·L²·D/2 (effective for the sparse rows); xattention-plan and estimate rows: estimation 2·H·L²·D/S (both passes, also for one-pass variants: an equivalent rate)',
   timing: 'gpu-fence: median of --reps runs on device-resident inputs, after the warm-up (src/bench/gpu-timing.ts)',
   adapter: ctx.report, validation,
   shape: { batch: 1, heads: H, kvHeads: HKV, headDim: D, causal: true, dtype, inputs: 'structuredQKV' }, xattention: XATTN, estimates: Object.fromEntries(estimates.map((e) => [e, ESTIMATES[e]])), trishape: { ...TRISHAPE, br: 64, bc: 64 }, rows,

@@ -1,8 +1,9 @@
 /**
  * The tensor-core XAttention estimate's data flow = the CPU estimation on any adapter with f16
  * shaders: its subgroup-matrix builtins emulated in plain WGSL (attention/tensor-core-emulation.wgsl.ts),
- * so the strided fragment offsets, both row-tile layouts, the swizzled and plain scratch walks, the
- * cross-lane block sums and the causal limits run on lavapipe too.
+ * so the strided fragment offsets, both row-tile layouts, staged and strided K, the swizzled and plain
+ * scratch walks, the cross-lane block sums, the one-pass lse workspace and its reduce, and the causal
+ * limits run on lavapipe too.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -24,8 +25,11 @@ const CASES: { c: TcEstimateCase; tc: TcEstimateOptions }[] = [
   { c: { H: 4, Hkv: 2, Lq: 256, Lk: 640, D: 64, S: 8, B: 64, causal: true, layout: 'BLHD', input: 'structured' }, tc: {} },
   // Unstaged strided loads, two row tiles (one lane per row), R = 4, not causal, 2 subgroups.
   { c: { H: 2, Hkv: 1, Lq: 512, Lk: 768, D: 64, S: 16, B: 64, causal: false, layout: 'BHLD', input: 'random' }, tc: { rowTiles: 2, subgroups: 2, stage: false } },
-  // The plain walk, prefetched K slices, R = 16, a last workgroup with one idle subgroup (48 rows of 2 × 16).
-  { c: { H: 2, Hkv: 2, Lq: 384, Lk: 384, D: 64, S: 8, B: 128, causal: true, layout: 'BHLD', input: 'random' }, tc: { swizzle: false, subgroups: 2, prefetch: true } },
+  // One pass (lse workspace and reduce), the plain walk, prefetched K slices, R = 16, a last workgroup
+  // with one idle subgroup (48 rows of 2 × 16).
+  { c: { H: 2, Hkv: 2, Lq: 384, Lk: 384, D: 64, S: 8, B: 128, causal: true, layout: 'BHLD', input: 'random' }, tc: { swizzle: false, subgroups: 2, prefetch: true, passes: 1 } },
+  // One pass, two row tiles staged, GQA, Lq < Lk (causal offset), R = 8.
+  { c: { H: 4, Hkv: 1, Lq: 512, Lk: 1024, D: 64, S: 16, B: 128, causal: true, layout: 'BHLD', input: 'structured' }, tc: { rowTiles: 2, subgroups: 2, passes: 1 } },
 ];
 
 describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {
@@ -45,7 +49,7 @@ describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {
 });
 
 describe('tensor-core XAttention estimate variants', () => {
-  const spec: TcEstimateSpec = { headDim: 128, rowsPerBlock: 8, causal: true, rowTiles: 2, subgroups: 4, swizzle: true, stage: false, prefetch: false };
+  const spec: TcEstimateSpec = { headDim: 128, rowsPerBlock: 8, causal: true, rowTiles: 2, subgroups: 4, swizzle: true, stage: false, prefetch: false, passes: 2 };
   const shape = { queryLength: 4096, keyLength: 4096, stride: 16, heads: 32, batch: 1 };
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeWorkgroupsPerDimension: 65535 } as GPUSupportedLimits;
 
@@ -55,6 +59,11 @@ describe('tensor-core XAttention estimate variants', () => {
     assert.match(tcEstimateProgram.supports({ ...spec, subgroups: 2, stage: true }, shape, limits) ?? '', /needs 33792 B of workgroup memory, device has 32768/);
     assert.match(tcEstimateProgram.supports({ ...spec, emulate: true }, shape, limits) ?? '', /needs 33280 B/);
     assert.match(tcEstimateProgram.supports(spec, { ...shape, queryLength: 4096 + 256 }, limits) ?? '', /query length 4352 is not a multiple of 32·stride = 512/);
+    // One pass at 128K, H = 32, B = 128: 8192 rows × 1024 key blocks × 32 heads of f32 lse, 1 GiB.
+    const big = { ...shape, queryLength: 131072, keyLength: 131072 };
+    const lseLimits = { ...limits, maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 32 } as GPUSupportedLimits;
+    assert.equal(tcEstimateProgram.supports({ ...spec, passes: 1 }, big, lseLimits), null);
+    assert.match(tcEstimateProgram.supports({ ...spec, passes: 1 }, big, { ...lseLimits, maxStorageBufferBindingSize: 2 ** 30 - 4 }) ?? '', /one pass needs a 1073741824 B lse workspace/);
   });
 
   it('leaves the real kernel on subgroup matrices and the emulated one without them', () => {

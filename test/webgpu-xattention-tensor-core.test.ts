@@ -27,6 +27,7 @@ const CASES: TcEstimateCase[] = [
 // The default, and the variants the benchmark times (each on the cases whose Lq fits its rows).
 const VARIANTS: TcEstimateOptions[] = [
   {}, { prefetch: true }, { stage: false }, { swizzle: false }, { rowTiles: 2, subgroups: 2 }, { rowTiles: 2, subgroups: 2, prefetch: true }, { rowTiles: 2, stage: false },
+  { passes: 1 }, { passes: 1, prefetch: true }, { passes: 1, stage: false }, { passes: 1, rowTiles: 2, subgroups: 2 },
 ];
 
 describe('XAttention estimation on tensor cores = CPU', { skip }, () => {
@@ -54,7 +55,7 @@ describe('XAttention estimation on tensor cores = CPU', { skip }, () => {
         for (const rowTiles of [1, 2] as const)
           for (const subgroups of [2, 4] as const)
             for (const [stage, prefetch] of [[false, false], [true, false], [true, true]] as const) {
-              const spec: TcEstimateSpec = { headDim, rowsPerBlock, causal: rowsPerBlock !== 4, rowTiles, subgroups, swizzle: rowsPerBlock !== 16, stage, prefetch };
+              const spec: TcEstimateSpec = { headDim, rowsPerBlock, causal: rowsPerBlock !== 4, rowTiles, subgroups, swizzle: rowsPerBlock !== 16, stage, prefetch, passes: subgroups === 2 ? 1 : 2 };
               if (tcEstimateProgram.supports(spec, shape, gpu.ctx!.device.limits)) continue;
               await compileProgram(gpu.ctx!.device, tcEstimateProgram, spec);
               compiled++;

@@ -38,6 +38,8 @@ import type { GpuTensorView } from '../../runtime/buffers.js';
 import { hasTensorCores } from '../../runtime/webgpu-device.js';
 import { seq, SUBGROUP_MATRIX_PRELUDE } from '../../runtime/subgroup-matrix-wgsl.js';
 import { emulateTensorCoreWgsl, emulationWorkgroupBytes } from '../../attention/tensor-core-emulation.wgsl.js';
+import { createStorage } from '../../attention/block-list.js';
+import { lseReduceProgram } from './xattention-lse-reduce.js';
 
 export type TcEstimateSpec = {
   readonly headDim: 64 | 128;
@@ -53,12 +55,17 @@ export type TcEstimateSpec = {
   readonly stage: boolean;
   /** Staged: the next slice's K loads issued into registers before this slice's products. */
   readonly prefetch: boolean;
+  /**
+   * 2: max/sum, then the scores again for W. 1: the scores once, each (row, key block)'s log-sum-exp
+   * into a workspace f32 [B, H, Lq/S, nKB] that xattention-lse-reduce.ts turns into W (half the products).
+   */
+  readonly passes: 1 | 2;
   /** Test-only: plain WGSL in place of the subgroup-matrix builtins (never chosen by the planner). */
   readonly emulate?: true;
 };
 
-/** Caller's choices; defaults rowTiles 1, subgroups 4, swizzle and stage true (stage needs 8-aligned K strides), prefetch false. */
-export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; emulate?: boolean };
+/** Caller's choices; defaults rowTiles 1, subgroups 4, swizzle and stage true (stage needs 8-aligned K strides), prefetch false, passes 2. */
+export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; emulate?: boolean };
 
 // Key columns per step: each subgroup scores its rows × these (4 fragments per left load).
 const COLS = 64;
@@ -81,6 +88,8 @@ export interface TcEstimateShape {
 }
 
 const KS = (spec: TcEstimateSpec) => spec.headDim + 8; // padded row stride of the staged K slice
+
+const lseBytes = (batch: number, heads: number, queryRows: number, numKeyBlocks: number) => batch * heads * queryRows * numKeyBlocks * 4;
 
 /** Workgroups along the strided query rows (the last one may have idle subgroups). */
 const workgroupsX = (spec: TcEstimateSpec, queryRows: number) => Math.ceil(queryRows / (spec.subgroups * 16 * spec.rowTiles));
@@ -161,6 +170,65 @@ ${seq(4, (w) => `  { let x = bitcast<vec2<f16>>(v[${w}]); kv[o + ${2 * w}u] = x.
 fn stageK(base: u32, j0: u32, lid: u32) {
   for (var i = lid; i < ${COLS * D / 8}u; i += ${SG * 32}u) { putK(i, kSlice(base, j0, i)); }
 }`;
+  // Phase 0: online max and sum of each row over the columns this lane sees. Phase 1: each block's
+  // mass: the lane's row part, then over the block's R rows (lanes LPR apart). One loop, so the
+  // unrolled score tile exists once.
+  const twoPasses = `  var m = MASKED;
+  var l = 0.0;
+  var rowMax = MASKED;
+  var rowInv = 0.0;
+  let wRow = ((b * P.heads + h) * P.numQueryBlocks + i0 / R + qa) * P.numKeyBlocks;
+  for (var phase = 0u; phase < 2u; phase++) {
+    for (var j0 = 0u; j0 < colEnd; j0 += ${COLS}u) {
+${scoreTile}
+      if (phase == 0u) {
+${walk(`      for (var c = 0u; c < R; c++) {
+        let cc = cb + (c + rotC) % R;
+        if (validEntry(i0 + row, jl + cc, sgEnd)) {
+          let x = scratch[mine + cc] * P.scaleOverStride;
+          if (x > m) { l *= exp(m - x); m = x; }
+          l += exp(x - m);
+        }
+      }`)}
+      } else {
+${walk(`      var part = 0.0;
+      for (var c = 0u; c < R; c++) {
+        let cc = cb + (c + rotC) % R;
+        if (validEntry(i0 + row, jl + cc, sgEnd)) { part += exp(scratch[mine + cc] * P.scaleOverStride - rowMax); }
+      }
+      part *= rowInv;`, `${seq(Math.log2(R), (k) => `      part += subgroupShuffleXor(part, ${LPR << k}u);`)}
+      let kb = (jl + cb) / R;
+      if (live && r == 0u && kb < P.numKeyBlocks && jl + cb < sgEnd) { W[wRow + kb] = part; }`)}
+      }
+    }
+    if (phase == 0u) {
+${LPR === 2 ? `      // Over the two lanes of a row.
+      let mo = subgroupShuffleXor(m, 1u);
+      let lo = subgroupShuffleXor(l, 1u);
+      rowMax = max(m, mo);
+      let rowSum = l * exp(m - rowMax) + lo * exp(mo - rowMax);` : `      rowMax = m;
+      let rowSum = l;`}
+      rowInv = select(0.0, 1.0 / rowSum, rowSum > 0.0);
+    }
+  }`;
+  // One pass: each (row, key block)'s log-sum-exp, lse = max + log Σ e^{x − max}, from the lane that
+  // holds the block's R columns of the row; xattention-lse-reduce.ts makes W of them.
+  const onePass = `  let lseRow = ((b * P.heads + h) * P.queryRows + i0 + row) * P.numKeyBlocks;
+  for (var j0 = 0u; j0 < colEnd; j0 += ${COLS}u) {
+${scoreTile}
+${walk(`      var mb = MASKED;
+      for (var c = 0u; c < R; c++) {
+        let cc = cb + (c + rotC) % R;
+        if (validEntry(i0 + row, jl + cc, sgEnd)) { mb = max(mb, scratch[mine + cc] * P.scaleOverStride); }
+      }
+      var sb = 0.0;
+      for (var c = 0u; c < R; c++) {
+        let cc = cb + (c + rotC) % R;
+        if (validEntry(i0 + row, jl + cc, sgEnd)) { sb += exp(scratch[mine + cc] * P.scaleOverStride - mb); }
+      }
+      let kb = (jl + cb) / R;
+      if (live && kb < P.numKeyBlocks && jl + cb < sgEnd) { LSE[lseRow + kb] = select(MASKED, mb + log(sb), sb > 0.0); }`)}
+  }`;
   return /* wgsl */ `
 ${SUBGROUP_MATRIX_PRELUDE}
 
@@ -169,7 +237,7 @@ ${header}
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f16>;
 @group(0) @binding(2) var<storage, read> K: ${stage ? 'array<vec4u>' : 'array<f16>'};
-@group(0) @binding(3) var<storage, read_write> W: array<f32>; // [B, H, nQB, nKB], zeroed
+${spec.passes === 1 ? '@group(0) @binding(3) var<storage, read_write> LSE: array<f32>; // [B, H, Lq/S, nKB]' : '@group(0) @binding(3) var<storage, read_write> W: array<f32>; // [B, H, nQB, nKB], zeroed'}
 
 // Per subgroup: its ${RS} rows × ${COLS} columns of scores.  [SG][${RS}][${COLS}]
 var<workgroup> scratch: array<f32, ${SG * TILE}>;
@@ -214,47 +282,7 @@ fn main(@builtin(workgroup_id) wg: vec3u,
   let mine = sg * ${TILE}u + row * ${COLS}u + side * ${CL}u;
 ${pf ? seq(NPF, (n) => `  var pre${n}: vec4u; // the next K slice`) : ''}
 
-  // Phase 0: online max and sum of each row over the columns this lane sees. Phase 1: each block's
-  // mass: the lane's row part, then over the block's R rows (lanes ${LPR} apart). One loop, so the
-  // unrolled score tile exists once.
-  var m = MASKED;
-  var l = 0.0;
-  var rowMax = MASKED;
-  var rowInv = 0.0;
-  let wRow = ((b * P.heads + h) * P.numQueryBlocks + i0 / R + qa) * P.numKeyBlocks;
-  for (var phase = 0u; phase < 2u; phase++) {
-    for (var j0 = 0u; j0 < colEnd; j0 += ${COLS}u) {
-${scoreTile}
-      if (phase == 0u) {
-${walk(`      for (var c = 0u; c < R; c++) {
-        let cc = cb + (c + rotC) % R;
-        if (validEntry(i0 + row, jl + cc, sgEnd)) {
-          let x = scratch[mine + cc] * P.scaleOverStride;
-          if (x > m) { l *= exp(m - x); m = x; }
-          l += exp(x - m);
-        }
-      }`)}
-      } else {
-${walk(`      var part = 0.0;
-      for (var c = 0u; c < R; c++) {
-        let cc = cb + (c + rotC) % R;
-        if (validEntry(i0 + row, jl + cc, sgEnd)) { part += exp(scratch[mine + cc] * P.scaleOverStride - rowMax); }
-      }
-      part *= rowInv;`, `${seq(Math.log2(R), (k) => `      part += subgroupShuffleXor(part, ${LPR << k}u);`)}
-      let kb = (jl + cb) / R;
-      if (live && r == 0u && kb < P.numKeyBlocks && jl + cb < sgEnd) { W[wRow + kb] = part; }`)}
-      }
-    }
-    if (phase == 0u) {
-${LPR === 2 ? `      // Over the two lanes of a row.
-      let mo = subgroupShuffleXor(m, 1u);
-      let lo = subgroupShuffleXor(l, 1u);
-      rowMax = max(m, mo);
-      let rowSum = l * exp(m - rowMax) + lo * exp(mo - rowMax);` : `      rowMax = m;
-      let rowSum = l;`}
-      rowInv = select(0.0, 1.0 / rowSum, rowSum > 0.0);
-    }
-  }
+${spec.passes === 1 ? onePass : twoPasses}
 }
 `;
 }
@@ -262,7 +290,7 @@ ${LPR === 2 ? `      // Over the two lanes of a row.
 export const tcEstimateProgram: KernelProgram<TcEstimateSpec, TcEstimateParam, TcEstimateShape> = {
   name: 'tc-xattention-estimate',
   params: tcEstimateParams,
-  bindings: () => [{ name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' }, { name: 'blockSums', kind: 'storage' }],
+  bindings: (spec) => [{ name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' }, { name: spec.passes === 1 ? 'lse' : 'blockSums', kind: 'storage' }],
   constants: (spec) => ({ causal: spec.causal }),
   workgroupSize: (spec) => spec.subgroups * 32,
   wgsl: tcEstimateWgsl,
@@ -271,6 +299,10 @@ export const tcEstimateProgram: KernelProgram<TcEstimateSpec, TcEstimateParam, T
     const colUnit = 16 * shape.stride;
     if (shape.queryLength % rowUnit) return `query length ${shape.queryLength} is not a multiple of ${16 * spec.rowTiles}·stride = ${rowUnit}`;
     if (shape.keyLength % colUnit) return `key length ${shape.keyLength} is not a multiple of 16·stride = ${colUnit}`;
+    if (spec.passes === 1) {
+      const lse = lseBytes(shape.batch, shape.heads, shape.queryLength / shape.stride, Math.ceil(shape.keyLength / (shape.stride * spec.rowsPerBlock)));
+      if (lse > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) return `one pass needs a ${lse} B lse workspace, over the device's buffer limits`;
+    }
     const bytes = workgroupBytes(spec);
     if (bytes > limits.maxComputeWorkgroupStorageSize) return `needs ${bytes} B of workgroup memory, device has ${limits.maxComputeWorkgroupStorageSize}`;
     const groups = workgroupsX(spec, shape.queryLength / shape.stride);
@@ -298,23 +330,42 @@ export function tensorCoreEstimateSpec(
   const aligned = k.offset % 8 === 0 && k.strideB % 8 === 0 && k.strideH % 8 === 0 && k.strideL % 8 === 0;
   const stage = (tc.stage ?? true) && aligned;
   return {
-    headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? false), ...(tc.emulate ? { emulate: true } : {}),
+    headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? false), passes: tc.passes ?? 2, ...(tc.emulate ? { emulate: true } : {}),
   };
 }
 
+/**
+ * Encodes the estimation of W into `blockScores` (zeroed); with passes 1 also the lse workspace and
+ * the reduce dispatch. Returns the buffers to destroy once submitted.
+ */
 export async function encodeTensorCoreEstimate(
   device: GPUDevice, encoder: GPUCommandEncoder, q: GpuTensorView, k: GpuTensorView, blockScores: GPUBuffer, spec: TcEstimateSpec,
   p: { stride: number; scale: number; keyCols: number; causalOffset: number; numQueryBlocks: number; numKeyBlocks: number },
-): Promise<GPUBuffer> {
+): Promise<GPUBuffer[]> {
+  const queryRows = q.length / p.stride;
+  const lse = spec.passes === 1 ? createStorage(device, lseBytes(q.batch, q.heads, queryRows, p.numKeyBlocks), 'xattention.lse') : undefined;
   const compiled = await compileProgram(device, tcEstimateProgram, spec);
-  return encodeProgram(device, encoder, tcEstimateProgram, compiled, {
+  const owned = lse ? [lse] : [];
+  owned.push(encodeProgram(device, encoder, tcEstimateProgram, compiled, {
     params: {
       heads: q.heads, groupSize: q.heads / k.heads, stride: p.stride, keyCols: p.keyCols, causalOffset: p.causalOffset,
-      scaleOverStride: p.scale / p.stride, numQueryBlocks: p.numQueryBlocks, numKeyBlocks: p.numKeyBlocks, queryRows: q.length / p.stride,
+      scaleOverStride: p.scale / p.stride, numQueryBlocks: p.numQueryBlocks, numKeyBlocks: p.numKeyBlocks, queryRows,
       qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
       kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
     },
-    buffers: { q: q.buffer, k: k.buffer, blockSums: blockScores },
-    workgroups: [workgroupsX(spec, q.length / p.stride), q.heads, q.batch],
-  });
+    buffers: { q: q.buffer, k: k.buffer, ...(lse ? { lse } : { blockSums: blockScores }) },
+    workgroups: [workgroupsX(spec, queryRows), q.heads, q.batch],
+  }));
+  if (lse) {
+    const reduce = await compileProgram(device, lseReduceProgram, {});
+    owned.push(encodeProgram(device, encoder, lseReduceProgram, reduce, {
+      params: {
+        heads: q.heads, queryRows, numQueryBlocks: p.numQueryBlocks, numKeyBlocks: p.numKeyBlocks,
+        rowsPerBlock: spec.rowsPerBlock, causal: spec.causal ? 1 : 0, causalOffset: p.causalOffset,
+      },
+      buffers: { lse, blockSums: blockScores },
+      workgroups: [p.numQueryBlocks, q.heads, q.batch],
+    }));
+  }
+  return owned;
 }

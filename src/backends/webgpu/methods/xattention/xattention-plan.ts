@@ -98,10 +98,10 @@ export async function encodeXAttentionEstimate(
         ?? (Math.max(q.buffer.size, k.buffer.size, wBytes) > device.limits.maxStorageBufferBindingSize ? 'a buffer exceeds maxStorageBufferBindingSize' : null);
       if (reason) throw new UnsupportedError(`tensor-core XAttention estimation cannot run this shape: ${reason}`);
       const blockScores = createStorage(device, wBytes, 'xattention.blockScores');
-      const uniform = await encodeTensorCoreEstimate(device, encoder, q, k, blockScores, tc, {
+      const owned = await encodeTensorCoreEstimate(device, encoder, q, k, blockScores, tc, {
         stride: params.stride, scale: opts.scale, keyCols: g.keyCols, causalOffset: g.offset, numQueryBlocks: nQB, numKeyBlocks: nKB,
       });
-      return { blockScores, destroy: () => { blockScores.destroy(); uniform.destroy(); } };
+      return { blockScores, destroy: () => { blockScores.destroy(); owned.forEach((b) => b.destroy()); } };
     }
     if (opts.estimateKernel === 'tensor-core') throw new UnsupportedError(`tensor-core XAttention estimation: ${tc}`);
   }
