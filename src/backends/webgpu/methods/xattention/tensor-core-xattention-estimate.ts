@@ -7,7 +7,7 @@
  *   A[i, j] = scale/S · Σ_{s<S} q(i·S + S-1-s) · k(j·S + s)
  * so for each (s, 16-wide slice d of the head dim) the left operand is 16 strided query rows at
  * token offset S-1-s (row stride S·qStrideL) and the right operand is 16 key columns at token
- * offset s (column stride S·kStrideL): both are strided subgroup-matrix loads, nothing is gathered.
+ * offset s (column stride S·kStrideL): strided subgroup-matrix loads (K's possibly staged, below).
  *
  * One workgroup = `subgroups` subgroups, each owning RS = 16·rowTiles strided query rows (so a row's
  * softmax never leaves its subgroup), stepping together over 64-column tiles up to the causal limit
@@ -15,8 +15,10 @@
  * (each feeding rowTiles products, rowTiles × 4 accumulators). With `stage` the 64 K rows of each s
  * are first copied into workgroup memory with 16-byte loads (one copy serves every subgroup; the
  * fragments then come from there), else each subgroup loads them strided from K.
- * Two passes as the portable kernel: (1) per-row online max/sum; (2) scores again → softmax → each
- * R×R block's mass into W. Nothing of size (L/S)² exists.
+ * passes 2, as the portable kernel: (1) per-row online max/sum; (2) scores again → softmax → each
+ * R×R block's mass into W. passes 1: the scores once; each (row, key block)'s log-sum-exp into a
+ * workspace [B, H, Lq/S, nKB], which xattention-lse-reduce.ts turns into W (exact in real arithmetic:
+ * e^{lse − LSE_row} is the block's share of the row). Nothing of size (L/S)² exists.
  *
  * Scratch walk: a row has 64/LPR columns per lane (LPR = 2/rowTiles lanes per row). A lane walks its
  * columns block by block (R columns), so pass 2 sums a row's part of a block in a register and R
