@@ -5,6 +5,12 @@
  * sparse attention in one submit, next to dense attention, and writes JSON.
  *
  *   node dist/bench/xattention-plan.js [--lengths 4096,16384] [--reps 5] [--dtype f16] [--out result.json]
+ *     [--stride 8] [--block-size 64] [--rows dense,xattention-plan,xattention,trishape,estimate]
+ *     [--estimates portable,tc,tc-prefetch,…] (the names in ESTIMATES; default all)
+ *
+ * `estimate` rows time the estimation dispatch alone, one row per --estimates variant (the portable
+ * kernel, and tensor-core variants: tensor-core-xattention-estimate.ts), each first validated on a
+ * small shape (W against the CPU's), with its share of the dense row of the same length.
  *
  * Napkin math: XAttention estimation scores (Lq/S)·(Lk/S)/2 strided entries per head (causal),
  * each S·D multiply-adds, twice (max/sum pass, then mass pass): 2·H·L²·D/S FLOPs. Attention FLOPs
@@ -12,11 +18,12 @@
  */
 import { parseArgs } from 'node:util';
 import {
-  type AttentionDispatchOptions, createOutputTensor, createWebGpuContext, encodeAttention, encodeTriShapePlan, encodeXAttentionPlan,
-  estimateXAttentionWebGpu, type GpuTensorView, readBlockMask, triShapeBlockMaskWebGpu, uploadTensor, type WebGpuContext,
+  type AttentionDispatchOptions, createOutputTensor, createWebGpuContext, encodeAttention, encodeTriShapePlan, encodeXAttentionEstimate, encodeXAttentionPlan,
+  estimateXAttentionWebGpu, type GpuTensorView, readBlockMask, triShapeBlockMaskWebGpu, uploadTensor, type WebGpuContext, type XAttentionGpuOptions,
 } from '../src/backends/webgpu/index.js';
+import { hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import { attentionFlops, tflopsOf } from '../src/bench/cases.js';
-import { checkSameBlocks } from '../src/bench/check.js';
+import { checkOutput, checkSameBlocks } from '../src/bench/check.js';
 import { webgpuDeviceInfo } from '../src/bench/device-info.js';
 import { timeOnDevice, timerRuns } from '../src/bench/gpu-timing.js';
 import { emitReport, scriptReport } from '../src/bench/report.js';
@@ -25,8 +32,30 @@ import type { DType } from '../src/core/tensor.js';
 import { triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
 import { estimateXAttention, type XAttentionParams } from '../src/methods/xattention/antidiagonal-estimate.js';
 
+/** Estimation variants by name: the kernel and, on tensor cores, TcEstimateOptions. */
+const ESTIMATES: Record<string, Pick<XAttentionGpuOptions, 'estimateKernel' | 'tensorCore'>> = {
+  portable: { estimateKernel: 'portable' },
+  tc: { estimateKernel: 'tensor-core', tensorCore: {} },
+  'tc-prefetch': { estimateKernel: 'tensor-core', tensorCore: { prefetch: true } },
+  'tc-unstaged': { estimateKernel: 'tensor-core', tensorCore: { stage: false } },
+  'tc-plain': { estimateKernel: 'tensor-core', tensorCore: { swizzle: false } },
+  'tc-rows2-sg2': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2, subgroups: 2 } },
+  'tc-rows2-sg2-prefetch': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2, subgroups: 2, prefetch: true } },
+  'tc-rows2-unstaged': { estimateKernel: 'tensor-core', tensorCore: { rowTiles: 2, stage: false } },
+  'tc-1pass': { estimateKernel: 'tensor-core', tensorCore: { passes: 1 } },
+  'tc-1pass-prefetch': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, prefetch: true } },
+  'tc-1pass-unstaged': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, stage: false } },
+  'tc-1pass-rows2-sg2': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, rowTiles: 2, subgroups: 2 } },
+};
+const { values } = parseArgs({
+  options: {
+    lengths: { type: 'string', default: '4096,16384' }, out: { type: 'string' }, reps: { type: 'string', default: '5' }, dtype: { type: 'string', default: 'f16' },
+    stride: { type: 'string', default: '8' }, 'block-size': { type: 'string', default: '64' },
+    rows: { type: 'string', default: 'dense,xattention-plan,xattention,trishape' }, estimates: { type: 'string', default: Object.keys(ESTIMATES).join(',') },
+  },
+});
 const [H, HKV, D] = [32, 8, 128];
-const XATTN: XAttentionParams = { threshold: 0.9, blockSize: 64, stride: 8 };
+const XATTN: XAttentionParams = { threshold: 0.9, blockSize: Number(values['block-size']), stride: Number(values.stride) };
 const TRISHAPE = { sinkTokens: 128, localWindow: 1024, lastDenseQueries: 100 };
 
 async function validate(ctx: WebGpuContext): Promise<Record<string, number>> {
@@ -40,14 +69,39 @@ async function validate(ctx: WebGpuContext): Promise<Record<string, number>> {
   return { xattentionDensity: cpu.mask.density, trishapeDensity: tri.density };
 }
 
+/**
+ * Each estimation variant's W on a small GQA shape (1024 tokens: a multiple of 32·S) against the
+ * CPU's; a variant that fails to compile or to validate is recorded with its error and not timed.
+ */
+async function validateEstimates(ctx: WebGpuContext, names: string[]): Promise<Record<string, number | string>> {
+  const { q, k } = structuredQKV({ heads: 4, kvHeads: 2, length: 1024, headDim: D, seed: 5 });
+  const [q16, k16] = [q.toDType('f16'), k.toDType('f16')];
+  const cpu = estimateXAttention(q16.toDType('f32'), k16.toDType('f32'), XATTN, { causal: true });
+  const out: Record<string, number | string> = {};
+  for (const name of names) {
+    try {
+      const gpu = await estimateXAttentionWebGpu(ctx, q16, k16, XATTN, { causal: true, ...ESTIMATES[name] });
+      out[name] = checkOutput(`estimate ${name} W`, gpu.blockScores, cpu.blockScores, 1e-4).relativeL2;
+    } catch (err) {
+      out[name] = `error: ${String((err as Error).message ?? err).slice(0, 2000)}`;
+    }
+    console.error(`estimate ${name}: ${out[name]}`);
+  }
+  return out;
+}
+
 type Views = { q: GpuTensorView; k: GpuTensorView; v: GpuTensorView; o: GpuTensorView };
-type Variant = 'xattention-plan' | 'xattention' | 'trishape' | 'dense';
+type Variant = 'xattention-plan' | 'xattention' | 'trishape' | 'dense' | `estimate:${string}`;
 
 /** Encodes one run of a variant; returns the buffers to free and, for plans, a mask reader. */
 async function encodeVariant(ctx: WebGpuContext, encoder: GPUCommandEncoder, views: Views, variant: Variant) {
   const { device } = ctx;
   const L = views.q.length;
   const opts: AttentionDispatchOptions = { causal: true, scale: 1 / Math.sqrt(D), blocks: { kind: 'all' } };
+  if (variant.startsWith('estimate:')) {
+    const est = await encodeXAttentionEstimate(device, encoder, views, XATTN, { causal: true, scale: opts.scale, ...ESTIMATES[variant.slice(9)] });
+    return { plan: undefined, destroy: () => est.destroy() };
+  }
   let plan: { blocks: Parameters<typeof readBlockMask>[1]; destroy(): void } | undefined;
   if (variant.startsWith('xattention')) plan = await encodeXAttentionPlan(device, encoder, views, XATTN, { causal: true, scale: opts.scale });
   if (variant === 'trishape') {
@@ -78,13 +132,18 @@ async function timeVariant(ctx: WebGpuContext, views: Views, variant: Variant, r
   return { ...t, density };
 }
 
-const { values } = parseArgs({ options: { lengths: { type: 'string', default: '4096,16384' }, out: { type: 'string' }, reps: { type: 'string', default: '5' }, dtype: { type: 'string', default: 'f16' } } });
 const ctx = await createWebGpuContext();
 const { device } = ctx;
 const dtype = (values.dtype === 'f16' && ctx.report.shaderF16 ? 'f16' : 'f32') as DType;
 const reps = Number(values.reps);
 const date = new Date();
-const validation = await validate(ctx);
+const kinds = values.rows!.split(',');
+const estimates = kinds.includes('estimate') ? values.estimates!.split(',') : [];
+for (const name of estimates) if (!ESTIMATES[name]) throw new Error(`--estimates: unknown variant "${name}" (known: ${Object.keys(ESTIMATES).join(', ')})`);
+if (estimates.some((n) => n !== 'portable') && (dtype !== 'f16' || !hasTensorCores(device))) throw new Error('tensor-core estimates need f16 and an adapter with subgroup matrices');
+const estimateChecks = await validateEstimates(ctx, estimates);
+const validation = { ...(await validate(ctx)), ...(estimates.length ? { estimateRelativeL2: estimateChecks } : {}) };
+const timedEstimates = estimates.filter((e) => typeof estimateChecks[e] === 'number');
 console.error(JSON.stringify(validation));
 const rows: Record<string, unknown>[] = [];
 for (const L of values.lengths!.split(',').map(Number)) {
@@ -95,20 +154,32 @@ for (const L of values.lengths!.split(',').map(Number)) {
   };
   const denseFlops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
   const estimateFlops = (2 * H * L * L * D) / XATTN.stride;
-  for (const variant of ['dense', 'xattention-plan', 'xattention', 'trishape'] as const) {
-    const { ms, minMs, density, kernelMs } = await timeVariant(ctx, views, variant, reps);
-    const tflops = tflopsOf(variant === 'xattention-plan' ? estimateFlops : denseFlops, ms);
-    const row = { L, variant, ms, density, tflops: Number(tflops.toFixed(2)), minMs, ...(kernelMs ? { kernelMs } : {}) };
+  const variants = kinds.flatMap((v): Variant[] => (v === 'estimate' ? timedEstimates.map((e) => `estimate:${e}` as const) : [v as Variant]));
+  let denseMs: number | undefined;
+  for (const variant of variants) {
+    let timed: Awaited<ReturnType<typeof timeVariant>>;
+    try {
+      timed = await timeVariant(ctx, views, variant, reps);
+    } catch (err) { // e.g. a buffer over the device's binding limit at this length
+      rows.push({ L, variant, error: String((err as Error).message ?? err).slice(0, 2000) });
+      console.error(JSON.stringify(rows.at(-1)));
+      continue;
+    }
+    const { ms, minMs, density, kernelMs } = timed;
+    if (variant === 'dense') denseMs = ms;
+    const tflops = tflopsOf(variant === 'xattention-plan' || variant.startsWith('estimate:') ? estimateFlops : denseFlops, ms);
+    const ofDense = denseMs && variant !== 'dense' ? { ofDense: Number((ms / denseMs).toFixed(4)) } : {};
+    const row = { L, variant, ms, density, tflops: Number(tflops.toFixed(2)), ...ofDense, minMs, ...(kernelMs ? { kernelMs } : {}) };
     console.error(JSON.stringify(row));
     rows.push(row);
   }
   for (const view of Object.values(views)) view.buffer.destroy();
 }
 const report = scriptReport('xattention-plan', webgpuDeviceInfo(ctx.report), {
-  flopRule: 'attention rows: dense causal 4·B·H·L²·D/2 (effective for the sparse rows); xattention-plan: estimation 2·H·L²·D/S',
+  flopRule: 'attention rows: dense causal 4·B·H·L²·D/2 (effective for the sparse rows); xattention-plan and estimate rows: estimation 2·H·L²·D/S (both passes, also for one-pass variants: an equivalent rate)',
   timing: 'gpu-fence: median of --reps runs on device-resident inputs, after the warm-up (src/bench/gpu-timing.ts)',
   adapter: ctx.report, validation,
-  shape: { batch: 1, heads: H, kvHeads: HKV, headDim: D, causal: true, dtype, inputs: 'structuredQKV' }, xattention: XATTN, trishape: { ...TRISHAPE, br: 64, bc: 64 }, rows,
+  shape: { batch: 1, heads: H, kvHeads: HKV, headDim: D, causal: true, dtype, inputs: 'structuredQKV' }, xattention: XATTN, estimates: Object.fromEntries(estimates.map((e) => [e, ESTIMATES[e]])), trishape: { ...TRISHAPE, br: 64, bc: 64 }, rows,
 }, date);
 ctx.destroy();
 emitReport(report, { out: values.out });

@@ -5,39 +5,76 @@
  *
  * The antidiagonal score is a plain matmul over a reduction of length S·D:
  *   A[i, j] = scale/S · Σ_{s<S} q(i·S + S-1-s) · k(j·S + s)
- * so for each (s, 16-wide slice d of the head dim) the left operand is the 16 strided query rows
- * i0..i0+15 at token offset S-1-s (row stride S·qStrideL) and the right operand is 16 key columns at
- * token offset s (column stride S·kStrideL): both are strided subgroup-matrix loads, nothing is
- * gathered or copied.
+ * so for each (s, 16-wide slice d of the head dim) the left operand is 16 strided query rows at
+ * token offset S-1-s (row stride S·qStrideL) and the right operand is 16 key columns at token
+ * offset s (column stride S·kStrideL): strided subgroup-matrix loads (K's possibly staged, below).
  *
- * One workgroup = 16 strided query rows (16/R query blocks of R = B/S rows) × every key column up to
- * the causal limit of its last row; 4 subgroups, each scoring 64 columns (4 accumulators, so one
- * left load feeds 4 products) of each 256-column group. Two passes as the portable kernel: (1)
- * per-row online max/sum, combined over lanes and subgroups; (2) scores again → softmax → W, each
- * R×R block summed from the subgroup's scratch. Nothing of size (L/S)² exists.
+ * One workgroup = `subgroups` subgroups, each owning RS = 16·rowTiles strided query rows (so a row's
+ * softmax never leaves its subgroup), stepping together over 64-column tiles up to the causal limit
+ * of the workgroup's last row. Per tile and (s, d): rowTiles left loads from Q, 4 right fragments
+ * (each feeding rowTiles products, rowTiles × 4 accumulators). With `stage` the 64 K rows of each s
+ * are first copied into workgroup memory with 16-byte loads (one copy serves every subgroup; the
+ * fragments then come from there), else each subgroup loads them strided from K.
+ * passes 2, as the portable kernel: (1) per-row online max/sum; (2) scores again → softmax → each
+ * R×R block's mass into W. passes 1: the scores once; each (row, key block)'s log-sum-exp into a
+ * workspace [B, H, Lq/S, nKB], which xattention-lse-reduce.ts turns into W (exact in real arithmetic:
+ * e^{lse − LSE_row} is the block's share of the row). Nothing of size (L/S)² exists.
  *
- * Requirements (tensorCoreEstimateSupports): f16, D in {64, 128}, R in {4, 8, 16}, Lq and Lk
- * multiples of 16·S (loads never leave the tensors; every strided row is real).
+ * Scratch walk: a row has 64/LPR columns per lane (LPR = 2/rowTiles lanes per row). A lane walks its
+ * columns block by block (R columns), so pass 2 sums a row's part of a block in a register and R
+ * lanes add their rows with xor-shuffles. The scratch's row stride is 64 words, so a column's bank
+ * is the column mod 32: with `swizzle` the lanes of query block qa (and side) start at block
+ * qa + (RS/R)·side and lane r of a block at column r of it, so the 32 lanes always read 32 banks
+ * (without, all 32 read one bank: kept to be measured).
+ *
+ * Requirements (tcEstimateProgram.supports): f16, D in {64, 128}, R in {4, 8, 16}, Lq a multiple of
+ * RS·S and Lk of 16·S (loads never leave the tensors; every strided row is real); stage needs
+ * K's offset and strides in multiples of 8 halves (else it is left off).
+ * Workgroup memory: scratch f32 [subgroups][RS][64], staged K f16 [64][D + 8].
+ *
+ * `emulate` (tests only) rewrites the subgroup-matrix builtins into plain WGSL
+ * (attention/tensor-core-emulation.wgsl.ts) so this data flow is checked on lavapipe.
  */
 import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 import type { GpuTensorView } from '../../runtime/buffers.js';
 import { hasTensorCores } from '../../runtime/webgpu-device.js';
 import { seq, SUBGROUP_MATRIX_PRELUDE } from '../../runtime/subgroup-matrix-wgsl.js';
+import { emulateTensorCoreWgsl, emulationWorkgroupBytes } from '../../attention/tensor-core-emulation.wgsl.js';
+import { createStorage } from '../../attention/block-list.js';
+import { lseReduceProgram } from './xattention-lse-reduce.js';
 
 export type TcEstimateSpec = {
   readonly headDim: 64 | 128;
   /** R = B/S: strided rows (and columns) of one block. */
   readonly rowsPerBlock: 4 | 8 | 16;
   readonly causal: boolean;
+  /** 16-row fragments per subgroup (each right load feeds this many products). */
+  readonly rowTiles: 1 | 2;
+  readonly subgroups: 2 | 4;
+  /** Bank-conflict-free scratch walk (false: every lane on one bank, kept to be measured). */
+  readonly swizzle: boolean;
+  /** K slices staged in workgroup memory (16-byte loads, shared by the subgroups), else strided fragment loads. */
+  readonly stage: boolean;
+  /** Staged: the next slice's K loads issued into registers before this slice's products. */
+  readonly prefetch: boolean;
+  /**
+   * 2: max/sum, then the scores again for W. 1: the scores once, each (row, key block)'s log-sum-exp
+   * into a workspace f32 [B, H, Lq/S, nKB] that xattention-lse-reduce.ts turns into W (half the products).
+   */
+  readonly passes: 1 | 2;
+  /** Test-only: plain WGSL in place of the subgroup-matrix builtins (never chosen by the planner). */
+  readonly emulate?: true;
 };
 
-const SUBGROUPS = 4;
-const COLS_PER_SUBGROUP = 64;
-const ROWS = 16;
+/** Caller's choices; defaults rowTiles 1, subgroups 4, swizzle and stage true (stage needs 8-aligned K strides), prefetch false, passes 2. */
+export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; emulate?: boolean };
+
+// Key columns per step: each subgroup scores its rows × these (4 fragments per left load).
+const COLS = 64;
 
 export const tcEstimateParams = new ParamsLayout([
   ['heads', 'u32'], ['groupSize', 'u32'], ['stride', 'u32'], ['keyCols', 'u32'],
-  ['causalOffset', 'i32'], ['scaleOverStride', 'f32'], ['numQueryBlocks', 'u32'], ['numKeyBlocks', 'u32'],
+  ['causalOffset', 'i32'], ['scaleOverStride', 'f32'], ['numQueryBlocks', 'u32'], ['numKeyBlocks', 'u32'], ['queryRows', 'u32'],
   ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'], ['qStrideL', 'u32'],
   ['kOffset', 'u32'], ['kStrideB', 'u32'], ['kStrideH', 'u32'], ['kStrideL', 'u32'],
 ] as const);
@@ -52,24 +89,148 @@ export interface TcEstimateShape {
   batch: number;
 }
 
+const KS = (spec: TcEstimateSpec) => spec.headDim + 8; // padded row stride of the staged K slice
+
+const lseBytes = (batch: number, heads: number, queryRows: number, numKeyBlocks: number) => batch * heads * queryRows * numKeyBlocks * 4;
+
+/** Workgroups along the strided query rows (the last one may have idle subgroups). */
+const workgroupsX = (spec: TcEstimateSpec, queryRows: number) => Math.ceil(queryRows / (spec.subgroups * 16 * spec.rowTiles));
+
+function workgroupBytes(spec: TcEstimateSpec): number {
+  return spec.subgroups * 16 * spec.rowTiles * COLS * 4 + (spec.stage ? COLS * KS(spec) * 2 : 0) + (spec.emulate ? emulationWorkgroupBytes(spec.subgroups) : 0);
+}
+
 function tcEstimateWgsl(spec: TcEstimateSpec, header: string): string {
-  const DT = spec.headDim / 16;
-  const CT = COLS_PER_SUBGROUP / 16;
+  const wgsl = tcEstimateRealWgsl(spec, header);
+  // P.keyCols is a positive multiple of 16, so twice it is at least 32.
+  return spec.emulate ? emulateTensorCoreWgsl(wgsl, spec.subgroups, 'f32', '(P.keyCols * 2u)') : wgsl;
+}
+
+function tcEstimateRealWgsl(spec: TcEstimateSpec, header: string): string {
+  const { rowTiles: F, subgroups: SG, stage } = spec;
+  const D = spec.headDim;
+  const DT = D / 16;
+  const CT = COLS / 16;
   const R = spec.rowsPerBlock;
-  // Scores of the subgroup's 16 rows × 64 columns into its scratch, chunks past colEnd left zero.
+  const RS = 16 * F; // strided query rows of a subgroup
+  const LPR = 2 / F; // lanes per row
+  const CL = COLS / LPR; // columns per lane
+  const NBL = CL / R; // blocks per lane
+  const TILE = RS * COLS;
+  const pf = stage && spec.prefetch;
+  const NPF = (COLS * D) / 8 / (SG * 32); // 16-byte K loads per invocation and slice
+  const right = (c: number, d: number) => stage ? `&kv, ${c * 16 * KS(spec) + d * 16}u, ${KS(spec)}u` : `&K, kRow + ${c}u * kTile + ${d * 16}u, P.stride * P.kStrideL`;
+  // Scores of the subgroup's RS rows × 64 columns into its scratch; chunks past sgEnd left zero.
   const scoreTile = `
-${seq(CT, (c) => `    var acc${c} = subgroup_matrix_result<f32, 16, 16>();`)}
+${seq(F, (f) => seq(CT, (c) => `    var acc${f}${c} = subgroup_matrix_result<f32, 16, 16>();`))}
+${pf ? seq(NPF, (n) => `    pre${n} = kSlice(kBase, j0, lid + ${n * SG * 32}u);`) : ''}
     for (var s = 0u; s < P.stride; s++) {
       let qRow = qBase + (i0 * P.stride + P.stride - 1u - s) * P.qStrideL;
-      let kRow = kBase + (j0 * P.stride + s) * P.kStrideL;
-${seq(DT, (d) => `      {
-        let left = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Q, qRow + ${d * 16}u, P.stride * P.qStrideL);
-${seq(CT, (c) => `        if (j0 + ${c * 16}u < colEnd) { acc${c} = subgroupMatrixMultiplyAccumulate(left, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&K, kRow + ${c * 16}u * P.stride * P.kStrideL + ${d * 16}u, P.stride * P.kStrideL), acc${c}); }`)}
-      }`)}
+${stage ? `      workgroupBarrier(); // every subgroup is done with the previous slice
+${pf ? seq(NPF, (n) => `      putK(lid + ${n * SG * 32}u, pre${n});`) : '      stageK(kBase + s * P.kStrideL, j0, lid);'}
+      workgroupBarrier();
+${pf ? `      if (s + 1u < P.stride) { // the next slice's loads fly during this slice's products
+${seq(NPF, (n) => `        pre${n} = kSlice(kBase + (s + 1u) * P.kStrideL, j0, lid + ${n * SG * 32}u);`)}
+      }` : ''}` : '      let kRow = kBase + (j0 * P.stride + s) * P.kStrideL;'}
+      if (live) {
+${seq(DT, (d) => `        {
+${seq(F, (f) => `          let left${f} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Q, qRow + ${f}u * qTile + ${d * 16}u, P.stride * P.qStrideL);`)}
+${seq(CT, (c) => `          if (j0 + ${c * 16}u < sgEnd) {
+            let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${right(c, d)});
+${seq(F, (f) => `            acc${f}${c} = subgroupMatrixMultiplyAccumulate(left${f}, right, acc${f}${c});`)}
+          }`)}
+        }`)}
+      }
     }
-    workgroupBarrier(); // the previous group's scratch has been read
-${seq(CT, (c) => `    subgroupMatrixStore<row_major>(&scratch, sg * ${ROWS * COLS_PER_SUBGROUP}u + ${c * 16}u, acc${c}, ${COLS_PER_SUBGROUP}u);`)}
-    workgroupBarrier();`;
+    workgroupBarrier(); // the previous tile's scratch has been read
+${seq(F, (f) => seq(CT, (c) => `    subgroupMatrixStore<row_major>(&scratch, sg * ${TILE}u + ${f * 16 * COLS + c * 16}u, acc${f}${c}, ${COLS}u);`))}
+    workgroupBarrier();
+    let jl = j0 + side * ${CL}u; // this lane's first column`;
+  // This lane's columns block by block (see the header: the swizzle).
+  const walk = (body: string, after = '') => `
+    for (var t = 0u; t < ${NBL}u; t++) {
+      let cb = ((t + rotB) % ${NBL}u) * R;
+${body}
+${after}
+    }`;
+  const stageFn = `
+// K rows of columns j0..j0+63 at one token offset (in base), zero past the last column.  [64][D + 8]
+var<workgroup> kv: array<f16, ${COLS * KS(spec)}>;
+
+// 8 halves i of the slice: column i / ${D / 8}, dims 8·(i % ${D / 8}).. (16 consecutive i: one 256-byte K row).
+fn kSlice(base: u32, j0: u32, i: u32) -> vec4u {
+  let r = i / ${D / 8}u;
+  if (j0 + r >= P.keyCols) { return vec4u(); }
+  return K[(base + (j0 + r) * P.stride * P.kStrideL) / 8u + i % ${D / 8}u];
+}
+
+fn putK(i: u32, v: vec4u) {
+  let o = (i / ${D / 8}u) * ${KS(spec)}u + (i % ${D / 8}u) * 8u;
+${seq(4, (w) => `  { let x = bitcast<vec2<f16>>(v[${w}]); kv[o + ${2 * w}u] = x.x; kv[o + ${2 * w + 1}u] = x.y; }`)}
+}
+
+fn stageK(base: u32, j0: u32, lid: u32) {
+  for (var i = lid; i < ${COLS * D / 8}u; i += ${SG * 32}u) { putK(i, kSlice(base, j0, i)); }
+}`;
+  // Phase 0: online max and sum of each row over the columns this lane sees. Phase 1: each block's
+  // mass: the lane's row part, then over the block's R rows (lanes LPR apart). One loop, so the
+  // unrolled score tile exists once.
+  const twoPasses = `  var m = MASKED;
+  var l = 0.0;
+  var rowMax = MASKED;
+  var rowInv = 0.0;
+  let wRow = ((b * P.heads + h) * P.numQueryBlocks + i0 / R + qa) * P.numKeyBlocks;
+  for (var phase = 0u; phase < 2u; phase++) {
+    for (var j0 = 0u; j0 < colEnd; j0 += ${COLS}u) {
+${scoreTile}
+      if (phase == 0u) {
+${walk(`      for (var c = 0u; c < R; c++) {
+        let cc = cb + (c + rotC) % R;
+        if (validEntry(i0 + row, jl + cc, sgEnd)) {
+          let x = scratch[mine + cc] * P.scaleOverStride;
+          if (x > m) { l *= exp(m - x); m = x; }
+          l += exp(x - m);
+        }
+      }`)}
+      } else {
+${walk(`      var part = 0.0;
+      for (var c = 0u; c < R; c++) {
+        let cc = cb + (c + rotC) % R;
+        if (validEntry(i0 + row, jl + cc, sgEnd)) { part += exp(scratch[mine + cc] * P.scaleOverStride - rowMax); }
+      }
+      part *= rowInv;`, `${seq(Math.log2(R), (k) => `      part += subgroupShuffleXor(part, ${LPR << k}u);`)}
+      let kb = (jl + cb) / R;
+      if (live && r == 0u && kb < P.numKeyBlocks && jl + cb < sgEnd) { W[wRow + kb] = part; }`)}
+      }
+    }
+    if (phase == 0u) {
+${LPR === 2 ? `      // Over the two lanes of a row.
+      let mo = subgroupShuffleXor(m, 1u);
+      let lo = subgroupShuffleXor(l, 1u);
+      rowMax = max(m, mo);
+      let rowSum = l * exp(m - rowMax) + lo * exp(mo - rowMax);` : `      rowMax = m;
+      let rowSum = l;`}
+      rowInv = select(0.0, 1.0 / rowSum, rowSum > 0.0);
+    }
+  }`;
+  // One pass: each (row, key block)'s log-sum-exp, lse = max + log Σ e^{x − max}, from the lane that
+  // holds the block's R columns of the row; xattention-lse-reduce.ts makes W of them.
+  const onePass = `  let lseRow = ((b * P.heads + h) * P.queryRows + i0 + row) * P.numKeyBlocks;
+  for (var j0 = 0u; j0 < colEnd; j0 += ${COLS}u) {
+${scoreTile}
+${walk(`      var mb = MASKED;
+      for (var c = 0u; c < R; c++) {
+        let cc = cb + (c + rotC) % R;
+        if (validEntry(i0 + row, jl + cc, sgEnd)) { mb = max(mb, scratch[mine + cc] * P.scaleOverStride); }
+      }
+      var sb = 0.0;
+      for (var c = 0u; c < R; c++) {
+        let cc = cb + (c + rotC) % R;
+        if (validEntry(i0 + row, jl + cc, sgEnd)) { sb += exp(scratch[mine + cc] * P.scaleOverStride - mb); }
+      }
+      let kb = (jl + cb) / R;
+      if (live && kb < P.numKeyBlocks && jl + cb < sgEnd) { LSE[lseRow + kb] = select(MASKED, mb + log(sb), sb > 0.0); }`)}
+  }`;
   return /* wgsl */ `
 ${SUBGROUP_MATRIX_PRELUDE}
 
@@ -77,89 +238,53 @@ ${header}
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f16>;
-@group(0) @binding(2) var<storage, read> K: array<f16>;
-@group(0) @binding(3) var<storage, read_write> W: array<f32>; // [B, H, nQB, nKB], zeroed
+@group(0) @binding(2) var<storage, read> K: ${stage ? 'array<vec4u>' : 'array<f16>'};
+${spec.passes === 1 ? '@group(0) @binding(3) var<storage, read_write> LSE: array<f32>; // [B, H, Lq/S, nKB]' : '@group(0) @binding(3) var<storage, read_write> W: array<f32>; // [B, H, nQB, nKB], zeroed'}
 
-// Per subgroup: 16 rows × 64 columns of scores, then of probabilities.  [SG][16][64]
-var<workgroup> scratch: array<f32, ${SUBGROUPS * ROWS * COLS_PER_SUBGROUP}>;
-var<workgroup> partM: array<f32, ${SUBGROUPS * ROWS}>; // [SG][16] row max over the subgroup's columns
-var<workgroup> partL: array<f32, ${SUBGROUPS * ROWS}>; // [SG][16] row sum at that max
+// Per subgroup: its ${RS} rows × ${COLS} columns of scores.  [SG][${RS}][${COLS}]
+var<workgroup> scratch: array<f32, ${SG * TILE}>;
+${stage ? stageFn : ''}
 
 const R: u32 = ${R}u;
 const MASKED: f32 = -3.0e38;
 
-fn validEntry(i: u32, j: u32, colEnd: u32) -> bool {
-  return j < colEnd && (!CAUSAL || i32(j) <= i32(i) + P.causalOffset);
+fn validEntry(i: u32, j: u32, end: u32) -> bool {
+  return j < end && (!CAUSAL || i32(j) <= i32(i) + P.causalOffset);
 }
 
-@compute @workgroup_size(${SUBGROUPS * 32})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
+// The causal column limit after rows [0, rowEnd): every key column when not causal.
+fn colLimit(rowEnd: u32) -> u32 {
+  if (CAUSAL) { return u32(clamp(i32(rowEnd) + P.causalOffset, 0, i32(P.keyCols))); }
+  return P.keyCols;
+}
+
+@compute @workgroup_size(${SG * 32})
+fn main(@builtin(workgroup_id) wg: vec3u,
+        @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32,
+        @builtin(local_invocation_index) lid: u32) {
   let b = wg.z;
   let h = wg.y;
-  let i0 = wg.x * 16u; // first strided query row of the workgroup
+  let i0 = (wg.x * ${SG}u + sg) * ${RS}u; // first strided query row of the subgroup
+  // A subgroup past the last row takes part in the barriers (and staging) only.
+  let live = i0 < P.queryRows;
   let qBase = P.qOffset + b * P.qStrideB + h * P.qStrideH;
   let kBase = P.kOffset + b * P.kStrideB + (h / P.groupSize) * P.kStrideH;
-  var colEnd = P.keyCols;
-  if (CAUSAL) { colEnd = u32(clamp(i32(i0) + 15 + P.causalOffset + 1, 0, i32(P.keyCols))); }
-  // This lane's half-row of the subgroup's scratch: row lane/2, columns [side·32, +32).
-  let row = lane / 2u;
-  let side = lane % 2u;
-  let mine = sg * ${ROWS * COLS_PER_SUBGROUP}u + row * ${COLS_PER_SUBGROUP}u + side * 32u;
+  let qTile = 16u * P.stride * P.qStrideL;
+  let kTile = 16u * P.stride * P.kStrideL;
+  let colEnd = colLimit(min(wg.x * ${SG * RS}u + ${SG * RS}u, P.queryRows)); // the workgroup's
+  let sgEnd = min(colLimit(i0 + ${RS}u), colEnd); // this subgroup's
+  // This lane's part of the subgroup's scratch: row lane/${LPR}, columns [side·${CL}, +${CL}).
+  let row = lane / ${LPR}u;
+  let side = lane % ${LPR}u;
+  let qa = row / R; // query block within the subgroup
+  let r = row % R;
+  let rotB = ${spec.swizzle ? `qa + ${RS / R}u * side` : '0u'};
+  let rotC = ${spec.swizzle ? 'r' : '0u'};
+  let mine = sg * ${TILE}u + row * ${COLS}u + side * ${CL}u;
+${pf ? seq(NPF, (n) => `  var pre${n}: vec4u; // the next K slice`) : ''}
 
-  // Pass 1: online max and sum of each row over the columns this lane sees.
-  var m = MASKED;
-  var l = 0.0;
-  for (var g0 = 0u; g0 < colEnd; g0 += ${SUBGROUPS * COLS_PER_SUBGROUP}u) {
-    let j0 = g0 + sg * ${COLS_PER_SUBGROUP}u;
-${scoreTile}
-    for (var c = 0u; c < 32u; c++) {
-      let j = j0 + side * 32u + c;
-      if (validEntry(i0 + row, j, colEnd)) {
-        let x = scratch[mine + c] * P.scaleOverStride;
-        if (x > m) { l *= exp(m - x); m = x; }
-        l += exp(x - m);
-      }
-    }
-  }
-  // Over the two lanes of a row, then over the subgroups (every lane combines its own row).
-  let mo = subgroupShuffleXor(m, 1u);
-  let lo = subgroupShuffleXor(l, 1u);
-  let mp = max(m, mo);
-  let lp = l * exp(m - mp) + lo * exp(mo - mp);
-  if (side == 0u) { partM[sg * 16u + row] = mp; partL[sg * 16u + row] = lp; }
-  workgroupBarrier();
-  var rowMax = MASKED;
-  for (var g = 0u; g < ${SUBGROUPS}u; g++) { rowMax = max(rowMax, partM[g * 16u + row]); }
-  var rowSum = 0.0;
-  for (var g = 0u; g < ${SUBGROUPS}u; g++) { rowSum += partL[g * 16u + row] * exp(partM[g * 16u + row] - rowMax); }
-  let rowInv = select(0.0, 1.0 / rowSum, rowSum > 0.0);
-
-  // Pass 2: probabilities into the scratch, then each R×R block's mass into W.
-  let a0 = wg.x * (16u / R); // first query block of the workgroup
-  for (var g0 = 0u; g0 < colEnd; g0 += ${SUBGROUPS * COLS_PER_SUBGROUP}u) {
-    let j0 = g0 + sg * ${COLS_PER_SUBGROUP}u;
-${scoreTile}
-    for (var c = 0u; c < 32u; c++) {
-      let j = j0 + side * 32u + c;
-      var p = 0.0;
-      if (validEntry(i0 + row, j, colEnd)) { p = exp(scratch[mine + c] * P.scaleOverStride - rowMax) * rowInv; }
-      scratch[mine + c] = p;
-    }
-    workgroupBarrier();
-    // (16/R) query blocks × (64/R) key blocks per subgroup tile.
-    for (var pi = lane; pi < (16u / R) * (${COLS_PER_SUBGROUP}u / R); pi += 32u) {
-      let qa = pi / (${COLS_PER_SUBGROUP}u / R);
-      let kk = pi % (${COLS_PER_SUBGROUP}u / R);
-      let kb = j0 / R + kk;
-      if (kb < P.numKeyBlocks && j0 + kk * R < colEnd) {
-        var sum = 0.0;
-        for (var r = 0u; r < R; r++) {
-          for (var c = 0u; c < R; c++) { sum += scratch[sg * ${ROWS * COLS_PER_SUBGROUP}u + (qa * R + r) * ${COLS_PER_SUBGROUP}u + kk * R + c]; }
-        }
-        W[((b * P.heads + h) * P.numQueryBlocks + a0 + qa) * P.numKeyBlocks + kb] = sum;
-      }
-    }
-  }
+${spec.passes === 1 ? onePass : twoPasses}
 }
 `;
 }
@@ -167,14 +292,22 @@ ${scoreTile}
 export const tcEstimateProgram: KernelProgram<TcEstimateSpec, TcEstimateParam, TcEstimateShape> = {
   name: 'tc-xattention-estimate',
   params: tcEstimateParams,
-  bindings: () => [{ name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' }, { name: 'blockSums', kind: 'storage' }],
+  bindings: (spec) => [{ name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' }, { name: spec.passes === 1 ? 'lse' : 'blockSums', kind: 'storage' }],
   constants: (spec) => ({ causal: spec.causal }),
-  workgroupSize: () => SUBGROUPS * 32,
+  workgroupSize: (spec) => spec.subgroups * 32,
   wgsl: tcEstimateWgsl,
-  supports(_spec, shape, limits) {
-    const unit = 16 * shape.stride;
-    if (shape.queryLength % unit || shape.keyLength % unit) return `lengths ${shape.queryLength}/${shape.keyLength} are not multiples of 16·stride = ${unit}`;
-    const groups = shape.queryLength / unit;
+  supports(spec, shape, limits) {
+    const rowUnit = 16 * spec.rowTiles * shape.stride;
+    const colUnit = 16 * shape.stride;
+    if (shape.queryLength % rowUnit) return `query length ${shape.queryLength} is not a multiple of ${16 * spec.rowTiles}·stride = ${rowUnit}`;
+    if (shape.keyLength % colUnit) return `key length ${shape.keyLength} is not a multiple of 16·stride = ${colUnit}`;
+    if (spec.passes === 1) {
+      const lse = lseBytes(shape.batch, shape.heads, shape.queryLength / shape.stride, Math.ceil(shape.keyLength / (shape.stride * spec.rowsPerBlock)));
+      if (lse > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) return `one pass needs a ${lse} B lse workspace, over the device's buffer limits`;
+    }
+    const bytes = workgroupBytes(spec);
+    if (bytes > limits.maxComputeWorkgroupStorageSize) return `needs ${bytes} B of workgroup memory, device has ${limits.maxComputeWorkgroupStorageSize}`;
+    const groups = workgroupsX(spec, shape.queryLength / shape.stride);
     for (const [axis, n] of [['query row groups', groups], ['heads', shape.heads], ['batch', shape.batch]] as const) {
       if (n > limits.maxComputeWorkgroupsPerDimension) return `${axis} = ${n} workgroups exceeds maxComputeWorkgroupsPerDimension`;
     }
@@ -183,29 +316,58 @@ export const tcEstimateProgram: KernelProgram<TcEstimateSpec, TcEstimateParam, T
 };
 
 /** The tensor-core spec for this call, or why it cannot take it (the portable kernel then does). */
-export function tensorCoreEstimateSpec(device: GPUDevice, q: GpuTensorView, k: GpuTensorView, rowsPerBlock: number, stride: number, causal: boolean): TcEstimateSpec | string {
-  if (!hasTensorCores(device)) return 'the adapter has no f16→f32 16×16×16 subgroup-matrix configuration';
+export function tensorCoreEstimateSpec(
+  device: GPUDevice, q: GpuTensorView, k: GpuTensorView, rowsPerBlock: number, stride: number, causal: boolean, tc: TcEstimateOptions = {},
+): TcEstimateSpec | string {
+  if (tc.emulate) {
+    if (!device.features.has('shader-f16')) return 'the adapter has no shader-f16 (needed even by the emulated tensor-core kernel)';
+  } else if (!hasTensorCores(device)) return 'the adapter has no f16→f32 16×16×16 subgroup-matrix configuration';
   if (q.dtype !== 'f16' || k.dtype !== 'f16') return 'tensor cores take f16 q and k';
   if (q.headDim !== 64 && q.headDim !== 128) return `head dim ${q.headDim} is not 64 or 128`;
   if (rowsPerBlock !== 4 && rowsPerBlock !== 8 && rowsPerBlock !== 16) return `blockSize / stride = ${rowsPerBlock} is not 4, 8 or 16`;
+  const rowTiles = tc.rowTiles ?? 1;
   const unit = 16 * stride;
   if (q.length % unit || k.length % unit) return `lengths ${q.length}/${k.length} are not multiples of 16·stride = ${unit}`;
-  return { headDim: q.headDim, rowsPerBlock, causal };
+  if (q.length % (rowTiles * unit)) return `query length ${q.length} is not a multiple of ${16 * rowTiles}·stride = ${rowTiles * unit} (rowTiles ${rowTiles})`;
+  const aligned = k.offset % 8 === 0 && k.strideB % 8 === 0 && k.strideH % 8 === 0 && k.strideL % 8 === 0;
+  const stage = (tc.stage ?? true) && aligned;
+  return {
+    headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? false), passes: tc.passes ?? 2, ...(tc.emulate ? { emulate: true } : {}),
+  };
 }
 
+/**
+ * Encodes the estimation of W into `blockScores` (zeroed); with passes 1 also the lse workspace and
+ * the reduce dispatch. Returns the buffers to destroy once submitted.
+ */
 export async function encodeTensorCoreEstimate(
   device: GPUDevice, encoder: GPUCommandEncoder, q: GpuTensorView, k: GpuTensorView, blockScores: GPUBuffer, spec: TcEstimateSpec,
   p: { stride: number; scale: number; keyCols: number; causalOffset: number; numQueryBlocks: number; numKeyBlocks: number },
-): Promise<GPUBuffer> {
+): Promise<GPUBuffer[]> {
+  const queryRows = q.length / p.stride;
+  const lse = spec.passes === 1 ? createStorage(device, lseBytes(q.batch, q.heads, queryRows, p.numKeyBlocks), 'xattention.lse') : undefined;
   const compiled = await compileProgram(device, tcEstimateProgram, spec);
-  return encodeProgram(device, encoder, tcEstimateProgram, compiled, {
+  const owned = lse ? [lse] : [];
+  owned.push(encodeProgram(device, encoder, tcEstimateProgram, compiled, {
     params: {
       heads: q.heads, groupSize: q.heads / k.heads, stride: p.stride, keyCols: p.keyCols, causalOffset: p.causalOffset,
-      scaleOverStride: p.scale / p.stride, numQueryBlocks: p.numQueryBlocks, numKeyBlocks: p.numKeyBlocks,
+      scaleOverStride: p.scale / p.stride, numQueryBlocks: p.numQueryBlocks, numKeyBlocks: p.numKeyBlocks, queryRows,
       qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
       kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
     },
-    buffers: { q: q.buffer, k: k.buffer, blockSums: blockScores },
-    workgroups: [q.length / (16 * p.stride), q.heads, q.batch],
-  });
+    buffers: { q: q.buffer, k: k.buffer, ...(lse ? { lse } : { blockSums: blockScores }) },
+    workgroups: [workgroupsX(spec, queryRows), q.heads, q.batch],
+  }));
+  if (lse) {
+    const reduce = await compileProgram(device, lseReduceProgram, {});
+    owned.push(encodeProgram(device, encoder, lseReduceProgram, reduce, {
+      params: {
+        heads: q.heads, queryRows, numQueryBlocks: p.numQueryBlocks, numKeyBlocks: p.numKeyBlocks,
+        rowsPerBlock: spec.rowsPerBlock, causal: spec.causal ? 1 : 0, causalOffset: p.causalOffset,
+      },
+      buffers: { lse, blockSums: blockScores },
+      workgroups: [p.numQueryBlocks, q.heads, q.batch],
+    }));
+  }
+  return owned;
 }

@@ -24,7 +24,7 @@ import { isSoftwareDevice, type WebGpuContext } from '../../runtime/webgpu-devic
 import { compileProgram, encodeProgram } from '../../runtime/program.js';
 import { columnsPerThread, groupColumns, rowCapacity, type XAttentionEstimateSpec, xattentionEstimateProgram } from './webgpu-xattention-estimate.js';
 import { SELECT_TILE, xattentionSelectProgram } from './xattention-select.js';
-import { encodeTensorCoreEstimate, tcEstimateProgram, tensorCoreEstimateSpec } from './tensor-core-xattention-estimate.js';
+import { encodeTensorCoreEstimate, type TcEstimateOptions, tcEstimateProgram, tensorCoreEstimateSpec } from './tensor-core-xattention-estimate.js';
 
 export interface XAttentionGpuOptions {
   causal: boolean;
@@ -36,6 +36,8 @@ export interface XAttentionGpuOptions {
    * adapter and the shape allow it, else the portable one; 'portable' / 'tensor-core' force one.
    */
   estimateKernel?: 'auto' | 'portable' | 'tensor-core';
+  /** Tensor-core estimate variant (benchmarks; `emulate` only with estimateKernel 'tensor-core', for tests). */
+  tensorCore?: TcEstimateOptions;
 }
 
 /** The plan's GPU buffers; the caller destroys them (destroy()) after attention has been submitted. */
@@ -88,17 +90,18 @@ export async function encodeXAttentionEstimate(
   const g = stridedGeometry(q.length, k.length, params, opts.causal);
   const { numQueryBlocks: nQB, numKeyBlocks: nKB } = g;
   const wBytes = q.batch * q.heads * nQB * nKB * 4;
+  if (opts.tensorCore?.emulate && opts.estimateKernel !== 'tensor-core') throw new InvalidArgumentError('tensorCore.emulate', true, "only with estimateKernel 'tensor-core'");
   if ((opts.estimateKernel ?? 'auto') !== 'portable') {
-    const tc = tensorCoreEstimateSpec(device, q, k, g.rowsPerBlock, params.stride, opts.causal);
+    const tc = tensorCoreEstimateSpec(device, q, k, g.rowsPerBlock, params.stride, opts.causal, opts.tensorCore);
     if (typeof tc !== 'string') {
       const reason = tcEstimateProgram.supports(tc, { queryLength: q.length, keyLength: k.length, stride: params.stride, heads: q.heads, batch: q.batch }, device.limits)
         ?? (Math.max(q.buffer.size, k.buffer.size, wBytes) > device.limits.maxStorageBufferBindingSize ? 'a buffer exceeds maxStorageBufferBindingSize' : null);
       if (reason) throw new UnsupportedError(`tensor-core XAttention estimation cannot run this shape: ${reason}`);
       const blockScores = createStorage(device, wBytes, 'xattention.blockScores');
-      const uniform = await encodeTensorCoreEstimate(device, encoder, q, k, blockScores, tc, {
+      const owned = await encodeTensorCoreEstimate(device, encoder, q, k, blockScores, tc, {
         stride: params.stride, scale: opts.scale, keyCols: g.keyCols, causalOffset: g.offset, numQueryBlocks: nQB, numKeyBlocks: nKB,
       });
-      return { blockScores, destroy: () => { blockScores.destroy(); uniform.destroy(); } };
+      return { blockScores, destroy: () => { blockScores.destroy(); owned.forEach((b) => b.destroy()); } };
     }
     if (opts.estimateKernel === 'tensor-core') throw new UnsupportedError(`tensor-core XAttention estimation: ${tc}`);
   }
@@ -189,7 +192,7 @@ export async function readXAttentionPlan(device: GPUDevice, plan: GpuXAttentionP
  */
 export async function estimateXAttentionWebGpu(
   ctx: WebGpuContext, q: HeadTensor, k: HeadTensor | GpuTensorView, params: XAttentionParams,
-  opts: { causal?: boolean; scale?: number; rowLoop?: XAttentionGpuOptions['rowLoop']; estimateKernel?: XAttentionGpuOptions['estimateKernel'] } = {},
+  opts: { causal?: boolean; scale?: number } & Pick<XAttentionGpuOptions, 'rowLoop' | 'estimateKernel' | 'tensorCore'> = {},
 ): Promise<XAttentionEstimate> {
   const p = describeAttention(q, k, k, opts);
   q.assertFinite('q');
@@ -200,7 +203,7 @@ export async function estimateXAttentionWebGpu(
   let plan: GpuXAttentionPlan | undefined;
   try {
     const encoder = device.createCommandEncoder({ label: 'xattention-plan' });
-    plan = await encodeXAttentionPlan(device, encoder, views, params, { causal: p.causal, scale: p.scale, rowLoop: opts.rowLoop, estimateKernel: opts.estimateKernel });
+    plan = await encodeXAttentionPlan(device, encoder, views, params, { causal: p.causal, scale: p.scale, rowLoop: opts.rowLoop, estimateKernel: opts.estimateKernel, tensorCore: opts.tensorCore });
     device.queue.submit([encoder.finish()]);
     return await readXAttentionPlan(device, plan);
   } finally {

@@ -1,0 +1,78 @@
+/**
+ * The tensor-core XAttention estimate's data flow = the CPU estimation on any adapter with f16
+ * shaders: its subgroup-matrix builtins emulated in plain WGSL (attention/tensor-core-emulation.wgsl.ts),
+ * so the strided fragment offsets, both row-tile layouts, staged and strided K, the swizzled and plain
+ * scratch walks, the cross-lane block sums, the one-pass lse workspace and its reduce, and the causal
+ * limits run on lavapipe too.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { estimateXAttentionWebGpu } from '../src/backends/webgpu/methods/xattention/xattention-plan.js';
+import { type TcEstimateOptions, tcEstimateProgram, type TcEstimateSpec } from '../src/backends/webgpu/methods/xattention/tensor-core-xattention-estimate.js';
+import { programSource } from '../src/backends/webgpu/runtime/program.js';
+import { assertEstimateMatchesCpu, type TcEstimateCase, tcEstimateInputs, tcEstimateParams } from './helpers/xattention-tc-cases.js';
+import { acquireTestGpu } from './helpers/webgpu.js';
+
+const gpu = await acquireTestGpu();
+const skip = gpu.skip || (gpu.ctx && !gpu.ctx.device.features.has('shader-f16') ? `adapter "${gpu.ctx.report.description}" has no shader-f16` : false);
+after(() => gpu.release());
+
+// lavapipe's LLVM takes tens of seconds per emulated variant (head dim, R, causal and the options
+// each make one), so each case is its own variant and the cases are few and small.
+const CASES: { c: TcEstimateCase; tc: TcEstimateOptions }[] = [
+  // The default (staged, 4 subgroups of 16 rows: half idle at 32 rows), GQA, Lq < Lk (80 key
+  // columns: the staged tail is zero), BLHD, R = 8.
+  { c: { H: 4, Hkv: 2, Lq: 256, Lk: 640, D: 64, S: 8, B: 64, causal: true, layout: 'BLHD', input: 'structured' }, tc: {} },
+  // Unstaged strided loads, two row tiles (one lane per row), R = 4, not causal, 2 subgroups.
+  { c: { H: 2, Hkv: 1, Lq: 512, Lk: 768, D: 64, S: 16, B: 64, causal: false, layout: 'BHLD', input: 'random' }, tc: { rowTiles: 2, subgroups: 2, stage: false } },
+  // One pass (lse workspace and reduce), the plain walk, prefetched K slices, R = 16, a last workgroup
+  // with one idle subgroup (48 rows of 2 × 16).
+  { c: { H: 2, Hkv: 2, Lq: 384, Lk: 384, D: 64, S: 8, B: 128, causal: true, layout: 'BHLD', input: 'random' }, tc: { swizzle: false, subgroups: 2, prefetch: true, passes: 1 } },
+  // One pass, two row tiles staged, GQA, Lq < Lk (causal offset), R = 8.
+  { c: { H: 4, Hkv: 1, Lq: 512, Lk: 1024, D: 64, S: 16, B: 128, causal: true, layout: 'BHLD', input: 'structured' }, tc: { rowTiles: 2, subgroups: 2, passes: 1 } },
+];
+
+describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {
+  for (const { c, tc } of CASES) {
+    it(`${JSON.stringify(c)} ${JSON.stringify(tc)}`, async () => {
+      const { q, k } = tcEstimateInputs(c);
+      const got = await estimateXAttentionWebGpu(gpu.ctx!, q, k, tcEstimateParams(c), { causal: c.causal, estimateKernel: 'tensor-core', tensorCore: { ...tc, emulate: true } });
+      assertEstimateMatchesCpu(c, q, k, got);
+    });
+  }
+
+  it('emulates only when tensor cores are asked for', async () => {
+    const { q, k } = tcEstimateInputs(CASES[0].c);
+    await assert.rejects(estimateXAttentionWebGpu(gpu.ctx!, q, k, tcEstimateParams(CASES[0].c), { causal: true, tensorCore: { emulate: true } }),
+      /tensorCore\.emulate.*only with estimateKernel 'tensor-core'/);
+  });
+});
+
+describe('tensor-core XAttention estimate variants', () => {
+  const spec: TcEstimateSpec = { headDim: 128, rowsPerBlock: 8, causal: true, rowTiles: 2, subgroups: 4, swizzle: true, stage: false, prefetch: false, passes: 2 };
+  const shape = { queryLength: 4096, keyLength: 4096, stride: 16, heads: 32, batch: 1 };
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeWorkgroupsPerDimension: 65535 } as GPUSupportedLimits;
+
+  it('refuses a workgroup memory need above the limit, and lengths off the row-tile grid', () => {
+    // 4 × 32 × 64 f32 of scratch: exactly 32 KiB; staged with 2 subgroups, half of it and 64 × 136 f16 of K.
+    assert.equal(tcEstimateProgram.supports(spec, shape, limits), null);
+    assert.match(tcEstimateProgram.supports({ ...spec, subgroups: 2, stage: true }, shape, limits) ?? '', /needs 33792 B of workgroup memory, device has 32768/);
+    assert.match(tcEstimateProgram.supports({ ...spec, emulate: true }, shape, limits) ?? '', /needs 33280 B/);
+    assert.match(tcEstimateProgram.supports(spec, { ...shape, queryLength: 4096 + 256 }, limits) ?? '', /query length 4352 is not a multiple of 32·stride = 512/);
+    // One pass at 128K, H = 32, B = 128: 8192 rows × 1024 key blocks × 32 heads of f32 lse, 1 GiB.
+    const big = { ...shape, queryLength: 131072, keyLength: 131072 };
+    const lseLimits = { ...limits, maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 32 } as GPUSupportedLimits;
+    assert.equal(tcEstimateProgram.supports({ ...spec, passes: 1 }, big, lseLimits), null);
+    assert.match(tcEstimateProgram.supports({ ...spec, passes: 1 }, big, { ...lseLimits, maxStorageBufferBindingSize: 2 ** 30 - 4 }) ?? '', /one pass needs a 1073741824 B lse workspace/);
+  });
+
+  it('leaves the real kernel on subgroup matrices and the emulated one without them', () => {
+    for (const [rowTiles, stage] of [[1, true], [2, false]] as const) {
+      const real = programSource(tcEstimateProgram, { ...spec, rowTiles, stage, prefetch: stage });
+      assert.match(real, /subgroupMatrixMultiplyAccumulate\(left0, right, acc00\)/);
+      assert.doesNotMatch(real, /emu/);
+      const emulated = programSource(tcEstimateProgram, { ...spec, rowTiles, stage, prefetch: stage, emulate: true });
+      assert.doesNotMatch(emulated, /subgroupMatrix|subgroup_matrix|subgroupShuffle|enable subgroups/);
+    }
+  });
+});
