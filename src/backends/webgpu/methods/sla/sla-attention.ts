@@ -90,7 +90,8 @@ export function uploadSlaInputs(device: GPUDevice, q: HeadTensor, k: HeadTensor,
     q: uploadBhld(device, q, 'sla.q'), k: uploadBhld(device, k, 'sla.k'), v: uploadBhld(device, v, 'sla.v'),
     o: createOutputTensor(device, { batch: p.batch, heads: p.heads, length: p.queryLength, headDim: p.valueDim }, 'BHLD', 'f32', 'sla.o'),
   };
-  if (!opts.sage && hasTensorCores(device) && [q, k, v].every((t) => t.dtype === 'f16')) {
+  // Only where the tensor-core kernel could take the call (its other conditions are checked at encode).
+  if (!opts.sage && hasTensorCores(device) && [q, k, v].every((t) => t.dtype === 'f16') && (p.headDim === 64 || p.headDim === 128) && p.valueDim === p.headDim) {
     const half = (t: HeadTensor, label: string) => uploadTensor(device, t.toLayout('BHLD'), label);
     inputs.half = { q: half(q, 'sla.q16'), k: half(k, 'sla.k16'), v: half(v, 'sla.v16') };
   }
