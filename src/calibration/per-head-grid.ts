@@ -29,6 +29,8 @@ export interface HeadGridPoint {
   sparsity: number;
   error: number;
   validBlocks: number;
+  /** L2 norm of the head's dense output over its calls. */
+  denseNorm?: number;
 }
 
 /** Points of every job, in job order, each in grid order. */

@@ -88,6 +88,8 @@ export interface HeadPoint {
   error: number;
   /** Valid blocks over the head's calls (the weight of its sparsity in a mean). */
   validBlocks: number;
+  /** L2 norm of the head's dense output over its calls (error × this = the absolute error). */
+  denseNorm: number;
 }
 
 interface HeadCall {
@@ -142,7 +144,7 @@ export class HeadProblem {
     }
     // A head whose dense output is zero has no relative error to make; any difference counts in full.
     const error = this.denseNorm2 > 0 ? Math.sqrt(diff2 / this.denseNorm2) : Math.sqrt(diff2);
-    const point = { sparsity: total === 0 ? 0 : 1 - kept / total, error, validBlocks: total };
+    const point = { sparsity: total === 0 ? 0 : 1 - kept / total, error, validBlocks: total, denseNorm: Math.sqrt(this.denseNorm2) };
     this.cache.set(value, point);
     return point;
   }

@@ -26,7 +26,7 @@ import type { SparseAttentionConfigJson } from '../config/sparse-config.js';
 import { desparsify, sparsify } from './sparsify.js';
 import type { CallPlanner, CapturedAttention } from './sparsity-search.js';
 import { type Interval, meanInterval, wilsonInterval } from './eval-stats.js';
-import { configFor, type Variant, type VariantFamily, variantsFor } from './eval-variants.js';
+import { configFor, headOutputNorms, type Variant, type VariantFamily, variantsFor } from './eval-variants.js';
 
 export { formatAccuracyTable, formatParetoTable, paretoRows } from './eval-report.js';
 
@@ -147,7 +147,9 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       for (const [i, p] of prompts.entries()) {
         desparsify(model);
         // Capture the first prompt's prefill operands for the searches and calibrations.
-        model.onAttention = i === 0 ? (m, q, k, v) => { if (q.length > 1 && m.layer >= denseLayers) captured.push({ module: m.name, q, k, v }); } : undefined;
+        model.onAttention = i === 0 ? (m, q, k, v) => {
+          if (q.length > 1 && m.layer >= denseLayers) captured.push({ module: m.name, q, k, v, headOutNorms: headOutputNorms(model.weights.layers[m.layer].o, q.heads) });
+        } : undefined;
         dense.push(await scoreWith(scoring, p.tokens, { answerLength: ANSWER, prefillChunk: opts.prefillChunk }));
         model.onAttention = undefined;
         done++;

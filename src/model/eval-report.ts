@@ -22,7 +22,7 @@ export function formatAccuracyTable(report: AccuracyReport): string {
 }
 
 function settingsText(r: AccuracyRow): string {
-  if (r.family === 'per-head') return '(per head, see config)';
+  if (r.family === 'per-head' || r.family === 'per-head-out') return '(per head, see config)';
   const text = JSON.stringify(r.settings, (_k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(3)) : v));
   return text === '{}' ? '(defaults)' : text.replace(/"/g, '');
 }

@@ -15,7 +15,9 @@ import type { SparseAttentionAttributeInput } from '../config/attribute-config.j
 import { sparseMethods } from '../methods/index.js';
 import { type CallPlanner, type CapturedAttention, cpuCallPlanner, searchSettingWith } from './sparsity-search.js';
 import { type CapturedHeads, knobGrid, perHeadConfig } from '../calibration/per-head.js';
-import { type GridMeasurer, headGridJobs, serialGridMeasurer } from '../calibration/per-head-grid.js';
+import { type GridMeasurer, type HeadGridJob, type HeadGridPoint, headGridJobs, serialGridMeasurer } from '../calibration/per-head-grid.js';
+import type { MethodKnob } from '../methods/descriptor.js';
+import type { LinearWeights } from './checkpoint.js';
 import { chooseForTarget, type GridPoint } from '../calibration/per-head-target.js';
 import { fitSlaProjection } from '../calibration/sla-projection-fit.js';
 import { slaProjectionConfig } from './sla-projection-capture.js';
@@ -32,7 +34,7 @@ export interface Variant {
   plannedSparsity?: number;
 }
 
-export type VariantFamily = 'uniform' | 'per-head' | 'sla-proj' | 'config';
+export type VariantFamily = 'uniform' | 'per-head' | 'per-head-out' | 'sla-proj' | 'config';
 
 export interface VariantContext {
   method: string;
@@ -60,17 +62,18 @@ export type VariantBuilder = (ctx: VariantContext) => Variant[] | Promise<Varian
 export const VARIANT_FAMILIES: Partial<Record<VariantFamily, VariantBuilder>> = {
   uniform: uniformVariants,
   'per-head': perHeadVariants,
+  'per-head-out': perHeadOutVariants,
   'sla-proj': slaProjectionVariants,
 };
 
 /** Families a caller may ask for by name. */
-export const FAMILY_NAMES: readonly VariantFamily[] = ['uniform', 'per-head', 'sla-proj'];
+export const FAMILY_NAMES: readonly VariantFamily[] = ['uniform', 'per-head', 'per-head-out', 'sla-proj'];
 
 export function checkFamilies(families: readonly string[]): VariantFamily[] {
   for (const f of families) {
     if (!(FAMILY_NAMES as readonly string[]).includes(f)) throw new UnsupportedError(`variant family "${f}": known are ${FAMILY_NAMES.join(', ')}`);
     if (!VARIANT_FAMILIES[f as VariantFamily]) {
-      throw new UnsupportedError(`variant family "${f}" needs a library that is not in this build (${f === 'per-head' ? 'calibratePerHead, src/calibration' : 'fitSlaProjection'}); available: ${Object.keys(VARIANT_FAMILIES).join(', ')}`);
+      throw new UnsupportedError(`variant family "${f}" needs a library that is not in this build (${f.startsWith('per-head') ? 'calibratePerHead, src/calibration' : 'fitSlaProjection'}); available: ${Object.keys(VARIANT_FAMILIES).join(', ')}`);
     }
   }
   return families as VariantFamily[];
@@ -114,24 +117,74 @@ export async function uniformVariants(ctx: VariantContext): Promise<Variant[]> {
  * measurement, sparse vs dense attention per head on the CPU, is the cost; the choice per target is
  * cheap).
  */
-export async function perHeadVariants(ctx: VariantContext): Promise<Variant[]> {
+export function perHeadVariants(ctx: VariantContext): Promise<Variant[]> {
+  return perHeadFamily(ctx, 'per-head');
+}
+
+/**
+ * As per-head, with each head's error weighted by how much of it reaches the residual stream: its
+ * absolute output error (relative error × the norm of its dense output) times the norm of its
+ * columns of the output projection, over the mean of that weight. Relative errors count a head
+ * whose output barely moves the model as much as one that carries it.
+ */
+export function perHeadOutVariants(ctx: VariantContext): Promise<Variant[]> {
+  return perHeadFamily(ctx, 'per-head-out');
+}
+
+// Both per-head families of one context share one measurement of the heads' grids (the cost).
+const measuredGrids = new WeakMap<VariantContext, Promise<{ jobs: HeadGridJob[]; points: HeadGridPoint[][]; grid: number[] }>>();
+
+function measureGrids(ctx: VariantContext, knob: MethodKnob) {
+  let m = measuredGrids.get(ctx);
+  if (!m) {
+    const captured = trimmed(ctx);
+    const keyLength = Math.max(...captured.map((c) => c.k.length));
+    const jobs = headGridJobs(captured);
+    const grid = knobGrid(knob, keyLength, 12);
+    const measure = ctx.measureGrid ?? serialGridMeasurer;
+    m = measure({ method: ctx.method, base: {}, run: { causal: true }, grid }, jobs).then((points) => ({ jobs, points, grid }));
+    measuredGrids.set(ctx, m);
+  }
+  return m;
+}
+
+/** Per query head, the Frobenius norm of its columns of the output projection ([out, heads·D] row-major). */
+export function headOutputNorms(o: Pick<LinearWeights, 'weight' | 'outFeatures' | 'inFeatures'>, heads: number): number[] {
+  const D = o.inFeatures / heads;
+  const sums = new Array<number>(heads).fill(0);
+  for (let r = 0; r < o.outFeatures; r++) {
+    for (let c = 0; c < o.inFeatures; c++) sums[Math.floor(c / D)] += o.weight[r * o.inFeatures + c] ** 2;
+  }
+  return sums.map(Math.sqrt);
+}
+
+/** Each job's points with errors scaled by the head's weight in the residual stream (mean weight 1). */
+export function outputWeightedPoints(jobs: readonly HeadGridJob[], points: readonly HeadGridPoint[][], captured: readonly CapturedAttention[]): GridPoint[][] {
+  const norms = new Map(captured.map((c) => [c.module, c.headOutNorms]));
+  const raw = jobs.map((job, i) => {
+    const out = norms.get(job.module)?.[job.head];
+    const dense = points[i][0]?.denseNorm;
+    if (out === undefined || dense === undefined) throw new UnsupportedError(`per-head-out needs the output projection's norms and the dense output norm of ${job.module} head ${job.head}`);
+    return out * dense;
+  });
+  const mean = raw.reduce((a, b) => a + b, 0) / Math.max(raw.length, 1);
+  return points.map((pts, i) => pts.map((p) => ({ ...p, error: mean > 0 ? (p.error * raw[i]) / mean : p.error })));
+}
+
+async function perHeadFamily(ctx: VariantContext, family: 'per-head' | 'per-head-out'): Promise<Variant[]> {
   const { method, denseLayers } = ctx;
-  const descriptor = sparseMethods.descriptor(method);
-  const knob = descriptor.knob;
+  const knob = sparseMethods.descriptor(method).knob;
   if (!knob || ctx.targets.length === 0) return [];
-  const captured = trimmed(ctx);
-  const keyLength = Math.max(...captured.map((c) => c.k.length));
-  const jobs = headGridJobs(captured);
-  const grid = knobGrid(knob, keyLength, 12);
-  const measure = ctx.measureGrid ?? serialGridMeasurer;
-  const points: GridPoint[][] = await measure({ method, base: {}, run: { causal: true }, grid }, jobs);
+  const { jobs, points: measured } = await measureGrids(ctx, knob);
+  const points: GridPoint[][] = family === 'per-head-out' ? outputWeightedPoints(jobs, measured, ctx.captured) : measured;
   return ctx.targets.map((target) => {
     const choice = chooseForTarget(points, target);
-    const heads = jobs.map((job, i) => ({ module: job.module, head: job.head, ...points[i][choice.indices[i]] }));
+    // The config and the planned sparsity take the measured points (errors as measured).
+    const heads = jobs.map((job, i) => ({ module: job.module, head: job.head, ...measured[i][choice.indices[i]] }));
     const total = heads.reduce((a, h) => a + h.validBlocks, 0);
     const planned = total === 0 ? 0 : heads.reduce((a, h) => a + h.sparsity * h.validBlocks, 0) / total;
     return {
-      method, label: `per-head ~${Math.round(target * 100)}%`, family: 'per-head' as const, settings: {},
+      method, label: `${family} ~${Math.round(target * 100)}%`, family, settings: {},
       config: withDenseLayers(perHeadConfig(method, {}, knob.setting, heads), denseLayers), plannedSparsity: planned,
     };
   });

@@ -19,6 +19,8 @@ export interface CapturedAttention {
   k: HeadTensor;
   /** The values too, for calibrations that fit outputs (per-head, SLA's projection). */
   v?: HeadTensor;
+  /** Per query head, the Frobenius norm of its columns of the output projection (per-head-out). */
+  headOutNorms?: readonly number[];
 }
 
 /** Block sparsity a method plans over the captured calls (block-weighted, causal blocks only). */

@@ -72,8 +72,9 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
   --dtype T            webgpu: f16 | f32 (default f16 where the adapter has shader-f16)
   --methods a,b        methods to evaluate (default: every registered one)
   --targets 0.5,0.8,0.9  block sparsities to search settings for (default 0.5,0.8,0.9)
-  --variants a,b       uniform | per-head | sla-proj (default uniform): per method, one setting for
-                       all heads per target, one per head, SLA with a fitted projection
+  --variants a,b       uniform | per-head | per-head-out | sla-proj (default uniform): per method, one
+                       setting for all heads per target, one per head (per-head-out: each head's error
+                       weighted by its share of the residual stream), SLA with a fitted projection
   --calibration-queries N  per-head calibration and projection fit on N query rows of the capture, in 4
                        windows spread over the prompt (default 1024; 0 = all)
   --workers N          threads measuring heads for per-head calibration (default: the CPUs Node sees)
