@@ -93,6 +93,6 @@ describe('sparse-attn eval --backend webgpu on a tiny model', { skip: gpu.skip }
     assert.match(a.stderr, /--backend/);
     const b = await run([...common, '--variants', 'uniform,magic']);
     assert.notEqual(b.code, 0);
-    assert.match(b.stderr, /variant family "magic": known are uniform, per-head, sla-proj/);
+    assert.match(b.stderr, /variant family "magic": known are uniform, per-head, per-head-out, sla-proj/);
   });
 });
