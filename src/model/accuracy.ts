@@ -142,13 +142,14 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       const prompts = Array.from({ length: opts.prompts }, () => buildNeedlePrompt(corpus, length, rng, opts.needles));
       tick(`L=${length} dense`);
       const captured: CapturedAttention[] = [];
+      const outNorms = new Map<number, number[]>(); // per layer: one pass over o_proj, not one per captured call
       const dense: PromptScore[] = [];
       const t0 = Date.now();
       for (const [i, p] of prompts.entries()) {
         desparsify(model);
         // Capture the first prompt's prefill operands for the searches and calibrations.
         model.onAttention = i === 0 ? (m, q, k, v) => {
-          if (q.length > 1 && m.layer >= denseLayers) captured.push({ module: m.name, q, k, v, headOutNorms: headOutputNorms(model.weights.layers[m.layer].o, q.heads) });
+          if (q.length > 1 && m.layer >= denseLayers) captured.push({ module: m.name, q, k, v, headOutNorms: outNorms.get(m.layer) ?? outNorms.set(m.layer, headOutputNorms(model.weights.layers[m.layer].o, q.heads)).get(m.layer) });
         } : undefined;
         dense.push(await scoreWith(scoring, p.tokens, { answerLength: ANSWER, prefillChunk: opts.prefillChunk }));
         model.onAttention = undefined;

@@ -132,7 +132,7 @@ export function perHeadOutVariants(ctx: VariantContext): Promise<Variant[]> {
 }
 
 // Both per-head families of one context share one measurement of the heads' grids (the cost).
-const measuredGrids = new WeakMap<VariantContext, Promise<{ jobs: HeadGridJob[]; points: HeadGridPoint[][]; grid: number[] }>>();
+const measuredGrids = new WeakMap<VariantContext, Promise<{ jobs: HeadGridJob[]; points: HeadGridPoint[][] }>>();
 
 function measureGrids(ctx: VariantContext, knob: MethodKnob) {
   let m = measuredGrids.get(ctx);
@@ -142,7 +142,7 @@ function measureGrids(ctx: VariantContext, knob: MethodKnob) {
     const jobs = headGridJobs(captured);
     const grid = knobGrid(knob, keyLength, 12);
     const measure = ctx.measureGrid ?? serialGridMeasurer;
-    m = measure({ method: ctx.method, base: {}, run: { causal: true }, grid }, jobs).then((points) => ({ jobs, points, grid }));
+    m = measure({ method: ctx.method, base: {}, run: { causal: true }, grid }, jobs).then((points) => ({ jobs, points }));
     measuredGrids.set(ctx, m);
   }
   return m;
