@@ -3,7 +3,7 @@
  * then time dense causal and block-sparse attention on device-resident f16 operands
  * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|orders] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|orders] [--masks dense,random,trishape] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -17,17 +17,22 @@ import { webgpuDeviceInfo } from '../src/bench/device-info.js';
 import { timeOnDevice, timerRuns } from '../src/bench/gpu-timing.js';
 import { emitReport, scriptReport } from '../src/bench/report.js';
 import { HeadTensor } from '../src/core/tensor.js';
+import { TRI_SHAPE_DEFAULTS, triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
 
-const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, set: { type: 'string', default: 'staging' }, out: { type: 'string' } } });
+const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, set: { type: 'string', default: 'staging' }, masks: { type: 'string', default: 'dense,random' }, out: { type: 'string' } } });
 type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate'>> & Pick<TensorCoreOptions, 'diag'>;
+// --set order: skipping the tiles no row of a workgroup sees and heavy-first workgroup order against
+// neither (the block-sparse rows and tri-shape's mask with its token rule show the skip).
 // --set staging (default): synchronous staging of 64-key tiles (the default until 2026-12-04)
 // against prefetched staging, 32-key tiles and 8 subgroups staged, with the stage-dropping
 // diagnostics; --set tiles: the default against 16-key tiles and 8 subgroups; --set orders: the bank-conflict orders,
 // unstaged and 8 unstaged subgroups of 2026-12-03. Diagnostic rows are timed dense only and not
 // validated: their output is wrong by design.
-const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: true, keyTile: 64, prefetch: false } as const;
-// The dispatcher's default since 2026-12-04.
+const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: true, keyTile: 64, prefetch: false, skipHidden: false, heavyFirst: false } as const;
+// The dispatcher's default of 2026-12-04 (before hidden-tile skipping and heavy-first order).
 const DEFAULT: Variant = { ...BASE, keyTile: 32, prefetch: true };
+// The default since 2026-12-05 (session of 2026-12-04 06:00).
+const DEFAULT2: Variant = { ...DEFAULT, skipHidden: true, heavyFirst: true };
 const diags = (v: Variant): Variant[] => [{ ...v, diag: 'no-softmax' }, { ...v, diag: 'no-mma' }];
 const SETS: Record<string, Variant[]> = {
   staging: [
@@ -38,6 +43,10 @@ const SETS: Record<string, Variant[]> = {
   tiles: [
     DEFAULT, { ...DEFAULT, keyTile: 16 }, { ...DEFAULT, subgroups: 8 }, { ...DEFAULT, subgroups: 8, keyTile: 16 },
     ...diags(DEFAULT), ...diags({ ...DEFAULT, keyTile: 16 }),
+  ],
+  order: [
+    DEFAULT2, { ...DEFAULT2, skipHidden: false }, { ...DEFAULT2, heavyFirst: false }, DEFAULT,
+    { ...DEFAULT2, keyTile: 16 }, { ...DEFAULT2, subgroups: 8 },
   ],
   orders: [
     BASE, { ...BASE, interleave: false }, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' },
@@ -99,34 +108,40 @@ for (const L of values.lengths!.split(',').map(Number)) {
   };
   // 128×128 blocks (XAttention's and tri-shape's block size): every variant, 8 subgroups too, takes them.
   const mask = randomCausalBlockMask({ batch: 1, heads: H, queryLength: L, keyLength: L, blockRows: 128, blockCols: 128, causal: true }, 0.1, 7);
-  const rowPtr = uploadArray(device, mask.rowPtr, 'tcv.rowPtr');
-  const colIdx = uploadArray(device, mask.colIdx, 'tcv.colIdx');
+  // Tri-shape's mask at its defaults (sink 128, window 3968, last 100 rows dense), with its token rule.
+  const tri = triShapeBlockMask({ batch: 1, heads: H, queryLength: L, keyLength: L, blockRows: 128, blockCols: 128 }, TRI_SHAPE_DEFAULTS);
+  const lists = {
+    random: { mask, rowPtr: uploadArray(device, mask.rowPtr, 'tcv.rowPtr'), colIdx: uploadArray(device, mask.colIdx, 'tcv.colIdx') },
+    trishape: { mask: tri, rowPtr: uploadArray(device, tri.rowPtr, 'tcv.triRowPtr'), colIdx: uploadArray(device, tri.colIdx, 'tcv.triColIdx') },
+  };
+  const MASKS = values.masks!.split(',') as ('dense' | 'random' | 'trishape')[];
   console.error(`L=${L}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
   const flops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
   for (const tc of VARIANTS.filter((x) => !failed.has(JSON.stringify({ ...x, diag: undefined })) && !failed.has(JSON.stringify(x))))
-    for (const sparse of tc.diag ? [false] : [false, true]) {
+    for (const kind of tc.diag ? ['dense' as const] : MASKS) {
+      const list = kind === 'dense' ? undefined : lists[kind];
       const opts: AttentionDispatchOptions = {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,
-        blocks: sparse ? { kind: 'csr', rowPtr, colIdx, blockRows: 128, blockCols: 128 } : { kind: 'all' },
+        blocks: list ? { kind: 'csr', rowPtr: list.rowPtr, colIdx: list.colIdx, blockRows: 128, blockCols: 128 } : { kind: 'all' },
+        ...(kind === 'trishape' ? { tokenRule: triShapeTokenRule(TRI_SHAPE_DEFAULTS) } : {}),
       };
       let t: Awaited<ReturnType<typeof timeOnDevice>>;
       try {
         t = await timeOnDevice(device, (encoder) => encodeAttention(device, encoder, views, opts), timerRuns(ctx, Number(values.reps)));
       } catch (err) { // a variant that refuses the shape
-        rows.push({ L, headDim: D, ...tc, kernel: sparse ? 'block-sparse' : 'dense', error: String((err as Error).message ?? err) });
+        rows.push({ L, headDim: D, ...tc, kernel: kind, error: String((err as Error).message ?? err) });
         continue;
       }
-      const density = sparse ? mask.density : 1;
+      const density = list ? list.mask.density : 1;
       const row = {
-        L, headDim: D, ...tc, kernel: sparse ? 'block-sparse' : 'dense', density, ms: t.ms, tflops: tflopsOf(flops * density, t.ms), denseEquivalentTflops: tflopsOf(flops, t.ms),
+        L, headDim: D, ...tc, kernel: kind === 'random' ? 'block-sparse' : kind, density, ms: t.ms, tflops: tflopsOf(flops * density, t.ms), denseEquivalentTflops: tflopsOf(flops, t.ms),
         minMs: t.minMs, ...(t.kernelMs ? { kernelMs: t.kernelMs } : {}),
       };
       console.error(JSON.stringify(row));
       rows.push(row);
     }
   for (const t of [views.q, views.k, views.v, views.o]) t.buffer.destroy();
-  rowPtr.destroy();
-  colIdx.destroy();
+  for (const l of Object.values(lists)) { l.rowPtr.destroy(); l.colIdx.destroy(); }
 }
 const report = scriptReport('tensor-core-variants', webgpuDeviceInfo(ctx.report), {
   flopRule: 'dense causal 4·B·H·L²·D/2; tflops counts the kept fraction of blocks, denseEquivalentTflops the dense FLOPs',

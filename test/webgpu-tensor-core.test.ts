@@ -21,13 +21,13 @@ after(() => gpu.release());
 
 describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
   for (const c of TC_CASES) {
-    // The default kernel (32-key tiles, prefetched staging) in both pass modes, each workgroup-memory
-    // order, unstaged, synchronous staging, 64- and 16-key tiles, and 8 subgroups staged (where
-    // 128-row workgroups fit the case).
+    // The default kernel (32-key tiles, prefetched staging, hidden tiles skipped, heavy-first order)
+    // in both pass modes, each workgroup-memory order, unstaged, synchronous staging, 64- and 16-key
+    // tiles, neither skipping nor reordering, and 8 subgroups staged (where 128-row workgroups fit).
     const fits8 = c.Lq % 128 === 0 && (c.br ?? 128) % 128 === 0;
     for (const tc of [
       { passes: 1 }, { passes: 2 }, { passes: 1, swizzle: 'none' }, { passes: 1, swizzle: 'both' }, { passes: 1, interleave: true }, { passes: 2, stage: false, interleave: true }, { passes: 1, stage: false },
-      { keyTile: 64, prefetch: false }, { keyTile: 64 }, { prefetch: false }, { keyTile: 16 }, ...(fits8 ? [{ subgroups: 8 } as const, { subgroups: 8, keyTile: 16 } as const] : []),
+      { keyTile: 64, prefetch: false }, { keyTile: 64 }, { prefetch: false }, { keyTile: 16 }, { skipHidden: false, heavyFirst: false }, { passes: 2, heavyFirst: false }, ...(fits8 ? [{ subgroups: 8 } as const, { subgroups: 8, keyTile: 16 } as const] : []),
     ] as const) {
       it(`${JSON.stringify(c)} ${JSON.stringify(tc)}`, async () => {
         const { q, k, v, mask, want } = tcCaseInputs(c);
@@ -51,7 +51,7 @@ describe('every tensor-core variant compiles', { skip }, () => {
             for (const [subgroups, stage, keyTile] of [[4, true, 64], [4, false, 64], [8, false, 64], [4, true, 32], [8, true, 32], [4, true, 16]] as const)
               for (const passes of [1, 2] as const) {
                 const prefetch = stage && passes === 1 && keyTile !== 64; // synchronous staging at 64 keys
-                const spec = { headDim, causal, blocks, out, subgroups, stage, passes, swizzle: passes === 1 && !prefetch ? 'both' as const : 'scores' as const, interleave: stage, tokenRule: causal && blocks === 'csr' && out === 'f16' ? 'trishape' as const : 'none' as const, keyTile, prefetch };
+                const spec = { headDim, causal, blocks, out, subgroups, stage, passes, swizzle: passes === 1 && !prefetch ? 'both' as const : 'scores' as const, interleave: stage, tokenRule: causal && blocks === 'csr' && out === 'f16' ? 'trishape' as const : 'none' as const, keyTile, prefetch, skipHidden: causal && blocks === 'csr', heavyFirst: causal };
                 if (tensorCoreWorkgroupBytes(spec) > limit) continue; // supports() refuses it before compiling
                 await compileProgram(gpu.ctx!.device, tensorCoreAttentionProgram, spec);
                 compiled++;

@@ -111,10 +111,17 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   const swizzle = tc.swizzle ?? 'scores';
   const wholeChunks = (BC * q.headDim / 8) % (subgroups * 32) === 0;
   const prefetch = (tc.prefetch ?? true) && stage && passes === 1 && swizzle !== 'staging' && swizzle !== 'both' && wholeChunks;
+  const rule = opts.tokenRule?.kind ?? 'none';
+  // Only where there is something to skip: causal block lists (diagonal blocks taller than a
+  // workgroup) and rules with a hidden-tile hook.
+  const skippable = (opts.blocks.kind === 'csr' && opts.causal) || (opts.tokenRule !== undefined && tokenRuleHook(rule).tensorCoreTileHiddenWgsl !== undefined);
+  const skipHidden = (tc.skipHidden ?? true) && skippable;
+  const heavyFirst = (tc.heavyFirst ?? true) && opts.causal;
   return {
     headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes, swizzle,
-    interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: opts.tokenRule?.kind ?? 'none',
+    interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: rule,
     ...(tc.emulate ? { emulate: true } : {}), ...(BC !== 64 ? { keyTile: BC } : {}), ...(prefetch ? { prefetch } : {}),
+    ...(skipHidden ? { skipHidden } : {}), ...(heavyFirst ? { heavyFirst } : {}),
   };
 }
 

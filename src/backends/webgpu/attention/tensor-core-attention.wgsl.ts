@@ -90,6 +90,17 @@ export type TensorCoreAttentionSpec = {
    * design, through registers: WGSL has no asynchronous copies).
    */
   readonly prefetch?: boolean;
+  /**
+   * Visit only the tiles some row of the workgroup sees: in a block list, the tiles of a diagonal
+   * block past the workgroup's last row (causal), and the tiles a token rule hides from every row
+   * (its hook's tensorCoreTileHiddenWgsl: tri-shape's window edges). Uniform per workgroup.
+   */
+  readonly skipHidden?: boolean;
+  /**
+   * Causal: workgroups take query tiles from the last (most keys) to the first, so the longest
+   * workgroups start first and the short ones fill the tail.
+   */
+  readonly heavyFirst?: boolean;
 };
 
 export const TC_KEY_TILE = 64;
@@ -186,11 +197,22 @@ function staging(spec: TensorCoreAttentionSpec): Staging {
   let pfR = lid / ${D / 8}u;
   let pfC = lid % ${D / 8}u;
 ${seq(chunks, (n) => `  var pf${n} = vec4<u32>();`)}
-  if (nTiles > 0u) { let jf = tileStart(0u, qbRow); ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} }`,
+  if (${spec.skipHidden ? 'tFirst < nTiles' : 'nTiles > 0u'}) { let jf = tileStart(${spec.skipHidden ? 'tFirst' : '0u'}, qbRow); ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} }`,
     k: [`${put} // K of this tile, loaded during the previous one`, `${fetch('V', 'vBase', 'P.vStrideL', 'j0')} // V: in flight during QKᵀ and the softmax`, 'workgroupBarrier();'],
     v: `    ${put} // V (every subgroup is past its K reads: barrier above)
-    if (t + 1u < nTiles) { let jf = tileStart(t + 1u, qbRow); ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} } // in flight during PV`,
+    ${spec.skipHidden ? 'if (tNext < nTiles) { let jf = tileStart(tNext, qbRow);' : 'if (t + 1u < nTiles) { let jf = tileStart(t + 1u, qbRow);'} ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} } // in flight during PV`,
   };
+}
+
+/**
+ * The tile loop's header: every tile, or (skipHidden) only tiles some row of the workgroup sees,
+ * with tNext the next such tile (the prefetch loads it during this one).
+ */
+function tileLoop(spec: TensorCoreAttentionSpec, pad: string): string {
+  if (!spec.skipHidden) return `${pad}for (var t = 0u; t < nTiles; t++) {`;
+  return `${pad}var tNext = tFirst;
+${pad}for (var t = tNext; t < nTiles; t = tNext) {
+${pad}  tNext = nextTile(t + 1u, rowBase, qbRow, nTiles);`;
 }
 
 /**
@@ -214,7 +236,7 @@ ${body(half)}`).join('\n');
   return `${st.before ? `${st.before}\n` : ''}  var m = -3.0e38; // this row's reference max (log2 units)
   var l = 0.0;      // Σ exp2(s − m) over the keys seen
 ${seq(DT, (d) => `  var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
-  for (var t = 0u; t < nTiles; t++) {
+${tileLoop(spec, '  ')}
     let j0 = tileStart(t, qbRow);
     let full = tileFull(j0, rowBase); // every score of the tile visible: no per-score test
 ${scoreTile(spec, kSrc, '    ', st.k)}
@@ -245,7 +267,7 @@ ${scoreTile(spec, kSrc, '    ', st.k)}
     l += sum + subgroupShuffleXor(sum, 1u);
 ${st.v ? `    ${st.v.trimStart()}` : ''}
     let flags = workgroupUniformLoad(&rescaled); // also the barrier that publishes P (and V)
-    if (t > 0u && (${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')}) != 0u) { // tile 0: O is still zero
+    if (t > ${spec.skipHidden ? 'tFirst' : '0u'} && (${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')}) != 0u) { // tile 0: O is still zero
 ${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) { let cc = (c + rot) & (BC / 2u - 1u); sTile[scratch + cc] *= alpha; }
       workgroupBarrier();
 ${seq(CT, (c) => `      o${half * CT + c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&sTile, sg * 16u * BC + ${c * 16}u, BC);`)}`)}
@@ -276,6 +298,7 @@ export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: s
   const sparse = spec.blocks === 'csr';
   const visibility = tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
   const tileRule = tokenRuleHook(spec.tokenRule).tensorCoreTileWgsl;
+  const hiddenRule = tokenRuleHook(spec.tokenRule).tensorCoreTileHiddenWgsl;
   if (visibility === undefined) throw new UnsupportedError(`token rule "${spec.tokenRule}" has no tensor-core WGSL`);
   const KVS = D + 8; // padded row stride of the staged tile: rows start in different banks
   const kvType = spec.stage ? 'array<vec4<u32>>' : 'array<f16>';
@@ -362,7 +385,22 @@ ${spec.tokenRule === 'none' ? `  if (!CAUSAL) { return true; }
 ${tileRule}`}
 }
 
-@compute @workgroup_size(${SG * 32})
+${spec.skipHidden ? `// Whether no row of the workgroup sees any key of the tile at j0 (uniform): the tile is skipped.
+fn tileHidden(j0: u32, rowBase: u32) -> bool {
+  let p0 = (P.kLen - P.qLen) + rowBase;
+  let p1 = p0 + BR - 1u;
+  if (CAUSAL && j0 > p1) { return true; }
+${hiddenRule ?? '  return false;'}
+}
+
+// The first tile at or after t0 that is not hidden (n when none is left).
+fn nextTile(t0: u32, rowBase: u32, qb: u32, n: u32) -> u32 {
+  var t = t0;
+  while (t < n && tileHidden(tileStart(t, qb), rowBase)) { t++; }
+  return t;
+}
+
+` : ''}@compute @workgroup_size(${SG * 32})
 fn main(@builtin(workgroup_id) wg: vec3u,
         @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) lane: u32,
@@ -370,7 +408,7 @@ fn main(@builtin(workgroup_id) wg: vec3u,
   let b = wg.z;
   let h = wg.y;
   let kvh = h / P.group;
-  let rowBase = wg.x * BR;
+  let rowBase = ${spec.heavyFirst && spec.causal ? '(P.qLen / BR - 1u - wg.x) * BR; // heavy first: the last query tile (most keys) first' : 'wg.x * BR;'}
   let qBase = P.qOffset + b * P.qStrideB + h * P.qStrideH + (rowBase + sg * 16u) * P.qStrideL;
   let kBase = P.kOffset + b * P.kStrideB + kvh * P.kStrideH;
   let vBase = P.vOffset + b * P.vStrideB + kvh * P.vStrideH;
@@ -389,12 +427,12 @@ ${seq(DT, (t) => `  let q${t} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16,
   // unrotated they would all hit one bank, a 32-way conflict on every score read and write).
   let rot = ${spec.swizzle === 'scores' || spec.swizzle === 'both' ? '(row + 16u * side) & (BC / 2u - 1u)' : '0u'};
   let nTiles = tileCount(rowBase, qbRow);
-
+${spec.skipHidden ? '  let tFirst = nextTile(0u, rowBase, qbRow, nTiles); // skipped tiles are never visited\n' : ''}
 ${spec.passes === 1 ? onePassLoop(spec, kSrc, vSrc) : `  var m = -3.0e38;
   var l = 0.0;
   for (var phase = 0u; phase < 2u; phase++) {
 ${seq(DT, (d) => `    var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
-    for (var t = 0u; t < nTiles; t++) {
+${tileLoop(spec, '    ')}
       let j0 = tileStart(t, qbRow);
       let full = tileFull(j0, rowBase); // every score of the tile visible: no per-score test
 ${scoreTile(spec, kSrc, '      ', st.k)}

@@ -34,6 +34,13 @@ export interface TokenRuleHook<R, F extends string> {
    * Absent: every tile of a call with this rule is tested per score.
    */
   readonly tensorCoreTileWgsl?: string;
+  /**
+   * Tensor-core kernel: statements ending its `tileHidden(j0, rowBase)` once the tile is known to
+   * be causally visible to some row: true only when the rule hides every key of [j0, j0 + BC) from
+   * every row of [rowBase, rowBase + BR) (key positions p0..p1), so the tile is not visited.
+   * Absent: only causally hidden tiles are skipped.
+   */
+  readonly tensorCoreTileHiddenWgsl?: string;
 }
 
 /** The variant of calls without a token rule: every key of a kept block. */

@@ -35,4 +35,9 @@ fn tokenVisible(i: u32, j: u32) -> bool {
   tensorCoreTileWgsl: `  if (rowBase + P.lastDenseQueries >= P.qLen) { return true; }
   if (j0 + BC <= P.sinkTokens) { return true; }
   return j0 + P.localWindow > p1;`,
+  // Hidden tile: no row of the workgroup is a dense row, no key is a sink, and the tile's last key
+  // has left the first row's window (the edge of the band: up to 3 of a 128-key block's 4 tiles).
+  tensorCoreTileHiddenWgsl: `  if (rowBase + BR - 1u + P.lastDenseQueries >= P.qLen) { return false; }
+  if (j0 < P.sinkTokens) { return false; }
+  return j0 + BC - 1u + P.localWindow <= p0;`,
 };
