@@ -3,7 +3,7 @@
  * then time dense causal and block-sparse attention on device-resident f16 operands
  * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|orders] [--masks dense,random,trishape] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -23,6 +23,8 @@ const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8
 type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate'>> & Pick<TensorCoreOptions, 'diag'>;
 // --set order: skipping the tiles no row of a workgroup sees and heavy-first workgroup order against
 // neither (the block-sparse rows and tri-shape's mask with its token rule show the skip).
+// --set keys: 32- against 16-key tiles with both. --masks trishape-blocks: tri-shape's block mask
+// without its token rule (what the rule's per-score test and whole-tile checks cost; output differs).
 // --set staging (default): synchronous staging of 64-key tiles (the default until 2026-12-04)
 // against prefetched staging, 32-key tiles and 8 subgroups staged, with the stage-dropping
 // diagnostics; --set tiles: the default against 16-key tiles and 8 subgroups; --set orders: the bank-conflict orders,
@@ -48,6 +50,7 @@ const SETS: Record<string, Variant[]> = {
     DEFAULT2, { ...DEFAULT2, skipHidden: false }, { ...DEFAULT2, heavyFirst: false }, DEFAULT,
     { ...DEFAULT2, keyTile: 16 }, { ...DEFAULT2, subgroups: 8 },
   ],
+  keys: [DEFAULT2, { ...DEFAULT2, keyTile: 16 }],
   orders: [
     BASE, { ...BASE, interleave: false }, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' },
     { ...BASE, stage: false }, { ...BASE, stage: false, interleave: false }, { ...BASE, stage: false, swizzle: 'none' },
@@ -114,12 +117,12 @@ for (const L of values.lengths!.split(',').map(Number)) {
     random: { mask, rowPtr: uploadArray(device, mask.rowPtr, 'tcv.rowPtr'), colIdx: uploadArray(device, mask.colIdx, 'tcv.colIdx') },
     trishape: { mask: tri, rowPtr: uploadArray(device, tri.rowPtr, 'tcv.triRowPtr'), colIdx: uploadArray(device, tri.colIdx, 'tcv.triColIdx') },
   };
-  const MASKS = values.masks!.split(',') as ('dense' | 'random' | 'trishape')[];
+  const MASKS = values.masks!.split(',') as ('dense' | 'random' | 'trishape' | 'trishape-blocks')[];
   console.error(`L=${L}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
   const flops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
   for (const tc of VARIANTS.filter((x) => !failed.has(JSON.stringify({ ...x, diag: undefined })) && !failed.has(JSON.stringify(x))))
     for (const kind of tc.diag ? ['dense' as const] : MASKS) {
-      const list = kind === 'dense' ? undefined : lists[kind];
+      const list = kind === 'dense' ? undefined : lists[kind === 'trishape-blocks' ? 'trishape' : kind];
       const opts: AttentionDispatchOptions = {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,
         blocks: list ? { kind: 'csr', rowPtr: list.rowPtr, colIdx: list.colIdx, blockRows: 128, blockCols: 128 } : { kind: 'all' },

@@ -74,7 +74,7 @@ export interface TensorCoreOptions {
    * adapter with shader-f16). Only taken when asked for, with `kernel: 'tensor-core'`.
    */
   emulate?: boolean;
-  /** Keys per tile (default 32; 64 was the default before 2026-12-04). */
+  /** Keys per tile (default 16 at D128 with 4 subgroups, else 32; 64 was the default before 2026-12-04). */
   keyTile?: 16 | 32 | 64;
   /** Staged, one pass: the next K/V tile is loaded into registers while this one is multiplied (default on). */
   prefetch?: boolean;

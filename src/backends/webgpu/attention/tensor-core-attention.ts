@@ -95,8 +95,10 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   if (subgroups === 2 && !tc.emulate) return '2 subgroups per workgroup only in the emulated kernel';
   const rows = TC_ROWS_PER_SUBGROUP * subgroups;
   // 32-key tiles with prefetched staging: 93.7 against 34.5 TFLOP/s (64 keys, staged synchronously)
-  // at D128, 32K, causal on the H200 (bench/results/2026-12-04-h200/tc-staging.json).
-  const BC = tc.keyTile ?? 32;
+  // at D128, 32K, causal on the H200 (bench/results/2026-12-04-h200/tc-staging.json); 16-key tiles
+  // 107.7 at D128 and 97.7 (from 58.9) at D64 with 4 subgroups (bench/results/2026-12-04b-h200/tc-keys.json), but
+  // 4–5× slower with 8 subgroups.
+  const BC = tc.keyTile ?? (subgroups === 4 ? 16 : 32);
   const keyLength = opts.keyLength ?? k.length;
   if (q.length % rows !== 0) return `query length ${q.length} is not a multiple of ${rows}`;
   if (keyLength % BC !== 0) return `key length ${keyLength} is not a multiple of ${BC}`;
