@@ -33,7 +33,8 @@ type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate'>> & Pick<Tens
 const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: true, keyTile: 64, prefetch: false, skipHidden: false, heavyFirst: false } as const;
 // The dispatcher's default of 2026-12-04 (before hidden-tile skipping and heavy-first order).
 const DEFAULT: Variant = { ...BASE, keyTile: 32, prefetch: true };
-// The default since 2026-12-05 (session of 2026-12-04 06:00).
+// With hidden-tile skipping and heavy-first order (defaults since 2026-12-04's second session; the
+// dispatcher's key tile is now 16 with 4 subgroups, the 'keys' set's second row).
 const DEFAULT2: Variant = { ...DEFAULT, skipHidden: true, heavyFirst: true };
 const diags = (v: Variant): Variant[] => [{ ...v, diag: 'no-softmax' }, { ...v, diag: 'no-mma' }];
 const SETS: Record<string, Variant[]> = {
