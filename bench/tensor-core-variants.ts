@@ -3,7 +3,7 @@
  * then time dense causal and block-sparse attention on device-resident f16 operands
  * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|split|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -23,19 +23,23 @@ const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8
 type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate'>> & Pick<TensorCoreOptions, 'diag'>;
 // --set order: skipping the tiles no row of a workgroup sees and heavy-first workgroup order against
 // neither (the block-sparse rows and tri-shape's mask with its token rule show the skip).
-// --set keys: 32- against 16-key tiles with both. --masks trishape-blocks: tri-shape's block mask
+// --set keys: 32- against 16-key tiles with both. --set split: whole tiles on a copy of the softmax
+// loops without the per-score test, against one loop testing per score, at 16 and 32 keys. --masks trishape-blocks: tri-shape's block mask
 // without its token rule (what the rule's per-score test and whole-tile checks cost; output differs).
 // --set staging (default): synchronous staging of 64-key tiles (the default until 2026-12-04)
 // against prefetched staging, 32-key tiles and 8 subgroups staged, with the stage-dropping
 // diagnostics; --set tiles: the default against 16-key tiles and 8 subgroups; --set orders: the bank-conflict orders,
 // unstaged and 8 unstaged subgroups of 2026-12-03. Diagnostic rows are timed dense only and not
 // validated: their output is wrong by design.
-const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: true, keyTile: 64, prefetch: false, skipHidden: false, heavyFirst: false } as const;
+const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: true, keyTile: 64, prefetch: false, skipHidden: false, heavyFirst: false, splitFull: false } as const;
 // The dispatcher's default of 2026-12-04 (before hidden-tile skipping and heavy-first order).
 const DEFAULT: Variant = { ...BASE, keyTile: 32, prefetch: true };
 // With hidden-tile skipping and heavy-first order (defaults since 2026-12-04's second session; the
 // dispatcher's key tile is now 16 with 4 subgroups, the 'keys' set's second row).
 const DEFAULT2: Variant = { ...DEFAULT, skipHidden: true, heavyFirst: true };
+// With 16-key tiles and whole tiles on a copy of the softmax loops without the per-score test
+// (the dispatcher's default since 2026-12-04's third session).
+const DEFAULT3: Variant = { ...DEFAULT2, keyTile: 16, splitFull: true };
 const diags = (v: Variant): Variant[] => [{ ...v, diag: 'no-softmax' }, { ...v, diag: 'no-mma' }];
 const SETS: Record<string, Variant[]> = {
   staging: [
@@ -52,6 +56,7 @@ const SETS: Record<string, Variant[]> = {
     { ...DEFAULT2, keyTile: 16 }, { ...DEFAULT2, subgroups: 8 },
   ],
   keys: [DEFAULT2, { ...DEFAULT2, keyTile: 16 }],
+  split: [DEFAULT3, { ...DEFAULT3, splitFull: false }, { ...DEFAULT3, keyTile: 32 }, { ...DEFAULT3, keyTile: 32, splitFull: false }],
   orders: [
     BASE, { ...BASE, interleave: false }, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' },
     { ...BASE, stage: false }, { ...BASE, stage: false, interleave: false }, { ...BASE, stage: false, swizzle: 'none' },

@@ -82,4 +82,6 @@ export interface TensorCoreOptions {
   skipHidden?: boolean;
   /** Causal: the query tiles with the most keys start first (default on). */
   heavyFirst?: boolean;
+  /** One pass: whole tiles run a copy of the softmax loops without the per-score visibility test (default on). */
+  splitFull?: boolean;
 }

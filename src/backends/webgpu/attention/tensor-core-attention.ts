@@ -119,11 +119,12 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   const skippable = (opts.blocks.kind === 'csr' && opts.causal) || (opts.tokenRule !== undefined && tokenRuleHook(rule).tensorCoreTileHiddenWgsl !== undefined);
   const skipHidden = (tc.skipHidden ?? true) && skippable;
   const heavyFirst = (tc.heavyFirst ?? true) && opts.causal;
+  const splitFull = (tc.splitFull ?? true) && passes === 1;
   return {
     headDim: q.headDim, causal: opts.causal, blocks: opts.blocks.kind, out: o.dtype, subgroups, stage, passes, swizzle,
     interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: rule,
     ...(tc.emulate ? { emulate: true } : {}), ...(BC !== 64 ? { keyTile: BC } : {}), ...(prefetch ? { prefetch } : {}),
-    ...(skipHidden ? { skipHidden } : {}), ...(heavyFirst ? { heavyFirst } : {}),
+    ...(skipHidden ? { skipHidden } : {}), ...(heavyFirst ? { heavyFirst } : {}), ...(splitFull ? { splitFull } : {}),
   };
 }
 

@@ -101,6 +101,12 @@ export type TensorCoreAttentionSpec = {
    * workgroups start first and the short ones fill the tail.
    */
   readonly heavyFirst?: boolean;
+  /**
+   * One pass: the softmax loops run twice over in the code, once for tiles every row sees wholly
+   * (no per-score test) and once with it, chosen per tile (uniform), instead of one loop testing
+   * `full || visible(i, j)` per score.
+   */
+  readonly splitFull?: boolean;
 };
 
 export const TC_KEY_TILE = 64;
@@ -216,6 +222,28 @@ ${pad}  tNext = nextTile(t + 1u, rowBase, qbRow, nTiles);`;
 }
 
 /**
+ * A loop over this lane's BC/2 scores of the tile: `visibleStmt` for the scores the row sees
+ * (with p declared 0 before it), then `after`. Split: whole tiles (`full`, uniform) run a copy
+ * of the loop without the per-score test, so the token rule's code is off their path.
+ */
+function perScore(spec: TensorCoreAttentionSpec, pad: string, visibleStmt: string, after = ''): string {
+  const n = spec.diag === 'no-softmax' ? '0u' : 'BC / 2u';
+  const loop = (test: string | undefined) => [
+    `for (var c = 0u; c < ${n}; c++) {`,
+    '  let cc = (c + rot) & (BC / 2u - 1u);',
+    ...(test ? ['  let j = j0 + side * (BC / 2u) + cc;'] : []),
+    ...(after ? ['  var p = 0.0;'] : []),
+    test ? `  if (${test}) { ${visibleStmt} }` : `  ${visibleStmt}`,
+    ...(after ? [`  ${after}`] : []),
+    '}',
+  ];
+  const lines = spec.splitFull
+    ? ['if (full) {', ...loop(undefined).map((l) => `  ${l}`), '} else {', ...loop('visible(qi, j)').map((l) => `  ${l}`), '}']
+    : loop('full || visible(qi, j)');
+  return lines.map((l) => pad + l).join('\n');
+}
+
+/**
  * The one-pass loop: S = QKᵀ → scratch; per row, move the reference max only when this tile's max
  * exceeds it by more than 2^RESCALE_LOG2; P = exp2(S − m) → f16; if any row of the workgroup moved,
  * rescale O through the scratch (uniform branch); O += P V. The epilogue divides by l in scratch.
@@ -241,11 +269,7 @@ ${tileLoop(spec, '  ')}
     let full = tileFull(j0, rowBase); // every score of the tile visible: no per-score test
 ${scoreTile(spec, kSrc, '    ', st.k)}
     var tileMax = -3.0e38;
-    for (var c = 0u; c < ${spec.diag === 'no-softmax' ? '0u' : 'BC / 2u'}; c++) {
-      let cc = (c + rot) & (BC / 2u - 1u);
-      let j = j0 + side * (BC / 2u) + cc;
-      if (full || visible(qi, j)) { tileMax = max(tileMax, sTile[scratch + cc] * P.scaleLog2); }
-    }
+${perScore(spec, '    ', 'tileMax = max(tileMax, sTile[scratch + cc] * P.scaleLog2);')}
     tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));
     var alpha = 1.0;
     if (tileMax > m + RESCALE_LOG2) {
@@ -256,14 +280,7 @@ ${scoreTile(spec, kSrc, '    ', st.k)}
     let moved = subgroupAny(alpha != 1.0);
     if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved); }
     var sum = 0.0;
-    for (var c = 0u; c < ${spec.diag === 'no-softmax' ? '0u' : 'BC / 2u'}; c++) {
-      let cc = (c + rot) & (BC / 2u - 1u);
-      let j = j0 + side * (BC / 2u) + cc;
-      var p = 0.0;
-      if (full || visible(qi, j)) { p = exp2(sTile[scratch + cc] * P.scaleLog2 - m); }
-      pTile[scratch + cc] = f16(p);
-      sum += p;
-    }
+${perScore(spec, '    ', 'p = exp2(sTile[scratch + cc] * P.scaleLog2 - m);', 'pTile[scratch + cc] = f16(p); sum += p;')}
     l += sum + subgroupShuffleXor(sum, 1u);
 ${st.v ? `    ${st.v.trimStart()}` : ''}
     let flags = workgroupUniformLoad(&rescaled); // also the barrier that publishes P (and V)
