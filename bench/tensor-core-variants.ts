@@ -3,7 +3,7 @@
  * then time dense causal and block-sparse attention on device-resident f16 operands
  * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|split|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|split|rule|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -24,7 +24,9 @@ type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate'>> & Pick<Tens
 // --set order: skipping the tiles no row of a workgroup sees and heavy-first workgroup order against
 // neither (the block-sparse rows and tri-shape's mask with its token rule show the skip).
 // --set keys: 32- against 16-key tiles with both. --set split: whole tiles on a copy of the softmax
-// loops without the per-score test, against one loop testing per score, at 16 and 32 keys. --masks trishape-blocks: tri-shape's block mask
+// loops without the per-score test, against one loop testing per score, at 16 and 32 keys.
+// --set rule: the default without hidden-tile skipping and/or heavy-first order (with --masks
+// trishape,trishape-blocks: which part of tri-shape's token rule costs what). --masks trishape-blocks: tri-shape's block mask
 // without its token rule (what the rule's per-score test and whole-tile checks cost; output differs).
 // --set staging (default): synchronous staging of 64-key tiles (the default until 2026-12-04)
 // against prefetched staging, 32-key tiles and 8 subgroups staged, with the stage-dropping
@@ -38,7 +40,8 @@ const DEFAULT: Variant = { ...BASE, keyTile: 32, prefetch: true };
 // dispatcher's key tile is now 16 with 4 subgroups, the 'keys' set's second row).
 const DEFAULT2: Variant = { ...DEFAULT, skipHidden: true, heavyFirst: true };
 // With 16-key tiles and whole tiles on a copy of the softmax loops without the per-score test
-// (the dispatcher's default since 2026-12-04's third session).
+// (the dispatcher's default early in 2026-12-04's third session; since, hidden-tile skipping is
+// off: the 'rule' set's second row).
 const DEFAULT3: Variant = { ...DEFAULT2, keyTile: 16, splitFull: true };
 const diags = (v: Variant): Variant[] => [{ ...v, diag: 'no-softmax' }, { ...v, diag: 'no-mma' }];
 const SETS: Record<string, Variant[]> = {
@@ -56,6 +59,7 @@ const SETS: Record<string, Variant[]> = {
     { ...DEFAULT2, keyTile: 16 }, { ...DEFAULT2, subgroups: 8 },
   ],
   keys: [DEFAULT2, { ...DEFAULT2, keyTile: 16 }],
+  rule: [DEFAULT3, { ...DEFAULT3, skipHidden: false }, { ...DEFAULT3, heavyFirst: false }, { ...DEFAULT3, skipHidden: false, heavyFirst: false }],
   split: [DEFAULT3, { ...DEFAULT3, splitFull: false }, { ...DEFAULT3, keyTile: 32 }, { ...DEFAULT3, keyTile: 32, splitFull: false }],
   orders: [
     BASE, { ...BASE, interleave: false }, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' },

@@ -117,7 +117,10 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   // Only where there is something to skip: causal block lists (diagonal blocks taller than a
   // workgroup) and rules with a hidden-tile hook.
   const skippable = (opts.blocks.kind === 'csr' && opts.causal) || (opts.tokenRule !== undefined && tokenRuleHook(rule).tensorCoreTileHiddenWgsl !== undefined);
-  const skipHidden = (tc.skipHidden ?? true) && skippable;
+  // Off by default: the next-visible-tile search on the loop's critical path cost 4–6% at 32K on the
+  // H200 (block lists and tri-shape's defaults, bench/results/2026-12-04c-h200/tc-rule*.json), more
+  // than the few hidden tiles it skips; it pays where a rule hides many tiles (narrow windows).
+  const skipHidden = (tc.skipHidden ?? false) && skippable;
   const heavyFirst = (tc.heavyFirst ?? true) && opts.causal;
   const splitFull = (tc.splitFull ?? true) && passes === 1;
   return {
