@@ -46,6 +46,10 @@ const ESTIMATES: Record<string, Pick<XAttentionGpuOptions, 'estimateKernel' | 't
   'tc-1pass-prefetch': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, prefetch: true } },
   'tc-1pass-unstaged': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, stage: false } },
   'tc-1pass-rows2-sg2': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, rowTiles: 2, subgroups: 2 } },
+  // 32 key columns per step (the default's 64 halved): twice the workgroups per SM; with 2 row tiles
+  // 4 subgroups fit staged (2026-12-04, third session; not measured yet).
+  'tc-1pass-c32': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, cols: 32 } },
+  'tc-1pass-c32-rows2': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, cols: 32, rowTiles: 2 } },
 };
 const { values } = parseArgs({
   options: {

@@ -30,6 +30,9 @@ const CASES: { c: TcEstimateCase; tc: TcEstimateOptions }[] = [
   { c: { H: 2, Hkv: 2, Lq: 384, Lk: 384, D: 64, S: 8, B: 128, causal: true, layout: 'BHLD', input: 'random' }, tc: { swizzle: false, subgroups: 2, prefetch: true, passes: 1 } },
   // One pass, two row tiles staged, GQA, Lq < Lk (causal offset), R = 8.
   { c: { H: 4, Hkv: 1, Lq: 512, Lk: 1024, D: 64, S: 16, B: 128, causal: true, layout: 'BHLD', input: 'structured' }, tc: { rowTiles: 2, subgroups: 2, passes: 1 } },
+  // 32 key columns per step with 2 row tiles, 4 subgroups, staged and prefetched, one pass; R = 8
+  // (one block per lane), 80-column causal offset.
+  { c: { H: 2, Hkv: 1, Lq: 512, Lk: 640, D: 64, S: 8, B: 64, causal: true, layout: 'BHLD', input: 'structured' }, tc: { cols: 32, rowTiles: 2, passes: 1 } },
 ];
 
 describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {

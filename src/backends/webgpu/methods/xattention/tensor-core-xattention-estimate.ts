@@ -62,15 +62,21 @@ export type TcEstimateSpec = {
    * into a workspace f32 [B, H, Lq/S, nKB] that xattention-lse-reduce.ts turns into W (half the products).
    */
   readonly passes: 1 | 2;
+  /**
+   * Key columns per step (64 when absent): 32 halves the score scratch and the staged K slice, so
+   * more workgroups fit on an SM and 2 row tiles fit staged with 4 subgroups (each left load then
+   * feeds 2 products instead of 4).
+   */
+  readonly cols?: 32 | 64;
   /** Test-only: plain WGSL in place of the subgroup-matrix builtins (never chosen by the planner). */
   readonly emulate?: true;
 };
 
 /** Caller's choices; defaults rowTiles 1, subgroups 4, swizzle, stage (needs 8-aligned K strides) and prefetch true, passes 1 where its workspace fits a binding (else 2). */
-export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; emulate?: boolean };
+export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; cols?: 32 | 64; emulate?: boolean };
 
-// Key columns per step: each subgroup scores its rows × these (4 fragments per left load).
-const COLS = 64;
+// Key columns per step: each subgroup scores its rows × these (COLS/16 fragments per left load).
+const colsOf = (spec: Pick<TcEstimateSpec, 'cols'>): 32 | 64 => spec.cols ?? 64;
 
 export const tcEstimateParams = new ParamsLayout([
   ['heads', 'u32'], ['groupSize', 'u32'], ['stride', 'u32'], ['keyCols', 'u32'],
@@ -97,6 +103,7 @@ const lseBytes = (batch: number, heads: number, queryRows: number, numKeyBlocks:
 const workgroupsX = (spec: TcEstimateSpec, queryRows: number) => Math.ceil(queryRows / (spec.subgroups * 16 * spec.rowTiles));
 
 function workgroupBytes(spec: TcEstimateSpec): number {
+  const COLS = colsOf(spec);
   return spec.subgroups * 16 * spec.rowTiles * COLS * 4 + (spec.stage ? COLS * KS(spec) * 2 : 0) + (spec.emulate ? emulationWorkgroupBytes(spec.subgroups) : 0);
 }
 
@@ -110,6 +117,7 @@ function tcEstimateRealWgsl(spec: TcEstimateSpec, header: string): string {
   const { rowTiles: F, subgroups: SG, stage } = spec;
   const D = spec.headDim;
   const DT = D / 16;
+  const COLS = colsOf(spec);
   const CT = COLS / 16;
   const R = spec.rowsPerBlock;
   const RS = 16 * F; // strided query rows of a subgroup
@@ -336,7 +344,8 @@ export function tensorCoreEstimateSpec(
   const lse = lseBytes(q.batch, q.heads, q.length / stride, Math.ceil(k.length / (stride * rowsPerBlock)));
   const lseFits = lse <= Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   return {
-    headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? true), passes: tc.passes ?? (lseFits ? 1 : 2), ...(tc.emulate ? { emulate: true } : {}),
+    headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? true), passes: tc.passes ?? (lseFits ? 1 : 2),
+    ...(tc.cols === 32 ? { cols: 32 } : {}), ...(tc.emulate ? { emulate: true } : {}),
   };
 }
 
