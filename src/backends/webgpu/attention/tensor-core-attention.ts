@@ -23,9 +23,12 @@ const SHAPE_FIELDS = [
   ['vOffset', 'u32'], ['vStrideB', 'u32'], ['vStrideH', 'u32'], ['vStrideL', 'u32'],
   ['oOffset', 'u32'], ['oStrideB', 'u32'], ['oStrideH', 'u32'], ['oStrideL', 'u32'],
   ['scaleLog2', 'f32'], ['numQueryBlocks', 'u32'], ['blockRows', 'u32'], ['blockCols', 'u32'],
+  // flash-skip-softmax in the loop (spec.flashSkip): log2 of its threshold, key tiles per method
+  // block, method blocks per key row.
+  ['log2Threshold', 'f32'], ['skipTiles', 'u32'], ['numKeyBlocks', 'u32'],
 ] as const;
 
-type TcParam = (typeof SHAPE_FIELDS)[number][0] | TokenRuleParam;
+export type TcParam = (typeof SHAPE_FIELDS)[number][0] | TokenRuleParam;
 
 /** Shape, offsets and strides, then every token rule's fields (the tokenRule hook, as in the portable skeleton). */
 export const tensorCoreParams = new ParamsLayout<TcParam>([...SHAPE_FIELDS, ...TOKEN_RULE_PARAMS.map((f) => [f, 'u32'] as const)]);
@@ -54,6 +57,7 @@ export const tensorCoreAttentionProgram: KernelProgram<TensorCoreAttentionSpec, 
       { name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' },
       { name: 'v', kind: 'read-only-storage' }, { name: 'o', kind: 'storage' },
     ] as const;
+    if (spec.flashSkip) return [...b, { name: 'kept', kind: 'storage' }, { name: 'counters', kind: 'storage' }];
     return spec.blocks === 'csr' ? [...b, { name: 'rowPtr', kind: 'read-only-storage' }, { name: 'colIdx', kind: 'read-only-storage' }] : b;
   },
   constants: (spec) => ({ d: spec.headDim, sg: spec.subgroups, bc: tcKeyTile(spec), causal: spec.causal }),
@@ -131,8 +135,13 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
   };
 }
 
+/**
+ * Encodes one dispatch; returns its Params uniform. `extra`: Params fields and buffers of a mode
+ * built on the kernel (flash-skip-softmax's threshold, blocks, kept flags and counters).
+ */
 export async function encodeTensorCoreAttention(
   device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, call: AttentionDispatchOptions, spec: TensorCoreAttentionSpec,
+  extra: { params?: Partial<Record<TcParam, number>>; buffers?: Record<string, GPUBuffer> } = {},
 ): Promise<GPUBuffer> {
   const { q, k, v, o } = views;
   const opts = oneRuleOptions(call);
@@ -152,9 +161,12 @@ export async function encodeTensorCoreAttention(
     oOffset: o.offset, oStrideB: o.strideB, oStrideH: o.strideH, oStrideL: o.strideL,
     scaleLog2: opts.scale * Math.LOG2E,
     numQueryBlocks: csr ? Math.ceil(q.length / csr.blockRows) : 1, blockRows: csr?.blockRows ?? rows, blockCols: csr?.blockCols ?? tcKeyTile(spec),
+    log2Threshold: 0, skipTiles: 1, numKeyBlocks: 0,
     ...tokenRuleParams(opts.tokenRule, q.length, Lk),
+    ...extra.params,
   };
   const buffers: Record<string, GPUBuffer> = { q: q.buffer, k: k.buffer, v: v.buffer, o: o.buffer };
   if (csr) Object.assign(buffers, { rowPtr: csr.rowPtr, colIdx: csr.colIdx });
+  Object.assign(buffers, extra.buffers);
   return encodeProgram(device, encoder, tensorCoreAttentionProgram, compiled, { params, buffers, workgroups: [shape.workgroupsX, q.heads, q.batch] });
 }

@@ -107,6 +107,16 @@ export type TensorCoreAttentionSpec = {
    * `full || visible(i, j)` per score.
    */
   readonly splitFull?: boolean;
+  /**
+   * flash-skip-softmax in the loop (one pass, every key tile, no token rule): the workgroup's rows
+   * are the method's query tile and P.skipTiles key tiles its key tile. A tile whose block is not
+   * decided yet votes keep when some row's tile max is above its running max over kept blocks
+   * + log2 threshold; votes are OR-ed per tile (workgroup-uniform), so a block is decided at its
+   * first voting tile. Until then nothing is added to l or O; when that tile is not the block's
+   * first, the loop goes back to the block's first tile and computes the block whole. Kept flags
+   * and counters (visited, skipped, raised rows) are written by the same dispatch.
+   */
+  readonly flashSkip?: boolean;
 };
 
 export const TC_KEY_TILE = 64;
@@ -204,7 +214,8 @@ function staging(spec: TensorCoreAttentionSpec): Staging {
   let pfC = lid % ${D / 8}u;
 ${seq(chunks, (n) => `  var pf${n} = vec4<u32>();`)}
   if (${spec.skipHidden ? 'tFirst < nTiles' : 'nTiles > 0u'}) { let jf = tileStart(${spec.skipHidden ? 'tFirst' : '0u'}, qbRow); ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} }`,
-    k: [`${put} // K of this tile, loaded during the previous one`, `${fetch('V', 'vBase', 'P.vStrideL', 'j0')} // V: in flight during QKᵀ and the softmax`, 'workgroupBarrier();'],
+    k: [...(spec.flashSkip ? [`if (rewound) { ${fetch('K', 'kBase', 'P.kStrideL', 'j0')} } // the prefetch loaded the tile after the one that went back`] : []),
+      `${put} // K of this tile, loaded during the previous one`, `${fetch('V', 'vBase', 'P.vStrideL', 'j0')} // V: in flight during QKᵀ and the softmax`, 'workgroupBarrier();'],
     v: `    ${put} // V (every subgroup is past its K reads: barrier above)
     ${spec.skipHidden ? 'if (tNext < nTiles) { let jf = tileStart(tNext, qbRow);' : 'if (t + 1u < nTiles) { let jf = tileStart(t + 1u, qbRow);'} ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} } // in flight during PV`,
   };
@@ -215,6 +226,10 @@ ${seq(chunks, (n) => `  var pf${n} = vec4<u32>();`)}
  * with tNext the next such tile (the prefetch loads it during this one).
  */
 function tileLoop(spec: TensorCoreAttentionSpec, pad: string): string {
+  if (spec.flashSkip) {
+    return `${pad}for (var t = 0u; t < nTiles;) { // t moves at the end: on, or back to a block's first tile
+${pad}  if (t % P.skipTiles == 0u && !rewound) { blockStart = t; blockKeep = false; mBlock = M; }`;
+  }
   if (!spec.skipHidden) return `${pad}for (var t = 0u; t < nTiles; t++) {`;
   return `${pad}var tNext = tFirst;
 ${pad}for (var t = tNext; t < nTiles; t = tNext) {
@@ -264,6 +279,12 @@ ${body(half)}`).join('\n');
   return `${st.before ? `${st.before}\n` : ''}  var m = -3.0e38; // this row's reference max (log2 units)
   var l = 0.0;      // Σ exp2(s − m) over the keys seen
 ${seq(DT, (d) => `  var o${d} = subgroup_matrix_result<f32, 16, 16>();`)}
+${spec.flashSkip ? `  var M = -3.0e38;          // this row's running max over kept blocks (log2 units): the skip rule's
+  var mBlock = -3.0e38;     // M when the current block began
+  var blockStart = 0u;      // uniform from here on: derived from workgroupUniformLoad results
+  var blockKeep = false;    // the current block is decided and kept
+  var seenFirst = false;    // some earlier block held a visible score (that block is always kept)
+  var rewound = false;      // this tile follows a vote that went back to its block's first tile` : ''}
 ${tileLoop(spec, '  ')}
     let j0 = tileStart(t, qbRow);
     let full = tileFull(j0, rowBase); // every score of the tile visible: no per-score test
@@ -278,22 +299,53 @@ ${perScore(spec, '    ', 'tileMax = max(tileMax, sTile[scratch + cc] * P.scaleLo
       l = l * alpha;
     }
     let moved = subgroupAny(alpha != 1.0);
-    if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved); }
+${spec.flashSkip ? `    // The row's vote: exp(s − M) ≥ threshold for some score (or the tile raises M), block undecided.
+    let seen = tileMax > -3.0e38;
+    let vote = !blockKeep && seen && tileMax - max(M, tileMax) > P.log2Threshold;
+    let sgVote = subgroupAny(vote);
+    let sgSeen = subgroupAny(seen);
+    if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved) | select(0u, 2u, sgVote) | select(0u, 4u, sgSeen); }` : `    if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved); }`}
     var sum = 0.0;
 ${perScore(spec, '    ', 'p = exp2(sTile[scratch + cc] * P.scaleLog2 - m);', 'pTile[scratch + cc] = f16(p); sum += p;')}
-    l += sum + subgroupShuffleXor(sum, 1u);
+${spec.flashSkip ? '    let rowSum = sum + subgroupShuffleXor(sum, 1u); // added once the tile is known to be kept' : '    l += sum + subgroupShuffleXor(sum, 1u);'}
 ${st.v ? `    ${st.v.trimStart()}` : ''}
     let flags = workgroupUniformLoad(&rescaled); // also the barrier that publishes P (and V)
-    if (t > ${spec.skipHidden ? 'tFirst' : '0u'} && (${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')}) != 0u) { // tile 0: O is still zero
+${spec.flashSkip ? `    let anyFlags = ${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')};
+    var keepTile = blockKeep;
+    var back = false; // decided on a later tile of the block: compute the block from its first tile
+    if (!blockKeep && ((anyFlags & 2u) != 0u || ((anyFlags & 4u) != 0u && !seenFirst))) {
+      blockKeep = true;
+      back = t != blockStart;
+      keepTile = !back;
+    }
+    if ((anyFlags & 4u) != 0u) { seenFirst = true; }
+    if (keepTile) {
+      l += rowSum;
+      M = max(M, tileMax);
+    }` : ''}
+    if (t > ${spec.skipHidden ? 'tFirst' : '0u'} && (${spec.flashSkip ? 'anyFlags & 1u' : seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')}) != 0u) { // tile 0: O is still zero
 ${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) { let cc = (c + rot) & (BC / 2u - 1u); sTile[scratch + cc] *= alpha; }
       workgroupBarrier();
 ${seq(CT, (c) => `      o${half * CT + c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&sTile, sg * 16u * BC + ${c * 16}u, BC);`)}`)}
     }
-    for (var c = 0u; c < ${spec.diag === 'no-mma' ? '0u' : 'CT'}; c++) {
+    for (var c = 0u; c < ${spec.diag === 'no-mma' ? '0u' : spec.flashSkip ? 'select(0u, CT, keepTile)' : 'CT'}; c++) {
       let pm = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&pTile, sg * 16u * BC + c * 16u, BC);
       let vRow = vBase + (j0 + c * 16u) * P.vStrideL;
 ${seq(DT, (d) => `      o${d} = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(${vSrc(d)}), o${d});`)}
     }
+${spec.flashSkip ? `    if (!back && ((t + 1u) % P.skipTiles == 0u || t + 1u == nTiles)) { // the block's last tile
+      // A kept block raised the row's max (FlashAttention rescales it: ModelOpt's correction_factor).
+      let rowRaised = select(0u, 1u, blockKeep && side == 0u && M > mBlock);
+      let raised = subgroupAdd(rowRaised);
+      if (lane == 0u && raised > 0u) { atomicAdd(&counters[2], raised); }
+      if (lid == 0u) {
+        atomicAdd(&counters[0], 1u);
+        if (!blockKeep) { atomicAdd(&counters[1], 1u); }
+        kept[qbRow * P.numKeyBlocks + t / P.skipTiles] = select(0u, 1u, blockKeep);
+      }
+    }
+    rewound = back;
+    t = select(t + 1u, blockStart, back);` : ''}
   }
   // O / l, through the scratch (the accumulators are opaque), written as ${spec.out}.
   let inv = select(0.0, 1.0 / l, l > 0.0);
@@ -347,6 +399,8 @@ ${header}
 @group(0) @binding(4) var<storage, read_write> O: array<${spec.out}>;
 ${sparse ? `@group(0) @binding(5) var<storage, read> rowPtr: array<u32>;
 @group(0) @binding(6) var<storage, read> colIdx: array<u32>;` : ''}
+${spec.flashSkip ? `@group(0) @binding(5) var<storage, read_write> kept: array<u32>;                // [B, H, nQB, nKB], 1 = computed
+@group(0) @binding(6) var<storage, read_write> counters: array<atomic<u32>, 3>;  // visited, skipped, raised rows` : ''}
 
 const DT: u32 = ${DT}u;      // 16-wide slices of the head dim
 const BR: u32 = ${SG * 16}u; // query rows per workgroup

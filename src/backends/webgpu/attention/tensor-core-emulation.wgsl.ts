@@ -38,8 +38,9 @@ const RIGHT_LET = /let (\w+) = subgroupMatrixLoad<subgroup_matrix_right<f16, 16,
 const MMA_LET = /subgroupMatrixMultiplyAccumulate\((\w+), (\w+), (\w+)\)/g;
 const SHUFFLE = /subgroupShuffleXor\((\w+), (\w+)\)/g;
 const ANY = /subgroupAny\(([^()]+)\)/g;
+const ADD = /subgroupAdd\((\w+)\)/g;
 const BUILTINS = /@builtin\(subgroup_id\) sg: u32,\s*@builtin\(subgroup_invocation_id\) lane: u32,\s*@builtin\(local_invocation_index\) lid: u32\) \{/;
-const LEFTOVER = /subgroupMatrix|subgroup_matrix|subgroupShuffle|subgroupAny|subgroup_id|subgroup_invocation_id|enable subgroups/;
+const LEFTOVER = /subgroupMatrix|subgroup_matrix|subgroupShuffle|subgroupAny|subgroupAdd|subgroup_id|subgroup_invocation_id|enable subgroups/;
 
 /**
  * The plain-WGSL twin of a tensor-core kernel (`out`: O's element type). `opaque` is a uniform
@@ -112,7 +113,8 @@ export function emulateTensorCoreWgsl(wgsl: string, subgroups: number, out: 'f16
       return `${name}(${off}, ${value}, ${stride}, lane)`;
     })
     .replace(SHUFFLE, (_m, x: string, mask: string) => `emuShuffleXor(${x}, ${mask}, lid)`)
-    .replace(ANY, (_m, x: string) => `emuAny(${x}, lid)`);
+    .replace(ANY, (_m, x: string) => `emuAny(${x}, lid)`)
+    .replace(ADD, (_m, x: string) => `emuAddU32(${x}, lid)`);
   const left = LEFTOVER.exec(text);
   if (left) throw new Error(`tensor-core emulation left "${left[0]}" in the kernel (the generator changed shape)`);
   return `${text}
@@ -137,6 +139,16 @@ fn emuAny(x: bool, lid: u32) -> bool {
   for (var i = 0u; i < min(${opaque}, 32u); i++) { seen = seen || emuXch[(lid & ~31u) + i] != 0.0; }
   workgroupBarrier();
   return seen;
+}
+
+// subgroupAdd(x) of small counts (exact in f32) over this lane's emulated subgroup.
+fn emuAddU32(x: u32, lid: u32) -> u32 {
+  emuXch[lid] = f32(x);
+  workgroupBarrier();
+  var sum = 0.0;
+  for (var i = 0u; i < min(${opaque}, 32u); i++) { sum += emuXch[(lid & ~31u) + i]; }
+  workgroupBarrier();
+  return u32(sum);
 }
 ${[...fns.values()].join('\n')}
 `;

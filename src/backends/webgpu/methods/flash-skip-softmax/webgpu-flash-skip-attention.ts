@@ -25,6 +25,8 @@ import { type AttentionDispatchOptions, attentionDispatch, attentionSpecFor, typ
 import { attentionParams, attentionProgram, type AttentionShape, type AttentionSpec, attentionWgsl, tileKeys } from '../../attention/attention-program.js';
 import { createOutputTensor, createStorageBuffer, readBuffer, readTensor, uploadTensor } from '../../runtime/buffers.js';
 import type { WebGpuContext } from '../../runtime/webgpu-device.js';
+import type { TensorCoreOptions } from '../../attention/attention-views.js';
+import { encodeTensorCoreFlashSkip, tensorCoreFlashSkipSpec } from './tensor-core-flash-skip.js';
 import { type BindingSpec, compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 
 export type FlashSkipAttentionSpec = AttentionSpec & {
@@ -124,6 +126,14 @@ export interface FlashSkipGpuOptions extends AttentionOptions {
   br?: number;
   bc?: number;
   phase?: Phase;
+  /**
+   * 'portable' (the default until the tensor-core mode is timed and tested on a GPU with subgroup
+   * matrices), 'tensor-core' (tensor-core-flash-skip.ts; throws with the reason a call cannot run
+   * there), or 'auto' (tensor cores where the call fits them).
+   */
+  kernel?: 'portable' | 'tensor-core' | 'auto';
+  /** Tensor-core variant options (subgroups follow br; `emulate` for tests on adapters without subgroup matrices). */
+  tensorCore?: TensorCoreOptions;
 }
 
 export interface FlashSkipGpuResult {
@@ -150,11 +160,21 @@ export function flashSkipRows(br: number): number {
  */
 export async function encodeFlashSkipAttention(
   device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews,
-  opts: { causal: boolean; scale: number; threshold: number; br: number; bc: number; kept: GPUBuffer; counters: GPUBuffer },
+  opts: {
+    causal: boolean; scale: number; threshold: number; br: number; bc: number; kept: GPUBuffer; counters: GPUBuffer;
+    kernel?: FlashSkipGpuOptions['kernel']; tensorCore?: TensorCoreOptions;
+  },
 ): Promise<GPUBuffer> {
   if (!(opts.threshold > 0 && opts.threshold <= 1)) throw new InvalidArgumentError('threshold', opts.threshold, 'in (0, 1]');
   for (const [name, x] of [['br', opts.br], ['bc', opts.bc]] as const) {
     if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(name, x, 'an integer >= 1');
+  }
+  const kernel = opts.kernel ?? 'portable';
+  if (kernel !== 'portable' && kernel !== 'tensor-core' && kernel !== 'auto') throw new InvalidArgumentError('kernel', kernel, "'portable', 'tensor-core' or 'auto'");
+  if (kernel !== 'portable') {
+    const tc = tensorCoreFlashSkipSpec(device, views, opts, opts.tensorCore, kernel === 'tensor-core');
+    if (typeof tc !== 'string') return encodeTensorCoreFlashSkip(device, encoder, views, opts, tc);
+    if (kernel === 'tensor-core') throw new UnsupportedError(`flash-skip on tensor cores cannot run this call: ${tc}`);
   }
   const dispatchOpts: AttentionDispatchOptions = { causal: opts.causal, scale: opts.scale, blocks: { kind: 'all' } };
   const spec: FlashSkipAttentionSpec = { ...attentionSpecFor(device, views, dispatchOpts), rows: flashSkipRows(opts.br) };
@@ -194,7 +214,9 @@ export async function flashSkipAttentionWebGpu(ctx: WebGpuContext, q: HeadTensor
   const owned = [views.q.buffer, views.k.buffer, views.v.buffer, views.o.buffer, kept, counters];
   try {
     const encoder = device.createCommandEncoder({ label });
-    owned.push(await encodeFlashSkipAttention(device, encoder, views, { causal: p.causal, scale: p.scale, threshold: opts.threshold, br, bc, kept, counters }));
+    owned.push(await encodeFlashSkipAttention(device, encoder, views, {
+      causal: p.causal, scale: p.scale, threshold: opts.threshold, br, bc, kept, counters, kernel: opts.kernel, tensorCore: opts.tensorCore,
+    }));
     device.queue.submit([encoder.finish()]);
     const output = await readTensor(device, views.o, q.layout);
     const keptFlags = new Uint32Array(await readBuffer(device, kept, keptBytes));
