@@ -1,9 +1,8 @@
 /**
  * flash-skip-softmax in the loop: the tensor-core mode against the portable kernel and against dense
  * tensor-core attention, on device-resident f16 operands (B=1, H=32, Hkv=8, D=128, causal).
- * Inputs are "peaked" (every query looks along one dimension where the first 8 keys score highest,
- * a fraction --bumps of the key blocks hold one key just below them, the rest score near zero), so
- * the threshold decides: 1e-30 keeps every block (the "nothing skipped" cost), 0.05 skips the blocks
+ * Inputs are peakedQKV (src/core/structured-inputs.ts: the first 8 keys score highest, a --bumps
+ * share of the key blocks holds one key just below them, the rest score near zero), so the threshold decides: 1e-30 keeps every block (the "nothing skipped" cost), 0.05 skips the blocks
  * without a bump. Each br first runs a small twin against the CPU sequential kernel (kept blocks and
  * output). Writes JSON.
  *
@@ -22,7 +21,7 @@ import { checkOutput } from '../src/bench/check.js';
 import { webgpuDeviceInfo } from '../src/bench/device-info.js';
 import { timeOnDevice, timerRuns } from '../src/bench/gpu-timing.js';
 import { emitReport, scriptReport } from '../src/bench/report.js';
-import { HeadTensor } from '../src/core/tensor.js';
+import { peakedQKV } from '../src/core/structured-inputs.js';
 import { flashSkipAttention } from '../src/methods/flash-skip-softmax/flash-skip-cpu.js';
 
 const { values } = parseArgs({
@@ -39,25 +38,9 @@ const { device } = ctx;
 const [H, Hkv, D, BC] = emulate ? [4, 2, 128, 128] : [32, 8, 128, 128];
 const scale = 1 / Math.sqrt(D);
 
-/** Peaked f16 inputs: logit 40·scale on the 8 sink keys, 0.9 of it on one key of a `bumps` share of blocks, ~0 elsewhere. */
 function peaked(L: number, heads: number, kvHeads: number, bumps: number, seed: number) {
-  const q = HeadTensor.randn({ batch: 1, heads, length: L, headDim: D }, seed);
-  const k = HeadTensor.randn({ batch: 1, heads: kvHeads, length: L, headDim: D }, seed + 1);
-  const v = HeadTensor.randn({ batch: 1, heads: kvHeads, length: L, headDim: D }, seed + 2, { dtype: 'f16' });
-  const qd = q.data as Float32Array;
-  const kd = k.data as Float32Array;
-  for (let i = 0; i < qd.length; i++) qd[i] = i % D === 0 ? 40 : 0.1 * qd[i];
-  let state = seed >>> 0;
-  const rand = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  for (let h = 0; h < kvHeads; h++) {
-    for (let j = 0; j < L; j++) {
-      const o = k.offset(0, h, j);
-      for (let d = 1; d < D; d++) kd[o + d] *= 0.1;
-      kd[o] = j < 8 ? 1 : 0.1 * rand();
-    }
-    for (let kb = 1; kb < L / BC; kb++) if (rand() < bumps) kd[k.offset(0, h, kb * BC + Math.floor(rand() * BC))] = 0.9;
-  }
-  return { q: q.toDType('f16'), k: k.toDType('f16'), v };
+  const t = peakedQKV({ heads, kvHeads, length: L, headDim: D, seed, blockSize: BC, bumps });
+  return { q: t.q.toDType('f16'), k: t.k.toDType('f16'), v: t.v.toDType('f16') };
 }
 
 const validation: unknown[] = [];

@@ -12,8 +12,8 @@ import type { TensorCoreOptions } from '../src/backends/webgpu/attention/attenti
 import { flashSkipAttentionWebGpu, type FlashSkipGpuOptions } from '../src/backends/webgpu/methods/flash-skip-softmax/webgpu-flash-skip-attention.js';
 import { hasTensorCores } from '../src/backends/webgpu/runtime/webgpu-device.js';
 import type { BlockMask } from '../src/core/block-mask.js';
-import { structuredQKV } from '../src/core/structured-inputs.js';
-import { HeadTensor } from '../src/core/tensor.js';
+import { peakedQKV, structuredQKV } from '../src/core/structured-inputs.js';
+import type { HeadTensor } from '../src/core/tensor.js';
 import { flashSkipAttention } from '../src/methods/flash-skip-softmax/flash-skip-cpu.js';
 import { assertTensorsClose } from './helpers/compare.js';
 import { TOL_TC } from './helpers/tensor-core-cases.js';
@@ -24,35 +24,14 @@ const noF16 = gpu.ctx && !gpu.ctx.device.features.has('shader-f16') ? `adapter "
 const noTc = gpu.ctx && !hasTensorCores(gpu.ctx.device) ? `adapter "${gpu.ctx.report.description}" has no f16→f32 subgroup matrices` : false;
 after(() => gpu.release());
 
+/** peaked: peakedQKV (half the key blocks hold a bump), else structuredQKV. */
 interface Case { D: number; H: number; Hkv: number; Lq: number; Lk: number; br: number; bc: number; causal: boolean; threshold: number; scale?: number; peaked?: boolean; tc: TensorCoreOptions }
 
-/** A deterministic value in [0, 1). */
-const hash = (a: number, b: number, c: number, d: number) => {
-  const x = Math.sin(a * 12.9898 + b * 78.233 + c * 37.719 + d * 4.581) * 43758.5453;
-  return x - Math.floor(x);
-};
-
-/**
- * Peaked: every query looks along dim 0, where the first 8 keys score highest (logit 5 at the
- * default scale), about half the key blocks hold one key just below them (4.5) at a position that
- * moves from block to block (so blocks are decided on their first tile or a later one), and the
- * rest score near 0: those blocks fall below any threshold above e^-4.
- */
 function inputs(c: Case, n: number): { q: HeadTensor; k: HeadTensor; v: HeadTensor } {
   const layout = n % 2 ? 'BLHD' : 'BHLD';
-  if (!c.peaked) {
-    const t = structuredQKV({ heads: c.H, kvHeads: c.Hkv, length: c.Lk, queryLength: c.Lq, headDim: c.D, seed: 5 + n, layout });
-    return { q: t.q.toDType('f16'), k: t.k.toDType('f16'), v: t.v.toDType('f16') };
-  }
-  const bump = (h: number, j: number) => {
-    const kb = Math.floor(j / c.bc);
-    return hash(n, h, kb, 7) > 0.5 && j % c.bc === (kb * 23 + 40) % c.bc;
-  };
-  const q = HeadTensor.fromFunction({ batch: 1, heads: c.H, length: c.Lq, headDim: c.D }, (_b, h, l, d) => d === 0 ? 40 : 0.3 * (hash(n, h, l, d) - 0.5), layout);
-  const k = HeadTensor.fromFunction({ batch: 1, heads: c.Hkv, length: c.Lk, headDim: c.D },
-    (_b, h, j, d) => d === 0 ? (j < 8 ? 1 : bump(h, j) ? 0.9 : 0.1 * hash(n + 1, h, j, 0)) : 0.3 * (hash(n + 2, h, j, d) - 0.5), layout);
-  const v = HeadTensor.fromFunction({ batch: 1, heads: c.Hkv, length: c.Lk, headDim: c.D }, (_b, h, j, d) => hash(n + 3, h, j, d) - 0.5, layout);
-  return { q: q.toDType('f16'), k: k.toDType('f16'), v: v.toDType('f16') };
+  const shape = { heads: c.H, kvHeads: c.Hkv, length: c.Lk, queryLength: c.Lq, headDim: c.D, seed: 5 + n, layout } as const;
+  const t = c.peaked ? peakedQKV({ ...shape, blockSize: c.bc, bumps: 0.5 }) : structuredQKV(shape);
+  return { q: t.q.toDType('f16'), k: t.k.toDType('f16'), v: t.v.toDType('f16') };
 }
 
 const lists = (m: BlockMask) => ({ rowPtr: [...m.rowPtr], colIdx: [...m.colIdx] });

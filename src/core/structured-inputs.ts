@@ -78,3 +78,46 @@ export function structuredQKV(opts: StructuredInputOptions): { q: HeadTensor; k:
   const v = HeadTensor.randn({ batch: B, heads: Hkv, length: L, headDim: D }, opts.seed + 1, { layout: opts.layout ?? 'BHLD' });
   return { q, k, v };
 }
+
+export interface PeakedInputOptions {
+  heads: number;
+  kvHeads?: number;
+  length: number;
+  /** Defaults to `length`; queries are the last `queryLength` positions. */
+  queryLength?: number;
+  headDim: number;
+  seed: number;
+  layout?: Layout;
+  /** Keys per block: the unit the bumps are placed in. */
+  blockSize: number;
+  /** Share of key blocks (after the first) holding one key just below the sinks. */
+  bumps: number;
+}
+
+/**
+ * Inputs for flash-skip-softmax, whose rule skips a key block when every score in it is far below
+ * the running max: every query looks along channel 0, where the first 8 keys score highest (logit 40
+ * before the scale), a `bumps` share of the later key blocks holds one key at 0.9 of that at a
+ * random position in the block (so the block is decided on its first tile or a later one), and the
+ * rest score near 0 (other channels: noise of std 0.1, so their dot products stay small).
+ */
+export function peakedQKV(opts: PeakedInputOptions): { q: HeadTensor; k: HeadTensor; v: HeadTensor } {
+  const H = requireInteger('heads', opts.heads, 1);
+  const Hkv = opts.kvHeads ?? H;
+  const L = requireInteger('length', opts.length, 1);
+  const Lq = opts.queryLength ?? L;
+  const D = requireInteger('headDim', opts.headDim, 2);
+  const block = requireInteger('blockSize', opts.blockSize, 1);
+  const layout = opts.layout ?? 'BHLD';
+  const rng = new Rng(opts.seed);
+  const bumpAt = Array.from({ length: Hkv }, () => Array.from({ length: Math.ceil(L / block) }, (_, kb) =>
+    kb > 0 && rng.next() < opts.bumps ? kb * block + Math.floor(rng.next() * block) : -1));
+  const q = HeadTensor.fromFunction({ batch: 1, heads: H, length: Lq, headDim: D }, (_b, _h, _i, d) => d === 0 ? 40 : 0.1 * rng.normal(), layout);
+  const k = HeadTensor.fromFunction({ batch: 1, heads: Hkv, length: L, headDim: D }, (_b, h, j, d) => {
+    if (d !== 0) return 0.1 * rng.normal();
+    if (j < 8) return 1;
+    return bumpAt[h][Math.floor(j / block)] === j ? 0.9 : 0.1 * rng.next();
+  }, layout);
+  const v = HeadTensor.randn({ batch: 1, heads: Hkv, length: L, headDim: D }, opts.seed + 1, { layout });
+  return { q, k, v };
+}
