@@ -50,6 +50,9 @@ const ESTIMATES: Record<string, Pick<XAttentionGpuOptions, 'estimateKernel' | 't
   // 4 subgroups fit staged (2026-12-04, third session; not measured yet).
   'tc-1pass-c32': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, cols: 32 } },
   'tc-1pass-c32-rows2': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, cols: 32, rowTiles: 2 } },
+  // The next slice's Q fragments loaded before this slice's products (not measured yet).
+  'tc-1pass-pq': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, prefetchQ: true } },
+  'tc-1pass-c32-pq': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, cols: 32, prefetchQ: true } },
 };
 const { values } = parseArgs({
   options: {

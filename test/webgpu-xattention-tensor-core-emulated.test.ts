@@ -33,6 +33,9 @@ const CASES: { c: TcEstimateCase; tc: TcEstimateOptions }[] = [
   // 32 key columns per step with 2 row tiles, 4 subgroups, staged and prefetched, one pass; R = 8
   // (one block per lane), 80-column causal offset.
   { c: { H: 2, Hkv: 1, Lq: 512, Lk: 640, D: 64, S: 8, B: 64, causal: true, layout: 'BHLD', input: 'structured' }, tc: { cols: 32, rowTiles: 2, passes: 1 } },
+  // Q fragments a slice ahead (prefetchQ), 2 row tiles, 2 subgroups, idle subgroup in the last
+  // workgroup (96 strided rows of 64 per workgroup), not causal, two passes.
+  { c: { H: 2, Hkv: 2, Lq: 768, Lk: 512, D: 64, S: 8, B: 64, causal: false, layout: 'BLHD', input: 'random' }, tc: { prefetchQ: true, rowTiles: 2, subgroups: 2, passes: 2 } },
 ];
 
 describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {

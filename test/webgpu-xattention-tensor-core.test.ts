@@ -27,7 +27,7 @@ const CASES: TcEstimateCase[] = [
 // The default, and the variants the benchmark times (each on the cases whose Lq fits its rows).
 const VARIANTS: TcEstimateOptions[] = [
   {}, { prefetch: true }, { stage: false }, { swizzle: false }, { rowTiles: 2, subgroups: 2 }, { rowTiles: 2, subgroups: 2, prefetch: true }, { rowTiles: 2, stage: false },
-  { passes: 1 }, { passes: 1, prefetch: true }, { passes: 1, stage: false }, { passes: 1, rowTiles: 2, subgroups: 2 }, { passes: 1, cols: 32 }, { passes: 1, cols: 32, rowTiles: 2 }, { passes: 2, cols: 32 },
+  { passes: 1 }, { passes: 1, prefetch: true }, { passes: 1, stage: false }, { passes: 1, rowTiles: 2, subgroups: 2 }, { passes: 1, cols: 32 }, { passes: 1, cols: 32, rowTiles: 2 }, { passes: 2, cols: 32 }, { passes: 1, prefetchQ: true }, { passes: 1, cols: 32, prefetchQ: true }, { passes: 1, rowTiles: 2, subgroups: 2, prefetchQ: true },
 ];
 
 describe('XAttention estimation on tensor cores = CPU', { skip }, () => {

@@ -68,12 +68,17 @@ export type TcEstimateSpec = {
    * feeds 2 products instead of 4).
    */
   readonly cols?: 32 | 64;
+  /**
+   * The next slice's Q fragments are loaded into registers before this slice's products (software
+   * pipelining of the strided left loads, which otherwise wait on L2 right before their products).
+   */
+  readonly prefetchQ?: boolean;
   /** Test-only: plain WGSL in place of the subgroup-matrix builtins (never chosen by the planner). */
   readonly emulate?: true;
 };
 
 /** Caller's choices; defaults rowTiles 1, subgroups 4, swizzle, stage (needs 8-aligned K strides) and prefetch true, passes 1 where its workspace fits a binding (else 2). */
-export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; cols?: 32 | 64; emulate?: boolean };
+export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; cols?: 32 | 64; prefetchQ?: boolean; emulate?: boolean };
 
 // Key columns per step: each subgroup scores its rows × these (COLS/16 fragments per left load).
 const colsOf = (spec: Pick<TcEstimateSpec, 'cols'>): 32 | 64 => spec.cols ?? 64;
@@ -126,23 +131,33 @@ function tcEstimateRealWgsl(spec: TcEstimateSpec, header: string): string {
   const NBL = CL / R; // blocks per lane
   const TILE = RS * COLS;
   const pf = stage && spec.prefetch;
+  const pq = spec.prefetchQ === true;
+  const leftLoad = (row: string, f: number, d: number) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Q, ${row} + ${f}u * qTile + ${d * 16}u, P.stride * P.qStrideL)`;
   const NPF = (COLS * D) / 8 / (SG * 32); // 16-byte K loads per invocation and slice
   const right = (c: number, d: number) => stage ? `&kv, ${c * 16 * KS(spec) + d * 16}u, ${KS(spec)}u` : `&K, kRow + ${c}u * kTile + ${d * 16}u, P.stride * P.kStrideL`;
   // Scores of the subgroup's RS rows × 64 columns into its scratch; chunks past sgEnd left zero.
   const scoreTile = `
 ${seq(F, (f) => seq(CT, (c) => `    var acc${f}${c} = subgroup_matrix_result<f32, 16, 16>();`))}
 ${pf ? seq(NPF, (n) => `    pre${n} = kSlice(kBase, j0, lid + ${n * SG * 32}u);`) : ''}
+${pq ? `    // Slice 0's Q fragments (an idle subgroup reads row 0's: in bounds, never used).
+    let q0Row = qBase + (select(0u, i0, live) * P.stride + P.stride - 1u) * P.qStrideL;
+${seq(F, (f) => seq(DT, (d) => `    var lq${f}_${d} = ${leftLoad('q0Row', f, d)};`))}` : ''}
     for (var s = 0u; s < P.stride; s++) {
-      let qRow = qBase + (i0 * P.stride + P.stride - 1u - s) * P.qStrideL;
-${stage ? `      workgroupBarrier(); // every subgroup is done with the previous slice
+${pq ? '' : `      let qRow = qBase + (i0 * P.stride + P.stride - 1u - s) * P.qStrideL;
+`}${stage ? `      workgroupBarrier(); // every subgroup is done with the previous slice
 ${pf ? seq(NPF, (n) => `      putK(lid + ${n * SG * 32}u, pre${n});`) : '      stageK(kBase + s * P.kStrideL, j0, lid);'}
       workgroupBarrier();
 ${pf ? `      if (s + 1u < P.stride) { // the next slice's loads fly during this slice's products
 ${seq(NPF, (n) => `        pre${n} = kSlice(kBase + (s + 1u) * P.kStrideL, j0, lid + ${n * SG * 32}u);`)}
       }` : ''}` : '      let kRow = kBase + (j0 * P.stride + s) * P.kStrideL;'}
       if (live) {
+${pq ? `${seq(F, (f) => seq(DT, (d) => `        let cur${f}_${d} = lq${f}_${d};`))}
+        if (s + 1u < P.stride) { // the next slice's fragments fly during this slice's products
+          let qNext = qBase + (i0 * P.stride + P.stride - 2u - s) * P.qStrideL;
+${seq(F, (f) => seq(DT, (d) => `          lq${f}_${d} = ${leftLoad('qNext', f, d)};`))}
+        }` : ''}
 ${seq(DT, (d) => `        {
-${seq(F, (f) => `          let left${f} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Q, qRow + ${f}u * qTile + ${d * 16}u, P.stride * P.qStrideL);`)}
+${seq(F, (f) => pq ? `          let left${f} = cur${f}_${d};` : `          let left${f} = ${leftLoad('qRow', f, d)};`)}
 ${seq(CT, (c) => `          if (j0 + ${c * 16}u < sgEnd) {
             let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${right(c, d)});
 ${seq(F, (f) => `            acc${f}${c} = subgroupMatrixMultiplyAccumulate(left${f}, right, acc${f}${c});`)}
@@ -345,7 +360,7 @@ export function tensorCoreEstimateSpec(
   const lseFits = lse <= Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   return {
     headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? true), passes: tc.passes ?? (lseFits ? 1 : 2),
-    ...(tc.cols === 32 ? { cols: 32 } : {}), ...(tc.emulate ? { emulate: true } : {}),
+    ...(tc.cols === 32 ? { cols: 32 } : {}), ...(tc.prefetchQ ? { prefetchQ: true } : {}), ...(tc.emulate ? { emulate: true } : {}),
   };
 }
 
