@@ -9,8 +9,8 @@ import { requireInteger } from './errors.js';
 import { Rng } from './rng.js';
 import { HeadTensor, type Layout } from './tensor.js';
 
-export interface StructuredInputOptions {
-  batch?: number;
+/** The shape and seed every generator here takes. */
+export interface InputShapeOptions {
   heads: number;
   kvHeads?: number;
   length: number;
@@ -19,6 +19,10 @@ export interface StructuredInputOptions {
   headDim: number;
   seed: number;
   layout?: Layout;
+}
+
+export interface StructuredInputOptions extends InputShapeOptions {
+  batch?: number;
   /** Strength of the band, sink and retrieval components relative to unit noise. */
   band?: number;
   sink?: number;
@@ -79,15 +83,7 @@ export function structuredQKV(opts: StructuredInputOptions): { q: HeadTensor; k:
   return { q, k, v };
 }
 
-export interface PeakedInputOptions {
-  heads: number;
-  kvHeads?: number;
-  length: number;
-  /** Defaults to `length`; queries are the last `queryLength` positions. */
-  queryLength?: number;
-  headDim: number;
-  seed: number;
-  layout?: Layout;
+export interface PeakedInputOptions extends InputShapeOptions {
   /** Keys per block: the unit the bumps are placed in. */
   blockSize: number;
   /** Share of key blocks (after the first) holding one key just below the sinks. */
