@@ -76,21 +76,20 @@ for (const L of values.lengths!.split(',').map(Number)) {
       for (const threshold of values.thresholds!.split(',').map(Number))
         for (const kernel of ['tensor-core', 'portable'] as const) {
           const keptBytes = H * Math.ceil(L / br) * Math.ceil(L / BC) * 4;
-          const call = (encoder: GPUCommandEncoder, kept: GPUBuffer, counters: GPUBuffer) =>
-            encodeFlashSkipAttention(device, encoder, views, { causal: true, scale, threshold, br, bc: BC, kept, counters, kernel, tensorCore });
+          // One run's buffers: the kept flags, the counters, and the Params uniform.
+          const run = async (encoder: GPUCommandEncoder) => {
+            const kept = createStorageBuffer(device, keptBytes, 'fstc.kept');
+            const counters = createStorageBuffer(device, 12, 'fstc.counters');
+            const params = await encodeFlashSkipAttention(device, encoder, views, { causal: true, scale, threshold, br, bc: BC, kept, counters, kernel, tensorCore });
+            return [kept, counters, params];
+          };
           // One run for the counters: the share of visited blocks kept.
-          const kept = createStorageBuffer(device, keptBytes, 'fstc.kept');
-          const counters = createStorageBuffer(device, 12, 'fstc.counters');
           const encoder = device.createCommandEncoder();
-          const params = await call(encoder, kept, counters);
+          const once = await run(encoder);
           device.queue.submit([encoder.finish()]);
-          const [visited, skipped] = new Uint32Array(await readBuffer(device, counters, 12));
-          for (const b of [kept, counters, params]) b.destroy();
-          const t = await timeOnDevice(device, async (enc) => {
-            const kb = createStorageBuffer(device, keptBytes, 'fstc.kept');
-            const cb = createStorageBuffer(device, 12, 'fstc.counters');
-            return [kb, cb, await call(enc, kb, cb)];
-          }, runs);
+          const [visited, skipped] = new Uint32Array(await readBuffer(device, once[1], 12));
+          for (const b of once) b.destroy();
+          const t = await timeOnDevice(device, run, runs);
           const density = (visited - skipped) / visited;
           rows.push({
             L, bumps, kernel: `flash-skip ${kernel}`, br, threshold, density, ms: t.ms, minMs: t.minMs, ofDense: dense.ms / t.ms,

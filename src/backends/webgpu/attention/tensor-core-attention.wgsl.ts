@@ -311,13 +311,12 @@ ${spec.flashSkip ? '    let rowSum = sum + subgroupShuffleXor(sum, 1u); // added
 ${st.v ? `    ${st.v.trimStart()}` : ''}
     let flags = workgroupUniformLoad(&rescaled); // also the barrier that publishes P (and V)
 ${spec.flashSkip ? `    let anyFlags = ${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')};
-    var keepTile = blockKeep;
     var back = false; // decided on a later tile of the block: compute the block from its first tile
     if (!blockKeep && ((anyFlags & 2u) != 0u || ((anyFlags & 4u) != 0u && !seenFirst))) {
       blockKeep = true;
       back = t != blockStart;
-      keepTile = !back;
     }
+    let keepTile = blockKeep && !back;
     if ((anyFlags & 4u) != 0u) { seenFirst = true; }
     if (keepTile) {
       l += rowSum;

@@ -22,6 +22,10 @@ export interface TensorCoreFlashSkipCall {
   counters: GPUBuffer;
 }
 
+/** The attention call the flash-skip mode runs as: every key tile, no block list. */
+const dispatchOf = (call: Pick<TensorCoreFlashSkipCall, 'causal' | 'scale'>, forced = false): AttentionDispatchOptions =>
+  ({ causal: call.causal, scale: call.scale, blocks: { kind: 'all' }, ...(forced ? { kernel: 'tensor-core' as const } : {}) });
+
 /**
  * The tensor-core spec for a flash-skip call, or why it cannot run there: br must be a workgroup's
  * rows (64 by default: 4 subgroups; 128 with 8), bc a multiple of the key tile, and the query and
@@ -36,8 +40,7 @@ export function tensorCoreFlashSkipSpec(
   if (tc.subgroups !== undefined && tc.subgroups !== subgroups) return `br ${call.br} needs ${subgroups} subgroups, tensorCore.subgroups is ${tc.subgroups}`;
   if (tc.passes === 2) return 'flash-skip runs in the one-pass kernel';
   if (tc.skipHidden) return 'flash-skip visits every key tile (skipHidden is off)';
-  const dispatch: AttentionDispatchOptions = { causal: call.causal, scale: call.scale, blocks: { kind: 'all' }, ...(forced ? { kernel: 'tensor-core' as const } : {}) };
-  const spec = tensorCoreSpecFor(device, views, dispatch, { ...tc, subgroups, passes: 1 });
+  const spec = tensorCoreSpecFor(device, views, dispatchOf(call, forced), { ...tc, subgroups, passes: 1 });
   if (typeof spec === 'string') return spec;
   const BC = tcKeyTile(spec);
   if (call.bc % BC !== 0) return `bc ${call.bc} is not a multiple of the key tile ${BC}`;
@@ -50,8 +53,7 @@ export function tensorCoreFlashSkipSpec(
 export function encodeTensorCoreFlashSkip(
   device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews, call: TensorCoreFlashSkipCall, spec: TensorCoreAttentionSpec,
 ): Promise<GPUBuffer> {
-  const dispatch: AttentionDispatchOptions = { causal: call.causal, scale: call.scale, blocks: { kind: 'all' } };
-  return encodeTensorCoreAttention(device, encoder, views, dispatch, spec, {
+  return encodeTensorCoreAttention(device, encoder, views, dispatchOf(call), spec, {
     params: {
       log2Threshold: Math.log2(call.threshold), skipTiles: call.bc / tcKeyTile(spec), numKeyBlocks: Math.ceil(views.k.length / call.bc),
       numQueryBlocks: views.q.length / call.br, blockRows: call.br,

@@ -160,10 +160,7 @@ export function flashSkipRows(br: number): number {
  */
 export async function encodeFlashSkipAttention(
   device: GPUDevice, encoder: GPUCommandEncoder, views: AttentionViews,
-  opts: {
-    causal: boolean; scale: number; threshold: number; br: number; bc: number; kept: GPUBuffer; counters: GPUBuffer;
-    kernel?: FlashSkipGpuOptions['kernel']; tensorCore?: TensorCoreOptions;
-  },
+  opts: { causal: boolean; scale: number; threshold: number; br: number; bc: number; kept: GPUBuffer; counters: GPUBuffer } & Pick<FlashSkipGpuOptions, 'kernel' | 'tensorCore'>,
 ): Promise<GPUBuffer> {
   if (!(opts.threshold > 0 && opts.threshold <= 1)) throw new InvalidArgumentError('threshold', opts.threshold, 'in (0, 1]');
   for (const [name, x] of [['br', opts.br], ['bc', opts.bc]] as const) {
