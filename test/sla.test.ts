@@ -318,3 +318,56 @@ describe('SLA attention', () => {
     assert.throws(() => createSparseMethod('sla', { proj: 'identity', projFile: 'x.json' }), /sla\.projFile must be absent when sla\.proj is given/);
   });
 });
+
+describe('SLA on a window of a causal call (rowsAfter)', () => {
+  // Calibration measures windows cut from a call (rows [start, end), keys up to end): SLA's top-k must
+  // count the whole call's key blocks, or a window keeps fewer blocks than the same rows in the call.
+  it('keeps the blocks the whole call keeps for those rows', () => {
+    const s: Shape = { name: 'window', B: 1, H: 2, Hkv: 1, Lq: 301, Lk: 301, D: 8, causal: true, BLKQ: 16, BLKK: 8 };
+    const { q, k } = inputs(s, 71, 'BHLD');
+    const m = sla(s, { topkRatio: 0.25 });
+    const whole = m.blockMap(q, k, { causal: true });
+    for (const [start, end] of [[64, 96], [160, 176], [240, 301]]) {
+      const win = m.blockMap(q.sliceLength(start, end), k.sliceLength(0, end), { causal: true, rowsAfter: s.Lq - end });
+      const nKB = win.numKeyBlocks;
+      for (let h = 0; h < s.H; h++)
+        for (let qb = 0; qb < win.numQueryBlocks; qb++) {
+          const wholeRow = (h * whole.numQueryBlocks + start / s.BLKQ + qb) * whole.numKeyBlocks;
+          const winRow = (h * win.numQueryBlocks + qb) * nKB;
+          const got = Array.from(win.sparseMap.subarray(winRow, winRow + nKB));
+          const want = Array.from(whole.sparseMap.subarray(wholeRow, wholeRow + nKB));
+          assert.deepEqual(got, want, `head ${h}, window [${start}, ${end}) block ${qb}`);
+        }
+      // Without rowsAfter the window is planned as a call of its own: fewer key blocks in its top-k.
+      const alone = m.blockMap(q.sliceLength(start, end), k.sliceLength(0, end), { causal: true });
+      if (end < s.Lq) assert.ok(alone.topk < win.topk, `window [${start}, ${end}): top-k ${alone.topk} alone, ${win.topk} in the call`);
+    }
+    // Non-causal windows see every key already: rowsAfter changes nothing there.
+    const nc = m.blockMap(q.sliceLength(0, 32), k, { causal: false, rowsAfter: 100 });
+    assert.equal(nc.topk, m.blockMap(q.sliceLength(0, 32), k, { causal: false }).topk);
+  });
+
+  it('per-head calibration measures SLA windows at the whole call\'s top-k', async () => {
+    const { HeadProblem } = await import('../src/calibration/per-head.js');
+    const { calibrationCalls } = await import('../src/model/eval-variants.js');
+    const s: Shape = { name: 'calib', B: 1, H: 1, Hkv: 1, Lq: 512, Lk: 512, D: 8, causal: true, BLKQ: 16, BLKK: 16 };
+    const { q, k, v } = inputs(s, 5, 'BHLD');
+    const base = { BLKQ: 16, BLKK: 16 };
+    // Four 32-row windows, each on two query blocks of the call: the windows keep what those blocks keep in the call.
+    const windows = calibrationCalls({ module: 'm', q, k, v }, 128);
+    const problem = new HeadProblem('m', 0, windows, sparseMethods.descriptor('sla'), base, { causal: true });
+    const whole = new SlaMethod({ ...base, topkRatio: 0.2 }).blockMap(q, k, { causal: true });
+    let kept = 0;
+    let total = 0;
+    for (const w of windows) {
+      const first = (s.Lq - w.rowsAfter! - w.q.length) / s.BLKQ;
+      assert.ok(Number.isInteger(first) && w.q.length === 2 * s.BLKQ, 'windows on block boundaries');
+      for (const qb of [first, first + 1])
+        for (let kb = 0; kb <= qb; kb++) {
+          total++;
+          kept += whole.sparseMap[qb * whole.numKeyBlocks + kb];
+        }
+    }
+    assert.ok(Math.abs(problem.at(0.2).sparsity - (1 - kept / total)) < 1e-9, `windows ${problem.at(0.2).sparsity}, the call's rows ${1 - kept / total}`);
+  });
+});

@@ -132,7 +132,7 @@ export class HeadProblem {
     let kept = 0;
     for (const c of this.calls) {
       const run = method.attention
-        ? method.attention(c.q, c.k, c.v, this.opts)
+        ? method.attention(c.q, c.k, c.v, { ...this.opts, rowsAfter: c.rowsAfter })
         : (() => {
           const plan = method.planBlockMask(c.q, c.k, { ...this.opts, rowsAfter: c.rowsAfter });
           return { plan, output: flashAttention(c.q, c.k, c.v, { ...this.opts, mask: plan.mask }) };

@@ -26,6 +26,8 @@ export interface CapturedSlaAttention {
   q: HeadTensor;
   k: HeadTensor;
   v: HeadTensor;
+  /** Query rows of the call after these (a window of it, as in CapturedHeads); default 0. */
+  rowsAfter?: number;
 }
 
 export interface SlaProjectionFitOptions {
@@ -219,7 +221,7 @@ export function fitSlaProjection(
     for (const t of ['q', 'k', 'v'] as const) {
       if (!(c[t] instanceof HeadTensor)) throw new InvalidArgumentError(`captured[${i}].${t}`, c[t], 'a HeadTensor');
     }
-    const { problem: p, sparse, linear } = method.parts(c.q, c.k, c.v, call);
+    const { problem: p, sparse, linear } = method.parts(c.q, c.k, c.v, { ...call, rowsAfter: c.rowsAfter ?? 0 });
     const target = flashAttention(c.q, c.k, c.v, call).toLayout('BHLD').toFloat32Array();
     return { module: c.module, sparse, linear, target, heads: p.heads, queryLength: p.queryLength, valueDim: p.valueDim };
   });

@@ -57,7 +57,11 @@ export function slaTopk(topkRatio: number, numKeyBlocks: number): number {
   return Math.max(1, Math.min(numKeyBlocks, Math.floor(topkRatio * numKeyBlocks)));
 }
 
-export function getBlockMap(q: HeadTensor, k: HeadTensor, topkRatio: number, BLKQ: number, BLKK: number, opts: { causal?: boolean } = {}): SlaBlockMap {
+/**
+ * `keysAfter`: k is the start of a longer call's keys (a causal window cut from it, as calibration
+ * measures one); top-k counts the whole call's key blocks, as SLA does when the whole call runs.
+ */
+export function getBlockMap(q: HeadTensor, k: HeadTensor, topkRatio: number, BLKQ: number, BLKK: number, opts: { causal?: boolean; keysAfter?: number } = {}): SlaBlockMap {
   checkTopkRatio('topkRatio', topkRatio);
   requireInteger('BLKQ', BLKQ, 1);
   requireInteger('BLKK', BLKK, 1);
@@ -87,7 +91,10 @@ export function getBlockMap(q: HeadTensor, k: HeadTensor, topkRatio: number, BLK
     batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength,
     blockRows: BLKQ, blockCols: BLKK, causal: p.causal,
   };
-  return selectTopBlocks(dims, scores, slaTopk(topkRatio, nKB), (_r, qb, kb) => blockCausallyValid(dims, qb, kb));
+  const keysAfter = opts.keysAfter ?? 0;
+  requireInteger('keysAfter', keysAfter, 0);
+  const topk = slaTopk(topkRatio, Math.ceil((p.keyLength + keysAfter) / BLKK));
+  return selectTopBlocks(dims, scores, Math.min(topk, nKB), (_r, qb, kb) => blockCausallyValid(dims, qb, kb));
 }
 
 /**

@@ -147,9 +147,14 @@ export class SlaMethod implements SparseAttentionMethod {
   /** Head-size and other limits of a variant; SLA itself takes any head size. */
   protected checkProblem(_p: AttentionProblem): void {}
 
+  /**
+   * A causal window with rowsAfter rows after it (calibration's windows) had as many keys after its
+   * end in the whole call: top-k counts them, so the window keeps what it keeps inside the call.
+   */
   blockMap(q: HeadTensor, k: HeadTensor, opts: PlanOptions = {}): SlaBlockMap {
     const { topkRatio, BLKQ, BLKK } = this.settings;
-    return getBlockMap(q, k, topkRatio, BLKQ, BLKK, { causal: this.causalOf(opts) });
+    const causal = this.causalOf(opts);
+    return getBlockMap(q, k, topkRatio, BLKQ, BLKK, { causal, keysAfter: causal ? opts.rowsAfter ?? 0 : 0 });
   }
 
   planBlockMask(q: HeadTensor, k: HeadTensor, opts: PlanOptions): BlockPlan {
