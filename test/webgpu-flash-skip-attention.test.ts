@@ -59,12 +59,14 @@ describe('WebGPU flash-skip-softmax in the loop = CPU sequential kernel', { skip
     it(name, async () => {
       const { q, k, v } = inputs(c, n);
       const opts = { causal: c.causal, scale: c.scale, threshold: c.threshold, br: c.br, bc: c.bc };
+      // The portable kernel itself (the default 'auto' takes tensor cores where a shape fits them).
+      const portable = { ...opts, kernel: 'portable' as const };
       const cpu = flashSkipAttention(q, k, v, opts);
       for (const f of [Math.exp(-1e-3), Math.exp(1e-3)]) {
         const moved = flashSkipAttention(q, k, v, { ...opts, threshold: Math.min(1, c.threshold * f) });
         assert.deepEqual(keptLists(moved.kept), keptLists(cpu.kept), `${name}: a decision sits at a float tie; pick other inputs`);
       }
-      const got = await flashSkipAttentionWebGpu(gpu.ctx!, q, k, v, opts);
+      const got = await flashSkipAttentionWebGpu(gpu.ctx!, q, k, v, portable);
       assert.deepEqual(keptLists(got.kept), keptLists(cpu.kept), `${name}: kept tiles`);
       assert.deepEqual([got.visitedTiles, got.skippedTiles], [cpu.visitedTiles, cpu.skippedTiles], `${name}: visited, skipped`);
       assertTensorsClose(got.output.toDType('f32'), cpu.output, TOL[c.dtype], name);
@@ -79,7 +81,7 @@ describe('WebGPU flash-skip-softmax in the loop = CPU sequential kernel', { skip
 
   it('a threshold nothing falls below keeps every tile and equals dense flash attention', async () => {
     const { q, k, v } = structuredQKV({ heads: 2, kvHeads: 1, length: 53, headDim: 64, seed: 3 });
-    const got = await flashSkipAttentionWebGpu(gpu.ctx!, q, k, v, { causal: true, threshold: 1e-30, br: 16, bc: 16 });
+    const got = await flashSkipAttentionWebGpu(gpu.ctx!, q, k, v, { causal: true, threshold: 1e-30, br: 16, bc: 16, kernel: 'portable' });
     assert.equal(got.skippedTiles, 0);
     assert.equal(got.kept.keptValidBlocks, got.kept.validBlocks);
     assertTensorsClose(got.output, flashAttention(q, k, v, { causal: true }), TOL.f32, 'threshold 1e-30');
@@ -90,7 +92,7 @@ describe('WebGPU flash-skip-softmax in the loop = CPU sequential kernel', { skip
     const { FlashSkipSoftmaxSequential } = await import('../src/methods/flash-skip-softmax/flash-skip-softmax.js');
     const m = new FlashSkipSoftmaxSequential({ threshold: 0.1, br: 16, bc: 16 });
     const plan = m.planBlockMask(q, k, { causal: true, scale: 1 });
-    const got = await flashSkipAttentionWebGpu(gpu.ctx!, q, k, v, { causal: true, scale: 1, threshold: 0.1, br: 16, bc: 16 });
+    const got = await flashSkipAttentionWebGpu(gpu.ctx!, q, k, v, { causal: true, scale: 1, threshold: 0.1, br: 16, bc: 16, kernel: 'portable' });
     assert.ok(got.skippedTiles > 0 && got.raisedRows > 0);
     const nKB = Math.ceil(64 / 16);
     assert.deepEqual(keptLists(got.kept), keptLists(plan.mask));

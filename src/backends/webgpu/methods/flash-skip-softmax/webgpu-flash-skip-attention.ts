@@ -127,9 +127,9 @@ export interface FlashSkipGpuOptions extends AttentionOptions {
   bc?: number;
   phase?: Phase;
   /**
-   * 'portable' (the default until the tensor-core mode is timed and tested on a GPU with subgroup
-   * matrices), 'tensor-core' (tensor-core-flash-skip.ts; throws with the reason a call cannot run
-   * there), or 'auto' (tensor cores where the call fits them).
+   * 'auto' (the default: tensor cores where the call fits them, tensor-core-flash-skip.ts; else the
+   * portable kernel), 'tensor-core' (throws with the reason a call cannot run there) or 'portable'.
+   * On the H200 the tensor-core mode ran 8.8–17× faster than the portable kernel (2026-12-04).
    */
   kernel?: 'portable' | 'tensor-core' | 'auto';
   /** Tensor-core variant options (subgroups follow br; `emulate` for tests on adapters without subgroup matrices). */
@@ -166,7 +166,7 @@ export async function encodeFlashSkipAttention(
   for (const [name, x] of [['br', opts.br], ['bc', opts.bc]] as const) {
     if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(name, x, 'an integer >= 1');
   }
-  const kernel = opts.kernel ?? 'portable';
+  const kernel = opts.kernel ?? 'auto';
   if (kernel !== 'portable' && kernel !== 'tensor-core' && kernel !== 'auto') throw new InvalidArgumentError('kernel', kernel, "'portable', 'tensor-core' or 'auto'");
   if (kernel !== 'portable') {
     const tc = tensorCoreFlashSkipSpec(device, views, opts, opts.tensorCore, kernel === 'tensor-core');
