@@ -7,6 +7,7 @@
  * output). Writes JSON.
  *
  *   node dist/bench/flash-skip-tensor-core.js [--lengths 4096,32768] [--br 128,64] [--thresholds 1e-30,0.05] [--bumps 0.1,0.5] [--reps 3] [--out result.json]
+ *     [--kernels tc,tc-late,portable] (tc: the tile decided before its softmax, the default; tc-late: voteFirst off)
  *
  * --emulate (a smoke run of this script on adapters without subgroup matrices, e.g. lavapipe; its
  * times mean nothing): the emulated kernels, 2 subgroups (br 32), 16-key tiles, H=4/2.
@@ -27,13 +28,23 @@ import { flashSkipAttention } from '../src/methods/flash-skip-softmax/flash-skip
 const { values } = parseArgs({
   options: {
     lengths: { type: 'string', default: '4096,32768' }, br: { type: 'string', default: '128,64' }, thresholds: { type: 'string', default: '1e-30,0.05' },
-    bumps: { type: 'string', default: '0.1,0.5' }, reps: { type: 'string', default: '3' }, out: { type: 'string' }, emulate: { type: 'boolean', default: false },
+    bumps: { type: 'string', default: '0.1,0.5' }, kernels: { type: 'string', default: 'tc,tc-late,portable' }, reps: { type: 'string', default: '3' }, out: { type: 'string' }, emulate: { type: 'boolean', default: false },
   },
 });
 const ctx = await createWebGpuContext();
 const emulate = values.emulate!;
 if (!emulate && !hasTensorCores(ctx.device)) throw new Error(`adapter "${ctx.report.description}" has no f16→f32 subgroup matrices (--emulate runs a smoke test)`);
-const tensorCore = emulate ? { emulate: true, keyTile: 16 } as const : undefined;
+const tensorCore = emulate ? { emulate: true, keyTile: 16 } as const : {};
+/** tc: votes before the softmax (voteFirst, the default); tc-late: the softmax on every tile before the vote. */
+const KERNELS = {
+  tc: { kernel: 'tensor-core', tensorCore },
+  'tc-late': { kernel: 'tensor-core', tensorCore: { ...tensorCore, voteFirst: false } },
+  portable: { kernel: 'portable', tensorCore },
+} as const;
+const kernels = values.kernels!.split(',').map((name) => {
+  if (!(name in KERNELS)) throw new Error(`--kernels: unknown ${name} (${Object.keys(KERNELS).join(', ')})`);
+  return name as keyof typeof KERNELS;
+});
 const { device } = ctx;
 const [H, Hkv, D, BC] = emulate ? [4, 2, 128, 128] : [32, 8, 128, 128];
 const scale = 1 / Math.sqrt(D);
@@ -51,12 +62,14 @@ for (const br of brs) {
   const { q, k, v } = peaked(1024, 4, 2, 0.5, 11);
   const opts = { causal: true, scale, threshold: 0.05, br, bc: BC };
   const cpu = flashSkipAttention(q, k, v, opts);
-  const got = await flashSkipAttentionWebGpu(ctx, q, k, v, { ...opts, kernel: 'tensor-core', tensorCore });
-  const sameKept = JSON.stringify([...got.kept.colIdx]) === JSON.stringify([...cpu.kept.colIdx]) && got.skippedTiles === cpu.skippedTiles;
-  if (!sameKept) throw new Error(`br ${br}: tensor-core kept blocks differ from the CPU's`);
-  const check = checkOutput(`flash-skip tensor-core br ${br}`, got.output, cpu.output, 3e-3);
-  validation.push({ br, skipped: got.skippedTiles, visited: got.visitedTiles, relativeL2: check.relativeL2 });
-  console.error(JSON.stringify(validation.at(-1)));
+  for (const name of kernels) {
+    const got = await flashSkipAttentionWebGpu(ctx, q, k, v, { ...opts, ...KERNELS[name] });
+    const sameKept = JSON.stringify([...got.kept.colIdx]) === JSON.stringify([...cpu.kept.colIdx]) && got.skippedTiles === cpu.skippedTiles;
+    if (!sameKept) throw new Error(`br ${br} ${name}: kept blocks differ from the CPU's`);
+    const check = checkOutput(`flash-skip ${name} br ${br}`, got.output, cpu.output, 3e-3);
+    validation.push({ br, kernel: name, skipped: got.skippedTiles, visited: got.visitedTiles, relativeL2: check.relativeL2 });
+    console.error(JSON.stringify(validation.at(-1)));
+  }
 }
 for (const L of values.lengths!.split(',').map(Number)) {
   const flops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
@@ -69,18 +82,18 @@ for (const L of values.lengths!.split(',').map(Number)) {
     };
     console.error(`L=${L} bumps ${bumps}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
     const runs = timerRuns(ctx, Number(values.reps));
-    const dense = await timeOnDevice(device, (encoder) => encodeAttention(device, encoder, views, { causal: true, scale, blocks: { kind: 'all' }, kernel: 'tensor-core', tensorCore: emulate ? { ...tensorCore, subgroups: 2 } : undefined }), runs);
+    const dense = await timeOnDevice(device, (encoder) => encodeAttention(device, encoder, views, { causal: true, scale, blocks: { kind: 'all' }, kernel: 'tensor-core', tensorCore: emulate ? { ...tensorCore, subgroups: 2 } : {} }), runs);
     rows.push({ L, bumps, kernel: 'dense', ms: dense.ms, tflops: tflopsOf(flops, dense.ms), minMs: dense.minMs });
     console.error(JSON.stringify(rows.at(-1)));
     for (const br of brs)
       for (const threshold of values.thresholds!.split(',').map(Number))
-        for (const kernel of ['tensor-core', 'portable'] as const) {
+        for (const name of kernels) {
           const keptBytes = H * Math.ceil(L / br) * Math.ceil(L / BC) * 4;
           // One run's buffers: the kept flags, the counters, and the Params uniform.
           const run = async (encoder: GPUCommandEncoder) => {
             const kept = createStorageBuffer(device, keptBytes, 'fstc.kept');
             const counters = createStorageBuffer(device, 12, 'fstc.counters');
-            const params = await encodeFlashSkipAttention(device, encoder, views, { causal: true, scale, threshold, br, bc: BC, kept, counters, kernel, tensorCore });
+            const params = await encodeFlashSkipAttention(device, encoder, views, { causal: true, scale, threshold, br, bc: BC, kept, counters, ...KERNELS[name] });
             return [kept, counters, params];
           };
           // One run for the counters: the share of visited blocks kept.
@@ -92,7 +105,7 @@ for (const L of values.lengths!.split(',').map(Number)) {
           const t = await timeOnDevice(device, run, runs);
           const density = (visited - skipped) / visited;
           rows.push({
-            L, bumps, kernel: `flash-skip ${kernel}`, br, threshold, density, ms: t.ms, minMs: t.minMs, ofDense: dense.ms / t.ms,
+            L, bumps, kernel: `flash-skip ${name}`, br, threshold, density, ms: t.ms, minMs: t.minMs, ofDense: dense.ms / t.ms,
             ofDensePerDensity: (dense.ms / t.ms) * density, ...(t.kernelMs ? { kernelMs: t.kernelMs } : {}),
           });
           console.error(JSON.stringify(rows.at(-1)));

@@ -20,7 +20,7 @@ import { HeadTensor } from '../src/core/tensor.js';
 import { TRI_SHAPE_DEFAULTS, triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
 
 const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, set: { type: 'string', default: 'staging' }, masks: { type: 'string', default: 'dense,random' }, out: { type: 'string' } } });
-type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate'>> & Pick<TensorCoreOptions, 'diag'>;
+type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate' | 'voteFirst'>> & Pick<TensorCoreOptions, 'diag'>;
 // --set order: skipping the tiles no row of a workgroup sees and heavy-first workgroup order against
 // neither (the block-sparse rows and tri-shape's mask with its token rule show the skip).
 // --set keys: 32- against 16-key tiles with both. --set split: whole tiles on a copy of the softmax

@@ -59,6 +59,8 @@ const EMULATED: Case[] = [
   { D: 64, H: 4, Hkv: 2, Lq: 128, Lk: 512, br: 32, bc: 64, causal: true, threshold: 0.05, peaked: true, tc: { emulate: true, keyTile: 16 } },
   // 32-key tiles in 64-key blocks, not causal, Lq < Lk.
   { D: 64, H: 2, Hkv: 1, Lq: 160, Lk: 384, br: 32, bc: 64, causal: false, threshold: 0.1, peaked: true, tc: { emulate: true, keyTile: 32 } },
+  // The softmax on every tile before the vote (voteFirst off), late decisions going back.
+  { D: 64, H: 4, Hkv: 2, Lq: 128, Lk: 512, br: 32, bc: 64, causal: true, threshold: 0.05, peaked: true, tc: { emulate: true, keyTile: 16, voteFirst: false } },
 ];
 
 describe('flash-skip on tensor cores, emulated = CPU sequential kernel', { skip: gpu.skip || noF16 }, () => {
@@ -82,6 +84,7 @@ const REAL: Case[] = [
   { D: 128, H: 4, Hkv: 1, Lq: 256, Lk: 768, br: 64, bc: 128, causal: true, threshold: 0.05, peaked: true, tc: {} },
   { D: 64, H: 2, Hkv: 2, Lq: 384, Lk: 512, br: 64, bc: 64, causal: false, threshold: 0.1, peaked: true, tc: { keyTile: 32 } },
   { D: 64, H: 4, Hkv: 2, Lq: 256, Lk: 256, br: 128, bc: 128, causal: true, threshold: 1e-30, tc: {} }, // structured: keeps every block
+  { D: 128, H: 4, Hkv: 1, Lq: 256, Lk: 768, br: 64, bc: 128, causal: true, threshold: 0.05, peaked: true, tc: { voteFirst: false } },
 ];
 
 describe('flash-skip on tensor cores = CPU sequential kernel', { skip: gpu.skip || noTc }, () => {

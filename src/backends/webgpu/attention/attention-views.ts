@@ -84,4 +84,6 @@ export interface TensorCoreOptions {
   heavyFirst?: boolean;
   /** One pass: whole tiles run a copy of the softmax loops without the per-score visibility test (default on). */
   splitFull?: boolean;
+  /** flash-skip mode: decide a tile before its softmax, so skipped tiles skip exp2 and V (default on). */
+  voteFirst?: boolean;
 }

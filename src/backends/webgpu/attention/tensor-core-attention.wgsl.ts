@@ -117,6 +117,11 @@ export type TensorCoreAttentionSpec = {
    * and counters (visited, skipped, raised rows) are written by the same dispatch.
    */
   readonly flashSkip?: boolean;
+  /**
+   * flashSkip: publish the votes before the softmax and run exp2, P and V's staging only on kept
+   * tiles (one more barrier per kept tile), instead of computing P on every tile before the vote.
+   */
+  readonly voteFirst?: boolean;
 };
 
 export const TC_KEY_TILE = 64;
@@ -189,12 +194,14 @@ function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string, stageK
 }
 
 /** How K and V reach the staged tile: code before the tile loop, for K (ending in the barrier), for V. */
-interface Staging { readonly before: string; readonly k: string[]; readonly v: string }
+/** `v` = `vPut` then `kNext`: V into workgroup memory, then the next K tile's loads set off (prefetch). */
+interface Staging { readonly before: string; readonly k: string[]; readonly v: string; readonly vPut: string; readonly kNext: string }
 
 function staging(spec: TensorCoreAttentionSpec): Staging {
-  if (!spec.stage) return { before: '', k: [], v: '' };
+  if (!spec.stage) return { before: '', k: [], v: '', vPut: '', kNext: '' };
   if (!spec.prefetch) {
-    return { before: '', k: ['stageK(kBase, j0, lid);', 'workgroupBarrier();'], v: 'stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)' };
+    const vPut = 'stageV(vBase, j0, lid); // every subgroup is past its K reads (barrier above)';
+    return { before: '', k: ['stageK(kBase, j0, lid);', 'workgroupBarrier();'], v: vPut, vPut, kNext: '' };
   }
   if (spec.passes !== 1) throw new UnsupportedError('prefetched staging runs in the one-pass kernel only');
   const D = spec.headDim;
@@ -208,6 +215,8 @@ function staging(spec: TensorCoreAttentionSpec): Staging {
     seq(chunks, (n) => `pf${n} = ${buf}[(${base} + (${j} + pfR + ${n * step}u) * ${stride}) / 8u + pfC];`).split('\n').join(' ');
   const put = seq(chunks, (n) => `{ let o = (pfR + ${n * step}u) * ${KVS}u + pfC * 8u; ${
     seq(4, (w) => `let h${w} = bitcast<vec2<f16>>(pf${n}[${w}]); kv[o + ${2 * w}u] = h${w}.x; kv[o + ${2 * w + 1}u] = h${w}.y;`).split('\n').join(' ')} }`).split('\n').join(' ');
+  const vPut = `    ${put} // V (every subgroup is past its K reads: barrier above)`;
+  const kNext = `    ${spec.skipHidden ? 'if (tNext < nTiles) { let jf = tileStart(tNext, qbRow);' : 'if (t + 1u < nTiles) { let jf = tileStart(t + 1u, qbRow);'} ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} } // in flight during PV`;
   return {
     before: `  // Prefetch registers: this thread's ${chunks} 16-byte chunks of the next tile (rows pfR + n·${step}, chunk pfC).
   let pfR = lid / ${D / 8}u;
@@ -216,8 +225,7 @@ ${seq(chunks, (n) => `  var pf${n} = vec4<u32>();`)}
   if (${spec.skipHidden ? 'tFirst < nTiles' : 'nTiles > 0u'}) { let jf = tileStart(${spec.skipHidden ? 'tFirst' : '0u'}, qbRow); ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} }`,
     k: [...(spec.flashSkip ? [`if (rewound) { ${fetch('K', 'kBase', 'P.kStrideL', 'j0')} } // the prefetch loaded the tile after the one that went back`] : []),
       `${put} // K of this tile, loaded during the previous one`, `${fetch('V', 'vBase', 'P.vStrideL', 'j0')} // V: in flight during QKᵀ and the softmax`, 'workgroupBarrier();'],
-    v: `    ${put} // V (every subgroup is past its K reads: barrier above)
-    ${spec.skipHidden ? 'if (tNext < nTiles) { let jf = tileStart(tNext, qbRow);' : 'if (t + 1u < nTiles) { let jf = tileStart(t + 1u, qbRow);'} ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} } // in flight during PV`,
+    v: `${vPut}\n${kNext}`, vPut, kNext,
   };
 }
 
@@ -305,11 +313,11 @@ ${spec.flashSkip ? `    // The row's vote: exp(s − M) ≥ threshold for some s
     let sgVote = subgroupAny(vote);
     let sgSeen = subgroupAny(seen);
     if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved) | select(0u, 2u, sgVote) | select(0u, 4u, sgSeen); }` : `    if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved); }`}
-    var sum = 0.0;
+${spec.flashSkip && spec.voteFirst ? '' : `    var sum = 0.0;
 ${perScore(spec, '    ', 'p = exp2(sTile[scratch + cc] * P.scaleLog2 - m);', 'pTile[scratch + cc] = f16(p); sum += p;')}
 ${spec.flashSkip ? '    let rowSum = sum + subgroupShuffleXor(sum, 1u); // added once the tile is known to be kept' : '    l += sum + subgroupShuffleXor(sum, 1u);'}
-${st.v ? `    ${st.v.trimStart()}` : ''}
-    let flags = workgroupUniformLoad(&rescaled); // also the barrier that publishes P (and V)
+${st.v ? `    ${st.v.trimStart()}` : ''}`}
+    let flags = workgroupUniformLoad(&rescaled); // ${spec.flashSkip && spec.voteFirst ? 'the votes' : 'also the barrier that publishes P (and V)'}
 ${spec.flashSkip ? `    let anyFlags = ${seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')};
     var back = false; // decided on a later tile of the block: compute the block from its first tile
     if (!blockKeep && ((anyFlags & 2u) != 0u || ((anyFlags & 4u) != 0u && !seenFirst))) {
@@ -318,10 +326,19 @@ ${spec.flashSkip ? `    let anyFlags = ${seq(SG, (i) => `flags[${i}]`).split('\n
     }
     let keepTile = blockKeep && !back;
     if ((anyFlags & 4u) != 0u) { seenFirst = true; }
+${spec.voteFirst ? `    // Decided before the softmax: a skipped tile costs QKᵀ and its max alone (uniform branch).
     if (keepTile) {
+      var sum = 0.0;
+${perScore(spec, '      ', 'p = exp2(sTile[scratch + cc] * P.scaleLog2 - m);', 'pTile[scratch + cc] = f16(p); sum += p;')}
+      l += sum + subgroupShuffleXor(sum, 1u);
+      M = max(M, tileMax);
+${st.vPut ? `      ${st.vPut.trimStart()}` : ''}
+      workgroupBarrier(); // publishes P (and V)
+    }
+${st.kNext ? `    ${st.kNext.trimStart()}` : ''}` : `    if (keepTile) {
       l += rowSum;
       M = max(M, tileMax);
-    }` : ''}
+    }`}` : ''}
     if (t > ${spec.skipHidden ? 'tFirst' : '0u'} && (${spec.flashSkip ? 'anyFlags & 1u' : seq(SG, (i) => `flags[${i}]`).split('\n').join(' | ')}) != 0u) { // tile 0: O is still zero
 ${viaScratch((half) => `      for (var c = 0u; c < BC / 2u; c++) { let cc = (c + rot) & (BC / 2u - 1u); sTile[scratch + cc] *= alpha; }
       workgroupBarrier();

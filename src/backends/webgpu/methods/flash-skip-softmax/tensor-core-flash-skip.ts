@@ -46,7 +46,7 @@ export function tensorCoreFlashSkipSpec(
   if (call.bc % BC !== 0) return `bc ${call.bc} is not a multiple of the key tile ${BC}`;
   if (views.q.length % call.br !== 0) return `query length ${views.q.length} is not a multiple of br ${call.br}`;
   if (views.k.length % BC !== 0) return `key length ${views.k.length} is not a multiple of the key tile ${BC}`;
-  return { ...spec, flashSkip: true };
+  return { ...spec, flashSkip: true, ...((tc.voteFirst ?? true) ? { voteFirst: true } : {}) };
 }
 
 /** Encodes the dispatch; `kept` (u32 [B, H, nQB, nKB]) and `counters` (u32 [3]) must be zeroed. Returns the Params uniform. */
