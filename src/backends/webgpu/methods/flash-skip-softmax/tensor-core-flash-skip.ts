@@ -5,8 +5,8 @@
  * subgroup), the method's key tile is bc / keyTile of the kernel's key tiles, and the decision is
  * the sequential rule of the portable kernel (webgpu-flash-skip-attention.ts), taken tile by tile:
  * the block is kept from its first tile on which some row votes, and computed from its first tile.
- * A skipped block costs its QKᵀ and softmax statistics, no P·V; a block decided on a later tile
- * costs the QKᵀ of its earlier tiles twice.
+ * A tile is decided before its softmax (voteFirst): a skipped block costs its QKᵀ and row max, no
+ * exp2, P or V; a block decided on a later tile costs the QKᵀ of its earlier tiles twice.
  */
 import type { AttentionDispatchOptions, AttentionViews, TensorCoreOptions } from '../../attention/attention-views.js';
 import { encodeTensorCoreAttention, tensorCoreSpecFor } from '../../attention/tensor-core-attention.js';

@@ -129,7 +129,7 @@ export interface FlashSkipGpuOptions extends AttentionOptions {
   /**
    * 'auto' (the default: tensor cores where the call fits them, tensor-core-flash-skip.ts; else the
    * portable kernel), 'tensor-core' (throws with the reason a call cannot run there) or 'portable'.
-   * On the H200 the tensor-core mode ran 8.8–17× faster than the portable kernel (2026-12-04).
+   * On the H200 the tensor-core mode ran 5.6–18× faster than the portable kernel (2026-12-04).
    */
   kernel?: 'portable' | 'tensor-core' | 'auto';
   /** Tensor-core variant options (subgroups follow br; `emulate` for tests on adapters without subgroup matrices). */
