@@ -250,6 +250,25 @@ describe('bench report and peers', () => {
     assert.equal(lines.length, 13);
     assert.match(lines[0], /^dense B1 H32\/8 L4096 D128 f16 causal random  137\.4 GFLOP dense$/);
     await assert.rejects(benchCommand.run(['--dtype', 'bf8']), /--dtype must be "f16" or "f32", got "bf8"/);
+    await assert.rejects(benchCommand.run(['--inputs', 'lokal', '--dry-run']), /--inputs must be one of structured, local, random, got "lokal"/);
     await assert.rejects(benchCommand.run(['--backend', 'tpu']), /--backend must be one of cpu/);
+  });
+});
+
+describe('bench inputs: local', () => {
+  // The input kind XAttention's long-context figures are quoted on: its sharp band must make the
+  // estimate keep few blocks where the default structured input keeps most of them.
+  it('XAttention keeps far fewer blocks on local inputs than on structured ones', async () => {
+    const { createSparseMethod } = await import('../src/methods/index.js');
+    const density = (input: 'structured' | 'local') => {
+      const c = benchCase({ method: 'xattention', heads: 2, kvHeads: 1, headDim: 128, queryLength: 4096, dtype: 'f32', input });
+      const { q, k } = caseInputs(c);
+      const plan = createSparseMethod('xattention', { threshold: 0.9, stride: 16, blockSize: 128 }).planBlockMask(q, k, { causal: true });
+      return 1 - plan.stats.sparsity;
+    };
+    const local = density('local');
+    const structured = density('structured');
+    assert.ok(local < 0.2, `local ${local.toFixed(3)}`);
+    assert.ok(structured > 0.8, `structured ${structured.toFixed(3)}`);
   });
 });

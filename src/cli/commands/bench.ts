@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { caseName, denseFlops } from '../../bench/cases.js';
+import { BENCH_INPUTS, caseName, denseFlops, type InputKind } from '../../bench/cases.js';
 import { DEFAULT_TIMING, runBench, type TimingOptions } from '../../bench/harness.js';
 import { type BenchReport, buildReport, formatPeerRows, formatRecords, loadPeerFiles, loadReportFiles, mergeReportRecords, shellWords } from '../../bench/report.js';
 import { writeJsonFile } from '../../bench/results.js';
@@ -37,7 +37,7 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
   --kv-heads N,...    KV heads per case group (GQA when < heads)
   --head-dim N
   --dtype f16|f32
-  --inputs K,...      structured,random
+  --inputs K,...      ${BENCH_INPUTS.join(',')} (local: a sharp local band, XAttention density ~0.05 at 8K-32K)
   --methods M,...     keep only these methods
   --backend NAME      ${Object.keys(BENCH_TARGETS).join(' | ')} (default cpu)
   --peers F,...       peer JSON files (bench/peers/) to merge: kept whole, and listed beside our records
@@ -78,11 +78,11 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
     if (!sweep) throw new InvalidArgumentError('--sweep', v.sweep, `one of ${Object.keys(SWEEPS).join(', ')}`);
     if (v.dtype !== undefined && v.dtype !== 'f16' && v.dtype !== 'f32') throw new InvalidArgumentError('--dtype', v.dtype, '"f16" or "f32"');
     const inputs = list('inputs', v.inputs);
-    for (const k of inputs ?? []) if (k !== 'structured' && k !== 'random') throw new InvalidArgumentError('--inputs', k, '"structured" or "random"');
+    for (const k of inputs ?? []) if (!(BENCH_INPUTS as readonly string[]).includes(k)) throw new InvalidArgumentError('--inputs', k, `one of ${BENCH_INPUTS.join(', ')}`);
     const cases = sweep({
       lengths: intList('lengths', v.lengths), heads: v.heads === undefined ? undefined : int('heads', v.heads, 1),
       kvHeads: intList('kv-heads', v['kv-heads']), headDim: v['head-dim'] === undefined ? undefined : int('head-dim', v['head-dim'], 8),
-      dtype: v.dtype as 'f16' | 'f32' | undefined, inputs: inputs as ('structured' | 'random')[] | undefined, methods: list('methods', v.methods),
+      dtype: v.dtype as 'f16' | 'f32' | undefined, inputs: inputs as InputKind[] | undefined, methods: list('methods', v.methods),
     });
     const timing: TimingOptions = {
       warmup: int('warmup', v.warmup, 0), minIters: int('min-iters', v['min-iters'], 1),
