@@ -13,7 +13,7 @@ import { Rng } from '../src/core/rng.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
 import { type DType, HeadTensor } from '../src/core/tensor.js';
 import { SlaMethod } from '../src/methods/sla/sla.js';
-import { assertTensorsClose, type Tolerance } from './helpers/compare.js';
+import { assertClose, assertTensorsClose, type Tolerance } from './helpers/compare.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 
 const gpu = await acquireTestGpu();
@@ -55,6 +55,9 @@ const CASES: Case[] = [
   // f16 with 64-row blocks: on adapters with tensor cores the sparse part runs on them
   { D: 128, H: 4, Hkv: 2, batch: 1, Lq: 256, Lk: 256, causal: false, dtype: 'f16', settings: { topkRatio: 0.25, BLKQ: 64, BLKK: 64, proj: 'identity' }, tol: TC_TOL },
   { D: 64, H: 2, Hkv: 1, batch: 1, Lq: 192, Lk: 256, causal: true, dtype: 'f16', settings: { topkRatio: 0.3, BLKQ: 64, BLKK: 32 }, tol: TC_TOL },
+  // pooled scores over more than one workgroup tile: 88 key blocks (64 per tile), 22 query blocks (4 per
+  // tile), a head size that is not a multiple of the 16 channels staged at a time
+  { D: 24, H: 4, Hkv: 2, batch: 1, Lq: 700, Lk: 700, causal: true, dtype: 'f32', settings: { topkRatio: 0.2, BLKQ: 32, BLKK: 8 } },
   // more queries than keys, Dv != D, one key block
   { D: 32, H: 2, Hkv: 2, batch: 1, Lq: 50, Lk: 20, causal: false, dtype: 'f32', Dv: 16, settings: { topkRatio: 0.5, BLKQ: 8, BLKK: 32, featureMap: 'relu', proj: weights(16, 3, true) } },
 ];
@@ -82,6 +85,7 @@ describe('WebGPU SLA = CPU SlaMethod', { skip: gpu.skip }, () => {
       const cpuMap = method.blockMap(q, k, { causal: c.causal });
       const cpu = method.attention(q, k, v, { causal: c.causal });
       const got = await slaAttentionWebGpu(gpu.ctx!, q, k, v, { ...method.settings, causal: c.causal });
+      assertClose(got.map.pooledScores, cpuMap.pooledScores, { atol: 1e-4, rtol: 1e-4 }, `${name}: pooled scores`);
       assert.deepEqual([...got.map.sparseMap], [...cpuMap.sparseMap], `${name}: sparseMap`);
       assert.deepEqual([...got.map.lut], [...cpuMap.lut], `${name}: lut`);
       assert.deepEqual([...got.map.counts], [...cpuMap.counts], `${name}: counts`);
