@@ -110,6 +110,19 @@ describe('WebGPU SLA = CPU SlaMethod', { skip: gpu.skip }, () => {
     assertTensorsClose(got.output, cpu.output, SLA_TOL, 'sparseAttention sla');
   });
 
+  it('a causal window of a call (rowsAfter) keeps the blocks the CPU keeps for it: top-k over the whole call', async () => {
+    const { SLA_GPU } = await import('../src/backends/webgpu/methods/sla/sla-gpu.js');
+    const { q, k, v } = structuredQKV({ heads: 2, kvHeads: 1, length: 300, headDim: 32, seed: 6 });
+    const method = new SlaMethod({ topkRatio: 0.25, BLKQ: 16, BLKK: 8 });
+    const win = { q: q.sliceLength(96, 128), k: k.sliceLength(0, 128), v: v.sliceLength(0, 128) };
+    const opts = { causal: true, rowsAfter: 300 - 128 };
+    const cpu = method.planBlockMask(win.q, win.k, opts);
+    const got = await SLA_GPU.run!(gpu.ctx!, method, win.q, win.k, win.v, opts);
+    assert.deepEqual([...got.plan.mask.colIdx], [...cpu.mask.colIdx]);
+    const alone = method.planBlockMask(win.q, win.k, { causal: true });
+    assert.ok(alone.stats.keptBlocks < cpu.stats.keptBlocks, 'the window alone keeps fewer blocks (the case tests rowsAfter)');
+  });
+
   it('every SLA kernel variant compiles', async () => {
     const { compileProgram } = await import('../src/backends/webgpu/runtime/program.js');
     const k = await import('../src/backends/webgpu/methods/sla/sla-linear.js');

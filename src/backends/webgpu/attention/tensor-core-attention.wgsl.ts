@@ -193,8 +193,11 @@ function scoreTile(spec: TensorCoreAttentionSpec, kSrc: Src, pad: string, stageK
   ].map((line) => pad + line).join('\n');
 }
 
-/** How K and V reach the staged tile: code before the tile loop, for K (ending in the barrier), for V. */
-/** `v` = `vPut` then `kNext`: V into workgroup memory, then the next K tile's loads set off (prefetch). */
+/**
+ * How K and V reach the staged tile: code before the tile loop, for K (ending in the barrier), for V.
+ * `v` is `vPut` (V into workgroup memory) then `kNext` (the next K tile's loads set off, when prefetched);
+ * flash-skip's vote-first order runs vPut on kept tiles only.
+ */
 interface Staging { readonly before: string; readonly k: string[]; readonly v: string; readonly vPut: string; readonly kNext: string }
 
 function staging(spec: TensorCoreAttentionSpec): Staging {

@@ -39,6 +39,8 @@ export interface SlaGpuOptions {
   proj: SlaProjection;
   /** SageSLA: the sparse part on int8 Q/K (per-block scales) and f16 V. */
   sage?: boolean;
+  /** Keys of the whole call after k (a causal window cut from it): top-k counts their blocks too, as the CPU's getBlockMap. */
+  keysAfter?: number;
 }
 
 export interface SlaGpuResult {
@@ -109,7 +111,7 @@ export async function encodeSlaAttention(
   const views = { q: inputs.q, k: inputs.k, v: inputs.v };
   const dims: SelectDims = {
     batch: p.batch, heads: p.heads, kvHeads: p.kvHeads, queryLength: p.queryLength, keyLength: p.keyLength,
-    blockQ: opts.BLKQ, blockK: opts.BLKK, causal: p.causal, topk: slaTopk(opts.topkRatio, Math.ceil(p.keyLength / opts.BLKK)), headDim: p.headDim,
+    blockQ: opts.BLKQ, blockK: opts.BLKK, causal: p.causal, topk: Math.min(Math.ceil(p.keyLength / opts.BLKK), slaTopk(opts.topkRatio, Math.ceil((p.keyLength + (opts.keysAfter ?? 0)) / opts.BLKK))), headDim: p.headDim,
   };
   const sel = await encodeBlockMap(device, encoder, p, dims, views, own);
   const blocks = { kind: 'csr' as const, rowPtr: sel.rowPtr, colIdx: sel.colIdx, blockRows: opts.BLKQ, blockCols: opts.BLKK };
