@@ -281,6 +281,8 @@ function onePassLoop(spec: TensorCoreAttentionSpec, kSrc: Src, vSrc: Src): strin
   const st = staging(spec);
   const CT = BC / 16;
   const SG = spec.subgroups;
+  // P = exp2(S − m) → f16 scratch, its row sum into `sum`.
+  const softmaxP = (pad: string) => perScore(spec, pad, 'p = exp2(sTile[scratch + cc] * P.scaleLog2 - m);', 'pTile[scratch + cc] = f16(p); sum += p;');
   // O goes through the subgroup's 16×BC f32 scratch CT matrices at a time.
   const viaScratch = (body: (half: number) => string) => Array.from({ length: D / BC }, (_, half) => `
       workgroupBarrier();
@@ -317,7 +319,7 @@ ${spec.flashSkip ? `    // The row's vote: exp(s − M) ≥ threshold for some s
     let sgSeen = subgroupAny(seen);
     if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved) | select(0u, 2u, sgVote) | select(0u, 4u, sgSeen); }` : `    if (lane == 0u) { rescaled[sg] = select(0u, 1u, moved); }`}
 ${spec.flashSkip && spec.voteFirst ? '' : `    var sum = 0.0;
-${perScore(spec, '    ', 'p = exp2(sTile[scratch + cc] * P.scaleLog2 - m);', 'pTile[scratch + cc] = f16(p); sum += p;')}
+${softmaxP('    ')}
 ${spec.flashSkip ? '    let rowSum = sum + subgroupShuffleXor(sum, 1u); // added once the tile is known to be kept' : '    l += sum + subgroupShuffleXor(sum, 1u);'}
 ${st.v ? `    ${st.v.trimStart()}` : ''}`}
     let flags = workgroupUniformLoad(&rescaled); // ${spec.flashSkip && spec.voteFirst ? 'the votes' : 'also the barrier that publishes P (and V)'}
@@ -332,7 +334,7 @@ ${spec.flashSkip ? `    let anyFlags = ${seq(SG, (i) => `flags[${i}]`).split('\n
 ${spec.voteFirst ? `    // Decided before the softmax: a skipped tile costs QKᵀ and its max alone (uniform branch).
     if (keepTile) {
       var sum = 0.0;
-${perScore(spec, '      ', 'p = exp2(sTile[scratch + cc] * P.scaleLog2 - m);', 'pTile[scratch + cc] = f16(p); sum += p;')}
+${softmaxP('      ')}
       l += sum + subgroupShuffleXor(sum, 1u);
       M = max(M, tileMax);
 ${st.vPut ? `      ${st.vPut.trimStart()}` : ''}
