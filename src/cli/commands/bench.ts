@@ -37,7 +37,7 @@ dense causal = 4.B.H.L^2.D/2), GB/s (Q, K, V, O once) and the speedup over dense
   --kv-heads N,...    KV heads per case group (GQA when < heads)
   --head-dim N
   --dtype f16|f32
-  --inputs K,...      ${BENCH_INPUTS.join(',')} (local: a sharp local band, XAttention density ~0.05 at 8K-32K)
+  --inputs K,...      ${BENCH_INPUTS.join(',')} (local: a sharp local band, XAttention density 0.02-0.06 at 8K-128K)
   --methods M,...     keep only these methods
   --backend NAME      ${Object.keys(BENCH_TARGETS).join(' | ')} (default cpu)
   --peers F,...       peer JSON files (bench/peers/) to merge: kept whole, and listed beside our records
