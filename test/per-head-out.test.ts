@@ -79,3 +79,47 @@ describe('per-head-out weighting', () => {
     for (const x of [a, b]) assert.ok(x.plannedSparsity !== undefined && x.plannedSparsity >= 0.3 - 1e-9, `${x.label}: planned ${x.plannedSparsity}`);
   });
 });
+
+describe('eval: settings a method\'s variants share (--method-settings)', () => {
+  it('uniform and per-head variants carry the base settings, and the search plans with them', async () => {
+    const { uniformVariants } = await import('../src/model/eval-variants.js');
+    const q = HeadTensor.randn({ batch: 1, heads: 2, length: 512, headDim: 16 }, 11);
+    const k = HeadTensor.randn({ batch: 1, heads: 1, length: 512, headDim: 16 }, 12);
+    const v = HeadTensor.randn({ batch: 1, heads: 1, length: 512, headDim: 16 }, 13);
+    const base = { BLKQ: 16, BLKK: 16 };
+    const seen: unknown[] = [];
+    const measureGrid: GridMeasurer = async (request, jobs) => {
+      seen.push(request.base);
+      return jobs.map((job) => measureHeadGrid(request, job));
+    };
+    const ctx = {
+      method: 'sla', length: 512, targets: [0.6], denseLayers: 0, calibrationQueries: 0,
+      captured: [{ module: 'model.layers.0.self_attn', q, k, v, headOutNorms: [1, 1] }], measureGrid, base,
+    };
+    const uniform = await uniformVariants(ctx);
+    for (const x of uniform) {
+      assert.equal((x.settings as { BLKQ?: number }).BLKQ, 16, x.label);
+      assert.equal((x.config.sparse_cfg['*self_attn*'] as { BLKQ?: number }).BLKQ, 16, `${x.label}: config`);
+    }
+    const searched = uniform[1];
+    assert.ok(typeof (searched.settings as { topkRatio?: number }).topkRatio === 'number');
+    // The searched ratio planned with BLKQ 16 gives the planned sparsity; with the default BLKQ 128 it would not be this plan.
+    const { createSparseMethod } = await import('../src/methods/index.js');
+    const planned = createSparseMethod('sla', searched.settings).planBlockMask(q, k, { causal: true }).stats.sparsity;
+    assert.ok(Math.abs(planned - searched.plannedSparsity!) < 1e-9, `planned ${planned} against ${searched.plannedSparsity}`);
+    const [perHead] = await perHeadOutVariants(ctx);
+    assert.deepEqual(seen, [base]);
+    const entry = Object.values(perHead.config.sparse_cfg).find((e) => typeof e === 'object' && e !== null && 'per_head' in e) as Record<string, unknown>;
+    assert.equal(entry.BLKQ, 16);
+  });
+
+  it('the CLI option names a bad method, bad settings and the searched knob', async () => {
+    const { parseMethodSettings } = await import('../src/cli/commands/eval.js');
+    assert.deepEqual(parseMethodSettings('{"sla":{"BLKQ":16}}'), { sla: { BLKQ: 16 } });
+    assert.equal(parseMethodSettings(undefined), undefined);
+    assert.throws(() => parseMethodSettings('{"sla":'), /--method-settings must be JSON/);
+    assert.throws(() => parseMethodSettings('{"sla":{"topkRatio":0.2}}'), /--method-settings.sla.topkRatio must be left out: the evaluation searches topkRatio/);
+    assert.throws(() => parseMethodSettings('{"sla":{"BLKQ":0}}'), /BLKQ/);
+    assert.throws(() => parseMethodSettings('{"nosuch":{}}'), /nosuch/);
+  });
+});

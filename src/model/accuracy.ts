@@ -46,6 +46,8 @@ export interface AccuracyOptions {
   calibrationQueries?: number;
   /** How per-head calibration measures heads (default serially; the CLI passes a worker pool). */
   measureGrid?: GridMeasurer;
+  /** Per method, settings all its variants share (e.g. { sla: { BLKQ: 16 } }); the searched knob goes on top. */
+  methodSettings?: Readonly<Record<string, Record<string, unknown>>>;
   /** First N layers stay dense (per-layer exception). Default 0. */
   denseLayers?: number;
   needles?: number;
@@ -193,7 +195,10 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       const expect = (method: string) => 1 + (sparseMethods.descriptor(method).knob ? targets.length * families.filter((f) => f !== 'sla-proj').length : 0);
       for (const method of methods) {
         tick(`L=${length} ${method}: searching settings (${families.join(', ')})`);
-        const variants = await variantsFor({ method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries, planner: opts.searchPlanner, measureGrid: opts.measureGrid }, families);
+        const variants = await variantsFor({
+          method, length, targets, captured, denseLayers, calibrationQueries: opts.calibrationQueries, planner: opts.searchPlanner, measureGrid: opts.measureGrid,
+          base: opts.methodSettings?.[method],
+        }, families);
         total += opts.prompts * (variants.length - expect(method));
         for (const v of variants) await evaluate(v);
       }

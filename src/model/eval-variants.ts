@@ -53,6 +53,8 @@ export interface VariantContext {
   planner?: CallPlanner;
   /** How per-head calibration measures its heads (default one after the other on this thread). */
   measureGrid?: GridMeasurer;
+  /** Settings every variant of the method shares (e.g. SLA's BLKQ); the knob is searched on top of them. */
+  base?: Record<string, unknown>;
 }
 
 /** A family's builder: the variants of one method, or [] where the family does not apply to it. */
@@ -98,11 +100,12 @@ export function withDenseLayers(config: SparseAttentionConfigJson, denseLayers: 
 
 export async function uniformVariants(ctx: VariantContext): Promise<Variant[]> {
   const { method, denseLayers } = ctx;
-  const out: Variant[] = [{ method, label: 'default', family: 'uniform', settings: {}, config: configFor({ method }, denseLayers) }];
+  const base = ctx.base ?? {};
+  const out: Variant[] = [{ method, label: 'default', family: 'uniform', settings: base, config: configFor({ method, ...base }, denseLayers) }];
   const knob = sparseMethods.descriptor(method).knob;
   if (!knob) return out;
   for (const target of ctx.targets) {
-    const r = await searchSettingWith(ctx.planner ?? cpuCallPlanner, method, knob, target, ctx.captured, ctx.length);
+    const r = await searchSettingWith(ctx.planner ?? cpuCallPlanner, method, knob, target, ctx.captured, ctx.length, undefined, base);
     out.push({
       method, label: `~${Math.round(target * 100)}%`, family: 'uniform', settings: r.settings,
       config: configFor({ method, ...r.settings }, denseLayers), plannedSparsity: r.plannedSparsity,
@@ -142,7 +145,7 @@ function measureGrids(ctx: VariantContext, knob: MethodKnob) {
     const jobs = headGridJobs(captured);
     const grid = knobGrid(knob, keyLength, 12);
     const measure = ctx.measureGrid ?? serialGridMeasurer;
-    m = measure({ method: ctx.method, base: {}, run: { causal: true }, grid }, jobs).then((points) => ({ jobs, points }));
+    m = measure({ method: ctx.method, base: ctx.base ?? {}, run: { causal: true }, grid }, jobs).then((points) => ({ jobs, points }));
     measuredGrids.set(ctx, m);
   }
   return m;
@@ -184,8 +187,8 @@ async function perHeadFamily(ctx: VariantContext, family: 'per-head' | 'per-head
     const total = heads.reduce((a, h) => a + h.validBlocks, 0);
     const planned = total === 0 ? 0 : heads.reduce((a, h) => a + h.sparsity * h.validBlocks, 0) / total;
     return {
-      method, label: `${family} ~${Math.round(target * 100)}%`, family, settings: {},
-      config: withDenseLayers(perHeadConfig(method, {}, knob.setting, heads), denseLayers), plannedSparsity: planned,
+      method, label: `${family} ~${Math.round(target * 100)}%`, family, settings: ctx.base ?? {},
+      config: withDenseLayers(perHeadConfig(method, ctx.base ?? {}, knob.setting, heads), denseLayers), plannedSparsity: planned,
     };
   });
 }
@@ -202,7 +205,7 @@ export async function slaProjectionVariants(ctx: VariantContext): Promise<Varian
   const captured = trimmed(ctx);
   const out: Variant[] = [];
   for (const target of ctx.targets) {
-    const r = await searchSettingWith(ctx.planner ?? cpuCallPlanner, method, knob, target, ctx.captured, ctx.length);
+    const r = await searchSettingWith(ctx.planner ?? cpuCallPlanner, method, knob, target, ctx.captured, ctx.length, undefined, ctx.base ?? {});
     const { projections } = fitSlaProjection(captured, r.settings, { method });
     const cfg = slaProjectionConfig(r.settings, projections, { method });
     out.push({

@@ -62,9 +62,10 @@ export const cpuCallPlanner: CallPlanner = async (m, c) => m.planBlockMask(c.q, 
  */
 export async function searchSettingWith(
   planner: CallPlanner, method: string, knob: MethodKnob, target: number, calls: readonly CapturedAttention[], length: number, steps = 7,
+  base: Record<string, unknown> = {},
 ): Promise<SearchResult> {
   const sparsityAt = async (x: number) => {
-    const m = createSparseMethod(method, knobSettings(knob, x));
+    const m = createSparseMethod(method, { ...base, ...knobSettings(knob, x) });
     let total = 0;
     let kept = 0;
     for (const c of calls) {
@@ -90,5 +91,5 @@ export async function searchSettingWith(
       else dense = mid;
     }
   }
-  return { value: best.value, settings: knobSettings(knob, best.value), plannedSparsity: best.measured };
+  return { value: best.value, settings: { ...base, ...knobSettings(knob, best.value) }, plannedSparsity: best.measured };
 }

@@ -21,6 +21,7 @@ import { planPicture } from '../../viz/mask-figure.js';
 import { encodePng } from '../../viz/png.js';
 import { renderMaskImage } from '../../viz/render.js';
 import { workerGridMeasurer } from '../../calibration/per-head-pool.js';
+import { createSparseMethod, sparseMethods } from '../../methods/index.js';
 
 // In a clone of the repository the fixtures sit beside dist/; an installed package has none.
 const REPO_FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/', import.meta.url));
@@ -52,6 +53,30 @@ function configVariant(file: string, denseLayers: number): Variant {
   return { method: entry?.method ?? 'config', label: basename(file).replace(/\.json$/, ''), family: 'config', settings: {}, config: withDenseLayers(json, denseLayers) };
 }
 
+/**
+ * --method-settings: per registered method, settings its variants share. Checked before any work:
+ * the method must exist, the settings must make one, and the searched knob is not among them.
+ */
+export function parseMethodSettings(text: string | undefined): Record<string, Record<string, unknown>> | undefined {
+  if (text === undefined) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new InvalidArgumentError('--method-settings', text, 'JSON: { "<method>": { <settings> } }');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidArgumentError('--method-settings', text, 'a JSON object: { "<method>": { <settings> } }');
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [method, settings] of Object.entries(json)) {
+    if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) throw new InvalidArgumentError(`--method-settings.${method}`, settings, 'an object of settings');
+    const knob = sparseMethods.descriptor(method).knob?.setting;
+    if (knob !== undefined && knob in settings) throw new InvalidArgumentError(`--method-settings.${method}.${knob}`, (settings as Record<string, unknown>)[knob], `left out: the evaluation searches ${knob}`);
+    createSparseMethod(method, settings as Record<string, unknown>); // invalid settings fail before any work
+    out[method] = settings as Record<string, unknown>;
+  }
+  return out;
+}
+
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'accuracy of each sparse method inside a real model (loss change, answer agreement, needle accuracy)',
@@ -79,6 +104,8 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
                        windows spread over the prompt (default 1024; 0 = all)
   --workers N          threads measuring heads for per-head calibration (default: the CPUs Node sees)
   --configs F1,F2      whole sparse-attention configs (JSON) evaluated as extra rows at every length
+  --method-settings J  JSON, per method the settings every variant of it shares, the searched knob on top
+                       (e.g. '{"sla":{"BLKQ":16}}': SLA's uniform and per-head rows with 16-row query blocks)
   --dense-layers N     keep the first N layers dense (default 0)
   --needles N          key lines per prompt (default 1; 0 = 1-4 at random, as in training)
   --prefill-chunk N    prefill in chunks of N tokens (default: whole prompt)
@@ -103,6 +130,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
         dtype: { type: 'string' },
         variants: { type: 'string', default: 'uniform' },
         configs: { type: 'string' },
+        'method-settings': { type: 'string' },
         'calibration-queries': { type: 'string', default: '1024' },
         workers: { type: 'string', default: String(availableParallelism()) },
         plot: { type: 'string' },
@@ -124,6 +152,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
     const families = checkFamilies(values.variants.split(',').map((s) => s.trim()));
     const denseLayers = Number(values['dense-layers']);
     const extraVariants = values.configs?.split(',').map((f) => configVariant(f.trim(), denseLayers));
+    const methodSettings = parseMethodSettings(values['method-settings']);
     const model = LlamaModel.load(values.model);
     const corpus = loadCorpus(values.corpus);
     const needles = Number(values.needles);
@@ -164,6 +193,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
       targets,
       families,
       calibrationQueries: intOption('calibration-queries', values['calibration-queries'], 0),
+      ...(methodSettings ? { methodSettings } : {}),
       measureGrid: workerGridMeasurer(intOption('workers', values.workers, 1)),
       extraVariants,
       scoring,
