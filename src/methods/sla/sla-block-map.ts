@@ -58,6 +58,15 @@ export function slaTopk(topkRatio: number, numKeyBlocks: number): number {
 }
 
 /**
+ * Top-k of a call with `keyLength` keys that are the first of a longer call's, `keysAfter` more (a
+ * causal window, as calibration measures one): counted over the whole call, at most the blocks here.
+ */
+export function slaWindowTopk(topkRatio: number, keyLength: number, keysAfter: number, BLKK: number): number {
+  requireInteger('keysAfter', keysAfter, 0);
+  return Math.min(Math.ceil(keyLength / BLKK), slaTopk(topkRatio, Math.ceil((keyLength + keysAfter) / BLKK)));
+}
+
+/**
  * `keysAfter`: k is the start of a longer call's keys (a causal window cut from it, as calibration
  * measures one); top-k counts the whole call's key blocks, as SLA does when the whole call runs.
  */
@@ -91,10 +100,7 @@ export function getBlockMap(q: HeadTensor, k: HeadTensor, topkRatio: number, BLK
     batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength,
     blockRows: BLKQ, blockCols: BLKK, causal: p.causal,
   };
-  const keysAfter = opts.keysAfter ?? 0;
-  requireInteger('keysAfter', keysAfter, 0);
-  const topk = slaTopk(topkRatio, Math.ceil((p.keyLength + keysAfter) / BLKK));
-  return selectTopBlocks(dims, scores, Math.min(topk, nKB), (_r, qb, kb) => blockCausallyValid(dims, qb, kb));
+  return selectTopBlocks(dims, scores, slaWindowTopk(topkRatio, p.keyLength, opts.keysAfter ?? 0, BLKK), (_r, qb, kb) => blockCausallyValid(dims, qb, kb));
 }
 
 /**

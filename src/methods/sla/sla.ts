@@ -153,8 +153,12 @@ export class SlaMethod implements SparseAttentionMethod {
    */
   blockMap(q: HeadTensor, k: HeadTensor, opts: PlanOptions = {}): SlaBlockMap {
     const { topkRatio, BLKQ, BLKK } = this.settings;
-    const causal = this.causalOf(opts);
-    return getBlockMap(q, k, topkRatio, BLKQ, BLKK, { causal, keysAfter: causal ? opts.rowsAfter ?? 0 : 0 });
+    return getBlockMap(q, k, topkRatio, BLKQ, BLKK, { causal: this.causalOf(opts), keysAfter: this.keysAfter(opts) });
+  }
+
+  /** Keys of the whole call after this one's: a causal window's rows after it (non-causal calls see every key). */
+  keysAfter(opts: PlanOptions): number {
+    return this.causalOf(opts) ? opts.rowsAfter ?? 0 : 0;
   }
 
   planBlockMask(q: HeadTensor, k: HeadTensor, opts: PlanOptions): BlockPlan {

@@ -13,7 +13,7 @@
 import { type AttentionProblem, describeAttention } from '../../../../core/attention-shape.js';
 import { InvalidArgumentError, UnsupportedError } from '../../../../core/errors.js';
 import type { HeadTensor } from '../../../../core/tensor.js';
-import { type SlaBlockMap, slaTopk } from '../../../../methods/sla/sla-block-map.js';
+import { type SlaBlockMap, slaWindowTopk } from '../../../../methods/sla/sla-block-map.js';
 import type { FeatureMap, LinearBlocks } from '../../../../methods/sla/sla-linear-part.js';
 import { checkProjectionSize, projectionIsZero, type SlaProjection } from '../../../../methods/sla/sla-projection.js';
 import { type AttentionDispatchOptions, encodeAttention } from '../../attention/attention-dispatch.js';
@@ -111,7 +111,7 @@ export async function encodeSlaAttention(
   const views = { q: inputs.q, k: inputs.k, v: inputs.v };
   const dims: SelectDims = {
     batch: p.batch, heads: p.heads, kvHeads: p.kvHeads, queryLength: p.queryLength, keyLength: p.keyLength,
-    blockQ: opts.BLKQ, blockK: opts.BLKK, causal: p.causal, topk: Math.min(Math.ceil(p.keyLength / opts.BLKK), slaTopk(opts.topkRatio, Math.ceil((p.keyLength + (opts.keysAfter ?? 0)) / opts.BLKK))), headDim: p.headDim,
+    blockQ: opts.BLKQ, blockK: opts.BLKK, causal: p.causal, topk: slaWindowTopk(opts.topkRatio, p.keyLength, opts.keysAfter ?? 0, opts.BLKK), headDim: p.headDim,
   };
   const sel = await encodeBlockMap(device, encoder, p, dims, views, own);
   const blocks = { kind: 'csr' as const, rowPtr: sel.rowPtr, colIdx: sel.colIdx, blockRows: opts.BLKQ, blockCols: opts.BLKK };

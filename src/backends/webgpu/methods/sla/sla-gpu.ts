@@ -23,8 +23,7 @@ async function runSla(ctx: WebGpuContext, method: SparseAttentionMethod, q: Head
     throw new InvalidArgumentError('head size (q.headDim)', q.headDim, '64 or 128 for sage_sla (its int8 kernels are built for these; use sla for other sizes)');
   }
   const s = method.settings;
-  const causal = opts.causal ?? s.causal;
-  const { output, map } = await slaAttentionWebGpu(ctx, q, k, v, { ...s, causal, scale: opts.scale, sage, keysAfter: causal ? opts.rowsAfter ?? 0 : 0 });
+  const { output, map } = await slaAttentionWebGpu(ctx, q, k, v, { ...s, causal: opts.causal ?? s.causal, scale: opts.scale, sage, keysAfter: method.keysAfter(opts) });
   const mask = blockMapToMask(map);
   const stats = statsFromMask(method.name, mask, { topk: map.topk, topkRatio: s.topkRatio });
   return { output, plan: { mask, stats: { ...stats, phase: opts.phase ?? phaseOf(map.queryLength) }, blockScores: map.pooledScores } };
