@@ -53,6 +53,10 @@ const ESTIMATES: Record<string, Pick<XAttentionGpuOptions, 'estimateKernel' | 't
   // The next slice's Q fragments loaded before this slice's products (not measured yet).
   'tc-1pass-pq': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, prefetchQ: true } },
   'tc-1pass-c32-pq': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, cols: 32, prefetchQ: true } },
+  'tc-gemm': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true } },
+  'tc-gemm-panels': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmPanels: true } },
+  'tc-gemm-bk32': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmBk: 32 } },
+  'tc-gemm-bk32-panels': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmBk: 32, gemmPanels: true } },
 };
 const { values } = parseArgs({
   options: {

@@ -20,9 +20,9 @@ after(() => gpu.release());
 // lavapipe's LLVM takes tens of seconds per emulated variant (head dim, R, causal and the options
 // each make one), so each case is its own variant and the cases are few and small.
 const CASES: { c: TcEstimateCase; tc: TcEstimateOptions }[] = [
-  // The default (staged, 4 subgroups of 16 rows: half idle at 32 rows), GQA, Lq < Lk (80 key
-  // columns: the staged tail is zero), BLHD, R = 8.
-  { c: { H: 4, Hkv: 2, Lq: 256, Lk: 640, D: 64, S: 8, B: 64, causal: true, layout: 'BLHD', input: 'structured' }, tc: {} },
+  // The row-owning kernel's defaults (staged, 4 subgroups of 16 rows: half idle at 32 rows), GQA,
+  // Lq < Lk (80 key columns: the staged tail is zero), BLHD, R = 8.
+  { c: { H: 4, Hkv: 2, Lq: 256, Lk: 640, D: 64, S: 8, B: 64, causal: true, layout: 'BLHD', input: 'structured' }, tc: { gemm: false } },
   // Unstaged strided loads, two row tiles (one lane per row), R = 4, not causal, 2 subgroups.
   { c: { H: 2, Hkv: 1, Lq: 512, Lk: 768, D: 64, S: 16, B: 64, causal: false, layout: 'BHLD', input: 'random' }, tc: { rowTiles: 2, subgroups: 2, stage: false } },
   // One pass (lse workspace and reduce), the plain walk, prefetched K slices, R = 16, a last workgroup
@@ -36,6 +36,11 @@ const CASES: { c: TcEstimateCase; tc: TcEstimateOptions }[] = [
   // Q fragments a slice ahead (prefetchQ), 2 row tiles, 2 subgroups, idle subgroup in the last
   // workgroup (96 strided rows of 64 per workgroup), not causal, two passes.
   { c: { H: 2, Hkv: 2, Lq: 768, Lk: 512, D: 64, S: 8, B: 64, causal: false, layout: 'BLHD', input: 'random' }, tc: { prefetchQ: true, rowTiles: 2, subgroups: 2, passes: 2 } },
+  // GEMM-tiled (128×128 score tiles; the default): GQA, Lq < Lk (causal offset: a tile half past the limit, one
+  // wholly past it), 80 key columns past the first tile (the staged tail is zero), R = 8, BLHD.
+  { c: { H: 4, Hkv: 2, Lq: 1536, Lk: 3328, D: 64, S: 8, B: 64, causal: true, layout: 'BLHD', input: 'structured' }, tc: {} },
+  // GEMM-tiled, not causal, 48 query rows (a tile of mostly missing rows), R = 16, D 128.
+  { c: { H: 2, Hkv: 1, Lq: 384, Lk: 640, D: 128, S: 8, B: 128, causal: false, layout: 'BHLD', input: 'random' }, tc: { passes: 1, gemm: true } },
 ];
 
 describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {

@@ -24,10 +24,12 @@ const CASES: TcEstimateCase[] = [
   { H: 4, Hkv: 1, Lq: 384, Lk: 384, D: 128, S: 8, B: 128, causal: false, layout: 'BHLD', input: 'random' }, // R = 16
   { H: 2, Hkv: 2, Lq: 1024, Lk: 1024, D: 128, S: 8, B: 64, causal: true, layout: 'BHLD', input: 'random' }, // R = 8, 4 column groups
 ];
-// The default, and the variants the benchmark times (each on the cases whose Lq fits its rows).
+// The default (GEMM-tiled), the row-owning kernel's default, and the variants the benchmark times
+// (each on the cases whose Lq fits its rows).
 const VARIANTS: TcEstimateOptions[] = [
-  {}, { prefetch: true }, { stage: false }, { swizzle: false }, { rowTiles: 2, subgroups: 2 }, { rowTiles: 2, subgroups: 2, prefetch: true }, { rowTiles: 2, stage: false },
+  {}, { gemm: false }, { prefetch: true }, { stage: false }, { swizzle: false }, { rowTiles: 2, subgroups: 2 }, { rowTiles: 2, subgroups: 2, prefetch: true }, { rowTiles: 2, stage: false },
   { passes: 1 }, { passes: 1, prefetch: true }, { passes: 1, stage: false }, { passes: 1, rowTiles: 2, subgroups: 2 }, { passes: 1, cols: 32 }, { passes: 1, cols: 32, rowTiles: 2 }, { passes: 2, cols: 32 }, { passes: 1, prefetchQ: true }, { passes: 1, cols: 32, prefetchQ: true }, { passes: 1, rowTiles: 2, subgroups: 2, prefetchQ: true },
+  { gemmPanels: true }, { gemmBk: 32 }, { gemmBk: 32, gemmPanels: true },
 ];
 
 describe('XAttention estimation on tensor cores = CPU', { skip }, () => {

@@ -23,7 +23,7 @@
 
 import { SUBGROUP_MATRIX_PRELUDE } from '../runtime/subgroup-matrix-wgsl.js';
 
-/** Bytes of workgroup memory the emulation adds: one exchange word per invocation. */
+/** Bytes of workgroup memory the emulation adds: one exchange word per invocation (kernels with cross-lane operations). */
 export function emulationWorkgroupBytes(subgroups: number): number {
   return subgroups * 32 * 4;
 }
@@ -53,6 +53,7 @@ export function emulateTensorCoreWgsl(wgsl: string, subgroups: number, out: 'f16
   const fns = new Map<string, string>();
   const rights = new Map<string, string>(); // let-bound right operand → its emulating product
   const type = (arr: string) => arr === 'O' ? out : 'f32';
+  let crossLane = false; // the exchange word and its functions only where the kernel has cross-lane operations
   const mma = (arr: string, major: string) => {
     const name = `emuMma_${arr}_${major}`;
     // Element (k, col) of the right operand: column-major for Kᵀ, row-major for V.
@@ -112,13 +113,12 @@ export function emulateTensorCoreWgsl(wgsl: string, subgroups: number, out: 'f16
 }`);
       return `${name}(${off}, ${value}, ${stride}, lane)`;
     })
-    .replace(SHUFFLE, (_m, x: string, mask: string) => `emuShuffleXor(${x}, ${mask}, lid)`)
-    .replace(ANY, (_m, x: string) => `emuAny(${x}, lid)`)
-    .replace(ADD, (_m, x: string) => `emuAddU32(${x}, lid)`);
+    .replace(SHUFFLE, (_m, x: string, mask: string) => (crossLane = true, `emuShuffleXor(${x}, ${mask}, lid)`))
+    .replace(ANY, (_m, x: string) => (crossLane = true, `emuAny(${x}, lid)`))
+    .replace(ADD, (_m, x: string) => (crossLane = true, `emuAddU32(${x}, lid)`));
   const left = LEFTOVER.exec(text);
   if (left) throw new Error(`tensor-core emulation left "${left[0]}" in the kernel (the generator changed shape)`);
-  return `${text}
-// ---- Emulated subgroup operations (test-only) ----
+  const exchange = !crossLane ? '' : `
 // One word per invocation for the cross-lane exchanges.
 var<workgroup> emuXch: array<f32, ${subgroups * 32}>;
 
@@ -149,7 +149,9 @@ fn emuAddU32(x: u32, lid: u32) -> u32 {
   for (var i = 0u; i < min(${opaque}, 32u); i++) { sum += emuXch[(lid & ~31u) + i]; }
   workgroupBarrier();
   return u32(sum);
-}
+}`;
+  return `${text}
+// ---- Emulated subgroup operations (test-only) ----${exchange}
 ${[...fns.values()].join('\n')}
 `;
 }

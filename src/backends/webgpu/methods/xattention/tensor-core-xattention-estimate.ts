@@ -42,6 +42,7 @@ import { seq, SUBGROUP_MATRIX_PRELUDE } from '../../runtime/subgroup-matrix-wgsl
 import { emulateTensorCoreWgsl, emulationWorkgroupBytes } from '../../attention/tensor-core-emulation.wgsl.js';
 import { createStorage } from '../../attention/block-list.js';
 import { lseReduceProgram } from './xattention-lse-reduce.js';
+import { GEMM_SUBGROUPS, gemmEstimateWgsl, gemmGrid, gemmWorkgroupBytes } from './tensor-core-xattention-gemm.wgsl.js';
 
 export type TcEstimateSpec = {
   readonly headDim: 64 | 128;
@@ -73,12 +74,25 @@ export type TcEstimateSpec = {
    * pipelining of the strided left loads, which otherwise wait on L2 right before their products).
    */
   readonly prefetchQ?: boolean;
+  /**
+   * One pass tiled as the ceiling GEMM (tensor-core-xattention-gemm.wgsl.ts): 128×128 score tiles,
+   * both operands staged and double-buffered, the log-sum-exp as the epilogue. Ignores rowTiles,
+   * subgroups, swizzle, stage, prefetch, cols and prefetchQ.
+   */
+  readonly gemm?: true;
+  /** gemm: reduction depth per staged step (16 when absent), and panel addressing (gemm-estimate.wgsl.ts). */
+  readonly gemmBk?: 16 | 32;
+  readonly gemmPanels?: boolean;
   /** Test-only: plain WGSL in place of the subgroup-matrix builtins (never chosen by the planner). */
   readonly emulate?: true;
 };
 
-/** Caller's choices; defaults rowTiles 1, subgroups 4, swizzle, stage (needs 8-aligned K strides) and prefetch true, passes 1 where its workspace fits a binding (else 2). */
-export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; cols?: 32 | 64; prefetchQ?: boolean; emulate?: boolean };
+/**
+ * Caller's choices; defaults: passes 1 where its workspace fits a binding (else 2); gemm where passes
+ * is 1, Q and K are 8-aligned and no row-kernel option below is given; the row-owning kernel's
+ * rowTiles 1, subgroups 4, swizzle, stage (needs 8-aligned K strides) and prefetch true.
+ */
+export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; cols?: 32 | 64; prefetchQ?: boolean; gemm?: boolean; gemmBk?: 16 | 32; gemmPanels?: boolean; emulate?: boolean };
 
 // Key columns per step: each subgroup scores its rows × these (COLS/16 fragments per left load).
 const colsOf = (spec: Pick<TcEstimateSpec, 'cols'>): 32 | 64 => spec.cols ?? 64;
@@ -88,6 +102,7 @@ export const tcEstimateParams = new ParamsLayout([
   ['causalOffset', 'i32'], ['scaleOverStride', 'f32'], ['numQueryBlocks', 'u32'], ['numKeyBlocks', 'u32'], ['queryRows', 'u32'],
   ['qOffset', 'u32'], ['qStrideB', 'u32'], ['qStrideH', 'u32'], ['qStrideL', 'u32'],
   ['kOffset', 'u32'], ['kStrideB', 'u32'], ['kStrideH', 'u32'], ['kStrideL', 'u32'],
+  ['queryTiles', 'u32'], // gemm: query-row tiles, folded into the grid's y with the heads
 ] as const);
 
 type TcEstimateParam = (typeof tcEstimateParams.fields)[number][0];
@@ -108,14 +123,15 @@ const lseBytes = (batch: number, heads: number, queryRows: number, numKeyBlocks:
 const workgroupsX = (spec: TcEstimateSpec, queryRows: number) => Math.ceil(queryRows / (spec.subgroups * 16 * spec.rowTiles));
 
 function workgroupBytes(spec: TcEstimateSpec): number {
+  if (spec.gemm) return gemmWorkgroupBytes(spec); // no cross-lane operations: the emulation adds nothing
   const COLS = colsOf(spec);
   return spec.subgroups * 16 * spec.rowTiles * COLS * 4 + (spec.stage ? COLS * KS(spec) * 2 : 0) + (spec.emulate ? emulationWorkgroupBytes(spec.subgroups) : 0);
 }
 
 function tcEstimateWgsl(spec: TcEstimateSpec, header: string): string {
-  const wgsl = tcEstimateRealWgsl(spec, header);
+  const wgsl = spec.gemm ? gemmEstimateWgsl(spec, SUBGROUP_MATRIX_PRELUDE, header) : tcEstimateRealWgsl(spec, header);
   // P.keyCols is a positive multiple of 16, so twice it is at least 32.
-  return spec.emulate ? emulateTensorCoreWgsl(wgsl, spec.subgroups, 'f32', '(P.keyCols * 2u)') : wgsl;
+  return spec.emulate ? emulateTensorCoreWgsl(wgsl, spec.gemm ? GEMM_SUBGROUPS : spec.subgroups, 'f32', '(P.keyCols * 2u)') : wgsl;
 }
 
 function tcEstimateRealWgsl(spec: TcEstimateSpec, header: string): string {
@@ -317,7 +333,7 @@ export const tcEstimateProgram: KernelProgram<TcEstimateSpec, TcEstimateParam, T
   params: tcEstimateParams,
   bindings: (spec) => [{ name: 'q', kind: 'read-only-storage' }, { name: 'k', kind: 'read-only-storage' }, { name: spec.passes === 1 ? 'lse' : 'blockSums', kind: 'storage' }],
   constants: (spec) => ({ causal: spec.causal }),
-  workgroupSize: (spec) => spec.subgroups * 32,
+  workgroupSize: (spec) => (spec.gemm ? GEMM_SUBGROUPS : spec.subgroups) * 32,
   wgsl: tcEstimateWgsl,
   supports(spec, shape, limits) {
     const rowUnit = 16 * spec.rowTiles * shape.stride;
@@ -330,13 +346,20 @@ export const tcEstimateProgram: KernelProgram<TcEstimateSpec, TcEstimateParam, T
     }
     const bytes = workgroupBytes(spec);
     if (bytes > limits.maxComputeWorkgroupStorageSize) return `needs ${bytes} B of workgroup memory, device has ${limits.maxComputeWorkgroupStorageSize}`;
-    const groups = workgroupsX(spec, shape.queryLength / shape.stride);
-    for (const [axis, n] of [['query row groups', groups], ['heads', shape.heads], ['batch', shape.batch]] as const) {
+    if (spec.gemm && spec.passes !== 1) return 'the GEMM-tiled estimate is one pass only';
+    const rows = shape.queryLength / shape.stride;
+    const { grid } = gemmGrid(rows, shape.keyLength / shape.stride, shape.heads, shape.batch);
+    const axes = spec.gemm
+      ? [['key-column tiles', grid[0]], ['query-row tiles × heads', grid[1]], ['batch', grid[2]]] as const
+      : [['query row groups', workgroupsX(spec, rows)], ['heads', shape.heads], ['batch', shape.batch]] as const;
+    for (const [axis, n] of axes) {
       if (n > limits.maxComputeWorkgroupsPerDimension) return `${axis} = ${n} workgroups exceeds maxComputeWorkgroupsPerDimension`;
     }
     return null;
   },
 };
+
+const ROW_KERNEL_OPTIONS = ['rowTiles', 'subgroups', 'swizzle', 'stage', 'prefetch', 'cols', 'prefetchQ'] as const;
 
 /** The tensor-core spec for this call, or why it cannot take it (the portable kernel then does). */
 export function tensorCoreEstimateSpec(
@@ -354,12 +377,24 @@ export function tensorCoreEstimateSpec(
   if (q.length % (rowTiles * unit)) return `query length ${q.length} is not a multiple of ${16 * rowTiles}·stride = ${rowTiles * unit} (rowTiles ${rowTiles})`;
   const aligned = k.offset % 8 === 0 && k.strideB % 8 === 0 && k.strideH % 8 === 0 && k.strideL % 8 === 0;
   const stage = (tc.stage ?? true) && aligned;
+  const qAligned = q.offset % 8 === 0 && q.strideB % 8 === 0 && q.strideH % 8 === 0 && q.strideL % 8 === 0;
   // One pass with prefetched staging: 10.0 ms at 32K on the H200 against 25.7 for two passes unprefetched
   // (bench/results/2026-12-04-h200/xattn-estimate*.json); two where the lse workspace exceeds a binding.
   const lse = lseBytes(q.batch, q.heads, q.length / stride, Math.ceil(k.length / (stride * rowsPerBlock)));
   const lseFits = lse <= Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const passes = tc.passes ?? (lseFits ? 1 : 2);
+  // The GEMM tiling by default wherever it runs and no option of the row-owning kernel is asked for:
+  // 5.5 against 8.8 ms at 32K, 79 against 130 ms at 128K on the H200 (bench/results/2026-12-04e-h200/est-gemm.json).
+  const rowKernelAsked = ROW_KERNEL_OPTIONS.some((o) => tc[o] !== undefined);
+  const gemm = tc.gemm ?? (!rowKernelAsked && passes === 1 && aligned && qAligned);
+  if (gemm) {
+    if (passes !== 1) return `the GEMM-tiled estimate is one pass only (${lseFits ? 'passes 2 asked for' : `its ${lse} B lse workspace exceeds the device's buffer limits`})`;
+    if (!aligned || !qAligned) return 'the GEMM-tiled estimate needs Q and K offsets and strides in multiples of 8 halves (16-byte loads)';
+    return { headDim: q.headDim, rowsPerBlock, causal, rowTiles: 1, subgroups: GEMM_SUBGROUPS, swizzle: true, stage: true, prefetch: true, passes: 1, gemm: true,
+      ...(tc.gemmBk === 32 ? { gemmBk: 32 } : {}), ...(tc.gemmPanels ? { gemmPanels: true } : {}), ...(tc.emulate ? { emulate: true } : {}) };
+  }
   return {
-    headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? true), passes: tc.passes ?? (lseFits ? 1 : 2),
+    headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? true), passes,
     ...(tc.cols === 32 ? { cols: 32 } : {}), ...(tc.prefetchQ ? { prefetchQ: true } : {}), ...(tc.emulate ? { emulate: true } : {}),
   };
 }
@@ -376,15 +411,16 @@ export async function encodeTensorCoreEstimate(
   const lse = spec.passes === 1 ? createStorage(device, lseBytes(q.batch, q.heads, queryRows, p.numKeyBlocks), 'xattention.lse') : undefined;
   const compiled = await compileProgram(device, tcEstimateProgram, spec);
   const owned = lse ? [lse] : [];
+  const gemm = gemmGrid(queryRows, p.keyCols, q.heads, q.batch);
   owned.push(encodeProgram(device, encoder, tcEstimateProgram, compiled, {
     params: {
       heads: q.heads, groupSize: q.heads / k.heads, stride: p.stride, keyCols: p.keyCols, causalOffset: p.causalOffset,
       scaleOverStride: p.scale / p.stride, numQueryBlocks: p.numQueryBlocks, numKeyBlocks: p.numKeyBlocks, queryRows,
       qOffset: q.offset, qStrideB: q.strideB, qStrideH: q.strideH, qStrideL: q.strideL,
-      kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL,
+      kOffset: k.offset, kStrideB: k.strideB, kStrideH: k.strideH, kStrideL: k.strideL, queryTiles: gemm.queryTiles,
     },
     buffers: { q: q.buffer, k: k.buffer, ...(lse ? { lse } : { blockSums: blockScores }) },
-    workgroups: [workgroupsX(spec, queryRows), q.heads, q.batch],
+    workgroups: spec.gemm ? gemm.grid : [workgroupsX(spec, queryRows), q.heads, q.batch],
   }));
   if (lse) {
     const reduce = await compileProgram(device, lseReduceProgram, {});
