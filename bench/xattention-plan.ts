@@ -53,10 +53,11 @@ const ESTIMATES: Record<string, Pick<XAttentionGpuOptions, 'estimateKernel' | 't
   // The next slice's Q fragments loaded before this slice's products (not measured yet).
   'tc-1pass-pq': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, prefetchQ: true } },
   'tc-1pass-c32-pq': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, cols: 32, prefetchQ: true } },
+  // The GEMM tiling's default is 32-deep steps with panels where 48 KiB of workgroup memory is there.
   'tc-gemm': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true } },
-  'tc-gemm-panels': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmPanels: true } },
-  'tc-gemm-bk32': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmBk: 32 } },
-  'tc-gemm-bk32-panels': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmBk: 32, gemmPanels: true } },
+  'tc-gemm-flat16': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmBk: 16, gemmPanels: false } },
+  'tc-gemm-panels16': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmBk: 16, gemmPanels: true } },
+  'tc-gemm-flat32': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmBk: 32, gemmPanels: false } },
 };
 const { values } = parseArgs({
   options: {

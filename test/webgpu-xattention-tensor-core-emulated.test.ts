@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { estimateXAttentionWebGpu } from '../src/backends/webgpu/methods/xattention/xattention-plan.js';
-import { type TcEstimateOptions, tcEstimateProgram, type TcEstimateSpec } from '../src/backends/webgpu/methods/xattention/tensor-core-xattention-estimate.js';
+import { type TcEstimateOptions, tcEstimateProgram, type TcEstimateSpec, tensorCoreEstimateSpec } from '../src/backends/webgpu/methods/xattention/tensor-core-xattention-estimate.js';
 import { programSource } from '../src/backends/webgpu/runtime/program.js';
 import { assertEstimateMatchesCpu, type TcEstimateCase, tcEstimateInputs, tcEstimateParams } from './helpers/xattention-tc-cases.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
@@ -75,6 +75,24 @@ describe('tensor-core XAttention estimate variants', () => {
     const lseLimits = { ...limits, maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 32 } as GPUSupportedLimits;
     assert.equal(tcEstimateProgram.supports({ ...spec, passes: 1 }, big, lseLimits), null);
     assert.match(tcEstimateProgram.supports({ ...spec, passes: 1 }, big, { ...lseLimits, maxStorageBufferBindingSize: 2 ** 30 - 4 }) ?? '', /one pass needs a 1073741824 B lse workspace/);
+  });
+
+  it('picks the GEMM tiling by default (32-deep steps with panels where 48 KiB fit, else 16-deep), the row kernel when asked', () => {
+    const view = (offset: number) => ({ buffer: {} as GPUBuffer, dtype: 'f16' as const, batch: 1, heads: 8, length: 4096, headDim: 128 as const, offset, strideB: 8 * 4096 * 128, strideH: 4096 * 128, strideL: 128 });
+    const device = (workgroupBytes: number) => ({
+      features: new Set(['shader-f16']), limits: { maxComputeWorkgroupStorageSize: workgroupBytes, maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32 },
+    }) as unknown as GPUDevice;
+    const pick = (bytes: number, tc: TcEstimateOptions, qOffset = 0) => tensorCoreEstimateSpec(device(bytes), view(qOffset), view(0), 8, 16, true, { ...tc, emulate: true });
+    assert.deepEqual(pick(49152, {}), { headDim: 128, rowsPerBlock: 8, causal: true, rowTiles: 1, subgroups: 4, swizzle: true, stage: true, prefetch: true, passes: 1, gemm: true, gemmBk: 32, gemmPanels: true, emulate: true });
+    const small = pick(32768, {});
+    assert.ok(typeof small === 'object' && small.gemm && small.gemmBk === undefined && small.gemmPanels === true, JSON.stringify(small));
+    const row = pick(49152, { prefetch: true });
+    assert.ok(typeof row === 'object' && !row.gemm && row.passes === 1, JSON.stringify(row));
+    // Q off the 16-byte grid: the row kernel by default, a reason when the GEMM tiling is forced.
+    const unaligned = pick(49152, {}, 4);
+    assert.ok(typeof unaligned === 'object' && !unaligned.gemm, JSON.stringify(unaligned));
+    assert.match(String(pick(49152, { gemm: true }, 4)), /needs Q and K offsets and strides in multiples of 8 halves/);
+    assert.match(String(pick(49152, { gemm: true, passes: 2 })), /one pass only \(passes 2 asked for\)/);
   });
 
   it('leaves the real kernel on subgroup matrices and the emulated one without them', () => {

@@ -388,10 +388,14 @@ export function tensorCoreEstimateSpec(
   const rowKernelAsked = ROW_KERNEL_OPTIONS.some((o) => tc[o] !== undefined);
   const gemm = tc.gemm ?? (!rowKernelAsked && passes === 1 && aligned && qAligned);
   if (gemm) {
+    // Panels and 32-deep steps: 3.41 ms at 32K and 48.4 at 128K on the H200 against 5.70 / 80.8 flat with
+    // 16-deep steps (32-deep alone is slower: 8.45 / 128.6; bench/results/2026-12-04e-h200/est-gemm2.json).
+    // 32-deep needs 48 KiB of workgroup memory: 16-deep where the device has less.
+    const gemmBk = tc.gemmBk ?? (gemmWorkgroupBytes({ headDim: q.headDim, rowsPerBlock, gemmBk: 32 }) <= device.limits.maxComputeWorkgroupStorageSize ? 32 : 16);
     if (passes !== 1) return `the GEMM-tiled estimate is one pass only (${lseFits ? 'passes 2 asked for' : `its ${lse} B lse workspace exceeds the device's buffer limits`})`;
     if (!aligned || !qAligned) return 'the GEMM-tiled estimate needs Q and K offsets and strides in multiples of 8 halves (16-byte loads)';
     return { headDim: q.headDim, rowsPerBlock, causal, rowTiles: 1, subgroups: GEMM_SUBGROUPS, swizzle: true, stage: true, prefetch: true, passes: 1, gemm: true,
-      ...(tc.gemmBk === 32 ? { gemmBk: 32 } : {}), ...(tc.gemmPanels ? { gemmPanels: true } : {}), ...(tc.emulate ? { emulate: true } : {}) };
+      ...(gemmBk === 32 ? { gemmBk: 32 } : {}), ...((tc.gemmPanels ?? true) ? { gemmPanels: true } : {}), ...(tc.emulate ? { emulate: true } : {}) };
   }
   return {
     headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? true), passes,
