@@ -6,7 +6,7 @@ import { createWebGpuBackend } from '../src/backends/webgpu/index.js';
 import { compileProgram, variantKey } from '../src/backends/webgpu/runtime/program.js';
 import { columnsPerThread, groupColumns, rowCapacity, xattentionEstimateProgram } from '../src/backends/webgpu/methods/xattention/webgpu-xattention-estimate.js';
 import { estimateXAttentionWebGpu, selectXAttentionBlocksWebGpu } from '../src/backends/webgpu/methods/xattention/xattention-plan.js';
-import { SELECT_TILE, xattentionSelectProgram } from '../src/backends/webgpu/methods/xattention/xattention-select.js';
+import { selectSpec, xattentionSelectProgram } from '../src/backends/webgpu/methods/xattention/xattention-select.js';
 import { BlockMask } from '../src/core/block-mask.js';
 import { Rng } from '../src/core/rng.js';
 import { structuredQKV } from '../src/core/structured-inputs.js';
@@ -59,7 +59,7 @@ describe('XAttention on WebGPU', { skip: gpu.skip }, () => {
           const c = await compileProgram(device, xattentionEstimateProgram, spec);
           assert.equal(c.label, variantKey('xattention-estimate', spec));
         }
-    await compileProgram(device, xattentionSelectProgram, { tile: SELECT_TILE });
+    for (const algorithm of ['sort', 'tiled'] as const) await compileProgram(device, xattentionSelectProgram, selectSpec(1, device.limits, algorithm));
   });
 
   const golden = [

@@ -23,7 +23,7 @@ import { uploadArray, uploadTensor } from '../../runtime/buffers.js';
 import { isSoftwareDevice, type WebGpuContext } from '../../runtime/webgpu-device.js';
 import { compileProgram, encodeProgram } from '../../runtime/program.js';
 import { columnsPerThread, groupColumns, rowCapacity, type XAttentionEstimateSpec, xattentionEstimateProgram } from './webgpu-xattention-estimate.js';
-import { SELECT_TILE, xattentionSelectProgram } from './xattention-select.js';
+import { selectSpec, xattentionSelectProgram } from './xattention-select.js';
 import { encodeTensorCoreEstimate, type TcEstimateOptions, tcEstimateProgram, tensorCoreEstimateSpec } from './tensor-core-xattention-estimate.js';
 
 export interface XAttentionGpuOptions {
@@ -131,19 +131,21 @@ export async function encodeXAttentionEstimate(
 
 /**
  * Step 6/7 and the CSR list: W f32 [B, H, nQB, nKB] on the GPU → the kept blocks of `dims`
- * (blockRows = blockCols = B). The returned plan owns its buffers (not W).
+ * (blockRows = blockCols = B). The returned plan owns its buffers (not W). `algorithm` forces the
+ * selection kernel's sort or tiled path (tests); 'auto' sorts whenever a row fits the sort.
  */
 export async function encodeXAttentionSelection(
   device: GPUDevice, encoder: GPUCommandEncoder, blockScores: GPUBuffer, dims: BlockMaskDims, threshold: number,
+  algorithm: 'auto' | 'sort' | 'tiled' = 'auto',
 ): Promise<{ blocks: GpuBlockList; destroy(): void }> {
   const nQB = Math.ceil(dims.queryLength / dims.blockRows);
   const nKB = Math.ceil(dims.keyLength / dims.blockCols);
   const rows = dims.batch * dims.heads * nQB;
   const words = flagWordsPerRow(nKB);
-  const shape = { workgroupsX: nQB };
-  const reason = xattentionSelectProgram.supports({ tile: SELECT_TILE }, shape, device.limits);
+  const spec = selectSpec(nKB, device.limits, algorithm);
+  const reason = xattentionSelectProgram.supports(spec, { workgroupsX: nQB, numKeyBlocks: nKB }, device.limits);
   if (reason) throw new UnsupportedError(`WebGPU XAttention selection cannot run this shape: ${reason}`);
-  const compiled = await compileProgram(device, xattentionSelectProgram, { tile: SELECT_TILE });
+  const compiled = await compileProgram(device, xattentionSelectProgram, spec);
   const flags = createStorage(device, rows * words * 4, 'xattention.flags');
   const counts = createStorage(device, rows * 4, 'xattention.counts');
   const uniforms = [encodeProgram(device, encoder, xattentionSelectProgram, compiled, {
@@ -163,12 +165,14 @@ export async function encodeXAttentionSelection(
  * Host-level twin of selectBlocks over every row: W [B, H, nQB, nKB] → the kept blocks, selected
  * on the GPU (for tests of the selection alone, e.g. on exact ties).
  */
-export async function selectXAttentionBlocksWebGpu(ctx: WebGpuContext, blockScores: Float32Array, dims: BlockMaskDims, threshold: number): Promise<BlockMask> {
+export async function selectXAttentionBlocksWebGpu(
+  ctx: WebGpuContext, blockScores: Float32Array, dims: BlockMaskDims, threshold: number, algorithm: 'auto' | 'sort' | 'tiled' = 'auto',
+): Promise<BlockMask> {
   const w = uploadArray(ctx.device, blockScores, 'xattention.blockScores');
   const encoder = ctx.device.createCommandEncoder({ label: 'xattention-select' });
   let selection: { blocks: GpuBlockList; destroy(): void } | undefined;
   try {
-    selection = await encodeXAttentionSelection(ctx.device, encoder, w, dims, threshold);
+    selection = await encodeXAttentionSelection(ctx.device, encoder, w, dims, threshold, algorithm);
     ctx.device.queue.submit([encoder.finish()]);
     return await readBlockMask(ctx.device, selection.blocks);
   } finally {
