@@ -86,6 +86,9 @@ describe('tensor-core XAttention estimate variants', () => {
     assert.deepEqual(pick(49152, {}), { headDim: 128, rowsPerBlock: 8, causal: true, rowTiles: 1, subgroups: 4, swizzle: true, stage: true, prefetch: true, passes: 1, gemm: true, gemmBk: 32, gemmPanels: true, emulate: true });
     const small = pick(32768, {});
     assert.ok(typeof small === 'object' && small.gemm && small.gemmBk === undefined && small.gemmPanels === true, JSON.stringify(small));
+    // Under the 16-deep tiling's 32 KiB (browsers' default limit is 16 KiB): the row-owning kernel.
+    const tiny = pick(16384, {});
+    assert.ok(typeof tiny === 'object' && !tiny.gemm, JSON.stringify(tiny));
     const row = pick(49152, { prefetch: true });
     assert.ok(typeof row === 'object' && !row.gemm && row.passes === 1, JSON.stringify(row));
     // Q off the 16-byte grid: the row kernel by default, a reason when the GEMM tiling is forced.

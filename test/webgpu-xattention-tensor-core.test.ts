@@ -49,6 +49,16 @@ describe('XAttention estimation on tensor cores = CPU', { skip }, () => {
       /tensor-core XAttention estimation: lengths 200\/200 are not multiples of 16·stride = 128/);
   });
 
+  it("'auto' estimates on the portable kernel where the asked tensor-core variant cannot run; 'tensor-core' says why", async () => {
+    // 2 row tiles × 4 subgroups staged: 32 KiB of scores + 17 KiB of K, over the H200's 48 KiB.
+    const c = CASES[0];
+    const { q, k } = tcEstimateInputs(c);
+    const tc: TcEstimateOptions = { rowTiles: 2, subgroups: 4, stage: true };
+    await assert.rejects(estimateXAttentionWebGpu(gpu.ctx!, q, k, tcEstimateParams(c), { causal: c.causal, estimateKernel: 'tensor-core', tensorCore: tc }),
+      /tensor-core XAttention estimation cannot run this shape: needs \d+ B of workgroup memory/);
+    assertEstimateMatchesCpu(c, q, k, await estimateXAttentionWebGpu(gpu.ctx!, q, k, tcEstimateParams(c), { causal: c.causal, tensorCore: tc }));
+  });
+
   it('every variant that fits the workgroup memory compiles', async () => {
     const shape = { queryLength: 4096, keyLength: 4096, stride: 16, heads: 32, batch: 1 };
     let compiled = 0;

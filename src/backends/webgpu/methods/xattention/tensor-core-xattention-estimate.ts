@@ -386,7 +386,8 @@ export function tensorCoreEstimateSpec(
   // The GEMM tiling by default wherever it runs and no option of the row-owning kernel is asked for:
   // 5.5 against 8.8 ms at 32K, 79 against 130 ms at 128K on the H200 (bench/results/2026-12-04e-h200/est-gemm.json).
   const rowKernelAsked = ROW_KERNEL_OPTIONS.some((o) => tc[o] !== undefined);
-  const gemm = tc.gemm ?? (!rowKernelAsked && passes === 1 && aligned && qAligned);
+  const gemmFits = gemmWorkgroupBytes({ headDim: q.headDim, rowsPerBlock }) <= device.limits.maxComputeWorkgroupStorageSize;
+  const gemm = tc.gemm ?? (!rowKernelAsked && passes === 1 && aligned && qAligned && gemmFits);
   if (gemm) {
     // Panels and 32-deep steps: 3.41 ms at 32K and 48.4 at 128K on the H200 against 5.70 / 80.8 flat with
     // 16-deep steps (32-deep alone is slower: 8.45 / 128.6; bench/results/2026-12-04e-h200/est-gemm2.json).

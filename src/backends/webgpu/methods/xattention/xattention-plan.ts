@@ -93,17 +93,20 @@ export async function encodeXAttentionEstimate(
   if (opts.tensorCore?.emulate && opts.estimateKernel !== 'tensor-core') throw new InvalidArgumentError('tensorCore.emulate', true, "only with estimateKernel 'tensor-core'");
   if ((opts.estimateKernel ?? 'auto') !== 'portable') {
     const tc = tensorCoreEstimateSpec(device, q, k, g.rowsPerBlock, params.stride, opts.causal, opts.tensorCore);
-    if (typeof tc !== 'string') {
-      const reason = tcEstimateProgram.supports(tc, { queryLength: q.length, keyLength: k.length, stride: params.stride, heads: q.heads, batch: q.batch }, device.limits)
-        ?? (Math.max(q.buffer.size, k.buffer.size, wBytes) > device.limits.maxStorageBufferBindingSize ? 'a buffer exceeds maxStorageBufferBindingSize' : null);
-      if (reason) throw new UnsupportedError(`tensor-core XAttention estimation cannot run this shape: ${reason}`);
+    const reason = typeof tc === 'string' ? tc : tcEstimateProgram.supports(tc, { queryLength: q.length, keyLength: k.length, stride: params.stride, heads: q.heads, batch: q.batch }, device.limits)
+      ?? (Math.max(q.buffer.size, k.buffer.size, wBytes) > device.limits.maxStorageBufferBindingSize ? 'a buffer exceeds maxStorageBufferBindingSize' : null);
+    // 'auto' takes the portable kernel wherever the tensor-core one cannot run (e.g. a device with
+    // less workgroup memory than its tiles); only an explicit 'tensor-core' says why not.
+    if (reason && opts.estimateKernel === 'tensor-core') {
+      throw new UnsupportedError(typeof tc === 'string' ? `tensor-core XAttention estimation: ${tc}` : `tensor-core XAttention estimation cannot run this shape: ${reason}`);
+    }
+    if (!reason && typeof tc !== 'string') {
       const blockScores = createStorage(device, wBytes, 'xattention.blockScores');
       const owned = await encodeTensorCoreEstimate(device, encoder, q, k, blockScores, tc, {
         stride: params.stride, scale: opts.scale, keyCols: g.keyCols, causalOffset: g.offset, numQueryBlocks: nQB, numKeyBlocks: nKB,
       });
       return { blockScores, destroy: () => { blockScores.destroy(); owned.forEach((b) => b.destroy()); } };
     }
-    if (opts.estimateKernel === 'tensor-core') throw new UnsupportedError(`tensor-core XAttention estimation: ${tc}`);
   }
   const rowLoop = opts.rowLoop ?? (isSoftwareDevice(device) ? 'rolled' : 'unrolled');
   const capacity = rowCapacity(g.rowsPerBlock, rowLoop);
