@@ -63,8 +63,9 @@ async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTe
   const views = { q: uploadTensor(device, q, 'bench.plan.q'), k: uploadTensor(device, k.toDType(q.dtype), 'bench.plan.k') };
   let last: GpuMethodPlan | undefined;
   try {
-    // The attention's warm-up policy (timerRuns): planned alone after CPU-bound validation, an
-    // estimation ran on an idle, slow-clocked GPU (H200: 32K estimation 17.8 ms cold, 3.9 warm).
+    // The attention's warm-up policy (timerRuns): a plan timed after one compiling run, right after
+    // the CPU-bound validation, measured a 32K estimation at 17.8 ms in one H200 run against 3.9 warm
+    // (an idle H200 sits at 345 MHz; the cause is likely, not proven).
     // Runs are awaited one by one, so a plan is done on the GPU when the next one is encoded: only
     // the newest is kept (every plan makes the same mask), for its block list to be read back.
     const timed = await fencedRuns(device, async (encoder) => {
