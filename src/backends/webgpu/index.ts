@@ -116,6 +116,7 @@ export {
   type KernelProgram, type KernelSpec, type CompiledProgram, type BindingSpec, type Dispatch,
 } from './runtime/program.js';
 export { uploadTensor, uploadArray, createOutputTensor, readTensor, denseStrides, type GpuTensorView } from './runtime/buffers.js';
+export { pooledWorkspaceBytes, releaseWorkspaces } from './runtime/workspace.js';
 // attention
 export { attentionProgram, attentionParams, tileKeys, type AttentionSpec, type AttentionShape, MAX_HEAD_DIM } from './attention/attention-program.js';
 export { encodeAttention, attentionSpecFor, maskTokenRules, type AttentionViews, type AttentionDispatchOptions, type BlockList, type PagedKvBinding } from './attention/attention-dispatch.js';

@@ -40,7 +40,7 @@ import type { GpuTensorView } from '../../runtime/buffers.js';
 import { hasTensorCores } from '../../runtime/webgpu-device.js';
 import { seq, SUBGROUP_MATRIX_PRELUDE } from '../../runtime/subgroup-matrix-wgsl.js';
 import { emulateTensorCoreWgsl, emulationWorkgroupBytes } from '../../attention/tensor-core-emulation.wgsl.js';
-import { createStorage } from '../../attention/block-list.js';
+import { takeWorkspace } from '../../runtime/workspace.js';
 import { lseReduceProgram } from './xattention-lse-reduce.js';
 import { GEMM_SUBGROUPS, gemmEstimateWgsl, gemmGrid, gemmWorkgroupBytes } from './tensor-core-xattention-gemm.wgsl.js';
 
@@ -406,16 +406,18 @@ export function tensorCoreEstimateSpec(
 
 /**
  * Encodes the estimation of W into `blockScores` (zeroed); with passes 1 also the lse workspace and
- * the reduce dispatch. Returns the buffers to destroy once submitted.
+ * the reduce dispatch. Returns what to destroy once submitted (the workspace then goes back to its pool).
  */
 export async function encodeTensorCoreEstimate(
   device: GPUDevice, encoder: GPUCommandEncoder, q: GpuTensorView, k: GpuTensorView, blockScores: GPUBuffer, spec: TcEstimateSpec,
   p: { stride: number; scale: number; keyCols: number; causalOffset: number; numQueryBlocks: number; numKeyBlocks: number },
-): Promise<GPUBuffer[]> {
+): Promise<{ destroy(): void }[]> {
   const queryRows = q.length / p.stride;
-  const lse = spec.passes === 1 ? createStorage(device, lseBytes(q.batch, q.heads, queryRows, p.numKeyBlocks), 'xattention.lse') : undefined;
+  // The lse workspace passes from call to call (runtime/workspace.ts): 1 GiB at 128K, H=32, B=128.
+  const taken = spec.passes === 1 ? takeWorkspace(device, 'xattention.lse', lseBytes(q.batch, q.heads, queryRows, p.numKeyBlocks)) : undefined;
+  const lse = taken?.buffer;
   const compiled = await compileProgram(device, tcEstimateProgram, spec);
-  const owned = lse ? [lse] : [];
+  const owned: { destroy(): void }[] = taken ? [taken] : [];
   const gemm = gemmGrid(queryRows, p.keyCols, q.heads, q.batch);
   owned.push(encodeProgram(device, encoder, tcEstimateProgram, compiled, {
     params: {
