@@ -10,6 +10,9 @@ import { after, describe, it } from 'node:test';
 import { estimateXAttentionWebGpu } from '../src/backends/webgpu/methods/xattention/xattention-plan.js';
 import { type TcEstimateOptions, tcEstimateProgram, type TcEstimateSpec, tensorCoreEstimateSpec } from '../src/backends/webgpu/methods/xattention/tensor-core-xattention-estimate.js';
 import { programSource } from '../src/backends/webgpu/runtime/program.js';
+import { releaseWorkspaces } from '../src/backends/webgpu/runtime/workspace.js';
+import { relativeL2Error } from '../src/core/error-metrics.js';
+import { estimateXAttention } from '../src/methods/xattention/antidiagonal-estimate.js';
 import { assertEstimateMatchesCpu, type TcEstimateCase, tcEstimateInputs, tcEstimateParams } from './helpers/xattention-tc-cases.js';
 import { acquireTestGpu } from './helpers/webgpu.js';
 
@@ -49,6 +52,19 @@ describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {
       const { q, k } = tcEstimateInputs(c);
       const got = await estimateXAttentionWebGpu(gpu.ctx!, q, k, tcEstimateParams(c), { causal: c.causal, estimateKernel: 'tensor-core', tensorCore: { ...tc, emulate: true } });
       assertEstimateMatchesCpu(c, q, k, got);
+    });
+  }
+
+  // The benchmark's diagnostics must really leave their stage out: each runs, and its W is far from
+  // the CPU's (a fresh workspace first: a pooled one could still hold a previous call's right answer).
+  for (const gemmDiag of ['no-staging', 'no-mma', 'no-epilogue'] as const) {
+    it(`the GEMM diagnostic '${gemmDiag}' runs and its W is wrong`, async () => {
+      const c: TcEstimateCase = { H: 2, Hkv: 1, Lq: 256, Lk: 256, D: 64, S: 8, B: 64, causal: true, layout: 'BHLD', input: 'structured' };
+      const { q, k } = tcEstimateInputs(c);
+      releaseWorkspaces(gpu.ctx!.device);
+      const got = await estimateXAttentionWebGpu(gpu.ctx!, q, k, tcEstimateParams(c), { causal: true, estimateKernel: 'tensor-core', tensorCore: { gemm: true, gemmDiag, emulate: true } });
+      const want = estimateXAttention(q.toDType('f32'), k.toDType('f32'), tcEstimateParams(c), { causal: true });
+      assert.ok(relativeL2Error(got.blockScores, want.blockScores) > 0.05, `W within ${relativeL2Error(got.blockScores, want.blockScores)} of the CPU's`);
     });
   }
 

@@ -83,6 +83,8 @@ export type TcEstimateSpec = {
   /** gemm: reduction depth per staged step (16 when absent), and panel addressing (gemm-estimate.wgsl.ts). */
   readonly gemmBk?: 16 | 32;
   readonly gemmPanels?: boolean;
+  /** gemm, benchmarks only (wrong results): a stage left out (GemmEstimateSpec.gemmDiag). */
+  readonly gemmDiag?: 'no-staging' | 'no-mma' | 'no-epilogue';
   /** Test-only: plain WGSL in place of the subgroup-matrix builtins (never chosen by the planner). */
   readonly emulate?: true;
 };
@@ -92,7 +94,7 @@ export type TcEstimateSpec = {
  * is 1, Q and K are 8-aligned and no row-kernel option below is given; the row-owning kernel's
  * rowTiles 1, subgroups 4, swizzle, stage (needs 8-aligned K strides) and prefetch true.
  */
-export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; cols?: 32 | 64; prefetchQ?: boolean; gemm?: boolean; gemmBk?: 16 | 32; gemmPanels?: boolean; emulate?: boolean };
+export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; cols?: 32 | 64; prefetchQ?: boolean; gemm?: boolean; gemmBk?: 16 | 32; gemmPanels?: boolean; gemmDiag?: 'no-staging' | 'no-mma' | 'no-epilogue'; emulate?: boolean };
 
 // Key columns per step: each subgroup scores its rows × these (COLS/16 fragments per left load).
 const colsOf = (spec: Pick<TcEstimateSpec, 'cols'>): 32 | 64 => spec.cols ?? 64;
@@ -396,7 +398,8 @@ export function tensorCoreEstimateSpec(
     if (passes !== 1) return `the GEMM-tiled estimate is one pass only (${lseFits ? 'passes 2 asked for' : `its ${lse} B lse workspace exceeds the device's buffer limits`})`;
     if (!aligned || !qAligned) return 'the GEMM-tiled estimate needs Q and K offsets and strides in multiples of 8 halves (16-byte loads)';
     return { headDim: q.headDim, rowsPerBlock, causal, rowTiles: 1, subgroups: GEMM_SUBGROUPS, swizzle: true, stage: true, prefetch: true, passes: 1, gemm: true,
-      ...(gemmBk === 32 ? { gemmBk: 32 } : {}), ...((tc.gemmPanels ?? true) ? { gemmPanels: true } : {}), ...(tc.emulate ? { emulate: true } : {}) };
+      ...(gemmBk === 32 ? { gemmBk: 32 } : {}), ...((tc.gemmPanels ?? true) ? { gemmPanels: true } : {}),
+      ...(tc.gemmDiag ? { gemmDiag: tc.gemmDiag } : {}), ...(tc.emulate ? { emulate: true } : {}) };
   }
   return {
     headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? true), passes,

@@ -43,6 +43,13 @@ export interface GemmEstimateSpec {
    * this kernel on the H200, +16% in the ceiling GEMM). Emulated kernels address the same bytes flat.
    */
   readonly gemmPanels?: boolean;
+  /**
+   * Benchmarks only; the result is wrong. Each leaves one stage out to see what it costs:
+   * 'no-staging' stages the first step into both buffers once and then only multiplies (with the
+   * barriers); 'no-mma' stages every step but multiplies nothing; 'no-epilogue' stores the
+   * accumulators but computes and writes no log-sum-exp (one word per workgroup keeps them live).
+   */
+  readonly gemmDiag?: 'no-staging' | 'no-mma' | 'no-epilogue';
   readonly emulate?: true;
 }
 
@@ -69,6 +76,7 @@ export function gemmEstimateWgsl(spec: GemmEstimateSpec, prelude: string, header
   const T = GEMM_TILE;
   const PANEL = SUB * AP; // halves of one panel: 64 rows (or columns) of one stage
   const panels = spec.gemmPanels === true && !spec.emulate;
+  const diag = spec.gemmDiag;
   // Chunks of 8 halves per step: 128 rows × BK/8 per operand, over 128 threads: chunk q = lid + 128·n
   // is row q / (BK/8), piece q % (BK/8).
   const PER = BK / 8;
@@ -154,15 +162,16 @@ ${seq(FR, (m) => seq(FR, (n) => `  var ${acc(m, n)} = subgroup_matrix_result<f32
   // Step 0 into stage 0.
 ${chunks.map((n) => `  pa${n} = loadQ(aG${n}, aLive${n});\n  pb${n} = loadK(bG${n}, bLive${n});`).join('\n')}
 ${chunks.map((n) => `  putA(sP${n}, sO${n}, pa${n});\n  putB(sP${n}, sO${n}, pb${n});`).join('\n')}
+${diag === 'no-staging' ? chunks.map((n) => `  putA(2u + sP${n}, sO${n}, pa${n});\n  putB(2u + sP${n}, sO${n}, pb${n});`).join('\n') : ''}
   workgroupBarrier();
   for (var t = 0u; t < steps; t++) {
     let nt = t + 1u;
-    if (nt < steps) { // the next step's loads fly during this step's products
+    if (${diag === 'no-staging' ? 'false' : 'nt < steps'}) { // the next step's loads fly during this step's products
       let s = nt / ${DT}u;
       let dc = (nt % ${DT}u) * ${BK}u;
 ${chunks.map((n) => `      pa${n} = loadQ(aG${n} - s * P.qStrideL + dc, aLive${n});\n      pb${n} = loadK(bG${n} + s * P.kStrideL + dc, bLive${n});`).join('\n')}
     }
-    {
+    if (${diag === 'no-mma' ? 'false' : 'true'}) {
       let ap = (t & 1u) * 2u + sm;
       let bp = (t & 1u) * 2u + sn;
 ${panels ? '' : `      let apFlat = ap * ${PANEL}u;
@@ -171,7 +180,7 @@ ${seq(BK / 16, (kk) => `${seq(FR, (m) => `      let a${kk}_${m} = subgroupMatrix
 ${seq(FR, (n) => `      let b${kk}_${n} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${frag('Bs', 'bp', `${n * 16 * AP + kk * 16}u`)}, ${AP}u);`)}
 ${seq(FR, (m) => seq(FR, (n) => `      ${acc(m, n)} = subgroupMatrixMultiplyAccumulate(a${kk}_${m}, b${kk}_${n}, ${acc(m, n)});`))}`)}
     }
-    if (nt < steps) {
+    if (${diag === 'no-staging' ? 'false' : 'nt < steps'}) {
       let sp = (nt & 1u) * 2u;
 ${chunks.map((n) => `      putA(sp + sP${n}, sO${n}, pa${n});\n      putB(sp + sP${n}, sO${n}, pb${n});`).join('\n')}
     }
@@ -191,7 +200,7 @@ ${chunks.map((n) => `      putA(sp + sP${n}, sO${n}, pa${n});\n      putB(sp + s
 ${seq(FR, (m) => seq(FR / 2, (hc) => `  workgroupBarrier(); // the previous strip has been read
 ${seq(2, (n) => `  subgroupMatrixStore<row_major>(&scratch, strip + ${n * 16}u, ${acc(m, 2 * hc + n)}, ${STRIP}u);`)}
   workgroupBarrier();
-  {
+  if (${diag === 'no-epilogue' ? 'false' : 'true'}) {
     let i = row0 + sm * ${SUB}u + ${m * 16}u + er;
     let jl = col0 + sn * ${SUB}u + ${hc * STRIP}u + side * 16u;
     for (var t = 0u; t < ${NBL}u; t++) {
@@ -211,6 +220,7 @@ ${seq(2, (n) => `  subgroupMatrixStore<row_major>(&scratch, strip + ${n * 16}u, 
       }
     }
   }`))}
+${diag === 'no-epilogue' ? '  if (lid == 0u) { LSE[(lseHead + row0) * P.numKeyBlocks + col0 / R] = scratch[0]; } // keeps the products live' : ''}
 }
 `;
 }
