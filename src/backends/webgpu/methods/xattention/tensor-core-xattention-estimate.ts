@@ -80,7 +80,7 @@ export type TcEstimateSpec = {
    * subgroups, swizzle, stage, prefetch, cols and prefetchQ.
    */
   readonly gemm?: true;
-  /** gemm: reduction depth per staged step (16 when absent), and panel addressing (gemm-estimate.wgsl.ts). */
+  /** gemm: reduction depth per staged step (16 when absent), and panel addressing (tensor-core-xattention-gemm.wgsl.ts). */
   readonly gemmBk?: 16 | 32;
   readonly gemmPanels?: boolean;
   /** gemm, benchmarks only (wrong results): a stage left out (GemmEstimateSpec.gemmDiag). */
@@ -386,7 +386,7 @@ export function tensorCoreEstimateSpec(
   const lseFits = lse <= Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   const passes = tc.passes ?? (lseFits ? 1 : 2);
   // The GEMM tiling by default wherever it runs and no option of the row-owning kernel is asked for:
-  // 5.5 against 8.8 ms at 32K, 79 against 130 ms at 128K on the H200 (bench/results/2026-12-04e-h200/est-gemm.json).
+  // 3.41 against 8.78 ms at 32K, 48.4 against 130.5 ms at 128K on the H200 (bench/results/2026-12-04e-h200/).
   const rowKernelAsked = ROW_KERNEL_OPTIONS.some((o) => tc[o] !== undefined);
   const gemmFits = gemmWorkgroupBytes({ headDim: q.headDim, rowsPerBlock }) <= device.limits.maxComputeWorkgroupStorageSize;
   const gemm = tc.gemm ?? (!rowKernelAsked && passes === 1 && aligned && qAligned && gemmFits);
