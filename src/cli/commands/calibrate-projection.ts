@@ -14,7 +14,7 @@ import { formatTable } from '../../core/stats.js';
 import { LlamaModel } from '../../model/llama.js';
 import { buildNeedlePrompt, loadCorpus } from '../../model/needle.js';
 import { captureAttentionInputs, slaProjectionConfig } from '../../model/sla-projection-capture.js';
-import { intOption } from '../options.js';
+import { intOption, jsonObjectOption } from '../options.js';
 
 export const FIT_PROJECTION_USAGE = `sparse-attn calibrate --method sla --fit-projection --model DIR --corpus DIR --out FILE [options]
 
@@ -61,13 +61,7 @@ export async function runFitProjection(argv: string[]): Promise<number> {
   }
   const ridge = values.ridge === 'auto' ? 'auto' : Number(values.ridge);
   if (ridge !== 'auto' && !(Number.isFinite(ridge) && ridge >= 0)) throw new InvalidArgumentError('--ridge', values.ridge, 'a number >= 0 or auto');
-  let settings: Record<string, unknown>;
-  try {
-    settings = JSON.parse(values.settings);
-  } catch {
-    throw new InvalidArgumentError('--settings', values.settings, 'a JSON object');
-  }
-  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) throw new InvalidArgumentError('--settings', values.settings, 'a JSON object');
+  const settings = jsonObjectOption('settings', values.settings, 'a JSON object');
   const length = intOption('length', values.length, 64);
   const count = intOption('prompts', values.prompts);
   const progress = (m: string) => !values.json && process.stderr.write(`${m}\n`);

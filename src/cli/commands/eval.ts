@@ -15,7 +15,7 @@ import type { CallPlanner } from '../../model/sparsity-search.js';
 import { LlamaModel } from '../../model/llama.js';
 import { loadCorpus } from '../../model/needle.js';
 import type { Command } from '../command.js';
-import { intOption } from '../options.js';
+import { intOption, jsonObjectOption } from '../options.js';
 import { ProgressBar } from '../progress.js';
 import { planPicture } from '../../viz/mask-figure.js';
 import { encodePng } from '../../viz/png.js';
@@ -59,13 +59,7 @@ function configVariant(file: string, denseLayers: number): Variant {
  */
 export function parseMethodSettings(text: string | undefined): Record<string, Record<string, unknown>> | undefined {
   if (text === undefined) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new InvalidArgumentError('--method-settings', text, 'JSON: { "<method>": { <settings> } }');
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidArgumentError('--method-settings', text, 'a JSON object: { "<method>": { <settings> } }');
+  const json = jsonObjectOption('method-settings', text, 'JSON: { "<method>": { <settings> } }', 'a JSON object: { "<method>": { <settings> } }');
   const out: Record<string, Record<string, unknown>> = {};
   for (const [method, settings] of Object.entries(json)) {
     if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) throw new InvalidArgumentError(`--method-settings.${method}`, settings, 'an object of settings');

@@ -7,7 +7,7 @@ import { encodePng } from '../../viz/png.js';
 import { renderMaskImage, renderMaskSvg } from '../../viz/render.js';
 import { pictureTitle, planPicture } from '../../viz/mask-figure.js';
 import type { Command } from '../command.js';
-import { intOption } from '../options.js';
+import { intOption, jsonObjectOption } from '../options.js';
 import { demoSettings } from './demo.js';
 
 export const maskCommand: Command = {
@@ -76,15 +76,6 @@ export function pictureFormat(out: string | undefined): 'png' | 'svg' {
   return ext as 'png' | 'svg';
 }
 
-function parseSettings(text: string): Record<string, unknown> {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new InvalidArgumentError('--settings', text, 'a JSON object, e.g. {"threshold":0.9}');
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidArgumentError('--settings', text, 'a JSON object');
-  return json as Record<string, unknown>;
-}
+const parseSettings = (text: string): Record<string, unknown> => jsonObjectOption('settings', text, 'a JSON object, e.g. {"threshold":0.9}', 'a JSON object');
 
 const positiveInt = (name: string, text: string) => intOption(name, text);
