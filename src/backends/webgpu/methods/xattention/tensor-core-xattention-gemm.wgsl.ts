@@ -121,13 +121,9 @@ fn loadK(g: u32, live: bool) -> vec4u {
   return vec4u();
 }
 
-fn putA(p: u32, o: u32, v: vec4u) {
-${seq(4, (w) => `  { let x = bitcast<vec2<f16>>(v[${w}]); ${elem('As', 'p', `o + ${2 * w}u`)} = x.x; ${elem('As', 'p', `o + ${2 * w + 1}u`)} = x.y; }`)}
-}
-
-fn putB(p: u32, o: u32, v: vec4u) {
-${seq(4, (w) => `  { let x = bitcast<vec2<f16>>(v[${w}]); ${elem('Bs', 'p', `o + ${2 * w}u`)} = x.x; ${elem('Bs', 'p', `o + ${2 * w + 1}u`)} = x.y; }`)}
-}
+${['A', 'B'].map((x) => `fn put${x}(p: u32, o: u32, v: vec4u) {
+${seq(4, (w) => `  { let x = bitcast<vec2<f16>>(v[${w}]); ${elem(`${x}s`, 'p', `o + ${2 * w}u`)} = x.x; ${elem(`${x}s`, 'p', `o + ${2 * w + 1}u`)} = x.y; }`)}
+}`).join('\n\n')}
 
 @compute @workgroup_size(${GEMM_SUBGROUPS * 32})
 fn main(@builtin(workgroup_id) wg: vec3u,
