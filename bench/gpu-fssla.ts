@@ -81,7 +81,9 @@ for (const L of values.lengths!.split(',').map(Number)) {
       return r.output;
     });
     row('flash_skip_softmax (t=1e-3, 128×128)', fs, density);
-    for (const m of [new SlaMethod({ proj: 'identity' }), new SageSlaMethod({ proj: 'identity' })]) {
+    // SageSLA at its own default and at SLA's keep ratio, so that the two sparse parts compare at one density.
+    const slaTopk = new SlaMethod({}).settings.topkRatio;
+    for (const m of [new SlaMethod({ proj: 'identity' }), new SageSlaMethod({ proj: 'identity' }), new SageSlaMethod({ proj: 'identity', topkRatio: slaTopk })]) {
       let d = 1;
       const r = await time(async () => {
         const g = await slaAttentionWebGpu(ctx, q, k, v, { ...m.settings, causal, sage: m instanceof SageSlaMethod });
@@ -90,7 +92,7 @@ for (const L of values.lengths!.split(',').map(Number)) {
       });
       row(`${m.name} (topk ${m.settings.topkRatio}, identity proj)`, r, d);
     }
-    console.error(rows.slice(-4).map((r) => `${r.method} L=${L} ${causal ? 'causal' : 'non-causal'}: ${r.ms} ms`).join('\n'));
+    console.error(rows.slice(-5).map((r) => `${r.method} L=${L} ${causal ? 'causal' : 'non-causal'}: ${r.ms} ms`).join('\n'));
   }
 }
 const report = scriptReport('gpu-fssla', device, {

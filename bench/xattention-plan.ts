@@ -62,6 +62,11 @@ const ESTIMATES: Record<string, Pick<XAttentionGpuOptions, 'estimateKernel' | 't
   'tc-gemm-diag-no-staging': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmDiag: 'no-staging' } },
   'tc-gemm-diag-no-mma': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmDiag: 'no-mma' } },
   'tc-gemm-diag-no-epilogue': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmDiag: 'no-epilogue' } },
+  'tc-gemm-diag-global-only': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmDiag: 'global-only' } },
+  'tc-gemm-diag-stores-only': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmDiag: 'stores-only' } },
+  // Loads skipped past the operands by a test in the loop (the default clamps them, as the ceiling GEMM); clamped 16-deep.
+  'tc-gemm-guarded': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmClamp: false } },
+  'tc-gemm-clamp16': { estimateKernel: 'tensor-core', tensorCore: { passes: 1, gemm: true, gemmBk: 16 } },
 };
 const isDiagnostic = (name: string): boolean => ESTIMATES[name]?.tensorCore?.gemmDiag !== undefined;
 const DIAGNOSTIC = 'diagnostic: ran, not validated (a stage is left out)';

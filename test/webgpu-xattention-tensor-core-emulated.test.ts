@@ -42,8 +42,12 @@ const CASES: { c: TcEstimateCase; tc: TcEstimateOptions }[] = [
   // GEMM-tiled (128×128 score tiles; the default): GQA, Lq < Lk (causal offset: a tile half past the limit, one
   // wholly past it), 80 key columns past the first tile (the staged tail is zero), R = 8, BLHD.
   { c: { H: 4, Hkv: 2, Lq: 1536, Lk: 3328, D: 64, S: 8, B: 64, causal: true, layout: 'BLHD', input: 'structured' }, tc: {} },
-  // GEMM-tiled, not causal, 48 query rows (a tile of mostly missing rows), R = 16, D 128.
-  { c: { H: 2, Hkv: 1, Lq: 384, Lk: 640, D: 128, S: 8, B: 128, causal: false, layout: 'BHLD', input: 'random' }, tc: { passes: 1, gemm: true } },
+  // GEMM-tiled with loads past the operands skipped by a test, not causal, 48 query rows (a tile of
+  // mostly missing rows), R = 16, D 128.
+  { c: { H: 2, Hkv: 1, Lq: 384, Lk: 640, D: 128, S: 8, B: 128, causal: false, layout: 'BHLD', input: 'random' }, tc: { passes: 1, gemm: true, gemmClamp: false } },
+  // GEMM-tiled with clamped loads (the default): rows past Lq (48 of the tile's 128) and key columns past Lk
+  // (48 of 128) read the last row's data, which the epilogue must drop; GQA, not causal (so that only the column test drops them), R = 8.
+  { c: { H: 4, Hkv: 2, Lq: 640, Lk: 1664, D: 64, S: 8, B: 64, causal: false, layout: 'BHLD', input: 'random' }, tc: { gemm: true } },
 ];
 
 describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {
@@ -57,7 +61,7 @@ describe('emulated tensor-core XAttention estimate = CPU', { skip }, () => {
 
   // The benchmark's diagnostics must really leave their stage out: each runs, and its W is far from
   // the CPU's (a fresh workspace first: a pooled one could still hold a previous call's right answer).
-  for (const gemmDiag of ['no-staging', 'no-mma', 'no-epilogue'] as const) {
+  for (const gemmDiag of ['no-staging', 'no-mma', 'no-epilogue', 'global-only', 'stores-only'] as const) {
     it(`the GEMM diagnostic '${gemmDiag}' runs and its W is wrong`, async () => {
       const c: TcEstimateCase = { H: 2, Hkv: 1, Lq: 256, Lk: 256, D: 64, S: 8, B: 64, causal: true, layout: 'BHLD', input: 'structured' };
       const { q, k } = tcEstimateInputs(c);
@@ -99,7 +103,7 @@ describe('tensor-core XAttention estimate variants', () => {
       features: new Set(['shader-f16']), limits: { maxComputeWorkgroupStorageSize: workgroupBytes, maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32 },
     }) as unknown as GPUDevice;
     const pick = (bytes: number, tc: TcEstimateOptions, qOffset = 0) => tensorCoreEstimateSpec(device(bytes), view(qOffset), view(0), 8, 16, true, { ...tc, emulate: true });
-    assert.deepEqual(pick(49152, {}), { headDim: 128, rowsPerBlock: 8, causal: true, rowTiles: 1, subgroups: 4, swizzle: true, stage: true, prefetch: true, passes: 1, gemm: true, gemmBk: 32, gemmPanels: true, emulate: true });
+    assert.deepEqual(pick(49152, {}), { headDim: 128, rowsPerBlock: 8, causal: true, rowTiles: 1, subgroups: 4, swizzle: true, stage: true, prefetch: true, passes: 1, gemm: true, gemmBk: 32, gemmPanels: true, gemmClamp: true, emulate: true });
     const small = pick(32768, {});
     assert.ok(typeof small === 'object' && small.gemm && small.gemmBk === undefined && small.gemmPanels === true, JSON.stringify(small));
     // Under the 16-deep tiling's 32 KiB (browsers' default limit is 16 KiB): the row-owning kernel.

@@ -29,7 +29,7 @@ const CASES: TcEstimateCase[] = [
 const VARIANTS: TcEstimateOptions[] = [
   {}, { gemm: false }, { prefetch: true }, { stage: false }, { swizzle: false }, { rowTiles: 2, subgroups: 2 }, { rowTiles: 2, subgroups: 2, prefetch: true }, { rowTiles: 2, stage: false },
   { passes: 1 }, { passes: 1, prefetch: true }, { passes: 1, stage: false }, { passes: 1, rowTiles: 2, subgroups: 2 }, { passes: 1, cols: 32 }, { passes: 1, cols: 32, rowTiles: 2 }, { passes: 2, cols: 32 }, { passes: 1, prefetchQ: true }, { passes: 1, cols: 32, prefetchQ: true }, { passes: 1, rowTiles: 2, subgroups: 2, prefetchQ: true },
-  { gemm: true, gemmBk: 16, gemmPanels: false }, { gemm: true, gemmBk: 16 }, { gemm: true, gemmBk: 32, gemmPanels: false },
+  { gemm: true, gemmBk: 16, gemmPanels: false }, { gemm: true, gemmBk: 16 }, { gemm: true, gemmBk: 32, gemmPanels: false }, { gemm: true, gemmClamp: false }, { gemm: true, gemmBk: 16, gemmClamp: false },
 ];
 
 describe('XAttention estimation on tensor cores = CPU', { skip }, () => {

@@ -84,7 +84,9 @@ export type TcEstimateSpec = {
   readonly gemmBk?: 16 | 32;
   readonly gemmPanels?: boolean;
   /** gemm, benchmarks only (wrong results): a stage left out (GemmEstimateSpec.gemmDiag). */
-  readonly gemmDiag?: 'no-staging' | 'no-mma' | 'no-epilogue';
+  readonly gemmDiag?: 'no-staging' | 'no-mma' | 'no-epilogue' | 'global-only' | 'stores-only';
+  /** gemm: loads clamped into the operands instead of skipped by a test (GemmEstimateSpec.gemmClamp). */
+  readonly gemmClamp?: boolean;
   /** Test-only: plain WGSL in place of the subgroup-matrix builtins (never chosen by the planner). */
   readonly emulate?: true;
 };
@@ -94,7 +96,7 @@ export type TcEstimateSpec = {
  * is 1, Q and K are 8-aligned and no row-kernel option below is given; the row-owning kernel's
  * rowTiles 1, subgroups 4, swizzle, stage (needs 8-aligned K strides) and prefetch true.
  */
-export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; cols?: 32 | 64; prefetchQ?: boolean; gemm?: boolean; gemmBk?: 16 | 32; gemmPanels?: boolean; gemmDiag?: 'no-staging' | 'no-mma' | 'no-epilogue'; emulate?: boolean };
+export type TcEstimateOptions = { rowTiles?: 1 | 2; subgroups?: 2 | 4; swizzle?: boolean; stage?: boolean; prefetch?: boolean; passes?: 1 | 2; cols?: 32 | 64; prefetchQ?: boolean; gemm?: boolean; gemmBk?: 16 | 32; gemmPanels?: boolean; gemmDiag?: 'no-staging' | 'no-mma' | 'no-epilogue' | 'global-only' | 'stores-only'; gemmClamp?: boolean; emulate?: boolean };
 
 // Key columns per step: each subgroup scores its rows × these (COLS/16 fragments per left load).
 const colsOf = (spec: Pick<TcEstimateSpec, 'cols'>): 32 | 64 => spec.cols ?? 64;
@@ -393,13 +395,14 @@ export function tensorCoreEstimateSpec(
   if (gemm) {
     // Panels and 32-deep steps: 3.41 ms at 32K and 48.4 at 128K on the H200 against 5.70 / 80.8 flat with
     // 16-deep steps (32-deep alone is slower: 8.45 / 128.6; bench/results/2026-12-04e-h200/est-gemm2.json).
-    // 32-deep needs 48 KiB of workgroup memory: 16-deep where the device has less.
+    // 32-deep needs 48 KiB of workgroup memory: 16-deep where the device has less. Clamped loads (no
+    // branch in the loop): 2.95 / 41.0 against 3.47 / 48.3 (bench/results/2026-12-04f-h200/plan-clamp.json).
     const gemmBk = tc.gemmBk ?? (gemmWorkgroupBytes({ headDim: q.headDim, rowsPerBlock, gemmBk: 32 }) <= device.limits.maxComputeWorkgroupStorageSize ? 32 : 16);
     if (passes !== 1) return `the GEMM-tiled estimate is one pass only (${lseFits ? 'passes 2 asked for' : `its ${lse} B lse workspace exceeds the device's buffer limits`})`;
     if (!aligned || !qAligned) return 'the GEMM-tiled estimate needs Q and K offsets and strides in multiples of 8 halves (16-byte loads)';
     return { headDim: q.headDim, rowsPerBlock, causal, rowTiles: 1, subgroups: GEMM_SUBGROUPS, swizzle: true, stage: true, prefetch: true, passes: 1, gemm: true,
       ...(gemmBk === 32 ? { gemmBk: 32 } : {}), ...((tc.gemmPanels ?? true) ? { gemmPanels: true } : {}),
-      ...(tc.gemmDiag ? { gemmDiag: tc.gemmDiag } : {}), ...(tc.emulate ? { emulate: true } : {}) };
+      ...(tc.gemmDiag ? { gemmDiag: tc.gemmDiag } : {}), ...((tc.gemmClamp ?? true) ? { gemmClamp: true } : {}), ...(tc.emulate ? { emulate: true } : {}) };
   }
   return {
     headDim: q.headDim, rowsPerBlock, causal, rowTiles, subgroups: tc.subgroups ?? 4, swizzle: tc.swizzle ?? true, stage, prefetch: stage && (tc.prefetch ?? true), passes,

@@ -47,9 +47,17 @@ export interface GemmEstimateSpec {
    * Benchmarks only; the result is wrong. Each leaves one stage out to see what it costs:
    * 'no-staging' stages the first step into both buffers once and then only multiplies (with the
    * barriers); 'no-mma' stages every step but multiplies nothing; 'no-epilogue' stores the
-   * accumulators but computes and writes no log-sum-exp (one word per workgroup keeps them live).
+   * accumulators but computes and writes no log-sum-exp (one word per workgroup keeps them live);
+   * 'global-only' makes only the global reads (folded into one word) and barriers; 'stores-only' only
+   * the workgroup stores (of made-up values) and barriers.
    */
-  readonly gemmDiag?: 'no-staging' | 'no-mma' | 'no-epilogue';
+  readonly gemmDiag?: 'no-staging' | 'no-mma' | 'no-epilogue' | 'global-only' | 'stores-only';
+  /**
+   * Rows and columns past the operands are read clamped to the last one (the epilogue drops their
+   * scores), and the last step re-reads itself into the idle stage, so that no load or store sits
+   * behind a branch (as the ceiling GEMM's). Without it, loads past the ends are skipped by a test.
+   */
+  readonly gemmClamp?: boolean;
   readonly emulate?: true;
 }
 
@@ -77,6 +85,12 @@ export function gemmEstimateWgsl(spec: GemmEstimateSpec, prelude: string, header
   const PANEL = SUB * AP; // halves of one panel: 64 rows (or columns) of one stage
   const panels = spec.gemmPanels === true && !spec.emulate;
   const diag = spec.gemmDiag;
+  const clamp = spec.gemmClamp === true;
+  // Row (column) whose data a chunk reads: clamped into the operand, or as is behind the live test.
+  const srcRow = (base: string, n: number, limit: string) => clamp ? `min(${base} + ${rowOf(n)}, ${limit} - 1u)` : `(${base} + ${rowOf(n)})`;
+  const doMma = diag !== 'no-mma' && diag !== 'global-only' && diag !== 'stores-only';
+  const doLoads = diag !== 'no-staging' && diag !== 'stores-only';
+  const doStores = diag !== 'no-staging' && diag !== 'global-only';
   // Chunks of 8 halves per step: 128 rows × BK/8 per operand, over 128 threads: chunk q = lid + 128·n
   // is row q / (BK/8), piece q % (BK/8).
   const PER = BK / 8;
@@ -111,7 +125,8 @@ fn validEntry(i: u32, j: u32) -> bool {
   return j < P.keyCols && (!CAUSAL || i32(j) <= i32(i) + P.causalOffset);
 }
 
-fn loadQ(g: u32, live: bool) -> vec4u {
+${clamp ? `fn loadQ(g: u32, live: bool) -> vec4u { return Q[g / 8u]; }
+fn loadK(g: u32, live: bool) -> vec4u { return K[g / 8u]; }` : `fn loadQ(g: u32, live: bool) -> vec4u {
   if (live) { return Q[g / 8u]; }
   return vec4u();
 }
@@ -119,7 +134,7 @@ fn loadQ(g: u32, live: bool) -> vec4u {
 fn loadK(g: u32, live: bool) -> vec4u {
   if (live) { return K[g / 8u]; }
   return vec4u();
-}
+}`}
 
 ${['A', 'B'].map((x) => `fn put${x}(p: u32, o: u32, v: vec4u) {
 ${seq(4, (w) => `  { let x = bitcast<vec2<f16>>(v[${w}]); ${elem(`${x}s`, 'p', `o + ${2 * w}u`)} = x.x; ${elem(`${x}s`, 'p', `o + ${2 * w + 1}u`)} = x.y; }`)}
@@ -144,8 +159,8 @@ fn main(@builtin(workgroup_id) wg: vec3u,
 ${chunks.map((n) => `  let aLive${n} = row0 + ${rowOf(n)} < P.queryRows;
   let bLive${n} = col0 + ${rowOf(n)} < P.keyCols;
   // Token offset s = 0 of the row / column; step (s, dc) adds -s·qStrideL (A) or s·kStrideL (B) and dc.
-  let aG${n} = qBase + ((row0 + ${rowOf(n)}) * P.stride + P.stride - 1u) * P.qStrideL + hoff;
-  let bG${n} = kBase + (col0 + ${rowOf(n)}) * P.stride * P.kStrideL + hoff;
+  let aG${n} = qBase + (${srcRow('row0', n, 'P.queryRows')} * P.stride + P.stride - 1u) * P.qStrideL + hoff;
+  let bG${n} = kBase + ${srcRow('col0', n, 'P.keyCols')} * P.stride * P.kStrideL + hoff;
   let sP${n} = ${rowOf(n)} / ${SUB}u; // panel within a stage
   let sO${n} = (${rowOf(n)} % ${SUB}u) * ${AP}u + hoff;`).join('\n')}
 ${chunks.map((n) => `  var pa${n}: vec4u;\n  var pb${n}: vec4u;`).join('\n')}
@@ -160,14 +175,16 @@ ${chunks.map((n) => `  pa${n} = loadQ(aG${n}, aLive${n});\n  pb${n} = loadK(bG${
 ${chunks.map((n) => `  putA(sP${n}, sO${n}, pa${n});\n  putB(sP${n}, sO${n}, pb${n});`).join('\n')}
 ${diag === 'no-staging' ? chunks.map((n) => `  putA(2u + sP${n}, sO${n}, pa${n});\n  putB(2u + sP${n}, sO${n}, pb${n});`).join('\n') : ''}
   workgroupBarrier();
+  var sink = 0u;
   for (var t = 0u; t < steps; t++) {
-    let nt = t + 1u;
-    if (${diag === 'no-staging' ? 'false' : 'nt < steps'}) { // the next step's loads fly during this step's products
+    let nt = ${clamp ? 'min(t + 1u, steps - 1u)' : 't + 1u'};
+    if (${!doLoads ? 'false' : clamp ? 'true' : 'nt < steps'}) { // the next step's loads fly during this step's products
       let s = nt / ${DT}u;
       let dc = (nt % ${DT}u) * ${BK}u;
 ${chunks.map((n) => `      pa${n} = loadQ(aG${n} - s * P.qStrideL + dc, aLive${n});\n      pb${n} = loadK(bG${n} + s * P.kStrideL + dc, bLive${n});`).join('\n')}
+${diag === 'global-only' ? chunks.map((n) => `      sink ^= pa${n}.x ^ pa${n}.w ^ pb${n}.y ^ pb${n}.z;`).join('\n') : ''}
     }
-    if (${diag === 'no-mma' ? 'false' : 'true'}) {
+    if (${doMma}) {
       let ap = (t & 1u) * 2u + sm;
       let bp = (t & 1u) * 2u + sn;
 ${panels ? '' : `      let apFlat = ap * ${PANEL}u;
@@ -176,8 +193,9 @@ ${seq(BK / 16, (kk) => `${seq(FR, (m) => `      let a${kk}_${m} = subgroupMatrix
 ${seq(FR, (n) => `      let b${kk}_${n} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(${frag('Bs', 'bp', `${n * 16 * AP + kk * 16}u`)}, ${AP}u);`)}
 ${seq(FR, (m) => seq(FR, (n) => `      ${acc(m, n)} = subgroupMatrixMultiplyAccumulate(a${kk}_${m}, b${kk}_${n}, ${acc(m, n)});`))}`)}
     }
-    if (${diag === 'no-staging' ? 'false' : 'nt < steps'}) {
-      let sp = (nt & 1u) * 2u;
+    if (${!doStores ? 'false' : clamp ? 'true' : 'nt < steps'}) {
+      let sp = ((t + 1u) & 1u) * 2u; // the idle stage (with clamping, the last step re-reads itself there)
+${diag === 'stores-only' ? chunks.map((n) => `      pa${n} = vec4u(t, lid, t ^ lid, t + lid);\n      pb${n} = pa${n};`).join('\n') : ''}
 ${chunks.map((n) => `      putA(sp + sP${n}, sO${n}, pa${n});\n      putB(sp + sP${n}, sO${n}, pb${n});`).join('\n')}
     }
     workgroupBarrier();
@@ -217,6 +235,7 @@ ${seq(2, (n) => `  subgroupMatrixStore<row_major>(&scratch, strip + ${n * 16}u, 
     }
   }`))}
 ${diag === 'no-epilogue' ? '  if (lid == 0u) { LSE[(lseHead + row0) * P.numKeyBlocks + col0 / R] = scratch[0]; } // keeps the products live' : ''}
+${diag === 'global-only' ? '  if (sink == 0x9e3779b9u) { LSE[lid] = 1.0; } // keeps the reads live' : ''}
 }
 `;
 }
