@@ -3,7 +3,7 @@
  * then time dense causal and block-sparse attention on device-resident f16 operands
  * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|split|rule|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|split|rule|clamp|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -20,7 +20,7 @@ import { HeadTensor } from '../src/core/tensor.js';
 import { TRI_SHAPE_DEFAULTS, triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
 
 const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, set: { type: 'string', default: 'staging' }, masks: { type: 'string', default: 'dense,random' }, out: { type: 'string' } } });
-type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate' | 'voteFirst'>> & Pick<TensorCoreOptions, 'diag'>;
+type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate' | 'voteFirst' | 'prefetchClamp'>> & Pick<TensorCoreOptions, 'diag' | 'prefetchClamp'>;
 // --set order: skipping the tiles no row of a workgroup sees and heavy-first workgroup order against
 // neither (the block-sparse rows and tri-shape's mask with its token rule show the skip).
 // --set keys: 32- against 16-key tiles with both. --set split: whole tiles on a copy of the softmax
@@ -60,6 +60,8 @@ const SETS: Record<string, Variant[]> = {
   ],
   keys: [DEFAULT2, { ...DEFAULT2, keyTile: 16 }],
   rule: [DEFAULT3, { ...DEFAULT3, skipHidden: false }, { ...DEFAULT3, heavyFirst: false }, { ...DEFAULT3, skipHidden: false, heavyFirst: false }],
+  // The dispatcher's default since the third session (no hidden-tile skipping) against the next K tile's loads clamped.
+  clamp: [{ ...DEFAULT3, skipHidden: false }, { ...DEFAULT3, skipHidden: false, prefetchClamp: true }],
   split: [DEFAULT3, { ...DEFAULT3, splitFull: false }, { ...DEFAULT3, keyTile: 32 }, { ...DEFAULT3, keyTile: 32, splitFull: false }],
   orders: [
     BASE, { ...BASE, interleave: false }, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' },

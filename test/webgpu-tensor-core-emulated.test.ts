@@ -69,6 +69,10 @@ const VARIANTS: { tc: TensorCoreOptions; cases: number[] }[] = [
   { tc: { subgroups: 2, keyTile: 64, prefetch: false }, cases: [6] },
   // 16-key tiles, prefetched, 4 subgroups: a block list of 128×128 blocks, GQA.
   { tc: { keyTile: 16 }, cases: [3] },
+  // The next K tile's loads clamped (the last tile re-reads itself): the block list, and tri-shape with
+  // hidden tiles skipped (the next visible tile, or this one).
+  { tc: { keyTile: 16, prefetchClamp: true }, cases: [3] },
+  { tc: { subgroups: 2, prefetchClamp: true, skipHidden: true }, cases: [9] },
 ];
 
 describe('emulated tensor-core attention = CPU reference', { skip }, () => {

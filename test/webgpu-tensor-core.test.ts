@@ -24,11 +24,12 @@ describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
     // The default kernel (16-key tiles at D128, prefetched staging, heavy-first order, whole tiles on
     // the split loops) in both pass modes, each workgroup-memory order, unstaged, synchronous staging,
     // 64-, 32- and 16-key tiles, hidden tiles skipped (with and without heavy-first order), one
-    // per-score-tested loop, and 8 subgroups staged (where 128-row workgroups fit).
+    // per-score-tested loop, the next tile's loads clamped (with and without hidden tiles skipped), and
+    // 8 subgroups staged (where 128-row workgroups fit).
     const fits8 = c.Lq % 128 === 0 && (c.br ?? 128) % 128 === 0;
     for (const tc of [
       { passes: 1 }, { passes: 2 }, { passes: 1, swizzle: 'none' }, { passes: 1, swizzle: 'both' }, { passes: 1, interleave: true }, { passes: 2, stage: false, interleave: true }, { passes: 1, stage: false },
-      { keyTile: 64, prefetch: false }, { keyTile: 64 }, { prefetch: false }, { keyTile: 16 }, { keyTile: 32 }, { skipHidden: true }, { skipHidden: true, heavyFirst: false }, { splitFull: false }, { passes: 2, heavyFirst: false }, ...(fits8 ? [{ subgroups: 8 } as const, { subgroups: 8, keyTile: 16 } as const] : []),
+      { keyTile: 64, prefetch: false }, { keyTile: 64 }, { prefetch: false }, { keyTile: 16 }, { keyTile: 32 }, { skipHidden: true }, { skipHidden: true, heavyFirst: false }, { splitFull: false }, { passes: 2, heavyFirst: false }, { prefetchClamp: true }, { prefetchClamp: true, skipHidden: true }, ...(fits8 ? [{ subgroups: 8 } as const, { subgroups: 8, keyTile: 16 } as const] : []),
     ] as const) {
       it(`${JSON.stringify(c)} ${JSON.stringify(tc)}`, async () => {
         const { q, k, v, mask, want } = tcCaseInputs(c);

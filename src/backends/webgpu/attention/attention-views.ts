@@ -78,6 +78,8 @@ export interface TensorCoreOptions {
   keyTile?: 16 | 32 | 64;
   /** Staged, one pass: the next K/V tile is loaded into registers while this one is multiplied (default on). */
   prefetch?: boolean;
+  /** Prefetched: the next K tile's loads without a test for the last tile (which re-reads itself). */
+  prefetchClamp?: boolean;
   /** Skip tiles no row of the workgroup sees (causal block lists, token rules with a hidden-tile hook; default off since 2026-12-04's third session: 4–6% slower at tri-shape's defaults on the H200). */
   skipHidden?: boolean;
   /** Causal: the query tiles with the most keys start first (default on). */

@@ -91,6 +91,11 @@ export type TensorCoreAttentionSpec = {
    */
   readonly prefetch?: boolean;
   /**
+   * Prefetched: the next K tile's loads are not behind a test for the last tile; there they re-read
+   * the last tile (unused), as the XAttention GEMM estimate's clamped loads (15% off there).
+   */
+  readonly prefetchClamp?: boolean;
+  /**
    * Visit only the tiles some row of the workgroup sees: in a block list, the tiles of a diagonal
    * block past the workgroup's last row (causal), and the tiles a token rule hides from every row
    * (its hook's tensorCoreTileHiddenWgsl: tri-shape's window edges). Uniform per workgroup.
@@ -219,7 +224,10 @@ function staging(spec: TensorCoreAttentionSpec): Staging {
   const put = seq(chunks, (n) => `{ let o = (pfR + ${n * step}u) * ${KVS}u + pfC * 8u; ${
     seq(4, (w) => `let h${w} = bitcast<vec2<f16>>(pf${n}[${w}]); kv[o + ${2 * w}u] = h${w}.x; kv[o + ${2 * w + 1}u] = h${w}.y;`).split('\n').join(' ')} }`).split('\n').join(' ');
   const vPut = `    ${put} // V (every subgroup is past its K reads: barrier above)`;
-  const kNext = `    ${spec.skipHidden ? 'if (tNext < nTiles) { let jf = tileStart(tNext, qbRow);' : 'if (t + 1u < nTiles) { let jf = tileStart(t + 1u, qbRow);'} ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} } // in flight during PV`;
+  const next = spec.prefetchClamp
+    ? (spec.skipHidden ? '{ let jf = tileStart(select(t, tNext, tNext < nTiles), qbRow);' : '{ let jf = tileStart(min(t + 1u, nTiles - 1u), qbRow);')
+    : (spec.skipHidden ? 'if (tNext < nTiles) { let jf = tileStart(tNext, qbRow);' : 'if (t + 1u < nTiles) { let jf = tileStart(t + 1u, qbRow);');
+  const kNext = `    ${next} ${fetch('K', 'kBase', 'P.kStrideL', 'jf')} } // in flight during PV`;
   return {
     before: `  // Prefetch registers: this thread's ${chunks} 16-byte chunks of the next tile (rows pfR + n·${step}, chunk pfC).
   let pfR = lid / ${D / 8}u;
