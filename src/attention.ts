@@ -10,7 +10,7 @@
 import type { AttentionBackend } from './backends/backend.js';
 import { type BackendChoice, parseBackendChoice, resolveBackend } from './backends/index.js';
 import { type AttentionOptions, describeAttention } from './core/attention-shape.js';
-import { InvalidArgumentError } from './core/errors.js';
+import { InvalidArgumentError, requireInteger } from './core/errors.js';
 import type { Phase } from './core/stats.js';
 import { HeadTensor } from './core/tensor.js';
 import { optionalBoolean, rejectUnknownKeys, requireEnum, requireRecord, tensorStorage } from './core/validate.js';
@@ -25,6 +25,8 @@ export interface SparseAttentionOptions extends AttentionOptions {
   /** A backend object, or 'cpu' | 'webgpu' | 'auto' (see backends/index.ts). Default: the CPU reference backend. */
   backend?: AttentionBackend | BackendChoice;
   phase?: Phase;
+  /** A chunk of a longer prompt: the prompt's tokens after it (PlanOptions.promptRowsAfter). */
+  promptRowsAfter?: number;
 }
 
 export interface SparseAttentionResult {
@@ -32,7 +34,7 @@ export interface SparseAttentionResult {
   plan: BlockPlan;
 }
 
-const OPTION_NAMES = ['method', 'settings', 'backend', 'phase', 'causal', 'scale'];
+const OPTION_NAMES = ['method', 'settings', 'backend', 'phase', 'causal', 'scale', 'promptRowsAfter'];
 const PHASES: readonly Phase[] = ['prefill', 'decode'];
 
 /** A call with every default decided: what each backend is handed. */
@@ -69,6 +71,7 @@ export function resolveAttentionCall(q: HeadTensor, k: HeadTensor, v: HeadTensor
   const p = describeAttention(q, k, v, { causal, scale: opts.scale });
   const plan: ResolvedAttentionCall['plan'] = { causal, scale: p.scale };
   if (opts.phase !== undefined) plan.phase = requireEnum('phase', opts.phase, PHASES);
+  if (opts.promptRowsAfter !== undefined) plan.promptRowsAfter = requireInteger('promptRowsAfter', opts.promptRowsAfter, 0);
   return { method, plan };
 }
 

@@ -4,6 +4,7 @@ import { rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadLlamaCheckpoint } from '../src/model/checkpoint.js';
+import { createSparseMethod } from '../src/methods/index.js';
 import { argmax, LlamaModel, prefill } from '../src/model/llama.js';
 import { linear, linearReference } from '../src/model/ops.js';
 import { Rng } from '../src/core/rng.js';
@@ -92,6 +93,27 @@ describe('LlamaModel on a tiny checkpoint', () => {
       const chunked = await prefill(model, tokens, model.newCache(tokens.length), chunk, 'all');
       assertClose(chunked, whole, TOL.f32, `chunk ${chunk}`);
     }
+  });
+
+  test('tri-shape: a chunked prefill plans the prompt as one call (its last dense rows are the prompt\'s)', async () => {
+    // 2 sinks, a window of 4, the last 3 rows dense, 4×4 blocks: most rows see a fraction of the keys.
+    const tri = new LlamaModel(model.config, model.weights);
+    for (const a of tri.attention) a.method = createSparseMethod('tri_shape', { sinkTokens: 2, localWindow: 4, lastDenseQueries: 3, br: 4, bc: 4 });
+    const whole = await prefill(tri, tokens, tri.newCache(tokens.length), tokens.length, 'all');
+    // 3: the tail spans two chunks ([6, 9) holds row 8); 4: the last chunk [8, 11) is the tail, planned dense; 5: [10, 11) one row.
+    for (const chunk of [3, 4, 5]) {
+      const chunked = await prefill(tri, tokens, tri.newCache(tokens.length), chunk, 'all');
+      assertClose(chunked, whole, TOL.f32, `chunk ${chunk}`);
+    }
+    // Each chunk as a whole prompt (the behaviour before tokensAfter): every chunk's last rows are dense,
+    // which differs, so the comparison above can tell.
+    const cache = tri.newCache(tokens.length);
+    const parts: Float32Array[] = [];
+    for (let s = 0; s < tokens.length; s += 4) parts.push((await tri.forward(tokens.slice(s, s + 4), cache, { logits: 'all' })).logits);
+    const perChunk = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    parts.reduce((o, p) => (perChunk.set(p, o), o + p.length), 0);
+    assert.ok(Math.max(...perChunk.map((x, i) => Math.abs(x - whole[i]))) > 1e-3, 'per-chunk dense rows must change the logits here');
+    await assert.rejects(tri.forward([1], tri.newCache(1), { tokensAfter: -1 }), /tokensAfter must be an integer/);
   });
 
   test('the last-row logits equal the last row of all logits; length 1 works', async () => {

@@ -105,6 +105,33 @@ describe('tri_shape token rule (core) follows the spec', () => {
   });
 });
 
+describe('tri_shape over a chunked prompt (promptRowsAfter)', () => {
+  it('chunks plan what one call over the prompt does: outputs equal its rows, dense tail included', async () => {
+    const N = 40;
+    const settings = { sinkTokens: 2, localWindow: 6, lastDenseQueries: 12, br: 4, bc: 4 };
+    const q = HeadTensor.randn({ batch: 1, heads: 2, length: N, headDim: 8 }, 11);
+    const k = HeadTensor.randn({ batch: 1, heads: 1, length: N, headDim: 8 }, 12);
+    const v = HeadTensor.randn({ batch: 1, heads: 1, length: N, headDim: 8 }, 13);
+    const whole = (await sparseAttention(q, k, v, { method: 'tri_shape', settings, causal: true })).output.toFloat32Array();
+    // [0, 16): no dense rows; [16, 32): 4 of them; [32, 40): wholly inside the tail, planned dense.
+    for (const [s, e, dense] of [[0, 16, 0], [16, 32, 4], [32, 40, 8]] as const) {
+      const r = await sparseAttention(q.sliceLength(s, e), k.sliceLength(0, e), v.sliceLength(0, e), { method: 'tri_shape', settings, causal: true, promptRowsAfter: N - e });
+      const got = r.output.toFloat32Array();
+      for (let h = 0; h < 2; h++) {
+        for (let i = 0; i < e - s; i++) {
+          for (let d = 0; d < 8; d++) {
+            const w = whole[(h * N + s + i) * 8 + d];
+            assert.ok(Math.abs(got[(h * (e - s) + i) * 8 + d] - w) < 1e-5, `chunk [${s}, ${e}) head ${h} row ${i}`);
+          }
+        }
+      }
+      const rule = r.plan.mask.tokenRuleFor(0);
+      assert.equal(dense === e - s ? rule : rule?.kind === 'trishape' && rule.lastDenseQueries, dense === e - s ? undefined : dense, `chunk [${s}, ${e}): dense rows`);
+    }
+    await assert.rejects(sparseAttention(q, k, v, { method: 'tri_shape', causal: true, promptRowsAfter: 1.5 }), /promptRowsAfter must be an integer/);
+  });
+});
+
 describe('tri_shape method contract', () => {
   it('calculateSparsity on causal scores gives the spec mask; applySparsity masks the rest', () => {
     const Lq = 20;

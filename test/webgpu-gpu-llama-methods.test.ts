@@ -50,6 +50,8 @@ const perHead = (name: string, shared: Record<string, unknown>, values: Record<s
 const METHODS: [string, string, Make][] = [
   plain('flash_skip_softmax', { threshold: 0.3, br: 8, bc: 8 }),
   plain('flash_skip_softmax', { threshold: 0.2, br: 5, bc: 7, variant: 'sequential' }),
+  // The middle chunk [19, 38) holds 3 of the prompt's 10 last dense rows; the last [38, 45) is planned dense.
+  plain('tri_shape', { sinkTokens: 2, localWindow: 6, lastDenseQueries: 10, br: 4, bc: 4 }),
   plain('sla', { topkRatio: 0.3, BLKQ: 8, BLKK: 8 }),
   plain('sla', { topkRatio: 0.4, BLKQ: 5, BLKK: 7, proj: 'identity' }),
   plain('sage_sla', { topkRatio: 0.3, BLKQ: 8, BLKK: 8, proj: 'identity' }),

@@ -40,12 +40,17 @@ describe('tri-shape block list on WebGPU', { skip: gpu.skip }, () => {
       { Lq: 70, Lk: 90, settings: { sinkTokens: 4, localWindow: 12, lastDenseQueries: 5, br: 16, bc: 8 } },
       { Lq: 20, Lk: 45, settings: { sinkTokens: 3, localWindow: 6, lastDenseQueries: 40, br: 8, bc: 8 } },  // clamped dense tail
       { Lq: 1, Lk: 45, settings: { sinkTokens: 3, localWindow: 6, lastDenseQueries: 2, br: 8, bc: 8 } },    // decode: dense
+      // Chunks of a longer prompt: 5 of the prompt's 12 last dense rows here; wholly inside them (dense); before them.
+      { Lq: 24, Lk: 48, promptRowsAfter: 7, settings: { sinkTokens: 3, localWindow: 6, lastDenseQueries: 12, br: 8, bc: 8 } },
+      { Lq: 8, Lk: 56, promptRowsAfter: 2, settings: { sinkTokens: 3, localWindow: 6, lastDenseQueries: 12, br: 8, bc: 8 } },
+      { Lq: 24, Lk: 24, promptRowsAfter: 40, settings: { sinkTokens: 3, localWindow: 6, lastDenseQueries: 12, br: 8, bc: 8 } },
     ];
     for (const r of runs) {
       const { q, k, v } = structuredQKV({ heads: 4, kvHeads: 2, length: r.Lk, queryLength: r.Lq, headDim: 16, seed: 7 });
-      const want = await sparseAttention(q, k, v, { method: 'tri_shape', settings: r.settings, causal: true, backend: cpuBackend });
-      const got = await sparseAttention(q, k, v, { method: 'tri_shape', settings: r.settings, causal: true, backend });
-      const label = `Lq=${r.Lq} Lk=${r.Lk}`;
+      const chunk = 'promptRowsAfter' in r ? { promptRowsAfter: r.promptRowsAfter } : {};
+      const want = await sparseAttention(q, k, v, { method: 'tri_shape', settings: r.settings, causal: true, backend: cpuBackend, ...chunk });
+      const got = await sparseAttention(q, k, v, { method: 'tri_shape', settings: r.settings, causal: true, backend, ...chunk });
+      const label = `Lq=${r.Lq} Lk=${r.Lk} ${JSON.stringify(chunk)}`;
       assertSameMask(got.plan.mask, want.plan.mask, label);
       assert.deepEqual(got.plan.stats, want.plan.stats, `${label}: stats`);
       assertTensorsClose(got.output, want.output, TOL.f32, `${label}: output`);

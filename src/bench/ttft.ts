@@ -67,7 +67,7 @@ async function prefillOnce(gpu: GpuLlamaModel, prompt: number[], chunk: number, 
   try {
     let logits: Float32Array | undefined;
     for (let s = 0; s < prompt.length; s += chunk) {
-      logits = (await gpu.forward(prompt.slice(s, s + chunk), cache)).logits;
+      logits = (await gpu.forward(prompt.slice(s, s + chunk), cache, { tokensAfter: Math.max(0, prompt.length - s - chunk) })).logits;
       await perChunk?.();
     }
     return argmax(logits!, gpu.model.config.vocabSize);

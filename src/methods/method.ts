@@ -30,6 +30,13 @@ export interface PlanOptions extends AttentionOptions {
    * row when the whole window lies in that tail: a call's first row stays sparse). Default 0.
    */
   rowsAfter?: number;
+  /**
+   * This call is a chunk of a prompt prefilled in pieces, and the prompt continues with this many
+   * tokens in later calls (their keys do not exist yet). Rules about a prompt's last rows (tri-shape's
+   * last dense queries) count them, so that the chunks together plan what one call over the whole
+   * prompt would; 0 marks the prompt's last chunk. Absent: the call is a whole prompt. Default absent.
+   */
+  promptRowsAfter?: number;
 }
 
 export interface BlockPlan {

@@ -30,7 +30,7 @@ import type { GpuTensorView } from '../backends/webgpu/runtime/buffers.js';
 import { readBuffer } from '../backends/webgpu/runtime/buffers.js';
 import type { WebGpuContext } from '../backends/webgpu/runtime/webgpu-device.js';
 import { FlashSkipSoftmax } from '../methods/flash-skip-softmax/flash-skip-softmax.js';
-import type { BlockPlan, SparseAttentionMethod } from '../methods/method.js';
+import type { BlockPlan, PlanOptions, SparseAttentionMethod } from '../methods/method.js';
 import { SAGE_SLA_HEAD_DIMS, SageSlaMethod } from '../methods/sage-sla/sage-sla.js';
 import { blockMapToMask } from '../methods/sla/sla-block-map.js';
 import { checkProjectionSize, projectionIsZero } from '../methods/sla/sla-projection.js';
@@ -62,6 +62,7 @@ export interface ModelAttentionViews extends AttentionViews {
  */
 export async function encodeModelAttention(
   ctx: WebGpuContext, enc: KernelEncoder, method: SparseAttentionMethod, views: ModelAttentionViews, p: AttentionProblem, dtype: StorageType,
+  planOpts: Pick<PlanOptions, 'promptRowsAfter'> = {},
 ): Promise<PendingPlan | undefined> {
   const device = ctx.device;
   const phase = phaseOf(p.queryLength);
@@ -69,12 +70,12 @@ export async function encodeModelAttention(
     for (const b of await encodeAttention(device, enc.encoder, views, { causal: true, scale: p.scale, blocks: { kind: 'all' } })) enc.own(b);
     return undefined;
   }
-  if (method instanceof PerHeadMethod) return encodePerHead(ctx, enc, method, views, p, dtype, encodeModelAttention);
+  if (method instanceof PerHeadMethod) return encodePerHead(ctx, enc, method, views, p, dtype, (c, e, m, v, pp, d) => encodeModelAttention(c, e, m, v, pp, d, planOpts));
   if (method instanceof FlashSkipSoftmax) return encodeFlashSkip(ctx, enc, method, views, p);
   if (method instanceof SlaMethod) return encodeSla(ctx, enc, method, views, p, dtype);
   const planner = gpuMethod(method.name)?.planner;
   if (!planner) throw new UnsupportedError(`the GPU model runner has no GPU kernels for method "${method.name}" (it runs: ${GPU_MODEL_METHODS.join(', ')})`);
-  const plan = await planner(ctx, enc.encoder, method, { q: views.q, k: views.k }, p);
+  const plan = await planner(ctx, enc.encoder, method, { q: views.q, k: views.k }, p, planOpts);
   const opts: AttentionDispatchOptions = { causal: true, scale: p.scale, blocks: { kind: 'all' } };
   if (plan.blocks) {
     const { rowPtr, colIdx, dims, tokenRule } = plan.blocks;

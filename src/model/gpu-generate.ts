@@ -27,8 +27,9 @@ export async function prefillGpu(
   requireInteger('prefill chunk', chunk, 1);
   const parts: Float32Array[] = [];
   for (let s = 0; s < prompt.length; s += chunk) {
-    const ids = Array.prototype.slice.call(prompt, s, Math.min(s + chunk, prompt.length)) as number[];
-    parts.push((await gpu.forward(ids, cache, { logits })).logits);
+    const end = Math.min(s + chunk, prompt.length);
+    const ids = Array.prototype.slice.call(prompt, s, end) as number[];
+    parts.push((await gpu.forward(ids, cache, { logits, tokensAfter: prompt.length - end })).logits);
     onPrefill?.(Math.min(s + chunk, prompt.length), prompt.length);
   }
   return logits === 'last' ? parts[parts.length - 1] : concatRows(parts);

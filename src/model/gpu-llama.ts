@@ -162,6 +162,7 @@ export class GpuLlamaModel {
   async forward(tokens: ArrayLike<number>, cache: GpuKvCache, opts: ForwardOptions = {}): Promise<ForwardResult> {
     const c = this.model.config;
     const n = requireInteger('tokens.length', tokens.length, 1);
+    const promptRowsAfter = opts.tokensAfter === undefined ? undefined : requireInteger('tokensAfter', opts.tokensAfter, 0);
     const start = cache.length;
     if (start + n > cache.capacity) throw new InvalidArgumentError('KV cache position', start + n, `at most the cache capacity (${cache.capacity}); make the cache larger`);
     const ids = new Uint32Array(n);
@@ -201,7 +202,7 @@ export class GpuLlamaModel {
           enc.encoder.copyBufferToBuffer(s.qkv, 0, copy, 0, n * qkvWidth * e);
           captures.push(copy);
         }
-        const plan = await this.encodeLayerAttention(enc, l, s, cache, n, start);
+        const plan = await this.encodeLayerAttention(enc, l, s, cache, n, start, promptRowsAfter);
         if (plan) plans.push({ layer: l, plan });
         await enc.gemm({ x: t, w: t, y: 'f32', bias: !!w.oBias, accumulate: true }, { m: n, n: H, k: qWidth, xOffset: 0, xStride: qWidth, wOffset: 0, yOffset: 0, yStride: H }, { x: s.attn, w: w.o, y: s.x, bias: w.oBias });
         await enc.dispatch(rmsNormProgram, { t }, { rows: n, hidden: H, eps: c.rmsNormEps, xOffset: 0, yOffset: 0 }, { x: s.x, weight: w.postNorm, y: s.h }, rowGrid(n));
@@ -230,7 +231,7 @@ export class GpuLlamaModel {
   }
 
   /** Attention of layer l over the cache's positions [0, start + n); returns the pending plan of a sparse method. */
-  private async encodeLayerAttention(enc: KernelEncoder, l: number, s: Scratch, cache: GpuKvCache, n: number, start: number): Promise<PendingPlan | undefined> {
+  private async encodeLayerAttention(enc: KernelEncoder, l: number, s: Scratch, cache: GpuKvCache, n: number, start: number, promptRowsAfter?: number): Promise<PendingPlan | undefined> {
     const c = this.model.config;
     const D = c.headDim;
     const qkvWidth = (c.numHeads + 2 * c.numKvHeads) * D;
@@ -247,7 +248,7 @@ export class GpuLlamaModel {
       batch: 1, heads: c.numHeads, kvHeads: c.numKvHeads, groupSize: c.numHeads / c.numKvHeads, queryLength: n, keyLength: Lk,
       headDim: D, valueDim: D, causal: true, scale: 1 / Math.sqrt(D), queryOffset: start,
     };
-    return encodeModelAttention(this.ctx, enc, this.model.attention[l].method, views, p, this.dtype);
+    return encodeModelAttention(this.ctx, enc, this.model.attention[l].method, views, p, this.dtype, promptRowsAfter === undefined ? {} : { promptRowsAfter });
   }
 
   /**

@@ -33,6 +33,12 @@ export interface AttentionModule {
 export interface ForwardOptions {
   /** Which rows of logits to return: every token of the chunk, or only the last. Default 'last'. */
   logits?: 'all' | 'last';
+  /**
+   * These tokens are a chunk of a prompt that continues with this many more tokens in later calls
+   * (0: its last chunk). Methods with rules about a prompt's last rows (tri-shape's last dense
+   * queries) then plan the chunks as one call over the prompt. Absent: the tokens are a whole prompt.
+   */
+  tokensAfter?: number;
 }
 
 export interface ForwardResult {
@@ -77,6 +83,7 @@ export class LlamaModel {
   async forward(tokens: ArrayLike<number>, cache: KvCache, opts: ForwardOptions = {}): Promise<ForwardResult> {
     const c = this.config;
     const n = requireInteger('tokens.length', tokens.length, 1);
+    const promptRowsAfter = opts.tokensAfter === undefined ? undefined : requireInteger('tokensAfter', opts.tokensAfter, 0);
     const start = cache.length;
     const x = this.embed(tokens);
     for (let l = 0; l < c.numLayers; l++) {
@@ -86,7 +93,9 @@ export class LlamaModel {
       const qt = new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: c.headDim }, q, 'BLHD');
       const module = this.attention[l];
       this.onAttention?.(module, qt, kv.k, kv.v);
-      const { output, plan } = await sparseAttention(qt, kv.k, kv.v, { method: module.method, backend: module.backend, causal: true, phase: phaseOf(n) });
+      const { output, plan } = await sparseAttention(qt, kv.k, kv.v, {
+        method: module.method, backend: module.backend, causal: true, phase: phaseOf(n), ...(promptRowsAfter === undefined ? {} : { promptRowsAfter }),
+      });
       this.stats?.record(module.name, plan.stats);
       this.onPlan?.(module, plan);
       this.finishLayer(l, x, n, output.toLayout('BLHD').toFloat32Array());
@@ -171,8 +180,9 @@ export async function prefill(model: LlamaModel, prompt: ArrayLike<number>, cach
   requireInteger('prefill chunk', chunk, 1);
   const parts: Float32Array[] = [];
   for (let s = 0; s < prompt.length; s += chunk) {
-    const ids = Array.prototype.slice.call(prompt, s, Math.min(s + chunk, prompt.length)) as number[];
-    parts.push((await model.forward(ids, cache, { logits })).logits);
+    const end = Math.min(s + chunk, prompt.length);
+    const ids = Array.prototype.slice.call(prompt, s, end) as number[];
+    parts.push((await model.forward(ids, cache, { logits, tokensAfter: prompt.length - end })).logits);
   }
   return logits === 'last' ? parts[parts.length - 1] : concatRows(parts);
 }

@@ -97,11 +97,10 @@ export const generateCommand: Command = {
       }
     } else {
       if (cfg) sparsify(model, cfg);
-      const { prefill } = await import('../../model/llama.js');
       const cache = model.newCache(prompt.length + maxNew);
       let logits: Float32Array | undefined;
       for (let s = 0; s < prompt.length; s += chunk) {
-        logits = await prefill(model, prompt.slice(s, s + chunk), cache);
+        logits = (await model.forward(prompt.slice(s, s + chunk), cache, { tokensAfter: Math.max(0, prompt.length - s - chunk) })).logits;
         onPrefill(Math.min(s + chunk, prompt.length), prompt.length);
       }
       prefillMs = performance.now() - t0;

@@ -61,6 +61,24 @@ export function triShapeTokenRule(s: Pick<TriShapeSettings, 'sinkTokens' | 'loca
   return { kind: 'trishape', sinkTokens: s.sinkTokens, localWindow: s.localWindow, lastDenseQueries: s.lastDenseQueries };
 }
 
+/**
+ * The last dense query rows of one call, or 'dense' when every row of it is dense (planned as dense
+ * attention). A window cut from a longer call (rowsAfter, calibration) counts that call's rows after
+ * it and keeps its own first row sparse. A chunk of a prompt prefilled in pieces (promptRowsAfter)
+ * takes its share of the whole prompt's last min(lastDenseQueries, N - 1) rows, N = keyLength +
+ * promptRowsAfter, so that the chunks plan what one call over the prompt would: chunks before that
+ * tail have no dense rows (one per chunk cost a whole-context row each, the longest workgroup of a
+ * chunk's call at long contexts), a chunk wholly inside it is dense.
+ */
+export function triShapeDenseRows(s: Pick<TriShapeSettings, 'lastDenseQueries'>, queryLength: number, keyLength: number, opts: Pick<PlanOptions, 'rowsAfter' | 'promptRowsAfter'> = {}): number | 'dense' {
+  const windowRows = Math.max(0, s.lastDenseQueries - (opts.rowsAfter ?? 0));
+  if (opts.promptRowsAfter === undefined) return windowRows;
+  const after = opts.promptRowsAfter;
+  const here = Math.min(s.lastDenseQueries, keyLength + after - 1) - after - (opts.rowsAfter ?? 0);
+  if (here >= queryLength) return 'dense';
+  return Math.max(0, here);
+}
+
 /** Whether the whole call is dense under tri-shape: decode, or every key inside the window. */
 export function triShapeIsDense(s: Pick<TriShapeSettings, 'localWindow'>, queryLength: number, keyLength: number): boolean {
   return queryLength === 1 || keyLength <= s.localWindow;
@@ -140,14 +158,14 @@ export class TriShapeMethod implements SparseAttentionMethod {
     // The pattern is static, but a plan for NaN inputs would promise an output there is none of.
     q.assertFinite('q');
     k.assertFinite('k');
-    const rowsAfter = opts.rowsAfter ?? 0;
-    if (!Number.isInteger(rowsAfter) || rowsAfter < 0) throw new InvalidArgumentError('rowsAfter', rowsAfter, 'a non-negative integer');
-    // Of the whole call's last dense rows, those that fall in this window.
-    const settings = { ...this.settings, lastDenseQueries: Math.max(0, this.settings.lastDenseQueries - rowsAfter) };
-    const mask = triShapeBlockMask(
-      { batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength, blockRows: this.settings.br, blockCols: this.settings.bc },
-      settings,
-    );
+    for (const f of ['rowsAfter', 'promptRowsAfter'] as const) {
+      const n = opts[f];
+      if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(f, n, 'a non-negative integer');
+    }
+    // Of the whole call's (or prompt's) last dense rows, those that fall in this one.
+    const rows = triShapeDenseRows(this.settings, p.queryLength, p.keyLength, opts);
+    const dims = { batch: p.batch, heads: p.heads, queryLength: p.queryLength, keyLength: p.keyLength, blockRows: this.settings.br, blockCols: this.settings.bc };
+    const mask = rows === 'dense' ? BlockMask.full({ ...dims, causal: true }) : triShapeBlockMask(dims, { ...this.settings, lastDenseQueries: rows });
     return { mask, stats: { ...statsFromMask(this.name, mask), phase: opts.phase ?? phaseOf(p.queryLength) } };
   }
 }

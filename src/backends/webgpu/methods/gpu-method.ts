@@ -37,8 +37,10 @@ export interface GpuMethodPlan {
   finish(mask: BlockMask, blockScores: Float32Array | undefined, phase: BlockPlan['stats']['phase']): BlockPlan;
 }
 
+/** opts: the call's place in a longer one (PlanOptions.rowsAfter, promptRowsAfter), for rules that count it. */
 export type GpuMethodPlanner = (
   ctx: WebGpuContext, encoder: GPUCommandEncoder, method: SparseAttentionMethod, views: { q: GpuTensorView; k: GpuTensorView }, p: AttentionProblem,
+  opts?: Pick<PlanOptions, 'rowsAfter' | 'promptRowsAfter'>,
 ) => Promise<GpuMethodPlan>;
 
 export type GpuMethodRunner = (
@@ -90,7 +92,7 @@ export async function runPlannedMethodWebGpu(
   let uniforms: GPUBuffer[] = [];
   try {
     const encoder = device.createCommandEncoder({ label });
-    plan = await planner(ctx, encoder, method, views, p);
+    plan = await planner(ctx, encoder, method, views, p, opts);
     const attention: AttentionDispatchOptions = {
       causal: p.causal, scale: p.scale, blocks: { kind: 'all' },
     };
