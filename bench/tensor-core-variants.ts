@@ -3,7 +3,7 @@
  * then time dense causal and block-sparse attention on device-resident f16 operands
  * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|split|rule|clamp|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|split|rule|clamp|rulediag|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -62,6 +62,8 @@ const SETS: Record<string, Variant[]> = {
   rule: [DEFAULT3, { ...DEFAULT3, skipHidden: false }, { ...DEFAULT3, heavyFirst: false }, { ...DEFAULT3, skipHidden: false, heavyFirst: false }],
   // The dispatcher's default since the third session (no hidden-tile skipping) against the next K tile's loads clamped.
   clamp: [{ ...DEFAULT3, skipHidden: false }, { ...DEFAULT3, skipHidden: false, prefetchClamp: true }],
+  // Tri-shape's rule split (--masks trishape,trishape-blocks): its whole-tile test alone, its per-score test alone.
+  rulediag: [{ ...DEFAULT3, skipHidden: false }, { ...DEFAULT3, skipHidden: false, diag: 'rule-causal-scores' }, { ...DEFAULT3, skipHidden: false, diag: 'rule-causal-tiles' }],
   split: [DEFAULT3, { ...DEFAULT3, splitFull: false }, { ...DEFAULT3, keyTile: 32 }, { ...DEFAULT3, keyTile: 32, splitFull: false }],
   orders: [
     BASE, { ...BASE, interleave: false }, { ...BASE, swizzle: 'none' }, { ...BASE, swizzle: 'both' },
@@ -133,7 +135,8 @@ for (const L of values.lengths!.split(',').map(Number)) {
   console.error(`L=${L}: inputs in ${(performance.now() - t0).toFixed(0)} ms`);
   const flops = attentionFlops({ batch: 1, heads: H, queryLength: L, keyLength: L, headDim: D, causal: true });
   for (const tc of VARIANTS.filter((x) => !failed.has(JSON.stringify({ ...x, diag: undefined })) && !failed.has(JSON.stringify(x))))
-    for (const kind of tc.diag ? ['dense' as const] : MASKS) {
+    // Stage-dropping diagnostics time dense only; the rule's run on the masks asked for.
+    for (const kind of tc.diag && !tc.diag.startsWith('rule-') ? ['dense' as const] : MASKS) {
       const list = kind === 'dense' ? undefined : lists[kind === 'trishape-blocks' ? 'trishape' : kind];
       const opts: AttentionDispatchOptions = {
         causal: true, scale: 1 / Math.sqrt(D), kernel: 'tensor-core', tensorCore: tc,

@@ -65,8 +65,8 @@ export interface TensorCoreOptions {
   passes?: 1 | 2;
   /** Workgroup-memory access order (tensor-core-attention.wgsl.ts; default 'scores'). */
   swizzle?: 'none' | 'scores' | 'staging' | 'both';
-  /** Bench diagnostics that leave a stage out; the output is wrong. */
-  diag?: 'no-softmax' | 'no-mma';
+  /** Bench diagnostics that leave a stage out; the output is wrong (tensor-core-attention.wgsl.ts). */
+  diag?: 'no-softmax' | 'no-mma' | 'rule-causal-scores' | 'rule-causal-tiles';
   /** QKᵀ as independent accumulator chains (default: when staged). */
   interleave?: boolean;
   /**

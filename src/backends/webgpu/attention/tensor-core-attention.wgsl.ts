@@ -63,8 +63,11 @@ export type TensorCoreAttentionSpec = {
   /**
    * Bench-only diagnostics that leave a stage out (the output is then wrong): 'no-softmax' skips
    * the per-score loops (P is whatever the tile holds), 'no-mma' skips the QKᵀ and PV multiplies.
+   * With a token rule: 'rule-causal-scores' keeps the rule's whole-tile test but tests causality
+   * alone per score; 'rule-causal-tiles' tests the rule per score but classifies tiles as without it
+   * (so tiles the rule cuts count as whole): what each half of the rule's code costs.
    */
-  readonly diag?: 'no-softmax' | 'no-mma';
+  readonly diag?: 'no-softmax' | 'no-mma' | 'rule-causal-scores' | 'rule-causal-tiles';
   /**
    * QKᵀ as CT independent accumulator chains over the head dim instead of one chain per 16 keys
    * at a time: 2–6% faster staged, up to 27% slower unstaged at D64 (H200), so it follows `stage`.
@@ -394,8 +397,9 @@ export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: s
   const st = staging(spec);
   const CT = BC / 16;
   const sparse = spec.blocks === 'csr';
-  const visibility = tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
+  const visibility = spec.diag === 'rule-causal-scores' ? '  return true;' : tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
   const tileRule = tokenRuleHook(spec.tokenRule).tensorCoreTileWgsl;
+  const causalTiles = spec.tokenRule === 'none' || spec.diag === 'rule-causal-tiles';
   const hiddenRule = tokenRuleHook(spec.tokenRule).tensorCoreTileHiddenWgsl;
   if (visibility === undefined) throw new UnsupportedError(`token rule "${spec.tokenRule}" has no tensor-core WGSL`);
   const KVS = D + 8; // padded row stride of the staged tile: rows start in different banks
@@ -478,7 +482,7 @@ ${visibility}
 // the first row's causal limit, and the token rule, if any, hides none of it): the per-score test
 // is then skipped. Uniform.
 fn tileFull(j0: u32, rowBase: u32) -> bool {
-${spec.tokenRule === 'none' ? `  if (!CAUSAL) { return true; }
+${causalTiles ? `  if (!CAUSAL) { return true; }
   return j0 + BC - 1u <= (P.kLen - P.qLen) + rowBase;` : tileRule === undefined ? '  return false;' : `  let p0 = (P.kLen - P.qLen) + rowBase; // the first row's key position (token rules are causal)
   if (j0 + BC - 1u > p0) { return false; }
   let p1 = p0 + BR - 1u;
