@@ -33,6 +33,13 @@ describe('tensor-core attention: token-rule diagnostics', () => {
     assert.match(fnBody(w, 'tileFull'), /P\.localWindow/);
   });
 
+  it('ruleExpression: the per-score test is the hook\'s one expression, no early return', () => {
+    const body = fnBody(tensorCoreAttentionWgsl({ ...SPEC, ruleExpression: true }, ''), 'visible');
+    assert.doesNotMatch(body, /if \(/);
+    assert.match(body, /return \(!CAUSAL \| \(j <= p\)\) & \(.*P\.sinkTokens.*P\.localWindow/);
+    assert.throws(() => tensorCoreAttentionWgsl({ ...SPEC, tokenRule: 'none', ruleExpression: true }, ''), /token rule "none" has no tensor-core expression/);
+  });
+
   it("'rule-causal-tiles' keeps the rule per score and classifies tiles by causality alone", () => {
     const w = tensorCoreAttentionWgsl({ ...SPEC, diag: 'rule-causal-tiles' }, '');
     assert.match(fnBody(w, 'visible'), /P\.sinkTokens/);

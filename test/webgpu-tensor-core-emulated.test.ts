@@ -73,6 +73,8 @@ const VARIANTS: { tc: TensorCoreOptions; cases: number[] }[] = [
   // hidden tiles skipped (the next visible tile, or this one).
   { tc: { keyTile: 16, prefetchClamp: true }, cases: [3] },
   { tc: { subgroups: 2, prefetchClamp: true, skipHidden: true }, cases: [9] },
+  // Tri-shape's per-score test as one expression (ruleExpression): one rule and one per head, GQA.
+  { tc: { subgroups: 2, ruleExpression: true }, cases: [9, 10] },
 ];
 
 describe('emulated tensor-core attention = CPU reference', { skip }, () => {

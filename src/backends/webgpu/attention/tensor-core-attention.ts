@@ -132,7 +132,7 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
     interleave: tc.interleave ?? stage, ...(tc.diag ? { diag: tc.diag } : {}), tokenRule: rule,
     ...(tc.emulate ? { emulate: true } : {}), ...(BC !== 64 ? { keyTile: BC } : {}), ...(prefetch ? { prefetch } : {}),
     ...(skipHidden ? { skipHidden } : {}), ...(heavyFirst ? { heavyFirst } : {}), ...(splitFull ? { splitFull } : {}),
-    ...(prefetch && tc.prefetchClamp ? { prefetchClamp: true } : {}),
+    ...(prefetch && tc.prefetchClamp ? { prefetchClamp: true } : {}), ...(rule !== 'none' && tc.ruleExpression ? { ruleExpression: true } : {}),
   };
 }
 

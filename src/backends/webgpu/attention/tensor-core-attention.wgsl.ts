@@ -99,6 +99,12 @@ export type TensorCoreAttentionSpec = {
    */
   readonly prefetchClamp?: boolean;
   /**
+   * The token rule's per-score test as its hook's single expression (tensorCoreExprWgsl) instead of
+   * its statements with early returns: on the H200 the rule's test on the window's edge tiles costs
+   * 2.5 of tri-shape's 23.9 ms at 32K (bench/results/2026-12-04f-h200/tc-rulediag.json).
+   */
+  readonly ruleExpression?: boolean;
+  /**
    * Visit only the tiles some row of the workgroup sees: in a block list, the tiles of a diagonal
    * block past the workgroup's last row (causal), and the tiles a token rule hides from every row
    * (its hook's tensorCoreTileHiddenWgsl: tri-shape's window edges). Uniform per workgroup.
@@ -397,6 +403,8 @@ export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: s
   const st = staging(spec);
   const CT = BC / 16;
   const sparse = spec.blocks === 'csr';
+  const expr = tokenRuleHook(spec.tokenRule).tensorCoreExprWgsl;
+  if (spec.ruleExpression && expr === undefined) throw new UnsupportedError(`token rule "${spec.tokenRule}" has no tensor-core expression`);
   const visibility = spec.diag === 'rule-causal-scores' ? '  return true;' : tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
   const tileRule = tokenRuleHook(spec.tokenRule).tensorCoreTileWgsl;
   const causalTiles = spec.tokenRule === 'none' || spec.diag === 'rule-causal-tiles';
@@ -474,8 +482,8 @@ fn tileStart(t: u32, qb: u32) -> u32 { return t * BC; }`}
 // Whether query row i (of this call) sees key j: causality, then the token rule.
 fn visible(i: u32, j: u32) -> bool {
   let p = (P.kLen - P.qLen) + i; // the query's key position
-  if (CAUSAL && j > p) { return false; }
-${visibility}
+${spec.ruleExpression && spec.diag !== 'rule-causal-scores' ? `  return (!CAUSAL | (j <= p)) & (${expr});` : `  if (CAUSAL && j > p) { return false; }
+${visibility}`}
 }
 
 // Whether every row of the workgroup sees every key of the tile at j0 (the tile ends at or before

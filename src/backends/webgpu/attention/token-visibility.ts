@@ -28,6 +28,11 @@ export interface TokenRuleHook<R, F extends string> {
    */
   readonly tensorCoreWgsl?: string;
   /**
+   * Tensor-core kernel, `ruleExpression` variant: the same test as one WGSL bool expression of i, j
+   * and p with no early return (non-short-circuit `|` and `&`), causality again apart.
+   */
+  readonly tensorCoreExprWgsl?: string;
+  /**
    * Tensor-core kernel: statements ending its `tileFull(j0, rowBase)` once the tile is known to be
    * causally visible to every row: true only when the rule shows every key of [j0, j0 + BC) to
    * every row of [rowBase, rowBase + BR) (key positions p0..p1), so the per-score test is skipped.

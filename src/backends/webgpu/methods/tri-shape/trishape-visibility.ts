@@ -30,6 +30,7 @@ fn tokenVisible(i: u32, j: u32) -> bool {
   tensorCoreWgsl: `  if (i + P.lastDenseQueries >= P.qLen) { return true; }
   if (j < P.sinkTokens) { return true; }
   return j <= p && j + P.localWindow > p;`,
+  tensorCoreExprWgsl: '(i + P.lastDenseQueries >= P.qLen) | (j < P.sinkTokens) | ((j <= p) & (j + P.localWindow > p))',
   // Whole tile: every row a dense row, every key a sink, or the tile's first key still inside the
   // last row's window (the band's interior, most of the kept tiles at long lengths).
   tensorCoreTileWgsl: `  if (rowBase + P.lastDenseQueries >= P.qLen) { return true; }
