@@ -7,7 +7,7 @@ import { computeScores } from '../src/core/scores.js';
 import { HeadTensor } from '../src/core/tensor.js';
 import { tokenRuleVisible } from '../src/core/token-rule.js';
 import { createSparseMethod } from '../src/methods/index.js';
-import { TriShapeMethod, triShapeBlockMask } from '../src/methods/tri-shape/tri-shape.js';
+import { triShapeDenseRows, TriShapeMethod, triShapeBlockMask } from '../src/methods/tri-shape/tri-shape.js';
 import { assertTensorsClose, TOL } from './helpers/compare.js';
 
 /** Spec trishape.md A, written straight from its text: [Lq, Lk], 1 = visible. */
@@ -129,6 +129,17 @@ describe('tri_shape over a chunked prompt (promptRowsAfter)', () => {
       assert.equal(dense === e - s ? rule : rule?.kind === 'trishape' && rule.lastDenseQueries, dense === e - s ? undefined : dense, `chunk [${s}, ${e}): dense rows`);
     }
     await assert.rejects(sparseAttention(q, k, v, { method: 'tri_shape', causal: true, promptRowsAfter: 1.5 }), /promptRowsAfter must be an integer/);
+  });
+
+  it('dense rows of a call: whole prompt, chunk, and a calibration window of a chunk', () => {
+    // A whole prompt of 10: min(50, N - 1) = 9 rows, its first row stays sparse.
+    assert.equal(triShapeDenseRows({ lastDenseQueries: 50 }, 10, 10, { promptRowsAfter: 0 }), 9);
+    // A window of 8 rows ending at key 30, 4 rows of its chunk after it, 2 prompt tokens after the chunk: 12 - 6.
+    assert.equal(triShapeDenseRows({ lastDenseQueries: 12 }, 8, 30, { rowsAfter: 4, promptRowsAfter: 2 }), 6);
+    // The same in a prompt of 15: its last 14 rows are dense, the window's 8 all of them.
+    assert.equal(triShapeDenseRows({ lastDenseQueries: 50 }, 8, 10, { rowsAfter: 2, promptRowsAfter: 3 }), 'dense');
+    // Without promptRowsAfter a window keeps the rule of calibration windows: its own count, clamped later.
+    assert.equal(triShapeDenseRows({ lastDenseQueries: 12 }, 8, 30, { rowsAfter: 4 }), 8);
   });
 });
 

@@ -66,15 +66,16 @@ export function triShapeTokenRule(s: Pick<TriShapeSettings, 'sinkTokens' | 'loca
  * attention). A window cut from a longer call (rowsAfter, calibration) counts that call's rows after
  * it and keeps its own first row sparse. A chunk of a prompt prefilled in pieces (promptRowsAfter)
  * takes its share of the whole prompt's last min(lastDenseQueries, N - 1) rows, N = keyLength +
- * promptRowsAfter, so that the chunks plan what one call over the prompt would: chunks before that
+ * rowsAfter + promptRowsAfter, so that the chunks plan what one call over the prompt would: chunks before that
  * tail have no dense rows (one per chunk cost a whole-context row each, the longest workgroup of a
  * chunk's call at long contexts), a chunk wholly inside it is dense.
  */
 export function triShapeDenseRows(s: Pick<TriShapeSettings, 'lastDenseQueries'>, queryLength: number, keyLength: number, opts: Pick<PlanOptions, 'rowsAfter' | 'promptRowsAfter'> = {}): number | 'dense' {
   const windowRows = Math.max(0, s.lastDenseQueries - (opts.rowsAfter ?? 0));
   if (opts.promptRowsAfter === undefined) return windowRows;
-  const after = opts.promptRowsAfter;
-  const here = Math.min(s.lastDenseQueries, keyLength + after - 1) - after - (opts.rowsAfter ?? 0);
+  // Rows of the prompt after this call's: the window's rest of its call (rowsAfter), then later chunks.
+  const after = opts.promptRowsAfter + (opts.rowsAfter ?? 0);
+  const here = Math.min(s.lastDenseQueries, keyLength + after - 1) - after;
   if (here >= queryLength) return 'dense';
   return Math.max(0, here);
 }
