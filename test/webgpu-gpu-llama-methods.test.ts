@@ -142,6 +142,7 @@ describe('every method on the GPU forward pass = the CPU model with the same met
     const cache = runner.newCache(8);
     try {
       await assert.rejects(runner.forward([1, 2, 3], cache), /no GPU kernels for method "made_up" \(it runs: xattention, tri_shape, flash_skip_softmax, sla, sage_sla\)/);
+      await assert.rejects(runner.forward([1, 2, 3], cache, { tokensAfter: -1 }), /tokensAfter must be an integer >= 0, got -1/);
     } finally {
       cache.destroy();
       runner.destroy();
