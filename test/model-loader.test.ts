@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import { loadLlamaCheckpoint } from '../src/model/checkpoint.js';
 import { createSparseMethod } from '../src/methods/index.js';
 import { argmax, LlamaModel, prefill } from '../src/model/llama.js';
+import { type CapturedAttention, capturedPlanOptions } from '../src/model/sparsity-search.js';
 import { linear, linearReference } from '../src/model/ops.js';
 import { Rng } from '../src/core/rng.js';
 import { assertClose, TOL } from './helpers/compare.js';
@@ -114,6 +115,29 @@ describe('LlamaModel on a tiny checkpoint', () => {
     parts.reduce((o, p) => (perChunk.set(p, o), o + p.length), 0);
     assert.ok(Math.max(...perChunk.map((x, i) => Math.abs(x - whole[i]))) > 1e-3, 'per-chunk dense rows must change the logits here');
     await assert.rejects(tri.forward([1], tri.newCache(1), { tokensAfter: -1 }), /tokensAfter must be an integer/);
+  });
+
+  test('onAttention tells where a call sits in its prompt, and a captured chunk plans as it ran', async () => {
+    const tri = new LlamaModel(model.config, model.weights);
+    const settings = { sinkTokens: 2, localWindow: 4, lastDenseQueries: 3, br: 4, bc: 4 };
+    for (const a of tri.attention) a.method = createSparseMethod('tri_shape', settings);
+    const seen: CapturedAttention[] = [];
+    const rules: string[] = [];
+    const ruleOf = (plan: { mask: { tokenRuleFor(h: number): unknown } }) => JSON.stringify(plan.mask.tokenRuleFor(0) ?? 'dense');
+    tri.onAttention = (m, q, k, v, place) => { if (m.layer === 0) seen.push({ module: m.name, q, k, v, ...place }); };
+    tri.onPlan = (m, plan) => { if (m.layer === 0) rules.push(ruleOf(plan)); };
+    await prefill(tri, tokens, tri.newCache(tokens.length), 4, 'last');
+    assert.deepEqual(seen.map((c) => c.promptRowsAfter), [7, 3, 0]);
+    // The knob searches plan the captured chunks as the model ran them: no dense rows in the first two,
+    // the last wholly in the prompt's dense tail (planned dense); each chunk as a whole prompt differs.
+    const m = createSparseMethod('tri_shape', settings);
+    assert.deepEqual(seen.map((c) => ruleOf(m.planBlockMask(c.q, c.k, capturedPlanOptions(c)))), rules);
+    assert.equal(rules[2], '"dense"');
+    assert.notDeepEqual(seen.map((c) => ruleOf(m.planBlockMask(c.q, c.k, { causal: true }))), rules);
+    // Without tokensAfter (a whole prompt per call) nothing is said.
+    seen.length = 0;
+    await tri.forward([1, 2, 3], tri.newCache(3));
+    assert.equal(seen[0].promptRowsAfter, undefined);
   });
 
   test('the last-row logits equal the last row of all logits; length 1 works', async () => {

@@ -45,9 +45,9 @@ export function headGridJobs(captured: readonly CapturedHeads[]): HeadGridJob[] 
     for (let h = 0; h < calls[0].q.heads; h++) {
       jobs.push({
         module, head: h,
-        calls: calls.map(({ q, k, v, rowsAfter }) => {
+        calls: calls.map(({ q, k, v, rowsAfter, promptRowsAfter }) => {
           const kh = kvHead(h, q.heads, k.heads);
-          return { q: headSlice(q, h), k: headSlice(k, kh), v: headSlice(v, kh), rowsAfter };
+          return { q: headSlice(q, h), k: headSlice(k, kh), v: headSlice(v, kh), rowsAfter, promptRowsAfter };
         }),
       });
     }

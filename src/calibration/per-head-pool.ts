@@ -26,7 +26,7 @@ export function workerGridMeasurer(workers: number): GridMeasurer {
           if (next >= jobs.length) return resolve();
           const id = next++;
           const job = jobs[id];
-          const msg: WorkerJob = { id, request, module: job.module, head: job.head, calls: job.calls.map((c) => ({ q: wire(c.q), k: wire(c.k), v: wire(c.v), rowsAfter: c.rowsAfter })) };
+          const msg: WorkerJob = { id, request, module: job.module, head: job.head, calls: job.calls.map((c) => ({ q: wire(c.q), k: wire(c.k), v: wire(c.v), rowsAfter: c.rowsAfter, promptRowsAfter: c.promptRowsAfter })) };
           worker.postMessage(msg);
         };
         worker.on('message', (m: { id: number; points?: HeadGridPoint[]; error?: string }) => {

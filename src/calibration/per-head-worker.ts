@@ -17,14 +17,14 @@ export interface WorkerJob {
   request: HeadGridRequest;
   module: string;
   head: number;
-  calls: { q: WireTensor; k: WireTensor; v: WireTensor; rowsAfter?: number }[];
+  calls: { q: WireTensor; k: WireTensor; v: WireTensor; rowsAfter?: number; promptRowsAfter?: number }[];
 }
 
 const tensor = (t: WireTensor) => new HeadTensor(t.shape, t.data, t.layout);
 
 parentPort?.on('message', (job: WorkerJob) => {
   try {
-    const calls = job.calls.map((c) => ({ q: tensor(c.q), k: tensor(c.k), v: tensor(c.v), rowsAfter: c.rowsAfter }));
+    const calls = job.calls.map((c) => ({ q: tensor(c.q), k: tensor(c.k), v: tensor(c.v), rowsAfter: c.rowsAfter, promptRowsAfter: c.promptRowsAfter }));
     parentPort!.postMessage({ id: job.id, points: measureHeadGrid(job.request, { module: job.module, head: job.head, calls }) });
   } catch (err) {
     parentPort!.postMessage({ id: job.id, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });

@@ -36,6 +36,8 @@ export interface CapturedHeads {
   v: HeadTensor;
   /** Query rows of the captured call after these (a window of it: PlanOptions.rowsAfter); default 0. */
   rowsAfter?: number;
+  /** The captured call was a chunk of a prompt with this many tokens after it (PlanOptions.promptRowsAfter). */
+  promptRowsAfter?: number;
 }
 
 export interface PerHeadCalibrationOptions {
@@ -97,6 +99,7 @@ interface HeadCall {
   k: HeadTensor;
   v: HeadTensor;
   rowsAfter: number;
+  promptRowsAfter?: number;
   dense: Float32Array;
 }
 
@@ -114,9 +117,9 @@ export class HeadProblem {
     private readonly base: Record<string, unknown>,
     private readonly opts: { causal: boolean; scale?: number },
   ) {
-    this.calls = captured.map(({ q, k, v, rowsAfter }) => {
+    this.calls = captured.map(({ q, k, v, rowsAfter, promptRowsAfter }) => {
       const kh = kvHead(head, q.heads, k.heads);
-      const call = { q: headSlice(q, head), k: headSlice(k, kh), v: headSlice(v, kh), rowsAfter: rowsAfter ?? 0 };
+      const call = { q: headSlice(q, head), k: headSlice(k, kh), v: headSlice(v, kh), rowsAfter: rowsAfter ?? 0, ...(promptRowsAfter === undefined ? {} : { promptRowsAfter }) };
       return { ...call, dense: f32(flashAttention(call.q, call.k, call.v, opts)) };
     });
     this.denseNorm2 = this.calls.reduce((a, c) => a + sumSquares(c.dense), 0);
@@ -132,9 +135,9 @@ export class HeadProblem {
     let kept = 0;
     for (const c of this.calls) {
       const run = method.attention
-        ? method.attention(c.q, c.k, c.v, { ...this.opts, rowsAfter: c.rowsAfter })
+        ? method.attention(c.q, c.k, c.v, { ...this.opts, rowsAfter: c.rowsAfter, promptRowsAfter: c.promptRowsAfter })
         : (() => {
-          const plan = method.planBlockMask(c.q, c.k, { ...this.opts, rowsAfter: c.rowsAfter });
+          const plan = method.planBlockMask(c.q, c.k, { ...this.opts, rowsAfter: c.rowsAfter, promptRowsAfter: c.promptRowsAfter });
           return { plan, output: flashAttention(c.q, c.k, c.v, { ...this.opts, mask: plan.mask }) };
         })();
       const o = f32(run.output);

@@ -150,8 +150,8 @@ export async function runAccuracyEval(model: LlamaModel, corpus: Uint8Array, opt
       for (const [i, p] of prompts.entries()) {
         desparsify(model);
         // Capture the first prompt's prefill operands for the searches and calibrations.
-        model.onAttention = i === 0 ? (m, q, k, v) => {
-          if (q.length > 1 && m.layer >= denseLayers) captured.push({ module: m.name, q, k, v, headOutNorms: outNorms.get(m.layer) ?? outNorms.set(m.layer, headOutputNorms(model.weights.layers[m.layer].o, q.heads)).get(m.layer) });
+        model.onAttention = i === 0 ? (m, q, k, v, place) => {
+          if (q.length > 1 && m.layer >= denseLayers) captured.push({ module: m.name, q, k, v, headOutNorms: outNorms.get(m.layer) ?? outNorms.set(m.layer, headOutputNorms(model.weights.layers[m.layer].o, q.heads)).get(m.layer), ...place });
         } : undefined;
         dense.push(await scoreWith(scoring, p.tokens, { answerLength: ANSWER, prefillChunk: opts.prefillChunk }));
         model.onAttention = undefined;

@@ -221,7 +221,7 @@ export class GpuLlamaModel {
       enc.submit();
       const logits = new Float32Array(await readBuffer(device, this.logitsBuf, rows * V * 4));
       cache.length = start + n;
-      if (captures) await this.reportOperands(captures, cache, n, start);
+      if (captures) await this.reportOperands(captures, cache, n, start, promptRowsAfter);
       if (this.model.stats || this.model.onPlan) await this.recordStats(plans);
       return { logits, rows };
     } finally {
@@ -255,7 +255,7 @@ export class GpuLlamaModel {
    * model.onAttention for the GPU pass: each layer's q (copied after RoPE) and its cache K/V
    * [0, start + n) read back as f32 BLHD tensors, after the pass rather than before each call.
    */
-  private async reportOperands(captures: GPUBuffer[], cache: GpuKvCache, n: number, start: number): Promise<void> {
+  private async reportOperands(captures: GPUBuffer[], cache: GpuKvCache, n: number, start: number, promptRowsAfter?: number): Promise<void> {
     const c = this.model.config;
     const D = c.headDim;
     const e = this.dtype === 'f16' ? 2 : 4;
@@ -269,7 +269,7 @@ export class GpuLlamaModel {
       const [k, v] = await Promise.all([cache.keys[l], cache.values[l]].map(async (b) => f32(await readBuffer(this.ctx.device, b, Lk * kvWidth * e))));
       const kvShape = { batch: 1, heads: c.numKvHeads, length: Lk, headDim: D };
       this.model.onAttention?.(this.model.attention[l], new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: D }, q, 'BLHD'),
-        new HeadTensor(kvShape, k, 'BLHD'), new HeadTensor(kvShape, v, 'BLHD'));
+        new HeadTensor(kvShape, k, 'BLHD'), new HeadTensor(kvShape, v, 'BLHD'), promptRowsAfter === undefined ? undefined : { promptRowsAfter });
     }
   }
 

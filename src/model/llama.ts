@@ -30,6 +30,11 @@ export interface AttentionModule {
   backend: AttentionBackend;
 }
 
+/** Where an attention call sits in its prompt: a chunk with this many prompt tokens after it (ForwardOptions.tokensAfter). */
+export interface CallPlace {
+  promptRowsAfter?: number;
+}
+
 export interface ForwardOptions {
   /** Which rows of logits to return: every token of the chunk, or only the last. Default 'last'. */
   logits?: 'all' | 'last';
@@ -53,7 +58,7 @@ export class LlamaModel {
   /** When set, every attention call records its plan's statistics here under the module name. */
   stats?: StatsAggregator;
   /** Called before every attention call with its operands (q BLHD [1, L, H, D]; k/v views of the cache). */
-  onAttention?: (module: AttentionModule, q: HeadTensor, k: HeadTensor, v: HeadTensor) => void;
+  onAttention?: (module: AttentionModule, q: HeadTensor, k: HeadTensor, v: HeadTensor, call?: CallPlace) => void;
   /** Called after every attention call with the plan it ran (its block mask, block scores, statistics). */
   onPlan?: (module: AttentionModule, plan: BlockPlan) => void;
   constructor(
@@ -92,7 +97,7 @@ export class LlamaModel {
       const kv = cache.view(l, start + n);
       const qt = new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: c.headDim }, q, 'BLHD');
       const module = this.attention[l];
-      this.onAttention?.(module, qt, kv.k, kv.v);
+      this.onAttention?.(module, qt, kv.k, kv.v, promptRowsAfter === undefined ? undefined : { promptRowsAfter });
       const { output, plan } = await sparseAttention(qt, kv.k, kv.v, {
         method: module.method, backend: module.backend, causal: true, phase: phaseOf(n), ...(promptRowsAfter === undefined ? {} : { promptRowsAfter }),
       });

@@ -10,7 +10,7 @@ import type { HeadTensor } from '../core/tensor.js';
 import { bisectKnob, knobMax, knobSettings } from '../calibration/knobs.js';
 import type { MethodKnob } from '../methods/descriptor.js';
 import { createSparseMethod } from '../methods/index.js';
-import type { SparseAttentionMethod } from '../methods/method.js';
+import type { PlanOptions, SparseAttentionMethod } from '../methods/method.js';
 
 /** Q/K of one prefill attention call, as captured through LlamaModel.onAttention. */
 export interface CapturedAttention {
@@ -21,7 +21,13 @@ export interface CapturedAttention {
   v?: HeadTensor;
   /** Per query head, the Frobenius norm of its columns of the output projection (per-head-out). */
   headOutNorms?: readonly number[];
+  /** A chunk of a prompt prefilled in pieces: the prompt's tokens after it (PlanOptions.promptRowsAfter). */
+  promptRowsAfter?: number;
 }
+
+/** How a captured call is planned: causal prefill, at its place in its prompt. */
+export const capturedPlanOptions = (c: Pick<CapturedAttention, 'promptRowsAfter'>): PlanOptions =>
+  ({ causal: true, phase: 'prefill', ...(c.promptRowsAfter === undefined ? {} : { promptRowsAfter: c.promptRowsAfter }) });
 
 /** Block sparsity a method plans over the captured calls (block-weighted, causal blocks only). */
 export function plannedSparsity(method: string, settings: Record<string, unknown>, calls: readonly CapturedAttention[]): number {
@@ -29,7 +35,7 @@ export function plannedSparsity(method: string, settings: Record<string, unknown
   let total = 0;
   let kept = 0;
   for (const c of calls) {
-    const { stats } = m.planBlockMask(c.q, c.k, { causal: true, phase: 'prefill' });
+    const { stats } = m.planBlockMask(c.q, c.k, capturedPlanOptions(c));
     total += stats.totalBlocks;
     kept += stats.keptBlocks;
   }
@@ -53,7 +59,7 @@ export function searchSetting(method: string, knob: MethodKnob, target: number, 
 export type CallPlanner = (method: SparseAttentionMethod, call: CapturedAttention) => Promise<{ keptBlocks: number; totalBlocks: number }>;
 
 /** The CPU planner of plannedSparsity, as a CallPlanner. */
-export const cpuCallPlanner: CallPlanner = async (m, c) => m.planBlockMask(c.q, c.k, { causal: true, phase: 'prefill' }).stats;
+export const cpuCallPlanner: CallPlanner = async (m, c) => m.planBlockMask(c.q, c.k, capturedPlanOptions(c)).stats;
 
 /**
  * searchSetting with the planning done by `planner` (e.g. on the GPU through a backend's method

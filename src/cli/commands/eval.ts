@@ -11,7 +11,7 @@ import { type AccuracyOptions, type AccuracyReport, formatAccuracyTable, formatP
 import { paretoSvg } from '../../model/eval-report.js';
 import { checkFamilies, type Variant, withDenseLayers } from '../../model/eval-variants.js';
 import { cpuScoring, gpuScoring, type ScoringModel } from '../../model/prompt-score.js';
-import type { CallPlanner } from '../../model/sparsity-search.js';
+import { type CallPlanner, capturedPlanOptions } from '../../model/sparsity-search.js';
 import { LlamaModel } from '../../model/llama.js';
 import { loadCorpus } from '../../model/needle.js';
 import type { Command } from '../command.js';
@@ -172,7 +172,7 @@ per 4K-token run); --backend webgpu runs the forward passes on the GPU.
       scoring = gpuScoring(gpu);
       // The knob searches plan on the GPU too (the backend's method hooks): at 8K the CPU's planning would dominate.
       const gpuBackend = createWebGpuBackend();
-      searchPlanner = async (method, c) => (await sparseAttention(c.q, c.k, c.v ?? c.k, { method, backend: gpuBackend, causal: true, phase: 'prefill' })).plan.stats;
+      searchPlanner = async (method, c) => (await sparseAttention(c.q, c.k, c.v ?? c.k, { method, backend: gpuBackend, ...capturedPlanOptions(c) })).plan.stats;
       device = { ...webgpuDeviceInfo(ctx.report), dtype: gpu.dtype };
       release = async () => {
         scoring.release();
