@@ -113,7 +113,7 @@ describe('every method on the GPU forward pass = the CPU model with the same met
   it('model.onAttention on the GPU: each layer\'s q after RoPE and the cache K/V equal the CPU operands', async () => {
     const seen = (m: LlamaModel) => {
       const out: { name: string; q: Float32Array; k: Float32Array; v: Float32Array; shape: number[] }[] = [];
-      m.onAttention = (mod, q, k, v) => out.push({ name: mod.name, q: q.toLayout('BHLD').toFloat32Array(), k: k.toLayout('BHLD').toFloat32Array(), v: v.toLayout('BHLD').toFloat32Array(), shape: [q.heads, q.length, k.heads, k.length] });
+      m.onAttention = (mod, q, k, v, place) => out.push({ name: mod.name, q: q.toLayout('BHLD').toFloat32Array(), k: k.toLayout('BHLD').toFloat32Array(), v: v.toLayout('BHLD').toFloat32Array(), shape: [q.heads, q.length, k.heads, k.length, place?.promptRowsAfter ?? -1] });
       return out;
     };
     const cpu = new LlamaModel(model.config, model.weights);
@@ -126,6 +126,8 @@ describe('every method on the GPU forward pass = the CPU model with the same met
     try {
       await prefillGpu(runner, tokens, cache, CHUNK, 'last');
       assert.deepEqual(gpuSeen.map((x) => [x.name, x.shape]), cpuSeen.map((x) => [x.name, x.shape]));
+      // Each chunk's place in the prompt (the last number of shape): 45 tokens in chunks of 19.
+      assert.deepEqual([...new Set(gpuSeen.map((x) => x.shape[4]))], [26, 7, 0]);
       gpuSeen.forEach((g, i) => {
         for (const key of ['q', 'k', 'v'] as const) assert.ok(maxAbsDiff(g[key], cpuSeen[i][key]) < 1e-3, `${g.name} call ${i} ${key}: ${maxAbsDiff(g[key], cpuSeen[i][key])}`);
       });
