@@ -100,8 +100,9 @@ export type TensorCoreAttentionSpec = {
   readonly prefetchClamp?: boolean;
   /**
    * The token rule's per-score test as its hook's single expression (tensorCoreExprWgsl) instead of
-   * its statements with early returns: on the H200 the rule's test on the window's edge tiles costs
-   * 2.5 of tri-shape's 23.9 ms at 32K (bench/results/2026-12-04f-h200/tc-rulediag.json).
+   * its statements with early returns, which diverge where a workgroup mixes rule cases (tri-shape's
+   * dense and windowed rows): on the H200 the rule's per-score test costs 2.5 of tri-shape's 23.9 ms
+   * at 32K (bench/results/2026-12-04f-h200/tc-rulediag.json).
    */
   readonly ruleExpression?: boolean;
   /**
