@@ -57,7 +57,7 @@ export class LlamaModel {
   readonly attention: AttentionModule[];
   /** When set, every attention call records its plan's statistics here under the module name. */
   stats?: StatsAggregator;
-  /** Called before every attention call with its operands (q BLHD [1, L, H, D]; k/v views of the cache). */
+  /** Called before every attention call with its operands (q BLHD [1, L, H, D]; k/v views of the cache) and, for a chunk of a prompt, its place. */
   onAttention?: (module: AttentionModule, q: HeadTensor, k: HeadTensor, v: HeadTensor, call?: CallPlace) => void;
   /** Called after every attention call with the plan it ran (its block mask, block scores, statistics). */
   onPlan?: (module: AttentionModule, plan: BlockPlan) => void;
