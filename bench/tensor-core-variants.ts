@@ -20,7 +20,7 @@ import { HeadTensor } from '../src/core/tensor.js';
 import { TRI_SHAPE_DEFAULTS, triShapeBlockMask, triShapeTokenRule } from '../src/methods/tri-shape/tri-shape.js';
 
 const { values } = parseArgs({ options: { lengths: { type: 'string', default: '8192,32768' }, reps: { type: 'string', default: '3' }, 'head-dims': { type: 'string', default: '128' }, set: { type: 'string', default: 'staging' }, masks: { type: 'string', default: 'dense,random' }, out: { type: 'string' } } });
-type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate' | 'voteFirst' | 'prefetchClamp' | 'ruleExpression'>> & Pick<TensorCoreOptions, 'diag' | 'prefetchClamp' | 'ruleExpression'>;
+type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate' | 'voteFirst' | 'prefetchClamp' | 'ruleExpression' | 'ruleRowwise'>> & Pick<TensorCoreOptions, 'diag' | 'prefetchClamp' | 'ruleExpression' | 'ruleRowwise'>;
 // --set order: skipping the tiles no row of a workgroup sees and heavy-first workgroup order against
 // neither (the block-sparse rows and tri-shape's mask with its token rule show the skip).
 // --set keys: 32- against 16-key tiles with both. --set split: whole tiles on a copy of the softmax
@@ -63,9 +63,11 @@ const SETS: Record<string, Variant[]> = {
   // The dispatcher's default since the third session (no hidden-tile skipping) against the next K tile's loads clamped.
   clamp: [{ ...DEFAULT3, skipHidden: false }, { ...DEFAULT3, skipHidden: false, prefetchClamp: true }],
   // Tri-shape's rule split (--masks trishape,trishape-blocks): its whole-tile test alone, its per-score test alone.
-  // With the rule's per-score test as one expression (ruleExpression; not measured yet).
+  // With the rule's per-score test as one expression (ruleExpression), with rowwise tiles testing a per-row
+  // constant (ruleRowwise), both (not measured yet).
   rulediag: [
     { ...DEFAULT3, skipHidden: false }, { ...DEFAULT3, skipHidden: false, ruleExpression: true },
+    { ...DEFAULT3, skipHidden: false, ruleRowwise: true }, { ...DEFAULT3, skipHidden: false, ruleExpression: true, ruleRowwise: true },
     { ...DEFAULT3, skipHidden: false, diag: 'rule-causal-scores' }, { ...DEFAULT3, skipHidden: false, diag: 'rule-causal-tiles' },
   ],
   split: [DEFAULT3, { ...DEFAULT3, splitFull: false }, { ...DEFAULT3, keyTile: 32 }, { ...DEFAULT3, keyTile: 32, splitFull: false }],

@@ -40,6 +40,18 @@ describe('tensor-core attention: token-rule diagnostics', () => {
     assert.throws(() => tensorCoreAttentionWgsl({ ...SPEC, tokenRule: 'none', ruleExpression: true }, ''), /token rule "none" has no tensor-core expression/);
   });
 
+  it('ruleRowwise: tiles outside every window and past the sinks test the row once, not each score', () => {
+    const w = tensorCoreAttentionWgsl({ ...SPEC, ruleRowwise: true }, '');
+    assert.match(fnBody(w, 'tileRowwise'), /P\.sinkTokens[\s\S]*P\.localWindow <= p0/);
+    assert.match(w, /let rowSees = rowSeesAll\(qi\);/);
+    assert.match(w, /let rowwise = !full && tileRowwise\(j0, rowBase\);/);
+    // Both per-score loops get the rowwise copy, testing the lane's constant.
+    assert.equal(w.match(/} else if \(rowwise\) {/g)?.length, 2);
+    assert.equal(w.match(/if \(rowSees\) {/g)?.length, 2);
+    assert.doesNotMatch(tensorCoreAttentionWgsl(SPEC, ''), /rowwise|rowSees/);
+    assert.throws(() => tensorCoreAttentionWgsl({ ...SPEC, ruleRowwise: true, splitFull: false }, ''), /ruleRowwise needs a token rule with rowwise tiles/);
+  });
+
   it("'rule-causal-tiles' keeps the rule per score and classifies tiles by causality alone", () => {
     const w = tensorCoreAttentionWgsl({ ...SPEC, diag: 'rule-causal-tiles' }, '');
     assert.match(fnBody(w, 'visible'), /P\.sinkTokens/);

@@ -75,6 +75,8 @@ const VARIANTS: { tc: TensorCoreOptions; cases: number[] }[] = [
   { tc: { subgroups: 2, prefetchClamp: true, skipHidden: true }, cases: [9] },
   // Tri-shape's per-score test as one expression (ruleExpression): one rule and one per head, GQA.
   { tc: { subgroups: 2, ruleExpression: true }, cases: [9, 10] },
+  // Rowwise tiles (a workgroup of dense and windowed rows over tiles outside the window): a per-row test.
+  { tc: { subgroups: 2, ruleRowwise: true }, cases: [8, 9] },
 ];
 
 describe('emulated tensor-core attention = CPU reference', { skip }, () => {

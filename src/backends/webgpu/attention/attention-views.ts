@@ -82,6 +82,8 @@ export interface TensorCoreOptions {
   prefetchClamp?: boolean;
   /** A token rule's per-score test as one expression, no early returns (bench variant; default off). */
   ruleExpression?: boolean;
+  /** Tiles each row sees all of or none of test a per-row constant (bench variant; default off). */
+  ruleRowwise?: boolean;
   /** Skip tiles no row of the workgroup sees (causal block lists, token rules with a hidden-tile hook; default off since 2026-12-04's third session: 4–6% slower at tri-shape's defaults on the H200). */
   skipHidden?: boolean;
   /** Causal: the query tiles with the most keys start first (default on). */

@@ -133,6 +133,7 @@ export function tensorCoreSpecFor(device: GPUDevice, views: AttentionViews, call
     ...(tc.emulate ? { emulate: true } : {}), ...(BC !== 64 ? { keyTile: BC } : {}), ...(prefetch ? { prefetch } : {}),
     ...(skipHidden ? { skipHidden } : {}), ...(heavyFirst ? { heavyFirst } : {}), ...(splitFull ? { splitFull } : {}),
     ...(prefetch && tc.prefetchClamp ? { prefetchClamp: true } : {}), ...(rule !== 'none' && tc.ruleExpression ? { ruleExpression: true } : {}),
+    ...(rule !== 'none' && tc.ruleRowwise && splitFull && tokenRuleHook(rule).tensorCoreTileRowwiseWgsl !== undefined ? { ruleRowwise: true } : {}),
   };
 }
 

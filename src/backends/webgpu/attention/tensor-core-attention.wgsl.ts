@@ -106,6 +106,13 @@ export type TensorCoreAttentionSpec = {
    */
   readonly ruleExpression?: boolean;
   /**
+   * Split, one pass: tiles where each row sees all of the tile or none of it (the hook's
+   * tensorCoreTileRowwiseWgsl; tri-shape: outside every row's window, past the sinks) test a per-row
+   * constant instead of the rule per score. At 32K one tri-shape workgroup per head (dense and windowed
+   * rows mixed) tests 1796 of its 2048 tiles per score otherwise.
+   */
+  readonly ruleRowwise?: boolean;
+  /**
    * Visit only the tiles some row of the workgroup sees: in a block list, the tiles of a diagonal
    * block past the workgroup's last row (causal), and the tiles a token rule hides from every row
    * (its hook's tensorCoreTileHiddenWgsl: tri-shape's window edges). Uniform per workgroup.
@@ -281,8 +288,9 @@ function perScore(spec: TensorCoreAttentionSpec, pad: string, visibleStmt: strin
     ...(after ? [`  ${after}`] : []),
     '}',
   ];
+  const rowwise = spec.ruleRowwise ? ['} else if (rowwise) {', ...loop('rowSees').map((l) => `  ${l}`)] : [];
   const lines = spec.splitFull
-    ? ['if (full) {', ...loop(undefined).map((l) => `  ${l}`), '} else {', ...loop('visible(qi, j)').map((l) => `  ${l}`), '}']
+    ? ['if (full) {', ...loop(undefined).map((l) => `  ${l}`), ...rowwise, '} else {', ...loop('visible(qi, j)').map((l) => `  ${l}`), '}']
     : loop('full || visible(qi, j)');
   return lines.map((l) => pad + l).join('\n');
 }
@@ -319,7 +327,7 @@ ${spec.flashSkip ? `  var M = -3.0e38;          // this row's running max over k
 ${tileLoop(spec, '  ')}
     let j0 = tileStart(t, qbRow);
     let full = tileFull(j0, rowBase); // every score of the tile visible: no per-score test
-${scoreTile(spec, kSrc, '    ', st.k)}
+${spec.ruleRowwise ? '    let rowwise = !full && tileRowwise(j0, rowBase); // each row sees all of the tile or none\n' : ''}${scoreTile(spec, kSrc, '    ', st.k)}
     var tileMax = -3.0e38;
 ${perScore(spec, '    ', 'tileMax = max(tileMax, sTile[scratch + cc] * P.scaleLog2);')}
     tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));
@@ -406,6 +414,11 @@ export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: s
   const sparse = spec.blocks === 'csr';
   const expr = tokenRuleHook(spec.tokenRule).tensorCoreExprWgsl;
   if (spec.ruleExpression && expr === undefined) throw new UnsupportedError(`token rule "${spec.tokenRule}" has no tensor-core expression`);
+  const rowwiseRule = tokenRuleHook(spec.tokenRule).tensorCoreTileRowwiseWgsl;
+  const rowSees = tokenRuleHook(spec.tokenRule).tensorCoreRowSeesWgsl;
+  if (spec.ruleRowwise && (rowwiseRule === undefined || rowSees === undefined || !spec.splitFull || spec.passes !== 1)) {
+    throw new UnsupportedError(`ruleRowwise needs a token rule with rowwise tiles (got "${spec.tokenRule}"), split loops and one pass`);
+  }
   const visibility = spec.diag === 'rule-causal-scores' ? '  return true;' : tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
   const tileRule = tokenRuleHook(spec.tokenRule).tensorCoreTileWgsl;
   const causalTiles = spec.tokenRule === 'none' || spec.diag === 'rule-causal-tiles';
@@ -498,7 +511,16 @@ ${causalTiles ? `  if (!CAUSAL) { return true; }
 ${tileRule}`}
 }
 
-${spec.skipHidden ? `// Whether no row of the workgroup sees any key of the tile at j0 (uniform): the tile is skipped.
+${spec.ruleRowwise ? `// Whether every row of the workgroup sees all of the tile at j0 or none of it (uniform; rowSeesAll says which).
+fn tileRowwise(j0: u32, rowBase: u32) -> bool {
+  let p0 = (P.kLen - P.qLen) + rowBase;
+  if (j0 + BC - 1u > p0) { return false; }
+${rowwiseRule}
+}
+
+fn rowSeesAll(i: u32) -> bool { return ${rowSees}; }
+
+` : ''}${spec.skipHidden ? `// Whether no row of the workgroup sees any key of the tile at j0 (uniform): the tile is skipped.
 fn tileHidden(j0: u32, rowBase: u32) -> bool {
   let p0 = (P.kLen - P.qLen) + rowBase;
   let p1 = p0 + BR - 1u;
@@ -533,7 +555,7 @@ ${seq(DT, (t) => `  let q${t} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16,
   // This lane's share of the subgroup's 16×BC tile: row lane/2, columns [side·BC/2, +BC/2).
   let row = lane / 2u;
   let side = lane % 2u;
-  let qi = rowBase + sg * 16u + row; // this lane's query row
+  let qi = rowBase + sg * 16u + row; // this lane's query row${spec.ruleRowwise ? '\n  let rowSees = rowSeesAll(qi); // on rowwise tiles: all or none' : ''}
   let scratch = sg * 16u * BC + row * BC + side * (BC / 2u);
   // Lane (row, side) walks its 32 columns from column rot: at every step the 32 lanes of the
   // subgroup hit 32 different banks of the scratch (row strides are multiples of 32 words, so

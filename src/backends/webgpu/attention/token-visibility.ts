@@ -33,6 +33,14 @@ export interface TokenRuleHook<R, F extends string> {
    */
   readonly tensorCoreExprWgsl?: string;
   /**
+   * Tensor-core kernel, `ruleRowwise` variant: statements ending its `tileRowwise(j0, rowBase)` once the
+   * tile is known to be causally visible to every row (p0, p1 as for tileFull): true only when, for
+   * every row, the rule shows the whole tile or none of it, as `tensorCoreRowSeesWgsl` says.
+   */
+  readonly tensorCoreTileRowwiseWgsl?: string;
+  /** Tensor-core kernel, `ruleRowwise`: whether row i sees the whole of a rowwise tile (a bool expression of i). */
+  readonly tensorCoreRowSeesWgsl?: string;
+  /**
    * Tensor-core kernel: statements ending its `tileFull(j0, rowBase)` once the tile is known to be
    * causally visible to every row: true only when the rule shows every key of [j0, j0 + BC) to
    * every row of [rowBase, rowBase + BR) (key positions p0..p1), so the per-score test is skipped.

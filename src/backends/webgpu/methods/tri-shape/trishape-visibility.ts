@@ -31,6 +31,11 @@ fn tokenVisible(i: u32, j: u32) -> bool {
   if (j < P.sinkTokens) { return true; }
   return j <= p && j + P.localWindow > p;`,
   tensorCoreExprWgsl: '(i + P.lastDenseQueries >= P.qLen) | (j < P.sinkTokens) | ((j <= p) & (j + P.localWindow > p))',
+  // Rowwise tile: no sink key, and the tile's last key has left the first row's window (so every
+  // row's): a dense row sees all of it, any other row none.
+  tensorCoreTileRowwiseWgsl: `  if (j0 < P.sinkTokens) { return false; }
+  return j0 + BC - 1u + P.localWindow <= p0;`,
+  tensorCoreRowSeesWgsl: 'i + P.lastDenseQueries >= P.qLen',
   // Whole tile: every row a dense row, every key a sink, or the tile's first key still inside the
   // last row's window (the band's interior, most of the kept tiles at long lengths).
   tensorCoreTileWgsl: `  if (rowBase + P.lastDenseQueries >= P.qLen) { return true; }
