@@ -119,7 +119,7 @@ export class HeadProblem {
   ) {
     this.calls = captured.map(({ q, k, v, rowsAfter, promptRowsAfter }) => {
       const kh = kvHead(head, q.heads, k.heads);
-      const call = { q: headSlice(q, head), k: headSlice(k, kh), v: headSlice(v, kh), rowsAfter: rowsAfter ?? 0, ...(promptRowsAfter === undefined ? {} : { promptRowsAfter }) };
+      const call = { q: headSlice(q, head), k: headSlice(k, kh), v: headSlice(v, kh), rowsAfter: rowsAfter ?? 0, promptRowsAfter };
       return { ...call, dense: f32(flashAttention(call.q, call.k, call.v, opts)) };
     });
     this.denseNorm2 = this.calls.reduce((a, c) => a + sumSquares(c.dense), 0);

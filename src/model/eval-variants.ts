@@ -220,7 +220,7 @@ export async function slaProjectionVariants(ctx: VariantContext): Promise<Varian
 function trimmed(ctx: VariantContext): CapturedHeads[] {
   return ctx.captured.flatMap((c) => {
     if (!c.v) throw new UnsupportedError('calibration needs the captured values (v) of the dense pass');
-    return calibrationCalls({ module: c.module, q: c.q, k: c.k, v: c.v, ...(c.promptRowsAfter === undefined ? {} : { promptRowsAfter: c.promptRowsAfter }) }, ctx.calibrationQueries ?? 1024);
+    return calibrationCalls({ module: c.module, q: c.q, k: c.k, v: c.v, promptRowsAfter: c.promptRowsAfter }, ctx.calibrationQueries ?? 1024);
   });
 }
 
@@ -245,7 +245,7 @@ export function calibrationCalls(c: CapturedHeads, rows: number, pieces = 4): Ca
     const end = start + per;
     out.push({
       module: c.module, q: c.q.sliceLength(start, end), k: c.k.sliceLength(0, offset + end), v: c.v.sliceLength(0, offset + end), rowsAfter: (c.rowsAfter ?? 0) + Lq - end,
-      ...(c.promptRowsAfter === undefined ? {} : { promptRowsAfter: c.promptRowsAfter }),
+      promptRowsAfter: c.promptRowsAfter,
     });
   }
   return out;

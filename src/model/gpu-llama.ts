@@ -248,7 +248,7 @@ export class GpuLlamaModel {
       batch: 1, heads: c.numHeads, kvHeads: c.numKvHeads, groupSize: c.numHeads / c.numKvHeads, queryLength: n, keyLength: Lk,
       headDim: D, valueDim: D, causal: true, scale: 1 / Math.sqrt(D), queryOffset: start,
     };
-    return encodeModelAttention(this.ctx, enc, this.model.attention[l].method, views, p, this.dtype, promptRowsAfter === undefined ? {} : { promptRowsAfter });
+    return encodeModelAttention(this.ctx, enc, this.model.attention[l].method, views, p, this.dtype, { promptRowsAfter });
   }
 
   /**
@@ -269,7 +269,7 @@ export class GpuLlamaModel {
       const [k, v] = await Promise.all([cache.keys[l], cache.values[l]].map(async (b) => f32(await readBuffer(this.ctx.device, b, Lk * kvWidth * e))));
       const kvShape = { batch: 1, heads: c.numKvHeads, length: Lk, headDim: D };
       this.model.onAttention?.(this.model.attention[l], new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: D }, q, 'BLHD'),
-        new HeadTensor(kvShape, k, 'BLHD'), new HeadTensor(kvShape, v, 'BLHD'), promptRowsAfter === undefined ? undefined : { promptRowsAfter });
+        new HeadTensor(kvShape, k, 'BLHD'), new HeadTensor(kvShape, v, 'BLHD'), { promptRowsAfter });
     }
   }
 

@@ -57,8 +57,8 @@ export class LlamaModel {
   readonly attention: AttentionModule[];
   /** When set, every attention call records its plan's statistics here under the module name. */
   stats?: StatsAggregator;
-  /** Called before every attention call with its operands (q BLHD [1, L, H, D]; k/v views of the cache) and, for a chunk of a prompt, its place. */
-  onAttention?: (module: AttentionModule, q: HeadTensor, k: HeadTensor, v: HeadTensor, call?: CallPlace) => void;
+  /** Called before every attention call with its operands (q BLHD [1, L, H, D]; k/v views of the cache) and its place in the prompt (promptRowsAfter absent for a whole prompt). */
+  onAttention?: (module: AttentionModule, q: HeadTensor, k: HeadTensor, v: HeadTensor, call: CallPlace) => void;
   /** Called after every attention call with the plan it ran (its block mask, block scores, statistics). */
   onPlan?: (module: AttentionModule, plan: BlockPlan) => void;
   constructor(
@@ -97,9 +97,9 @@ export class LlamaModel {
       const kv = cache.view(l, start + n);
       const qt = new HeadTensor({ batch: 1, heads: c.numHeads, length: n, headDim: c.headDim }, q, 'BLHD');
       const module = this.attention[l];
-      this.onAttention?.(module, qt, kv.k, kv.v, promptRowsAfter === undefined ? undefined : { promptRowsAfter });
+      this.onAttention?.(module, qt, kv.k, kv.v, { promptRowsAfter });
       const { output, plan } = await sparseAttention(qt, kv.k, kv.v, {
-        method: module.method, backend: module.backend, causal: true, phase: phaseOf(n), ...(promptRowsAfter === undefined ? {} : { promptRowsAfter }),
+        method: module.method, backend: module.backend, causal: true, phase: phaseOf(n), promptRowsAfter,
       });
       this.stats?.record(module.name, plan.stats);
       this.onPlan?.(module, plan);

@@ -27,7 +27,7 @@ export interface CapturedAttention {
 
 /** How a captured call is planned: causal prefill, at its place in its prompt. */
 export const capturedPlanOptions = (c: Pick<CapturedAttention, 'promptRowsAfter'>): PlanOptions =>
-  ({ causal: true, phase: 'prefill', ...(c.promptRowsAfter === undefined ? {} : { promptRowsAfter: c.promptRowsAfter }) });
+  ({ causal: true, phase: 'prefill', promptRowsAfter: c.promptRowsAfter });
 
 /** Block sparsity a method plans over the captured calls (block-weighted, causal blocks only). */
 export function plannedSparsity(method: string, settings: Record<string, unknown>, calls: readonly CapturedAttention[]): number {

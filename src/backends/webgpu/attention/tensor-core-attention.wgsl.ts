@@ -412,17 +412,18 @@ export function tensorCoreAttentionWgsl(spec: TensorCoreAttentionSpec, header: s
   const st = staging(spec);
   const CT = BC / 16;
   const sparse = spec.blocks === 'csr';
-  const expr = tokenRuleHook(spec.tokenRule).tensorCoreExprWgsl;
+  const hook = tokenRuleHook(spec.tokenRule);
+  const expr = hook.tensorCoreExprWgsl;
   if (spec.ruleExpression && expr === undefined) throw new UnsupportedError(`token rule "${spec.tokenRule}" has no tensor-core expression`);
-  const rowwiseRule = tokenRuleHook(spec.tokenRule).tensorCoreTileRowwiseWgsl;
-  const rowSees = tokenRuleHook(spec.tokenRule).tensorCoreRowSeesWgsl;
+  const rowwiseRule = hook.tensorCoreTileRowwiseWgsl;
+  const rowSees = hook.tensorCoreRowSeesWgsl;
   if (spec.ruleRowwise && (rowwiseRule === undefined || rowSees === undefined || !spec.splitFull || spec.passes !== 1)) {
     throw new UnsupportedError(`ruleRowwise needs a token rule with rowwise tiles (got "${spec.tokenRule}"), split loops and one pass`);
   }
-  const visibility = spec.diag === 'rule-causal-scores' ? '  return true;' : tokenRuleHook(spec.tokenRule).tensorCoreWgsl;
-  const tileRule = tokenRuleHook(spec.tokenRule).tensorCoreTileWgsl;
+  const visibility = spec.diag === 'rule-causal-scores' ? '  return true;' : hook.tensorCoreWgsl;
+  const tileRule = hook.tensorCoreTileWgsl;
   const causalTiles = spec.tokenRule === 'none' || spec.diag === 'rule-causal-tiles';
-  const hiddenRule = tokenRuleHook(spec.tokenRule).tensorCoreTileHiddenWgsl;
+  const hiddenRule = hook.tensorCoreTileHiddenWgsl;
   if (visibility === undefined) throw new UnsupportedError(`token rule "${spec.tokenRule}" has no tensor-core WGSL`);
   const KVS = D + 8; // padded row stride of the staged tile: rows start in different banks
   const kvType = spec.stage ? 'array<vec4<u32>>' : 'array<f16>';
