@@ -7,14 +7,12 @@
  *
  *   lse f32 [B, H, Lq/S, nKB] (entries right of a row's causal limit never read) → W f32 [B, H, nQB, nKB]
  *
- * One workgroup per (query block, head, batch): per row, an online (max, sum) over its key blocks,
- * the block's R rows reduced across the workgroup together, then each thread sums the block's R rows
- * for its key blocks.
+ * One workgroup per (query block, head, batch): per row, an online (max, sum) over its key blocks
+ * reduced across the workgroup, then each thread sums the block's R rows for its key blocks.
  */
 import { type KernelProgram, ParamsLayout } from '../../runtime/program.js';
 
-// 64 threads: the rows' partials then take 8 KiB of workgroup memory (browsers' default limit is 16).
-const WG = 64;
+const WG = 128;
 
 export const lseReduceParams = new ParamsLayout([
   ['heads', 'u32'], ['queryRows', 'u32'], ['numQueryBlocks', 'u32'], ['numKeyBlocks', 'u32'],
@@ -42,11 +40,8 @@ export const lseReduceProgram: KernelProgram<Record<string, never>, LseReducePar
 
 const MASKED: f32 = -3.0e38;
 
-// [16][WG] partial (max, sum) of each of the block's R rows (R <= 16), reduced together: one barrier per
-// tree step for all rows (before, R rows one after another, 7 barriers each: on the H200 the kernel
-// took 0.13 ms at 32K for 2 × 64 MiB of reads, about 5× what the bandwidth needs; not yet re-timed).
-var<workgroup> redM: array<f32, 16 * WORKGROUP_SIZE>;
-var<workgroup> redS: array<f32, 16 * WORKGROUP_SIZE>;
+var<workgroup> redM: array<f32, WORKGROUP_SIZE>; // [WG] partial (max, sum) of one row
+var<workgroup> redS: array<f32, WORKGROUP_SIZE>;
 var<workgroup> rowLse: array<f32, 16>;           // [R] LSE_i of the block's rows
 
 // Key blocks [0, n) hold a visible column of strided row i (block kb starts at column kb·R).
@@ -72,27 +67,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (x > m) { s *= exp(m - x); m = x; }
       s += exp(x - m);
     }
-    redM[r * WORKGROUP_SIZE + lid] = m;
-    redS[r * WORKGROUP_SIZE + lid] = s;
-  }
-  workgroupBarrier();
-  for (var step = WORKGROUP_SIZE / 2u; step > 0u; step /= 2u) {
-    if (lid < step) {
-      for (var r = 0u; r < R; r++) {
-        let x = r * WORKGROUP_SIZE + lid;
-        let mo = redM[x + step];
-        let mn = max(redM[x], mo);
-        redS[x] = redS[x] * exp(redM[x] - mn) + redS[x + step] * exp(mo - mn);
-        redM[x] = mn;
+    redM[lid] = m;
+    redS[lid] = s;
+    workgroupBarrier();
+    for (var step = WORKGROUP_SIZE / 2u; step > 0u; step /= 2u) {
+      if (lid < step) {
+        let mo = redM[lid + step];
+        let mn = max(redM[lid], mo);
+        redS[lid] = redS[lid] * exp(redM[lid] - mn) + redS[lid + step] * exp(mo - mn);
+        redM[lid] = mn;
       }
+      workgroupBarrier();
     }
+    if (lid == 0u) { rowLse[r] = select(MASKED, redM[0] + log(redS[0]), redS[0] > 0.0); }
     workgroupBarrier();
   }
-  if (lid < R) {
-    let x = lid * WORKGROUP_SIZE;
-    rowLse[lid] = select(MASKED, redM[x] + log(redS[x]), redS[x] > 0.0);
-  }
-  workgroupBarrier();
   let wRow = (bh * P.numQueryBlocks + a) * P.numKeyBlocks;
   for (var kb = lid; kb < P.numKeyBlocks; kb += WORKGROUP_SIZE) {
     var sum = 0.0;
