@@ -3,7 +3,7 @@
  * then time dense causal and block-sparse attention on device-resident f16 operands
  * (B=1, H=32, Hkv=8, D from --head-dims) with a queue fence. Writes JSON.
  *
- *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|split|rule|clamp|rulediag|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
+ *   node dist/bench/tensor-core-variants.js [--lengths 8192,32768] [--head-dims 128,64] [--set staging|tiles|order|keys|split|rule|clamp|rulediag|grid|orders] [--masks dense,random,trishape,trishape-blocks] [--reps 3] [--out result.json]
  */
 import { parseArgs } from 'node:util';
 import { flashAttention } from '../src/backends/cpu/flash-attention.js';
@@ -33,7 +33,7 @@ type Variant = Required<Omit<TensorCoreOptions, 'diag' | 'emulate' | 'voteFirst'
 // diagnostics; --set tiles: the default against 16-key tiles and 8 subgroups; --set orders: the bank-conflict orders,
 // unstaged and 8 unstaged subgroups of 2026-12-03. Diagnostic rows are timed dense only and not
 // validated: their output is wrong by design.
-const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: true, keyTile: 64, prefetch: false, skipHidden: false, heavyFirst: false, splitFull: false } as const;
+const BASE = { passes: 1, subgroups: 4, stage: true, swizzle: 'scores', interleave: true, keyTile: 64, prefetch: false, skipHidden: false, heavyFirst: false, headsInner: false, splitFull: false } as const;
 // The dispatcher's default of 2026-12-04 (before hidden-tile skipping and heavy-first order).
 const DEFAULT: Variant = { ...BASE, keyTile: 32, prefetch: true };
 // With hidden-tile skipping and heavy-first order (defaults since 2026-12-04's second session; the
@@ -43,6 +43,9 @@ const DEFAULT2: Variant = { ...DEFAULT, skipHidden: true, heavyFirst: true };
 // (the dispatcher's default early in 2026-12-04's third session; since, hidden-tile skipping is
 // off: the 'rule' set's second row).
 const DEFAULT3: Variant = { ...DEFAULT2, keyTile: 16, splitFull: true };
+// Heads innermost in the grid, so every head's heaviest query tile starts first (the dispatcher's
+// default since 2026-12-04's seventh session, with hidden-tile skipping off).
+const DEFAULT4: Variant = { ...DEFAULT3, skipHidden: false, headsInner: true };
 const diags = (v: Variant): Variant[] => [{ ...v, diag: 'no-softmax' }, { ...v, diag: 'no-mma' }];
 const SETS: Record<string, Variant[]> = {
   staging: [
@@ -69,6 +72,11 @@ const SETS: Record<string, Variant[]> = {
     { ...DEFAULT3, skipHidden: false }, { ...DEFAULT3, skipHidden: false, ruleExpression: true },
     { ...DEFAULT3, skipHidden: false, ruleRowwise: true }, { ...DEFAULT3, skipHidden: false, ruleExpression: true, ruleRowwise: true },
     { ...DEFAULT3, skipHidden: false, diag: 'rule-causal-scores' }, { ...DEFAULT3, skipHidden: false, diag: 'rule-causal-tiles' },
+  ],
+  // Heads innermost in the grid (every head's heaviest query tile first) against query tiles innermost,
+  // alone and with the rule variants (--masks dense,random,trishape,trishape-blocks).
+  grid: [
+    { ...DEFAULT4, headsInner: false }, DEFAULT4, { ...DEFAULT4, ruleRowwise: true }, { ...DEFAULT4, ruleExpression: true },
   ],
   split: [DEFAULT3, { ...DEFAULT3, splitFull: false }, { ...DEFAULT3, keyTile: 32 }, { ...DEFAULT3, keyTile: 32, splitFull: false }],
   orders: [

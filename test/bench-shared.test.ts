@@ -102,6 +102,28 @@ describe('bench timing and reports', () => {
     assert.equal(t.kernelMs, undefined); // no timestamp-query on this device
   });
 
+  it('warm up with runs queued back to back under one fence, each run\'s products destroyed once', async () => {
+    const submits: number[] = [];
+    const device = {
+      features: new Set<string>(),
+      createCommandEncoder: () => ({ finish: () => ({}) }),
+      queue: { submit: (cmds: unknown[]) => void submits.push(cmds.length), onSubmittedWorkDone: async () => undefined },
+    } as unknown as GPUDevice;
+    let made = 0;
+    let destroyed = 0;
+    const t = await timeOnDevice(device, async () => {
+      made++;
+      return [{ destroy: () => void destroyed++ }];
+    }, { iterations: 2, warmRuns: 1, warmMs: 20, profile: false });
+    assert.equal(t.runs.length, 2);
+    assert.equal(submits[0], 1, 'the first run (it compiles) alone');
+    assert.ok(submits.slice(1, -2).every((n) => n > 1), `warm-up submits: ${submits.slice(1, -2).join(',')}`);
+    assert.ok(submits.length > 3, 'some warm-up ran');
+    assert.deepEqual(submits.slice(-2), [1, 1], 'timed runs alone');
+    assert.equal(made, submits.reduce((a, b) => a + b, 0));
+    assert.equal(destroyed, made);
+  });
+
   it('count FLOPs by one rule for cases and plain shapes', async () => {
     const c = benchCase({ method: 'dense', heads: 32, kvHeads: 8, headDim: 128, queryLength: 4096 });
     assert.equal(attentionFlops({ batch: 1, heads: 32, queryLength: 4096, keyLength: 4096, headDim: 128, causal: true }), denseFlops(c));

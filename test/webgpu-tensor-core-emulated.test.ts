@@ -77,6 +77,9 @@ const VARIANTS: { tc: TensorCoreOptions; cases: number[] }[] = [
   { tc: { subgroups: 2, ruleExpression: true }, cases: [9, 10] },
   // Rowwise tiles (a workgroup of dense and windowed rows over tiles outside the window): a per-row test.
   { tc: { subgroups: 2, ruleRowwise: true }, cases: [8, 9] },
+  // Query tiles innermost in the grid (the default takes heads innermost, wg.x the head): one rule per
+  // head, GQA, so a swapped head reads another's window.
+  { tc: { subgroups: 2, headsInner: false }, cases: [10] },
 ];
 
 describe('emulated tensor-core attention = CPU reference', { skip }, () => {

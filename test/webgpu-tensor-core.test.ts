@@ -29,7 +29,7 @@ describe('WebGPU tensor-core attention = CPU reference', { skip }, () => {
     const fits8 = c.Lq % 128 === 0 && (c.br ?? 128) % 128 === 0;
     for (const tc of [
       { passes: 1 }, { passes: 2 }, { passes: 1, swizzle: 'none' }, { passes: 1, swizzle: 'both' }, { passes: 1, interleave: true }, { passes: 2, stage: false, interleave: true }, { passes: 1, stage: false },
-      { keyTile: 64, prefetch: false }, { keyTile: 64 }, { prefetch: false }, { keyTile: 16 }, { keyTile: 32 }, { skipHidden: true }, { skipHidden: true, heavyFirst: false }, { splitFull: false }, { passes: 2, heavyFirst: false }, { prefetchClamp: true }, { prefetchClamp: true, skipHidden: true }, { ruleExpression: true }, { ruleRowwise: true }, ...(fits8 ? [{ subgroups: 8 } as const, { subgroups: 8, keyTile: 16 } as const] : []),
+      { keyTile: 64, prefetch: false }, { keyTile: 64 }, { prefetch: false }, { keyTile: 16 }, { keyTile: 32 }, { skipHidden: true }, { skipHidden: true, heavyFirst: false }, { splitFull: false }, { passes: 2, heavyFirst: false }, { prefetchClamp: true }, { prefetchClamp: true, skipHidden: true }, { ruleExpression: true }, { ruleRowwise: true }, { headsInner: false }, { ruleRowwise: true, ruleExpression: true }, ...(fits8 ? [{ subgroups: 8 } as const, { subgroups: 8, keyTile: 16 } as const] : []),
     ] as const) {
       it(`${JSON.stringify(c)} ${JSON.stringify(tc)}`, async () => {
         const { q, k, v, mask, want } = tcCaseInputs(c);

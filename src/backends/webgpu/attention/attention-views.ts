@@ -88,6 +88,8 @@ export interface TensorCoreOptions {
   skipHidden?: boolean;
   /** Causal: the query tiles with the most keys start first (default on). */
   heavyFirst?: boolean;
+  /** Causal, heavy first: heads innermost in the grid, so every head's heaviest query tile starts first (default on). */
+  headsInner?: boolean;
   /** One pass: whole tiles run a copy of the softmax loops without the per-score visibility test (default on). */
   splitFull?: boolean;
   /** flash-skip mode: decide a tile before its softmax, so skipped tiles skip exp2 and V (default on). */

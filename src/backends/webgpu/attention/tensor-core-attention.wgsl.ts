@@ -124,6 +124,13 @@ export type TensorCoreAttentionSpec = {
    */
   readonly heavyFirst?: boolean;
   /**
+   * Workgroups take heads innermost (grid [heads, query tiles, batch]): with heavyFirst, every head's
+   * heaviest query tile starts before any head's next one. Query tiles innermost, the last head's
+   * heaviest tile starts after about (H-1)/H of the grid, a tail where a few tiles see far more keys
+   * than the rest (tri-shape's dense last rows: 2048 key tiles at 32K against about 264 for the others).
+   */
+  readonly headsInner?: boolean;
+  /**
    * One pass: the softmax loops run twice over in the code, once for tiles every row sees wholly
    * (no per-score test) and once with it, chosen per tile (uniform), instead of one loop testing
    * `full || visible(i, j)` per score.
@@ -542,9 +549,10 @@ fn main(@builtin(workgroup_id) wg: vec3u,
         @builtin(subgroup_invocation_id) lane: u32,
         @builtin(local_invocation_index) lid: u32) {
   let b = wg.z;
-  let h = wg.y;
+  let h = ${spec.headsInner ? 'wg.x' : 'wg.y'};
+  let qTile = ${spec.headsInner ? 'wg.y' : 'wg.x'};
   let kvh = h / P.group;
-  let rowBase = ${spec.heavyFirst && spec.causal ? '(P.qLen / BR - 1u - wg.x) * BR; // heavy first: the last query tile (most keys) first' : 'wg.x * BR;'}
+  let rowBase = ${spec.heavyFirst && spec.causal ? '(P.qLen / BR - 1u - qTile) * BR; // heavy first: the last query tile (most keys) first' : 'qTile * BR;'}
   let qBase = P.qOffset + b * P.qStrideB + h * P.qStrideH + (rowBase + sg * 16u) * P.qStrideL;
   let kBase = P.kOffset + b * P.kStrideB + kvh * P.kStrideH;
   let vBase = P.vOffset + b * P.vStrideB + kvh * P.vStrideH;

@@ -129,10 +129,14 @@ export async function profileRun(device: GPUDevice, run: () => Promise<unknown>)
 }
 
 /**
- * How a timed series runs: `warmRuns` untimed runs at least (1 compiles the pipelines), more until
- * `warmMs` have passed (GPU clocks ramp up under load), then `iterations` timed runs, then, with
+ * How a timed series runs: `warmRuns` untimed runs at least (1 compiles the pipelines), more (queued
+ * back to back) until `warmMs` have passed (GPU clocks ramp up under load), then `iterations` timed runs, then, with
  * `profile`, one run under a PassProfiler.
  */
+/** GPU work per warm-up submit (ms), and at most this many runs (each holds its products until the fence). */
+const WARM_BATCH_MS = 50;
+const WARM_BATCH_RUNS = 16;
+
 export interface TimerRuns {
   iterations: number;
   warmMs: number;
@@ -159,8 +163,26 @@ export async function fencedRuns(
     return ms;
   };
   const warmStart = performance.now();
-  for (let i = 0; i < t.warmRuns; i++) await run();
-  while (performance.now() - warmStart < t.warmMs) await run();
+  let last = 0;
+  for (let i = 0; i < t.warmRuns; i++) last = await run();
+  // Warm runs go back to back under one fence (about WARM_BATCH_MS of work each), so the GPU never
+  // idles between them: a 4K kernel submitted and awaited alone kept an H200 at 345 MHz through
+  // 1.5 s of warm-up (dense 4K 6.4 ms, 1.3 warm; bench/results/2026-12-04g-h200/bench-structured.json).
+  while (performance.now() - warmStart < t.warmMs) {
+    const n = Math.min(WARM_BATCH_RUNS, Math.max(1, Math.ceil(WARM_BATCH_MS / Math.max(last, 0.01))));
+    const made: GPUBuffer[] = [];
+    const commands: GPUCommandBuffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const encoder = device.createCommandEncoder({ label: 'warm-run' });
+      made.push(...(await encode(encoder)));
+      commands.push(encoder.finish());
+    }
+    const t0 = performance.now();
+    device.queue.submit(commands);
+    await device.queue.onSubmittedWorkDone();
+    last = (performance.now() - t0) / n;
+    for (const b of made) b.destroy();
+  }
   const ms: number[] = [];
   for (let i = 0; i < t.iterations; i++) ms.push(await run());
   return { ms, kernelMs: t.profile ? await profileRun(device, run) : undefined };
