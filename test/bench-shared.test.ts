@@ -107,21 +107,27 @@ describe('bench timing and reports', () => {
     const device = {
       features: new Set<string>(),
       createCommandEncoder: () => ({ finish: () => ({}) }),
-      queue: { submit: (cmds: unknown[]) => void submits.push(cmds.length), onSubmittedWorkDone: async () => undefined },
+      // 1 ms per fence: a run's time sizes the warm-up's batches.
+      queue: { submit: (cmds: unknown[]) => void submits.push(cmds.length), onSubmittedWorkDone: () => new Promise((r) => setTimeout(r, 1)) },
     } as unknown as GPUDevice;
-    let made = 0;
-    let destroyed = 0;
-    const t = await timeOnDevice(device, async () => {
-      made++;
-      return [{ destroy: () => void destroyed++ }];
-    }, { iterations: 2, warmRuns: 1, warmMs: 20, profile: false });
-    assert.equal(t.runs.length, 2);
-    assert.equal(submits[0], 1, 'the first run (it compiles) alone');
-    assert.ok(submits.slice(1, -2).every((n) => n > 1), `warm-up submits: ${submits.slice(1, -2).join(',')}`);
-    assert.ok(submits.length > 3, 'some warm-up ran');
-    assert.deepEqual(submits.slice(-2), [1, 1], 'timed runs alone');
-    assert.equal(made, submits.reduce((a, b) => a + b, 0));
-    assert.equal(destroyed, made);
+    for (const warmBatch of [undefined, 1]) {
+      submits.length = 0;
+      let made = 0;
+      let destroyed = 0;
+      const t = await timeOnDevice(device, async () => {
+        made++;
+        return [{ destroy: () => void destroyed++ }];
+      }, { iterations: 2, warmRuns: 1, warmMs: 30, profile: false, ...(warmBatch ? { warmBatch } : {}) });
+      assert.equal(t.runs.length, 2);
+      assert.equal(submits[0], 1, 'the first run (it compiles) alone');
+      const warm = submits.slice(1, -2);
+      assert.ok(warm.length > 0, 'some warm-up ran');
+      if (warmBatch) assert.ok(warm.every((n) => n === 1), `warm-up submits: ${warm.join(',')}`);
+      else assert.ok(warm.every((n) => n > 1 && n <= 16), `warm-up submits: ${warm.join(',')}`);
+      assert.deepEqual(submits.slice(-2), [1, 1], 'timed runs alone');
+      assert.equal(made, submits.reduce((a, b) => a + b, 0));
+      assert.equal(destroyed, made);
+    }
   });
 
   it('count FLOPs by one rule for cases and plain shapes', async () => {

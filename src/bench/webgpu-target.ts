@@ -66,15 +66,15 @@ async function planOnGpu(method: SparseAttentionMethod, q: HeadTensor, k: HeadTe
     // The attention's warm-up policy (timerRuns): a plan timed after one compiling run, right after
     // the CPU-bound validation, measured a 32K estimation at 17.8 ms in one H200 run against 3.9 warm
     // (an idle H200 sits at 345 MHz; the cause is likely, not proven).
-    // Runs are awaited one by one, so a plan is done on the GPU when the next one is encoded: it is
-    // freed first (its workspaces then serve the next), and only the newest is kept (every plan
-    // makes the same mask), for its block list to be read back.
+    // Runs are awaited one by one (warm-up too: warmBatch 1), so a plan is done on the GPU when the
+    // next one is encoded: it is freed first (its workspaces then serve the next), and only the newest
+    // is kept (every plan makes the same mask), for its block list to be read back.
     const timed = await fencedRuns(device, async (encoder) => {
       last?.destroy();
       last = undefined;
       last = await planner(ctx, encoder, method, views, p);
       return [];
-    }, timerRuns(ctx, 1));
+    }, { ...timerRuns(ctx, 1), warmBatch: 1 });
     const plan = last!;
     const mask = plan.blocks ? await readBlockMask(device, plan.blocks) : BlockMask.full(plan.dims);
     return { plan: plan.finish(mask, undefined, opts.phase ?? phaseOf(p.queryLength)), ms: timed.ms[0], kernelMs: timed.kernelMs };

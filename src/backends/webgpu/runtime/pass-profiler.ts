@@ -141,6 +141,11 @@ export interface TimerRuns {
   iterations: number;
   warmMs: number;
   warmRuns: number;
+  /**
+   * Most warm runs queued under one fence (default 16); 1 where an encode needs the previous run done
+   * on the GPU (it frees that run's products, or takes its pooled workspaces).
+   */
+  warmBatch?: number;
   profile?: boolean;
 }
 
@@ -169,7 +174,8 @@ export async function fencedRuns(
   // idles between them: a 4K kernel submitted and awaited alone kept an H200 at 345 MHz through
   // 1.5 s of warm-up (dense 4K 6.4 ms, 1.3 warm; bench/results/2026-12-04g-h200/bench-structured.json).
   while (performance.now() - warmStart < t.warmMs) {
-    const n = Math.min(WARM_BATCH_RUNS, Math.max(1, Math.ceil(WARM_BATCH_MS / Math.max(last, 0.01))));
+    // The first batch is one run: its time sizes the next (unknown, one run might fill the memory 16 would).
+    const n = last > 0 ? Math.min(t.warmBatch ?? WARM_BATCH_RUNS, Math.max(1, Math.ceil(WARM_BATCH_MS / last))) : 1;
     const made: GPUBuffer[] = [];
     const commands: GPUCommandBuffer[] = [];
     for (let i = 0; i < n; i++) {
