@@ -168,14 +168,14 @@ export async function fencedRuns(
     return ms;
   };
   const warmStart = performance.now();
-  let last = 0;
+  let last: number | undefined;
   for (let i = 0; i < t.warmRuns; i++) last = await run();
   // Warm runs go back to back under one fence (about WARM_BATCH_MS of work each), so the GPU never
   // idles between them: a 4K kernel submitted and awaited alone kept an H200 at 345 MHz through
   // 1.5 s of warm-up (dense 4K 6.4 ms, 1.3 warm; bench/results/2026-12-04g-h200/bench-structured.json).
   while (performance.now() - warmStart < t.warmMs) {
     // The first batch is one run: its time sizes the next (unknown, one run might fill the memory 16 would).
-    const n = last > 0 ? Math.min(t.warmBatch ?? WARM_BATCH_RUNS, Math.max(1, Math.ceil(WARM_BATCH_MS / last))) : 1;
+    const n = last === undefined ? 1 : Math.min(t.warmBatch ?? WARM_BATCH_RUNS, Math.max(1, Math.ceil(WARM_BATCH_MS / Math.max(last, 0.01))));
     const made: GPUBuffer[] = [];
     const commands: GPUCommandBuffer[] = [];
     for (let i = 0; i < n; i++) {
