@@ -128,15 +128,15 @@ export async function profileRun(device: GPUDevice, run: () => Promise<unknown>)
   }
 }
 
-/**
- * How a timed series runs: `warmRuns` untimed runs at least (1 compiles the pipelines), more (queued
- * back to back) until `warmMs` have passed (GPU clocks ramp up under load), then `iterations` timed runs, then, with
- * `profile`, one run under a PassProfiler.
- */
 /** GPU work per warm-up submit (ms), and at most this many runs (each holds its products until the fence). */
 const WARM_BATCH_MS = 50;
 const WARM_BATCH_RUNS = 16;
 
+/**
+ * How a timed series runs: `warmRuns` untimed runs at least (1 compiles the pipelines), more (queued
+ * back to back) until `warmMs` have passed (GPU clocks ramp up under load), then `iterations` timed
+ * runs, then, with `profile`, one run under a PassProfiler.
+ */
 export interface TimerRuns {
   iterations: number;
   warmMs: number;
