@@ -14,7 +14,7 @@ import type { GpuTensorView } from '../runtime/buffers.js';
 import { hasTensorCores } from '../runtime/webgpu-device.js';
 import { compileProgram, encodeProgram, type KernelProgram, ParamsLayout } from '../runtime/program.js';
 import { emulationWorkgroupBytes } from './tensor-core-emulation.wgsl.js';
-import { TC_ROWS_PER_SUBGROUP, tcKeyTile, type TensorCoreAttentionSpec, tensorCoreAttentionWgsl } from './tensor-core-attention.wgsl.js';
+import { TC_ROWS_PER_SUBGROUP, tcKeyTile, type TensorCoreAttentionSpec, tensorCoreAttentionWgsl, tensorCoreGrid } from './tensor-core-attention.wgsl.js';
 
 const SHAPE_FIELDS = [
   ['qLen', 'u32'], ['kLen', 'u32'], ['heads', 'u32'], ['group', 'u32'],
@@ -173,5 +173,5 @@ export async function encodeTensorCoreAttention(
   const buffers: Record<string, GPUBuffer> = { q: q.buffer, k: k.buffer, v: v.buffer, o: o.buffer };
   if (csr) Object.assign(buffers, { rowPtr: csr.rowPtr, colIdx: csr.colIdx });
   Object.assign(buffers, extra.buffers);
-  return encodeProgram(device, encoder, tensorCoreAttentionProgram, compiled, { params, buffers, workgroups: spec.headsInner ? [q.heads, shape.workgroupsX, q.batch] : [shape.workgroupsX, q.heads, q.batch] });
+  return encodeProgram(device, encoder, tensorCoreAttentionProgram, compiled, { params, buffers, workgroups: tensorCoreGrid(spec, shape.workgroupsX, q.heads, q.batch) });
 }

@@ -153,6 +153,10 @@ export type TensorCoreAttentionSpec = {
   readonly voteFirst?: boolean;
 };
 
+/** The dispatch grid of a variant: heads innermost with `headsInner` (main() reads its axes to match). */
+export const tensorCoreGrid = (spec: Pick<TensorCoreAttentionSpec, 'headsInner'>, queryTiles: number, heads: number, batch: number): [number, number, number] =>
+  spec.headsInner ? [heads, queryTiles, batch] : [queryTiles, heads, batch];
+
 export const TC_KEY_TILE = 64;
 /** Keys per tile of a variant. */
 export const tcKeyTile = (spec: Pick<TensorCoreAttentionSpec, 'keyTile'>): 16 | 32 | 64 => spec.keyTile ?? TC_KEY_TILE;

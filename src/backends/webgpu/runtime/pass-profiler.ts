@@ -157,16 +157,23 @@ export interface TimerRuns {
 export async function fencedRuns(
   device: GPUDevice, encode: (encoder: GPUCommandEncoder) => Promise<GPUBuffer[]>, t: TimerRuns,
 ): Promise<{ ms: number[]; kernelMs?: KernelMs }> {
-  const run = async () => {
-    const encoder = device.createCommandEncoder({ label: 'timed-run' });
-    const made = await encode(encoder);
+  // n runs back to back under one fence; ms per run. Products are destroyed once the queue is done.
+  const runs = async (n: number, label: string) => {
+    const made: GPUBuffer[] = [];
+    const commands: GPUCommandBuffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const encoder = device.createCommandEncoder({ label });
+      made.push(...(await encode(encoder)));
+      commands.push(encoder.finish());
+    }
     const t0 = performance.now();
-    device.queue.submit([encoder.finish()]);
+    device.queue.submit(commands);
     await device.queue.onSubmittedWorkDone();
-    const ms = performance.now() - t0;
+    const ms = (performance.now() - t0) / n;
     for (const b of made) b.destroy();
     return ms;
   };
+  const run = () => runs(1, 'timed-run');
   const warmStart = performance.now();
   let last: number | undefined;
   for (let i = 0; i < t.warmRuns; i++) last = await run();
@@ -176,18 +183,7 @@ export async function fencedRuns(
   while (performance.now() - warmStart < t.warmMs) {
     // The first batch is one run: its time sizes the next (unknown, one run might fill the memory 16 would).
     const n = last === undefined ? 1 : Math.min(t.warmBatch ?? WARM_BATCH_RUNS, Math.max(1, Math.ceil(WARM_BATCH_MS / Math.max(last, 0.01))));
-    const made: GPUBuffer[] = [];
-    const commands: GPUCommandBuffer[] = [];
-    for (let i = 0; i < n; i++) {
-      const encoder = device.createCommandEncoder({ label: 'warm-run' });
-      made.push(...(await encode(encoder)));
-      commands.push(encoder.finish());
-    }
-    const t0 = performance.now();
-    device.queue.submit(commands);
-    await device.queue.onSubmittedWorkDone();
-    last = (performance.now() - t0) / n;
-    for (const b of made) b.destroy();
+    last = await runs(n, 'warm-run');
   }
   const ms: number[] = [];
   for (let i = 0; i < t.iterations; i++) ms.push(await run());
